@@ -1,0 +1,21 @@
+// Exit statuses of Kiln's binaries, in one place (ninja's exit_status.h, tini's 126/127).
+#pragma once
+
+namespace kiln::exit_code {
+
+inline constexpr int kOk = 0;
+// `kiln`: at least one job failed; the command itself worked.
+inline constexpr int kJobsFailed = 1;
+// Bad command line, bad build key, bad configuration: nothing was started.
+inline constexpr int kUsage = 2;
+// The peer on the link broke the wire protocol.
+inline constexpr int kProtocolError = 3;
+// The system refused something that cannot fail in normal use (see fatal()).
+inline constexpr int kInternal = 4;
+// A command could not be executed / was not found (the shell's convention, kept by tini).
+inline constexpr int kCannotExecute = 126;
+inline constexpr int kNotFound = 127;
+// A process killed by signal N is reported as 128 + N.
+inline constexpr int kSignalBase = 128;
+
+}  // namespace kiln::exit_code

@@ -1,0 +1,110 @@
+#include "common/fd.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "common/exit_codes.h"
+
+namespace kiln {
+
+void fatal_errno(const char* what) {
+  std::fprintf(stderr, "kiln: %s: %s\n", what, std::strerror(errno));
+  std::exit(exit_code::kInternal);
+}
+
+void UniqueFd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+bool set_cloexec(int fd, bool on) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0) return false;
+  int wanted = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+  return wanted == flags || ::fcntl(fd, F_SETFD, wanted) == 0;
+}
+
+std::vector<int> open_fds(pid_t pid) {
+  std::vector<int> fds;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return fds;
+  int own = ::dirfd(d);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = std::atoi(e->d_name);
+    // The directory stream's own fd is an artefact of looking, not an fd of the process.
+    if (pid == ::getpid() && fd == own) continue;
+    fds.push_back(fd);
+  }
+  ::closedir(d);
+  return fds;
+}
+
+void cloexec_from(int first_fd) {
+  if (::syscall(SYS_close_range, first_fd, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+  for (int fd : open_fds(::getpid())) {
+    if (fd >= first_fd) set_cloexec(fd);
+  }
+}
+
+void close_fds_except(const std::vector<int>& keep) {
+  for (int fd : open_fds(::getpid())) {
+    if (fd <= 2) continue;
+    bool kept = false;
+    for (int k : keep) kept = kept || k == fd;
+    if (!kept) ::close(fd);
+  }
+}
+
+std::pair<UniqueFd, UniqueFd> make_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) fatal_errno("pipe2");
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+namespace {
+
+// The value of one "Key:\t value" line of /proc/PID/status, or "" if absent.
+std::string status_field(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() &&
+        line[key.size()] == ':') {
+      return line.substr(key.size() + 1);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+pid_t parent_of(pid_t pid) {
+  std::string v = status_field(pid, "PPid");
+  return v.empty() ? -1 : static_cast<pid_t>(std::atol(v.c_str()));
+}
+
+unsigned long rss_kb(pid_t pid) {
+  std::string v = status_field(pid, "VmRSS");
+  return v.empty() ? 0 : std::strtoul(v.c_str(), nullptr, 10);
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  if (abbrev == nullptr) return "signal " + std::to_string(sig);
+  return std::string("SIG") + abbrev;
+}
+
+}  // namespace kiln

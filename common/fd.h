@@ -1,0 +1,64 @@
+// Small file-descriptor and process helpers shared by the binaries and the tests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kiln {
+
+// Prints "kiln: <what>: <strerror(errno)>" to stderr and exits with exit_code::kInternal. For
+// system calls that cannot fail unless the system is broken (ninja's Fatal).
+[[noreturn]] void fatal_errno(const char* what);
+
+// Owns one file descriptor; closes it on destruction. -1 means none.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// Sets or clears FD_CLOEXEC. Returns false (errno set) if fd is not open.
+bool set_cloexec(int fd, bool on = true);
+
+// Marks every fd >= 3 close-on-exec (close_range with CLOSE_RANGE_CLOEXEC, kernel >= 5.11; a
+// /proc/self/fd walk otherwise), so nothing a process inherited leaks into its children.
+void cloexec_from(int first_fd);
+
+// Closes every fd >= 3 except those in keep.
+void close_fds_except(const std::vector<int>& keep);
+
+// The open fds of a process, from /proc/PID/fd (empty if it cannot be read).
+std::vector<int> open_fds(pid_t pid);
+
+// A pipe whose both ends are close-on-exec: {read end, write end}.
+std::pair<UniqueFd, UniqueFd> make_pipe();
+
+// Reads /proc/PID/status: the parent pid, or -1 if the process is gone.
+pid_t parent_of(pid_t pid);
+
+// The resident set size of a process in KiB from /proc/PID/status, or 0 if it is gone.
+unsigned long rss_kb(pid_t pid);
+
+// "SIGSEGV" for SIGSEGV; "signal 42" for one without a name.
+std::string signal_name(int sig);
+
+}  // namespace kiln

@@ -1,0 +1,54 @@
+// Framing (PROTOCOL.md): a 4-byte big-endian body length L, 1 <= L <= max_frame, then L bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace kiln {
+
+inline constexpr uint32_t kDefaultMaxFrame = 64u << 20;
+inline constexpr std::size_t kFrameHeaderSize = 4;
+
+// Appends the 4-byte header of a body of `length` bytes.
+void append_frame_header(std::string& out, uint32_t length);
+
+// Patches the header at out[start..start+4) to the length of everything after it.
+void patch_frame_header(std::string& out, std::size_t start);
+
+// Incremental frame reader: takes bytes as they arrive, in any split, and yields whole bodies.
+// A length of 0 or above max_frame is rejected as soon as the 4 header bytes are in, before any
+// of the body is buffered; the body buffer grows only with bytes actually received. After an
+// error the reader stays failed and ignores further input.
+class FrameReader {
+ public:
+  // Called for each whole body; the view is valid only during the call. Return false to stop
+  // reading: the rest of the input is dropped and the reader is stopped (like an error).
+  using OnFrame = std::function<bool(std::string_view body)>;
+
+  explicit FrameReader(uint32_t max_frame = kDefaultMaxFrame) : max_frame_(max_frame) {}
+
+  // Returns false once the reader has failed or been stopped; error() says why (empty if the
+  // callback stopped it).
+  bool feed(std::string_view bytes, const OnFrame& on_frame);
+
+  bool failed() const { return stopped_; }
+  const std::string& error() const { return error_; }
+  // Bytes of an unfinished frame buffered so far (header included).
+  std::size_t pending() const { return header_len_ + body_.size(); }
+
+ private:
+  bool check_length(uint32_t length);
+
+  uint32_t max_frame_;
+  unsigned char header_[kFrameHeaderSize] = {};
+  std::size_t header_len_ = 0;
+  uint32_t body_len_ = 0;  // valid once header_len_ == 4
+  std::string body_;
+  bool stopped_ = false;
+  std::string error_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,36 @@
+// An allocation-free structural walk over msgpack bytes. Run on every untrusted body before
+// msgpack::unpack: it proves that every element a container declares is really present and that
+// nesting is bounded, so what unpack later allocates is bounded by the body's size (msgpack-c
+// allocates array/map storage from the declared count; unpack_limit alone cannot say "no more
+// elements than the remaining bytes can hold" at every level).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kiln::mp {
+
+// Deepest nesting accepted in any message (the top-level map is depth 1).
+inline constexpr unsigned kMaxDepth = 64;
+
+enum class Kind { kNil, kBool, kUint, kInt, kFloat, kStr, kBin, kExt, kArray, kMap };
+
+const char* kind_name(Kind kind);
+
+struct Header {
+  Kind kind = Kind::kNil;
+  std::size_t header_len = 0;  // bytes of type tag and length fields
+  uint64_t size = 0;           // str/bin/ext: byte length; array: elements; map: pairs
+  uint64_t value = 0;          // kUint: the value; kBool: 0 or 1
+};
+
+// Reads the header of the object at data[off]. False if the bytes there are truncated or 0xc1.
+bool read_header(std::string_view data, std::size_t off, Header& h);
+
+// Advances `off` past one complete object. On failure returns false with a reason in *error
+// ("truncated", "invalid byte 0xc1 at offset N", "nesting deeper than 64").
+bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error);
+
+}  // namespace kiln::mp

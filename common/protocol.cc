@@ -1,0 +1,541 @@
+#include "common/protocol.h"
+
+#include <msgpack.hpp>
+
+#include <algorithm>
+#include <array>
+#include <concepts>
+#include <type_traits>
+
+#include "common/frame.h"
+#include "common/msgpack_scan.h"
+
+namespace kiln::proto {
+namespace {
+
+// ---- The fields of each message, in wire order: one list serves encode and decode. ----
+// A plain member is required on the wire; a std::optional member is optional.
+
+#define KILN_FIELDS(T)                             \
+  template <class F, class M>                      \
+  requires std::same_as<std::remove_const_t<M>, T> \
+  void fields([[maybe_unused]] F&& f, [[maybe_unused]] M& m)
+
+KILN_FIELDS(JobError) {
+  f("code", m.code);
+  f("message", m.message);
+  f("detail", m.detail);
+}
+KILN_FIELDS(WorkerInfo) {
+  f("pid", m.pid);
+  f("state", m.state);
+  f("jobs", m.jobs);
+  f("rss_kb", m.rss_kb);
+}
+KILN_FIELDS(Submit) {
+  f("id", m.id);
+  f("kind", m.kind);
+  f("payload", m.payload);
+  f("timeout_ms", m.timeout_ms);
+  f("priority", m.priority);
+}
+KILN_FIELDS(Cancel) { f("id", m.id); }
+KILN_FIELDS(Quiesce) {}
+KILN_FIELDS(Wakeup) {}
+KILN_FIELDS(StatsRequest) {}
+KILN_FIELDS(Shutdown) { f("drain", m.drain); }
+KILN_FIELDS(Hello) {
+  f("protocol", m.protocol);
+  f("server", m.server);
+  f("pid", m.pid);
+  f("workers", m.workers);
+  f("kinds", m.kinds);
+  f("key_id", m.key_id);
+}
+KILN_FIELDS(Result) {
+  f("id", m.id);
+  f("ok", m.ok);
+  f("value", m.value);
+  f("error", m.error);
+  f("worker_pid", m.worker_pid);
+  f("queue_us", m.queue_us);
+  f("run_us", m.run_us);
+}
+KILN_FIELDS(Status) {
+  f("id", m.id);
+  f("elapsed_ms", m.elapsed_ms);
+  f("worker_pid", m.worker_pid);
+  f("phase", m.phase);
+}
+KILN_FIELDS(Stats) {
+  f("uptime_ms", m.uptime_ms);
+  f("workers_configured", m.workers_configured);
+  f("workers_alive", m.workers_alive);
+  f("workers_busy", m.workers_busy);
+  f("jobs_submitted", m.jobs_submitted);
+  f("jobs_succeeded", m.jobs_succeeded);
+  f("jobs_failed", m.jobs_failed);
+  f("jobs_queued", m.jobs_queued);
+  f("jobs_running", m.jobs_running);
+  f("worker_starts", m.worker_starts);
+  f("worker_crashes", m.worker_crashes);
+  f("max_queue_depth", m.max_queue_depth);
+  f("queue_us_p50", m.queue_us_p50);
+  f("queue_us_p95", m.queue_us_p95);
+  f("queue_us_max", m.queue_us_max);
+  f("run_us_p50", m.run_us_p50);
+  f("run_us_p95", m.run_us_p95);
+  f("run_us_max", m.run_us_max);
+  f("worker_list", m.worker_list);
+}
+KILN_FIELDS(Error) {
+  f("code", m.code);
+  f("message", m.message);
+}
+KILN_FIELDS(Bye) {}
+KILN_FIELDS(Job) {
+  f("id", m.id);
+  f("kind", m.kind);
+  f("payload", m.payload);
+  f("timeout_ms", m.timeout_ms);
+}
+KILN_FIELDS(WorkerShutdown) {}
+KILN_FIELDS(Ready) {
+  f("protocol", m.protocol);
+  f("pid", m.pid);
+  f("kinds", m.kinds);
+  f("key_id", m.key_id);
+}
+KILN_FIELDS(WorkerResult) {
+  f("id", m.id);
+  f("ok", m.ok);
+  f("value", m.value);
+  f("error", m.error);
+  f("run_us", m.run_us);
+}
+KILN_FIELDS(Phase) {
+  f("id", m.id);
+  f("phase", m.phase);
+  f("pgid", m.pgid);
+}
+#undef KILN_FIELDS
+
+template <class M>
+constexpr std::string_view kType = "";
+template <>
+constexpr std::string_view kType<Submit> = "submit";
+template <>
+constexpr std::string_view kType<Cancel> = "cancel";
+template <>
+constexpr std::string_view kType<Quiesce> = "quiesce";
+template <>
+constexpr std::string_view kType<Wakeup> = "wakeup";
+template <>
+constexpr std::string_view kType<StatsRequest> = "stats";
+template <>
+constexpr std::string_view kType<Shutdown> = "shutdown";
+template <>
+constexpr std::string_view kType<Hello> = "hello";
+template <>
+constexpr std::string_view kType<Result> = "result";
+template <>
+constexpr std::string_view kType<Status> = "status";
+template <>
+constexpr std::string_view kType<Stats> = "stats";
+template <>
+constexpr std::string_view kType<Error> = "error";
+template <>
+constexpr std::string_view kType<Bye> = "bye";
+template <>
+constexpr std::string_view kType<Job> = "job";
+template <>
+constexpr std::string_view kType<WorkerShutdown> = "shutdown";
+template <>
+constexpr std::string_view kType<Ready> = "ready";
+template <>
+constexpr std::string_view kType<WorkerResult> = "result";
+template <>
+constexpr std::string_view kType<Phase> = "phase";
+
+template <class T>
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+// ---- Encoding ----
+
+struct AppendSink {
+  std::string* out;
+  void write(const char* data, std::size_t n) { out->append(data, n); }
+};
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : sink_{&out}, pk_(sink_) {}
+
+  template <class T>
+  void operator()(std::string_view key, const T& v) {
+    if constexpr (IsOptional<T>::value) {
+      if (!v) return;
+      (*this)(key, *v);
+    } else {
+      put(key);
+      put(v);
+    }
+  }
+
+  void put(std::string_view s) {
+    pk_.pack_str(static_cast<uint32_t>(s.size()));
+    pk_.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+  }
+  void put(const std::string& s) { put(std::string_view(s)); }
+  void put(uint64_t v) { pk_.pack_uint64(v); }
+  void put(int64_t v) { pk_.pack_int64(v); }
+  void put(bool v) { v ? pk_.pack_true() : pk_.pack_false(); }
+  void put(const RawObject& raw) { sink_.out->append(raw.bytes); }
+  template <class T>
+  void put(const std::vector<T>& items) {
+    pk_.pack_array(static_cast<uint32_t>(items.size()));
+    for (const T& item : items) put(item);
+  }
+  template <class T>
+  requires std::is_class_v<T>
+  void put(const T& record) {
+    pk_.pack_map(count_fields(record));
+    fields(*this, record);
+  }
+  void map_header(uint32_t n) { pk_.pack_map(n); }
+
+  template <class T>
+  static uint32_t count_fields(const T& record) {
+    uint32_t n = 0;
+    fields(
+        [&n](std::string_view, const auto& v) {
+          if constexpr (IsOptional<std::decay_t<decltype(v)>>::value) {
+            n += v.has_value() ? 1 : 0;
+          } else {
+            ++n;
+          }
+        },
+        record);
+    return n;
+  }
+
+ private:
+  AppendSink sink_;
+  msgpack::packer<AppendSink> pk_;
+};
+
+template <class M>
+void encode_message(const M& m, std::string& out) {
+  const std::size_t start = out.size();
+  append_frame_header(out, 0);
+  Writer w(out);
+  w.map_header(Writer::count_fields(m) + 1);
+  w("type", kType<M>);
+  fields(w, m);
+  patch_frame_header(out, start);
+}
+
+// ---- Decoding ----
+
+const char* object_kind(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "bool";
+    case msgpack::type::POSITIVE_INTEGER:
+      return "uint";
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "int";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return "float";
+    case msgpack::type::STR:
+      return "str";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::ARRAY:
+      return "array";
+    case msgpack::type::MAP:
+      return "map";
+    case msgpack::type::EXT:
+      return "ext";
+  }
+  return "?";
+}
+
+std::string expected(const char* what, const msgpack::object& o) {
+  return std::string("expected ") + what + ", got " + object_kind(o);
+}
+
+// Each convert() returns "" on success, else what is wrong (a nested field's name first).
+std::string convert(const msgpack::object& o, uint64_t& out) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER) return expected("uint", o);
+  out = o.via.u64;
+  return "";
+}
+std::string convert(const msgpack::object& o, int64_t& out) {
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+    out = o.via.i64;
+    return "";
+  }
+  if (o.type == msgpack::type::POSITIVE_INTEGER && o.via.u64 <= static_cast<uint64_t>(INT64_MAX)) {
+    out = static_cast<int64_t>(o.via.u64);
+    return "";
+  }
+  return expected("int", o);
+}
+std::string convert(const msgpack::object& o, bool& out) {
+  if (o.type != msgpack::type::BOOLEAN) return expected("bool", o);
+  out = o.via.boolean;
+  return "";
+}
+std::string convert(const msgpack::object& o, std::string& out) {
+  if (o.type != msgpack::type::STR) return expected("str", o);
+  out.assign(o.via.str.ptr, o.via.str.size);
+  return "";
+}
+template <class T>
+requires std::is_class_v<T> std::string convert(const msgpack::object& o, T& out);
+
+template <class T>
+std::string convert(const msgpack::object& o, std::vector<T>& out) {
+  if (o.type != msgpack::type::ARRAY) return expected("array", o);
+  out.resize(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    std::string err = convert(o.via.array.ptr[i], out[i]);
+    if (!err.empty()) return "[" + std::to_string(i) + "]: " + err;
+  }
+  return "";
+}
+
+// "key" joined with what convert() said of its value: "key: expected str, got uint",
+// "key[2]: expected str, got uint", "key.code: missing".
+std::string join_path(std::string_view key, const std::string& err) {
+  if (err.rfind("expected", 0) == 0) return std::string(key) + ": " + err;
+  if (err[0] == '[') return std::string(key) + err;
+  return std::string(key) + "." + err;
+}
+
+// Reads a record's fields from a msgpack map object (JobError, WorkerInfo).
+template <class T>
+requires std::is_class_v<T> std::string convert(const msgpack::object& o, T& out) {
+  if (o.type != msgpack::type::MAP) return expected("map", o);
+  std::string err;
+  fields(
+      [&](std::string_view key, auto& field) {
+        if (!err.empty()) return;
+        const msgpack::object* value = nullptr;
+        for (uint32_t i = 0; i < o.via.map.size; ++i) {
+          const msgpack::object& k = o.via.map.ptr[i].key;
+          if (k.type == msgpack::type::STR &&
+              std::string_view(k.via.str.ptr, k.via.str.size) == key) {
+            value = &o.via.map.ptr[i].val;
+          }
+        }
+        using Field = std::decay_t<decltype(field)>;
+        if (value == nullptr) {
+          if constexpr (!IsOptional<Field>::value) err = std::string(key) + ": missing";
+          return;
+        }
+        std::string e;
+        if constexpr (IsOptional<Field>::value) {
+          e = convert(*value, field.emplace());
+        } else {
+          e = convert(*value, field);
+        }
+        if (!e.empty()) err = join_path(key, e);
+      },
+      out);
+  return err;
+}
+
+bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
+
+// The top-level map of one body: its keys and the raw bytes of each value.
+class Body {
+ public:
+  // Validates the whole body: one complete map, nothing after it, str keys, no key twice, depth
+  // and element counts bounded by the body (see msgpack_scan.h).
+  static kiln::Expected<Body> parse(std::string_view body) {
+    std::size_t end = 0;
+    std::string why;
+    if (!mp::skip_object(body, end, mp::kMaxDepth, &why)) return fail("body: " + why);
+    if (end != body.size()) {
+      return fail("body: " + std::to_string(body.size() - end) +
+                  " bytes after the message (a body is exactly one map)");
+    }
+    mp::Header h;
+    (void)mp::read_header(body, 0, h);  // skip_object proved the bytes are there
+    if (h.kind != mp::Kind::kMap) {
+      return fail(std::string("body: expected map, got ") + mp::kind_name(h.kind));
+    }
+    Body b;
+    b.entries_.reserve(h.size);
+    std::size_t pos = h.header_len;
+    for (uint64_t i = 0; i < h.size; ++i) {
+      mp::Header kh;
+      (void)mp::read_header(body, pos, kh);
+      if (kh.kind != mp::Kind::kStr) {
+        return fail(std::string("body: map keys must be str, got ") + mp::kind_name(kh.kind));
+      }
+      const std::string_view key = body.substr(pos + kh.header_len, kh.size);
+      pos += kh.header_len + kh.size;
+      const std::size_t value_start = pos;
+      (void)mp::skip_object(body, pos, mp::kMaxDepth, nullptr);
+      if (b.find(key) != nullptr) return fail("body: key \"" + std::string(key) + "\" twice");
+      b.entries_.emplace_back(key, body.substr(value_start, pos - value_start));
+    }
+    return b;
+  }
+
+  const std::string_view* find(std::string_view key) const {
+    for (const auto& [k, v] : entries_) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
+
+ private:
+  std::vector<std::pair<std::string_view, std::string_view>> entries_;
+};
+
+// Reads a message's fields from a Body; the first problem is kept in error().
+class Reader {
+ public:
+  Reader(const Body& body, std::string_view type) : body_(body), type_(type) {}
+
+  template <class T>
+  void operator()(std::string_view key, T& out) {
+    if (!error_.empty()) return;
+    const std::string_view* raw = body_.find(key);
+    if (raw == nullptr) {
+      if constexpr (!IsOptional<T>::value)
+        error_ = std::string(type_) + "." + std::string(key) + ": missing";
+      return;
+    }
+    if constexpr (IsOptional<T>::value) {
+      read(key, *raw, out.emplace());
+    } else {
+      read(key, *raw, out);
+    }
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  void read(std::string_view, std::string_view raw, RawObject& out) { out.bytes.assign(raw); }
+
+  template <class T>
+  void read(std::string_view key, std::string_view raw, T& out) {
+    // Bounded twice: the body scan proved the counts are honest; the limits say so again.
+    const std::size_t n = raw.size();
+    const msgpack::unpack_limit limit(n, n / 2, n, n, n, mp::kMaxDepth);
+    std::size_t off = 0;
+    bool referenced = false;
+    const msgpack::object o = msgpack::unpack(zone_, raw.data(), n, off, referenced,
+                                              reference_everything, nullptr, limit);
+    if (std::string err = convert(o, out); !err.empty()) {
+      error_ = std::string(type_) + "." + join_path(key, err);
+    }
+  }
+
+  const Body& body_;
+  std::string_view type_;
+  msgpack::zone zone_{1024};  // typed fields are small; the default chunk is 8 KiB
+  std::string error_;
+};
+
+// Rules beyond "the right fields of the right types".
+std::string check(const Result& m) {
+  return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
+}
+std::string check(const WorkerResult& m) {
+  return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
+}
+template <class M>
+std::string check(const M&) {
+  return "";
+}
+
+template <class V, std::size_t I = 0>
+kiln::Expected<V> decode_type(std::string_view type, const Body& body) {
+  if constexpr (I == std::variant_size_v<V>) {
+    return fail("unknown message type \"" + std::string(type) + "\"");
+  } else {
+    using M = std::variant_alternative_t<I, V>;
+    if (type != kType<M>) return decode_type<V, I + 1>(type, body);
+    M m;
+    Reader reader(body, type);
+    fields(reader, m);
+    if (!reader.error().empty()) return fail(reader.error());
+    if (std::string err = check(m); !err.empty()) return fail(err);
+    return V(std::move(m));
+  }
+}
+
+template <class V>
+kiln::Expected<V> decode(std::string_view bytes) {
+  try {
+    kiln::Expected<Body> body = Body::parse(bytes);
+    if (!body) return fail(body.error());
+    const std::string_view* type_raw = body->find("type");
+    if (type_raw == nullptr) return fail("body: no \"type\" key");
+    mp::Header h;
+    (void)mp::read_header(*type_raw, 0, h);
+    if (h.kind != mp::Kind::kStr) {
+      return fail(std::string("type: expected str, got ") + mp::kind_name(h.kind));
+    }
+    return decode_type<V>(type_raw->substr(h.header_len), *body);
+  } catch (const std::exception& e) {
+    // The scan makes these unreachable in practice; the decoder still never throws.
+    return fail(std::string("body: ") + e.what());
+  }
+}
+
+template <class V>
+std::string_view type_of(const V& m) {
+  return std::visit([](const auto& msg) { return kType<std::decay_t<decltype(msg)>>; }, m);
+}
+
+}  // namespace
+
+kiln::Expected<ClientRequest> decode_client_request(std::string_view body) {
+  return decode<ClientRequest>(body);
+}
+kiln::Expected<ClientEvent> decode_client_event(std::string_view body) {
+  return decode<ClientEvent>(body);
+}
+kiln::Expected<WorkerCommand> decode_worker_command(std::string_view body) {
+  return decode<WorkerCommand>(body);
+}
+kiln::Expected<WorkerEvent> decode_worker_event(std::string_view body) {
+  return decode<WorkerEvent>(body);
+}
+
+void encode(const Submit& m, std::string& out) { encode_message(m, out); }
+void encode(const Cancel& m, std::string& out) { encode_message(m, out); }
+void encode(const Quiesce& m, std::string& out) { encode_message(m, out); }
+void encode(const Wakeup& m, std::string& out) { encode_message(m, out); }
+void encode(const StatsRequest& m, std::string& out) { encode_message(m, out); }
+void encode(const Shutdown& m, std::string& out) { encode_message(m, out); }
+void encode(const Hello& m, std::string& out) { encode_message(m, out); }
+void encode(const Result& m, std::string& out) { encode_message(m, out); }
+void encode(const Status& m, std::string& out) { encode_message(m, out); }
+void encode(const Stats& m, std::string& out) { encode_message(m, out); }
+void encode(const Error& m, std::string& out) { encode_message(m, out); }
+void encode(const Bye& m, std::string& out) { encode_message(m, out); }
+void encode(const Job& m, std::string& out) { encode_message(m, out); }
+void encode(const WorkerShutdown& m, std::string& out) { encode_message(m, out); }
+void encode(const Ready& m, std::string& out) { encode_message(m, out); }
+void encode(const WorkerResult& m, std::string& out) { encode_message(m, out); }
+void encode(const Phase& m, std::string& out) { encode_message(m, out); }
+
+std::string_view type_name(const ClientRequest& m) { return type_of(m); }
+std::string_view type_name(const ClientEvent& m) { return type_of(m); }
+std::string_view type_name(const WorkerCommand& m) { return type_of(m); }
+std::string_view type_name(const WorkerEvent& m) { return type_of(m); }
+
+}  // namespace kiln::proto

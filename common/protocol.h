@@ -1,0 +1,223 @@
+// The messages of PROTOCOL.md, both links, with encode and decode. Encoding appends one whole
+// frame to a buffer (so that several frames go out in one write). Decoding takes one frame body,
+// validates everything PROTOCOL.md calls a protocol error, and returns the message or an error
+// that names the field ("submit.id: expected uint, got str"); it never throws.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+
+namespace kiln::proto {
+
+inline constexpr uint64_t kProtocolVersion = 1;
+
+// One msgpack object kept as its encoded bytes. `payload` and `value` travel from client to
+// worker and back as these bytes, never decoded into C++ types and re-encoded.
+struct RawObject {
+  std::string bytes;  // exactly one complete msgpack object
+
+  static RawObject nil() { return RawObject{std::string(1, '\xc0')}; }
+  bool operator==(const RawObject&) const = default;
+};
+
+struct JobError {
+  std::string code;
+  std::string message;
+  std::optional<std::string> detail;
+  bool operator==(const JobError&) const = default;
+};
+
+// Error codes of `result` (PROTOCOL.md).
+namespace code {
+inline constexpr std::string_view kJobFailed = "job_failed";
+inline constexpr std::string_view kSpawnFailed = "spawn_failed";
+inline constexpr std::string_view kBadPayload = "bad_payload";
+inline constexpr std::string_view kUnknownKind = "unknown_kind";
+inline constexpr std::string_view kWorkerCrashed = "worker_crashed";
+inline constexpr std::string_view kWorkerProtocolError = "worker_protocol_error";
+inline constexpr std::string_view kTimeout = "timeout";
+inline constexpr std::string_view kCancelled = "cancelled";
+inline constexpr std::string_view kShutdown = "shutdown";
+inline constexpr std::string_view kOverloaded = "overloaded";
+inline constexpr std::string_view kPoolUnavailable = "pool_unavailable";
+// Codes of the connection-level `error` message.
+inline constexpr std::string_view kProtocolError = "protocol_error";
+inline constexpr std::string_view kDuplicateId = "duplicate_id";
+inline constexpr std::string_view kPermissionDenied = "permission_denied";
+}  // namespace code
+
+// ---- Client link, client -> supervisor ----
+struct Submit {
+  uint64_t id = 0;
+  std::string kind;
+  RawObject payload;
+  std::optional<uint64_t> timeout_ms;
+  std::optional<int64_t> priority;
+  bool operator==(const Submit&) const = default;
+};
+struct Cancel {
+  uint64_t id = 0;
+  bool operator==(const Cancel&) const = default;
+};
+struct Quiesce {
+  bool operator==(const Quiesce&) const = default;
+};
+struct Wakeup {
+  bool operator==(const Wakeup&) const = default;
+};
+struct StatsRequest {
+  bool operator==(const StatsRequest&) const = default;
+};
+struct Shutdown {
+  std::optional<bool> drain;  // absent: false
+  bool operator==(const Shutdown&) const = default;
+};
+
+// ---- Client link, supervisor -> client ----
+struct Hello {
+  uint64_t protocol = kProtocolVersion;
+  std::string server;
+  uint64_t pid = 0;
+  uint64_t workers = 0;
+  std::vector<std::string> kinds;
+  std::string key_id;
+  bool operator==(const Hello&) const = default;
+};
+struct Result {
+  uint64_t id = 0;
+  bool ok = false;
+  std::optional<RawObject> value;
+  std::optional<JobError> error;
+  std::optional<uint64_t> worker_pid;
+  uint64_t queue_us = 0;
+  uint64_t run_us = 0;
+  bool operator==(const Result&) const = default;
+};
+struct Status {
+  uint64_t id = 0;
+  uint64_t elapsed_ms = 0;
+  uint64_t worker_pid = 0;
+  std::optional<std::string> phase;
+  bool operator==(const Status&) const = default;
+};
+struct WorkerInfo {
+  uint64_t pid = 0;
+  std::string state;
+  uint64_t jobs = 0;
+  uint64_t rss_kb = 0;
+  bool operator==(const WorkerInfo&) const = default;
+};
+struct Stats {
+  uint64_t uptime_ms = 0;
+  uint64_t workers_configured = 0;
+  uint64_t workers_alive = 0;
+  uint64_t workers_busy = 0;
+  uint64_t jobs_submitted = 0;
+  uint64_t jobs_succeeded = 0;
+  uint64_t jobs_failed = 0;
+  uint64_t jobs_queued = 0;
+  uint64_t jobs_running = 0;
+  uint64_t worker_starts = 0;
+  uint64_t worker_crashes = 0;
+  uint64_t max_queue_depth = 0;
+  uint64_t queue_us_p50 = 0;
+  uint64_t queue_us_p95 = 0;
+  uint64_t queue_us_max = 0;
+  uint64_t run_us_p50 = 0;
+  uint64_t run_us_p95 = 0;
+  uint64_t run_us_max = 0;
+  std::vector<WorkerInfo> worker_list;
+  bool operator==(const Stats&) const = default;
+};
+struct Error {
+  std::string code;
+  std::string message;
+  bool operator==(const Error&) const = default;
+};
+struct Bye {
+  bool operator==(const Bye&) const = default;
+};
+
+// ---- Worker link, supervisor -> worker ----
+struct Job {
+  uint64_t id = 0;
+  std::string kind;
+  RawObject payload;
+  uint64_t timeout_ms = 0;  // 0: none
+  bool operator==(const Job&) const = default;
+};
+struct WorkerShutdown {
+  bool operator==(const WorkerShutdown&) const = default;
+};
+
+// ---- Worker link, worker -> supervisor ----
+struct Ready {
+  uint64_t protocol = kProtocolVersion;
+  uint64_t pid = 0;
+  std::vector<std::string> kinds;
+  std::string key_id;
+  bool operator==(const Ready&) const = default;
+};
+struct WorkerResult {
+  uint64_t id = 0;
+  bool ok = false;
+  std::optional<RawObject> value;
+  std::optional<JobError> error;
+  uint64_t run_us = 0;
+  bool operator==(const WorkerResult&) const = default;
+};
+struct Phase {
+  uint64_t id = 0;
+  std::string phase;
+  std::optional<uint64_t> pgid;
+  bool operator==(const Phase&) const = default;
+};
+
+// What each side of each link receives.
+using ClientRequest = std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown>;
+using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye>;
+using WorkerCommand = std::variant<Job, WorkerShutdown>;
+using WorkerEvent = std::variant<Ready, WorkerResult, Phase>;
+
+Expected<ClientRequest> decode_client_request(std::string_view body);
+Expected<ClientEvent> decode_client_event(std::string_view body);
+Expected<WorkerCommand> decode_worker_command(std::string_view body);
+Expected<WorkerEvent> decode_worker_event(std::string_view body);
+
+// Each appends one whole frame (header and body) to `out`.
+void encode(const Submit& m, std::string& out);
+void encode(const Cancel& m, std::string& out);
+void encode(const Quiesce& m, std::string& out);
+void encode(const Wakeup& m, std::string& out);
+void encode(const StatsRequest& m, std::string& out);
+void encode(const Shutdown& m, std::string& out);
+void encode(const Hello& m, std::string& out);
+void encode(const Result& m, std::string& out);
+void encode(const Status& m, std::string& out);
+void encode(const Stats& m, std::string& out);
+void encode(const Error& m, std::string& out);
+void encode(const Bye& m, std::string& out);
+void encode(const Job& m, std::string& out);
+void encode(const WorkerShutdown& m, std::string& out);
+void encode(const Ready& m, std::string& out);
+void encode(const WorkerResult& m, std::string& out);
+void encode(const Phase& m, std::string& out);
+
+template <class... Ts>
+void encode(const std::variant<Ts...>& m, std::string& out) {
+  std::visit([&out](const auto& msg) { encode(msg, out); }, m);
+}
+
+// The `type` string of a message.
+std::string_view type_name(const ClientRequest& m);
+std::string_view type_name(const ClientEvent& m);
+std::string_view type_name(const WorkerCommand& m);
+std::string_view type_name(const WorkerEvent& m);
+
+}  // namespace kiln::proto

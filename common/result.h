@@ -1,0 +1,38 @@
+// Expected<T>: a value or a human-readable error, for what can fail in normal use.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace kiln {
+
+struct Failure {
+  std::string message;
+};
+
+inline Failure fail(std::string message) { return Failure{std::move(message)}; }
+
+template <class T>
+class [[nodiscard]] Expected {
+ public:
+  Expected(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Expected(Failure f) : v_(std::move(f)) {}    // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+
+  const std::string& error() const { return std::get<1>(v_).message; }
+
+ private:
+  std::variant<T, Failure> v_;
+};
+
+}  // namespace kiln

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building and testing Kiln need, and only those that are
+# missing. Idempotent: silent when nothing is missing; `apt-get update` only when something must
+# be installed. Without root and with packages missing, names them and exits 1.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config clang clang-format
+  libuv1-dev libmsgpack-cxx-dev libspdlog-dev libcli11-dev
+  libbackward-cpp-dev libdw-dev libsodium-dev
+  googletest libgtest-dev libgmock-dev nlohmann-json3-dev
+  procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "setup-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,128 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/frame.h"
+
+namespace kiln {
+namespace {
+
+std::string frame(std::string_view body) {
+  std::string out;
+  append_frame_header(out, static_cast<uint32_t>(body.size()));
+  out.append(body);
+  return out;
+}
+
+struct Collected {
+  std::vector<std::string> bodies;
+  FrameReader::OnFrame sink() {
+    return [this](std::string_view b) {
+      bodies.emplace_back(b);
+      return true;
+    };
+  }
+};
+
+TEST(FrameHeader, IsBigEndianLength) {
+  std::string out;
+  append_frame_header(out, 0x01020304);
+  EXPECT_EQ(out, std::string("\x01\x02\x03\x04", 4));
+}
+
+TEST(FrameHeader, PatchWritesTheLengthOfWhatFollows) {
+  std::string out = "xy";
+  append_frame_header(out, 0);
+  out += "hello";
+  patch_frame_header(out, 2);
+  EXPECT_EQ(out, std::string("xy\x00\x00\x00\x05hello", 11));
+}
+
+TEST(FrameReader, YieldsTheSameBodiesForEverySplitPoint) {
+  const std::vector<std::string> bodies = {"a", std::string(300, 'b'), "ccc", std::string(5, '\0')};
+  std::string stream;
+  for (const auto& b : bodies) stream += frame(b);
+  for (std::size_t i = 0; i <= stream.size(); ++i) {
+    for (std::size_t j = i; j <= stream.size(); ++j) {
+      FrameReader reader;
+      Collected got;
+      ASSERT_TRUE(reader.feed(std::string_view(stream).substr(0, i), got.sink()));
+      ASSERT_TRUE(reader.feed(std::string_view(stream).substr(i, j - i), got.sink()));
+      ASSERT_TRUE(reader.feed(std::string_view(stream).substr(j), got.sink()));
+      ASSERT_EQ(got.bodies, bodies) << "split at " << i << " and " << j;
+      EXPECT_EQ(reader.pending(), 0u);
+    }
+  }
+}
+
+TEST(FrameReader, TakesOneByteAtATime) {
+  const std::string stream = frame("first") + frame("second");
+  FrameReader reader;
+  Collected got;
+  for (char c : stream) ASSERT_TRUE(reader.feed(std::string_view(&c, 1), got.sink()));
+  EXPECT_EQ(got.bodies, (std::vector<std::string>{"first", "second"}));
+}
+
+TEST(FrameReader, RejectsLengthZero) {
+  FrameReader reader;
+  Collected got;
+  EXPECT_FALSE(reader.feed(std::string("\0\0\0\0", 4), got.sink()));
+  EXPECT_TRUE(reader.failed());
+  EXPECT_EQ(reader.error(), "frame: length 0");
+  EXPECT_TRUE(got.bodies.empty());
+}
+
+TEST(FrameReader, RejectsOversizeLengthBeforeBufferingTheBody) {
+  FrameReader reader(1024);
+  Collected got;
+  std::string header;
+  append_frame_header(header, 1025);
+  // The header alone, split, is enough to fail; nothing of the body is kept.
+  EXPECT_TRUE(reader.feed(header.substr(0, 3), got.sink()));
+  EXPECT_FALSE(reader.feed(header.substr(3) + std::string(100, 'x'), got.sink()));
+  EXPECT_EQ(reader.error(), "frame: length 1025 exceeds the maximum of 1024");
+  EXPECT_EQ(reader.pending(), 4u);
+  // A failed reader ignores the rest.
+  EXPECT_FALSE(reader.feed(frame("ok"), got.sink()));
+  EXPECT_TRUE(got.bodies.empty());
+}
+
+TEST(FrameReader, AcceptsExactlyMaxFrame) {
+  FrameReader reader(16);
+  Collected got;
+  EXPECT_TRUE(reader.feed(frame(std::string(16, 'z')), got.sink()));
+  ASSERT_EQ(got.bodies.size(), 1u);
+  EXPECT_EQ(got.bodies[0].size(), 16u);
+}
+
+TEST(FrameReader, RejectsLength0xffffffff) {
+  FrameReader reader;
+  Collected got;
+  EXPECT_FALSE(reader.feed(std::string("\xff\xff\xff\xff", 4), got.sink()));
+  EXPECT_TRUE(reader.failed());
+}
+
+TEST(FrameReader, BuffersOnlyWhatArrived) {
+  FrameReader reader;
+  Collected got;
+  std::string header;
+  append_frame_header(header, 60u << 20);
+  EXPECT_TRUE(reader.feed(header + "abc", got.sink()));
+  EXPECT_EQ(reader.pending(), 7u);
+}
+
+TEST(FrameReader, StopsWhenTheCallbackSaysSo) {
+  FrameReader reader;
+  int calls = 0;
+  EXPECT_FALSE(reader.feed(frame("a") + frame("b"), [&](std::string_view) {
+    ++calls;
+    return false;
+  }));
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(reader.failed());
+  EXPECT_EQ(reader.error(), "");
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,166 @@
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+#include "common/frame.h"
+#include "common/protocol.h"
+
+namespace kiln::proto {
+namespace {
+
+RawObject packed(const auto& v) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  return RawObject{std::string(buf.data(), buf.size())};
+}
+
+std::string body_of(const auto& message) {
+  std::string frame;
+  encode(message, frame);
+  EXPECT_GE(frame.size(), kFrameHeaderSize + 1);
+  return frame.substr(kFrameHeaderSize);
+}
+
+template <class Variant, class M>
+void expect_round_trip(const M& m, kiln::Expected<Variant> (*decode)(std::string_view)) {
+  kiln::Expected<Variant> got = decode(body_of(m));
+  ASSERT_TRUE(got.ok()) << got.error();
+  ASSERT_TRUE(std::holds_alternative<M>(got.value()));
+  EXPECT_EQ(std::get<M>(got.value()), m);
+}
+
+TEST(Protocol, ClientRequestsRoundTrip) {
+  const auto d = &decode_client_request;
+  expect_round_trip(Submit{7, "echo", packed(1), std::nullopt, std::nullopt}, d);
+  expect_round_trip(
+      Submit{UINT64_MAX, "exec", packed(std::vector<std::string>{"cc", "-c"}), 1500, -5}, d);
+  expect_round_trip(Cancel{513}, d);
+  expect_round_trip(Quiesce{}, d);
+  expect_round_trip(Wakeup{}, d);
+  expect_round_trip(StatsRequest{}, d);
+  expect_round_trip(Shutdown{}, d);
+  expect_round_trip(Shutdown{true}, d);
+}
+
+TEST(Protocol, ClientEventsRoundTrip) {
+  const auto d = &decode_client_event;
+  expect_round_trip(Hello{1, "kiln-supervisor 0.1.0", 100, 2, {"echo", "exec"}, "0123456789abcdef"},
+                    d);
+  expect_round_trip(Result{9, true, packed(std::string("v")), std::nullopt, 77, 12, 34}, d);
+  expect_round_trip(
+      Result{10, false, std::nullopt, JobError{"worker_crashed", "SIGSEGV", "#0 f"}, 77, 1, 2}, d);
+  expect_round_trip(Result{11, false, std::nullopt, JobError{"overloaded", "full", std::nullopt},
+                           std::nullopt, 0, 0},
+                    d);
+  expect_round_trip(Status{3, 10000, 5, "running"}, d);
+  expect_round_trip(Status{3, 10000, 5, std::nullopt}, d);
+  Stats stats;
+  stats.uptime_ms = 1;
+  stats.run_us_max = 99;
+  stats.worker_list = {{11, "idle", 3, 2048}, {12, "busy", 0, 4096}};
+  expect_round_trip(stats, d);
+  expect_round_trip(Error{"duplicate_id", "id 1 is still running"}, d);
+  expect_round_trip(Bye{}, d);
+}
+
+TEST(Protocol, WorkerLinkRoundTrips) {
+  expect_round_trip(Job{1ull << 40, "exec", packed(std::map<std::string, int>{{"a", 1}}), 0},
+                    &decode_worker_command);
+  expect_round_trip(WorkerShutdown{}, &decode_worker_command);
+  expect_round_trip(Ready{1, 77, {"echo", "exec", "selftest"}, "0123456789abcdef"},
+                    &decode_worker_event);
+  expect_round_trip(WorkerResult{1, true, RawObject::nil(), std::nullopt, 5}, &decode_worker_event);
+  expect_round_trip(WorkerResult{1, false, std::nullopt, JobError{"job_failed", "m", "d"}, 5},
+                    &decode_worker_event);
+  expect_round_trip(Phase{1, "spawned", 4242}, &decode_worker_event);
+  expect_round_trip(Phase{1, "compiling", std::nullopt}, &decode_worker_event);
+}
+
+TEST(Protocol, PayloadBytesPassThroughUnchanged) {
+  // A non-minimal encoding (uint32 for 1) survives: the payload is carried, never re-encoded.
+  const RawObject odd{std::string("\xce\x00\x00\x00\x01", 5)};
+  kiln::Expected<ClientRequest> got =
+      decode_client_request(body_of(Submit{1, "echo", odd, std::nullopt, std::nullopt}));
+  ASSERT_TRUE(got.ok()) << got.error();
+  EXPECT_EQ(std::get<Submit>(got.value()).payload.bytes, odd.bytes);
+}
+
+TEST(Protocol, EncodingIsOneFrameAppended) {
+  std::string out = "prefix";
+  encode(Bye{}, out);
+  encode(Bye{}, out);
+  // fixmap(1) "type" "bye": 1 + 5 + 4 bytes.
+  EXPECT_EQ(out, "prefix" +
+                     std::string("\0\0\0\x0a\x81\xa4type\xa3"
+                                 "bye",
+                                 14) +
+                     std::string("\0\0\0\x0a\x81\xa4type\xa3"
+                                 "bye",
+                                 14));
+}
+
+TEST(Protocol, ResultWithoutOkNeedsAnError) {
+  // {type: result, id: 1, ok: false, queue_us: 0, run_us: 0}
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(5);
+  pk.pack(std::string("type")), pk.pack(std::string("result"));
+  pk.pack(std::string("id")), pk.pack(1);
+  pk.pack(std::string("ok")), pk.pack(false);
+  pk.pack(std::string("queue_us")), pk.pack(0);
+  pk.pack(std::string("run_us")), pk.pack(0);
+  kiln::Expected<ClientEvent> got = decode_client_event(std::string_view(buf.data(), buf.size()));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error(), "result.error: missing (required when ok is false)");
+}
+
+TEST(Protocol, NestedFieldErrorsNameThePath) {
+  Result r{1, false, std::nullopt, JobError{"c", "m", std::nullopt}, std::nullopt, 0, 0};
+  std::string body = body_of(r);
+  // Replace the error map's "code" key with "kode": code goes missing.
+  body.replace(body.find("code"), 4, "kode");
+  kiln::Expected<ClientEvent> got = decode_client_event(body);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error(), "result.error.code: missing");
+
+  Hello h{1, "s", 1, 1, {"echo"}, "k"};
+  std::string hb = body_of(h);
+  hb[hb.find(
+      "\xa4"
+      "echo")] = '\xc4';  // fixstr "echo" becomes bin8 of length 'e'...
+  EXPECT_FALSE(decode_client_event(hb).ok());
+}
+
+TEST(Protocol, RejectsAKeyGivenTwice) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(3);
+  pk.pack(std::string("type")), pk.pack(std::string("cancel"));
+  pk.pack(std::string("id")), pk.pack(1);
+  pk.pack(std::string("id")), pk.pack(2);
+  kiln::Expected<ClientRequest> got =
+      decode_client_request(std::string_view(buf.data(), buf.size()));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error(), "body: key \"id\" twice");
+}
+
+TEST(Protocol, AcceptsNonNegativeSignedEncodingsAsUint) {
+  // {type: cancel, id: int8 5}: msgpack allows a signed encoding of a non-negative number.
+  const std::string body(
+      "\x82\xa4type\xa6"
+      "cancel\xa2id\xd0\x05",
+      18);
+  kiln::Expected<ClientRequest> got = decode_client_request(body);
+  ASSERT_TRUE(got.ok()) << got.error();
+  EXPECT_EQ(std::get<Cancel>(got.value()).id, 5u);
+}
+
+TEST(Protocol, StateTypeNamesMatchTheWire) {
+  EXPECT_EQ(type_name(ClientRequest{StatsRequest{}}), "stats");
+  EXPECT_EQ(type_name(ClientEvent{Stats{}}), "stats");
+  EXPECT_EQ(type_name(WorkerCommand{WorkerShutdown{}}), "shutdown");
+  EXPECT_EQ(type_name(WorkerEvent{WorkerResult{}}), "result");
+}
+
+}  // namespace
+}  // namespace kiln::proto

@@ -1,0 +1,11 @@
+// kiln-worker: placeholder entry point until its issue lands; --help and --version work.
+#include <CLI/CLI.hpp>
+
+#include "common/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kiln-worker"};
+  app.set_version_flag("--version", "kiln-worker " + std::string(kiln::kVersion));
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
