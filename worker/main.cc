@@ -1,11 +1,50 @@
-// kiln-worker: placeholder entry point until its issue lands; --help and --version work.
+// kiln-worker: parses its options and calls in (worker/worker.cc).
 #include <CLI/CLI.hpp>
 
+#include "common/exit_codes.h"
+#include "common/logging.h"
 #include "common/version.h"
+#include "worker/worker.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"kiln-worker"};
+  kiln::worker::Options options;
+  CLI::App app{
+      "kiln-worker: serves compile jobs for kiln-supervisor over an inherited pipe pair.\n"
+      "Launched only by kiln-supervisor, which passes the build key in KILN_KEY; started by\n"
+      "hand (its parent is not --parent) it exits at once and prints nothing."};
   app.set_version_flag("--version", "kiln-worker " + std::string(kiln::kVersion));
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  app.add_option("--parent", options.parent, "pid of the supervisor")->required();
+  app.add_option("--read-fd", options.read_fd, "fd the supervisor's frames arrive on")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--write-fd", options.write_fd, "fd to send frames on")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-frame", options.max_frame, "largest frame body in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 0xffffffffu));
+  app.add_option("--grace-ms", options.grace_ms,
+                 "after SIGTERM to a timed-out command, wait this long before SIGKILL")
+      ->capture_default_str();
+  app.add_flag("--enable-selftest", options.enable_selftest,
+               "serve the `selftest` kind (fault injection for tests)");
+  app.add_option("--log-level", options.log_level,
+                 "trace, debug, info, warn, error, critical or off (default: SPDLOG_LEVEL, "
+                 "else info)")
+      ->check([](const std::string& l) {
+        return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
+      });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kiln::exit_code::kUsage;
+  }
+  return kiln::worker::run(options);
 }

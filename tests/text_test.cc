@@ -1,0 +1,27 @@
+#include <gtest/gtest.h>
+
+#include "common/text.h"
+
+namespace kiln {
+namespace {
+
+TEST(Utf8, AcceptsValidTextAndRejectsBrokenSequences) {
+  EXPECT_TRUE(is_valid_utf8("plain"));
+  EXPECT_TRUE(is_valid_utf8("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\xa5"));
+  EXPECT_FALSE(is_valid_utf8("\xff"));
+  EXPECT_FALSE(is_valid_utf8("\xc3"));              // cut short
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // beyond U+10FFFF
+}
+
+TEST(Utf8, ReplacesEachInvalidByte) {
+  EXPECT_EQ(to_valid_utf8("a\xff"
+                          "b"),
+            "a\xef\xbf\xbd"
+            "b");
+  EXPECT_EQ(to_valid_utf8("\xc3\xa9"), "\xc3\xa9");
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,509 @@
+// kiln-worker as a real process: start-up rules, every job kind, crash reports, and that
+// nothing it starts outlives it.
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/build_key.h"
+#include "common/exit_codes.h"
+#include "tests/worker_harness.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+
+json value_of(const std::optional<proto::WorkerResult>& r) {
+  EXPECT_TRUE(r.has_value());
+  if (!r) return nullptr;
+  EXPECT_TRUE(r->ok) << (r->error ? r->error->code + ": " + r->error->message : "");
+  if (!r->ok || !r->value) return nullptr;
+  return from_raw(*r->value);
+}
+
+std::string text(const json& bin) {
+  const auto& b = bin.get_binary();
+  return std::string(b.begin(), b.end());
+}
+
+json bytes(const std::string& s) { return json::binary(std::vector<uint8_t>(s.begin(), s.end())); }
+
+// A started worker that has sent `ready`.
+class WorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(worker_.await_ready()); }
+  void TearDown() override {
+    // Every test ends with the worker shut down cleanly unless the test ended it itself.
+    if (!ended_) {
+      worker_.link().send(proto::WorkerShutdown{});
+      const auto status = worker_.process().wait(10s);
+      ASSERT_TRUE(status.has_value());
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+    }
+  }
+  json exec(const json& payload, uint64_t timeout_ms = 0) {
+    return value_of(worker_.run("exec", payload, timeout_ms));
+  }
+  proto::JobError exec_error(const json& payload, uint64_t timeout_ms = 0) {
+    auto r = worker_.run("exec", payload, timeout_ms);
+    EXPECT_TRUE(r && !r->ok && r->error);
+    return r && r->error ? *r->error : proto::JobError{};
+  }
+
+  WorkerHarness worker_;
+  bool ended_ = false;
+};
+
+// ---- Start-up ----
+
+TEST(WorkerStartup, WrongParentExitsZeroAndPrintsNothing) {
+  auto [out_read, out_write] = pipe_pair();
+  WorkerStart start;
+  start.parent = 1;
+  start.extra_fds = {{1, out_write.get()}};
+  WorkerHarness worker(start);
+  out_write.reset();
+  const auto status = worker.process().wait(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+  EXPECT_EQ(worker.stderr_text(), "");
+  EXPECT_EQ(read_all(out_read.get(), 5s), "");
+}
+
+TEST(WorkerStartup, BadOptionsExitTwo) {
+  for (const std::vector<std::string>& argv : std::vector<std::vector<std::string>>{
+           {KILN_WORKER_PATH},
+           {KILN_WORKER_PATH, "--parent", "1", "--read-fd", "3"},
+           {KILN_WORKER_PATH, "--parent", "x", "--read-fd", "3", "--write-fd", "4"},
+           {KILN_WORKER_PATH, "--parent", "1", "--read-fd", "3", "--write-fd", "4", "--bogus"},
+           {KILN_WORKER_PATH, "--parent", "1", "--read-fd", "3", "--write-fd", "4", "--log-level",
+            "loud"}}) {
+    auto [err_read, err_write] = pipe_pair();
+    Child c = Child::spawn({argv, environment_with({}), {{2, err_write.get()}}});
+    err_write.reset();
+    const auto status = c.wait(10s);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status));
+    EXPECT_EQ(WEXITSTATUS(*status), exit_code::kUsage) << ::testing::PrintToString(argv);
+    EXPECT_NE(read_all(err_read.get(), 5s), "") << "a message on stderr";
+  }
+}
+
+TEST(WorkerStartup, BadOrMissingKeyExitsTwo) {
+  for (const std::string& key : {std::string("KILN_KEY=not base64!"), std::string("KILN_KEY=")}) {
+    WorkerStart start;
+    start.env = {key};
+    WorkerHarness worker(start);
+    const auto status = worker.process().wait(10s);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(WIFEXITED(*status));
+    EXPECT_EQ(WEXITSTATUS(*status), exit_code::kUsage) << key;
+    EXPECT_NE(worker.stderr_text().find("KILN_KEY"), std::string::npos);
+  }
+}
+
+TEST(WorkerStartup, HelpAndVersionExitZero) {
+  auto [out_read, out_write] = pipe_pair();
+  Child c =
+      Child::spawn({{KILN_WORKER_PATH, "--version"}, environment_with({}), {{1, out_write.get()}}});
+  out_write.reset();
+  ASSERT_EQ(c.wait(10s), std::optional<int>(0));
+  EXPECT_EQ(read_all(out_read.get(), 5s), "kiln-worker 0.1.0\n");
+}
+
+TEST_F(WorkerTest, ReadySaysPidKindsAndKeyId) {
+  EXPECT_EQ(worker_.ready().protocol, 1u);
+  EXPECT_EQ(worker_.ready().pid, static_cast<uint64_t>(worker_.process().pid()));
+  EXPECT_EQ(worker_.ready().kinds, (std::vector<std::string>{"echo", "exec", "selftest"}));
+  EXPECT_EQ(worker_.ready().key_id, "eac7579295a99dff");
+}
+
+TEST(WorkerStartup, WithoutSelftestTheKindIsUnknown) {
+  WorkerStart start;
+  start.selftest = false;
+  WorkerHarness worker(start);
+  ASSERT_TRUE(worker.await_ready());
+  EXPECT_EQ(worker.ready().kinds, (std::vector<std::string>{"echo", "exec"}));
+  auto r = worker.run("selftest", json{{"action", "crash"}});
+  ASSERT_TRUE(r && r->error);
+  EXPECT_EQ(r->error->code, "unknown_kind");
+  EXPECT_EQ(r->error->message, "no handler for kind \"selftest\"");
+}
+
+TEST(WorkerStartup, HoldsOnlyStdioItsLinkAndItsWatchdog) {
+  // An fd the worker should not have inherited, without close-on-exec.
+  const int stray = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(stray, 0);
+  WorkerStart start;
+  start.extra_fds = {{7, stray}};
+  WorkerHarness worker(start);
+  ::close(stray);
+  ASSERT_TRUE(worker.await_ready());
+  std::vector<std::string> seen;
+  for (const auto& [fd, target] : fd_targets(worker.process().pid())) {
+    if (fd <= 4) continue;
+    seen.push_back(target);
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"anon_inode:[pidfd]", "anon_inode:[signalfd]"}));
+  worker.link().send(proto::WorkerShutdown{});
+  EXPECT_EQ(worker.process().wait(10s), std::optional<int>(0));
+}
+
+TEST(WorkerStartup, EndOfInputExitsZero) {
+  WorkerHarness worker;
+  ASSERT_TRUE(worker.await_ready());
+  worker.link().close_write();
+  EXPECT_EQ(worker.process().wait(10s), std::optional<int>(0));
+}
+
+TEST(WorkerStartup, ProtocolErrorFromTheSupervisorExitsThree) {
+  WorkerHarness worker;
+  ASSERT_TRUE(worker.await_ready());
+  worker.link().write_bytes(std::string("\x00\x00\x00\x01\xc1", 5));
+  const auto status = worker.process().wait(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), exit_code::kProtocolError);
+  EXPECT_NE(worker.stderr_text().find("protocol error from the supervisor: body: invalid byte"),
+            std::string::npos);
+}
+
+// ---- echo ----
+
+TEST_F(WorkerTest, EchoReturnsThePayloadByteForByte) {
+  const proto::RawObject odd{std::string("\xce\x00\x00\x00\x01", 5)};  // non-minimal uint32
+  auto r = worker_.run_raw("echo", odd);
+  ASSERT_TRUE(r && r->ok && r->value);
+  EXPECT_EQ(r->value->bytes, odd.bytes);
+  EXPECT_EQ(value_of(worker_.run("echo", json{{"a", {1, 2, nullptr}}})),
+            (json{{"a", {1, 2, nullptr}}}));
+}
+
+// ---- exec ----
+
+TEST_F(WorkerTest, ExecReportsExitCodeAndOutput) {
+  json v = exec({{"argv", {"sh", "-c", "echo out; echo err >&2; exit 3"}}});
+  EXPECT_EQ(v["exit_code"], 3);
+  EXPECT_EQ(v["signal"], 0);
+  EXPECT_EQ(text(v["stdout"]), "out\n");
+  EXPECT_EQ(text(v["stderr"]), "err\n");
+  EXPECT_EQ(v["stdout_truncated"], false);
+  EXPECT_EQ(v["stderr_truncated"], false);
+  EXPECT_GT(v["wall_us"].get<uint64_t>(), 0u);
+  EXPECT_GT(v["max_rss_kb"].get<uint64_t>(), 0u);
+  EXPECT_TRUE(v.contains("user_us") && v.contains("sys_us"));
+  ASSERT_EQ(worker_.phases().size(), 1u);
+  EXPECT_EQ(worker_.phases()[0].phase, "spawned");
+  EXPECT_TRUE(worker_.phases()[0].pgid.has_value());
+}
+
+TEST_F(WorkerTest, ExecReportsTheKillingSignal) {
+  json v = exec({{"argv", {"sh", "-c", "kill -SEGV $$"}}});
+  EXPECT_EQ(v["exit_code"], -1);
+  EXPECT_EQ(v["signal"], SIGSEGV);
+}
+
+TEST_F(WorkerTest, ExecFeedsStdin) {
+  json v = exec({{"argv", {"cat"}}, {"stdin", bytes("hello\nworld")}});
+  EXPECT_EQ(text(v["stdout"]), "hello\nworld");
+}
+
+TEST_F(WorkerTest, ExecMovesTenMegabytesEachWayWithoutDeadlock) {
+  const std::string input(10 << 20, 'i');
+  // cat copies 10 MB of stdin to stdout while the shell writes 10 MB to stderr at the same time.
+  json v = exec({{"argv", {"sh", "-c", "head -c 10485760 /dev/zero >&2 & cat; wait"}},
+                 {"stdin", bytes(input)}});
+  EXPECT_EQ(v["exit_code"], 0);
+  EXPECT_EQ(v["stdout"].get_binary().size(), 10u << 20);
+  EXPECT_EQ(text(v["stdout"]), input);
+  EXPECT_EQ(v["stderr"].get_binary().size(), 10u << 20);
+  EXPECT_EQ(v["stdout_truncated"], false);
+  EXPECT_EQ(v["stderr_truncated"], false);
+}
+
+TEST_F(WorkerTest, ExecTruncatesPerStreamButLetsTheCommandFinish) {
+  json v = exec({{"argv", {"sh", "-c", "head -c 300000 /dev/zero; head -c 50 /dev/zero >&2"}},
+                 {"max_output_bytes", 1000}});
+  EXPECT_EQ(v["exit_code"], 0);
+  EXPECT_EQ(v["stdout"].get_binary().size(), 1000u);
+  EXPECT_EQ(v["stdout_truncated"], true);
+  EXPECT_EQ(v["stderr"].get_binary().size(), 50u);
+  EXPECT_EQ(v["stderr_truncated"], false);
+}
+
+TEST_F(WorkerTest, ExecRunsInCwd) {
+  EXPECT_EQ(text(exec({{"argv", {"pwd"}}, {"cwd", "/tmp"}})["stdout"]), "/tmp\n");
+}
+
+TEST_F(WorkerTest, ExecAddsEnvAndHidesTheKey) {
+  json v = exec({{"argv", {"sh", "-c", "echo $KILN_TEST_VAR; env"}},
+                 {"env", {{"KILN_TEST_VAR", "forty-two"}}}});
+  const std::string out = text(v["stdout"]);
+  EXPECT_EQ(out.substr(0, out.find('\n')), "forty-two");
+  EXPECT_EQ(out.find("KILN_KEY"), std::string::npos);
+  EXPECT_NE(out.find("PATH="), std::string::npos) << "the worker's environment is kept";
+}
+
+TEST_F(WorkerTest, ExecClearEnvGivesOnlyTheGivenEnvironment) {
+  json v = exec({{"argv", {"env"}}, {"env", {{"ONLY", "this"}}}, {"clear_env", true}});
+  EXPECT_EQ(text(v["stdout"]), "ONLY=this\n");
+}
+
+TEST_F(WorkerTest, ExecCommandHoldsOnlyStdio) {
+  // The shell lists its own fds: 0, 1, 2 and nothing else. (The glob's own directory fd is
+  // closed again by the time readlink runs, so it prints nothing.)
+  json v = exec({{"argv", {"sh", "-c", "for f in /proc/$$/fd/*; do readlink $f; done"}}});
+  std::istringstream lines(text(v["stdout"]));
+  std::vector<std::string> targets;
+  for (std::string line; std::getline(lines, line);) targets.push_back(line.substr(0, 5));
+  EXPECT_EQ(targets, (std::vector<std::string>{"pipe:", "pipe:", "pipe:"}));
+}
+
+TEST_F(WorkerTest, ExecCommandGetsDefaultSignalsInItsOwnGroup) {
+  // SigIgn, SigBlk of the command itself; its pgid is its own pid.
+  json v = exec({{"argv",
+                  {"sh", "-c",
+                   "grep -E '^(SigIgn|SigBlk)' /proc/$$/status; "
+                   "ps -o pgid= -p $$; echo $$"}}});
+  std::istringstream lines(text(v["stdout"]));
+  std::string ign, blk, pgid, pid;
+  std::getline(lines, blk);  // /proc lists SigBlk before SigIgn
+  std::getline(lines, ign);
+  lines >> pgid >> pid;
+  EXPECT_EQ(blk, "SigBlk:\t0000000000000000");
+  // dash ignores nothing by itself; the worker's SIGINT/SIGPIPE ignores must not leak.
+  EXPECT_EQ(ign, "SigIgn:\t0000000000000000");
+  EXPECT_EQ(pgid, pid);
+}
+
+TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
+  proto::JobError e = exec_error({{"argv", {"/nonexistent/cc", "-c"}}});
+  EXPECT_EQ(e.code, "spawn_failed");
+  EXPECT_EQ(e.message, "cannot execute '/nonexistent/cc': No such file or directory");
+
+  e = exec_error({{"argv", {"kiln-no-such-compiler"}}});
+  EXPECT_EQ(e.code, "spawn_failed");
+  EXPECT_EQ(e.message, "cannot execute 'kiln-no-such-compiler': No such file or directory");
+
+  char path[] = "/tmp/kiln-noexec-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  ::chmod(path, 0644);
+  e = exec_error({{"argv", {path}}});
+  ::unlink(path);
+  EXPECT_EQ(e.code, "spawn_failed");
+  EXPECT_EQ(e.message, "cannot execute '" + std::string(path) + "': Permission denied");
+
+  e = exec_error({{"argv", {"true"}}, {"cwd", "/nonexistent-dir"}});
+  EXPECT_EQ(e.code, "spawn_failed");
+  EXPECT_EQ(e.message,
+            "cannot change to directory '/nonexistent-dir' for 'true': No such file or directory");
+}
+
+TEST_F(WorkerTest, ExecBadPayloadsNameTheField) {
+  EXPECT_EQ(exec_error(json{{"cwd", "/"}}).message, "exec.argv: missing");
+  EXPECT_EQ(exec_error(json{{"argv", "cc"}}).message, "exec.argv: expected array of str, got str");
+  EXPECT_EQ(exec_error(json{{"argv", json::array()}}).message,
+            "exec.argv: must hold at least the command");
+  EXPECT_EQ(exec_error(json{{"argv", {"cc", 1}}}).message,
+            "exec.argv: expected array of str, got uint at index 1");
+  EXPECT_EQ(exec_error(json{{"argv", {"cat"}}, {"stdin", "text"}}).message,
+            "exec.stdin: expected bin, got str");
+  EXPECT_EQ(exec_error(json{{"argv", {"env"}}, {"env", {{"A", 1}}}}).message,
+            "exec.env: expected map of str to str");
+  EXPECT_EQ(exec_error(json{{"argv", {"true"}}, {"max_output_bytes", -1}}).message,
+            "exec.max_output_bytes: expected uint, got int");
+  proto::JobError e = exec_error(json("just a string"));
+  EXPECT_EQ(e.code, "bad_payload");
+  EXPECT_EQ(e.message, "exec.payload: expected map, got str");
+}
+
+TEST_F(WorkerTest, ExecTimeoutKillsACommandThatIgnoresSigterm) {
+  const auto start = Clock::now();
+  auto r = worker_.run("exec",
+                       {{"argv",
+                         {"sh", "-c",
+                          "trap '' TERM; echo waiting >&2; "
+                          "sleep 100 & wait; sleep 100"}}},
+                       200);
+  const auto took = Clock::now() - start;
+  ASSERT_TRUE(r && r->error);
+  EXPECT_EQ(r->error->code, "timeout");
+  EXPECT_EQ(r->error->message, "'sh' ran past its timeout of 200 ms");
+  EXPECT_EQ(r->error->detail, std::optional<std::string>("waiting\n"));
+  EXPECT_LT(took, 10s) << "SIGKILL followed the grace period";
+  ASSERT_EQ(worker_.phases().size(), 1u);
+  const pid_t group = static_cast<pid_t>(*worker_.phases()[0].pgid);
+  EXPECT_EQ(processes_in_group(group), std::vector<pid_t>{});
+  // The worker itself is still warm.
+  EXPECT_EQ(value_of(worker_.run("echo", 5)), 5);
+}
+
+TEST_F(WorkerTest, ExecLeavesNoProcessBehind) {
+  json v = exec({{"argv", {"sh", "-c", "sleep 100 & echo $!"}}});
+  EXPECT_EQ(v["exit_code"], 0);
+  const pid_t background = std::stoi(text(v["stdout"]));
+  ASSERT_EQ(worker_.phases().size(), 1u);
+  EXPECT_EQ(processes_in_group(static_cast<pid_t>(*worker_.phases()[0].pgid)),
+            std::vector<pid_t>{});
+  EXPECT_FALSE(is_running(background));
+}
+
+TEST_F(WorkerTest, ExecEndsEvenCommandsThatLeftTheirGroup) {
+  json v = exec({{"argv", {"sh", "-c", "setsid sleep 100 >/dev/null 2>&1 & echo $!"}}});
+  const pid_t escaped = std::stoi(text(v["stdout"]));
+  EXPECT_FALSE(is_running(escaped));
+}
+
+// ---- selftest ----
+
+struct CrashCase {
+  const char* action;
+  int signal;
+  const char* line;  // what the first line of the report says after "crashed: "
+};
+
+class WorkerCrash : public ::testing::TestWithParam<CrashCase> {};
+
+TEST_P(WorkerCrash, ExitsByTheSignalWithASymbolizedReport) {
+  const CrashCase& c = GetParam();
+  WorkerHarness worker;
+  ASSERT_TRUE(worker.await_ready());
+  worker.submit(1, "selftest", {{"action", c.action}});
+  const auto status = worker.process().wait(30s);
+  ASSERT_TRUE(status.has_value());
+  ASSERT_TRUE(WIFSIGNALED(*status)) << *status;
+  EXPECT_EQ(WTERMSIG(*status), c.signal);
+  const std::string report = worker.stderr_text();
+  const std::string first =
+      "kiln-worker " + std::to_string(worker.process().pid()) + " crashed: " + c.line + "\n";
+  EXPECT_EQ(report.substr(0, first.size()), first) << report;
+  EXPECT_NE(report.find(std::string(c.action) == "crash" ? "kiln_selftest_crash" : "run_selftest"),
+            std::string::npos)
+      << report;
+}
+
+INSTANTIATE_TEST_SUITE_P(Actions, WorkerCrash,
+                         ::testing::Values(CrashCase{"crash", SIGSEGV, "SIGSEGV (address 0x0)"},
+                                           CrashCase{"abort", SIGABRT, "SIGABRT"}),
+                         [](const auto& info) { return std::string(info.param.action); });
+
+TEST(WorkerSelftest, ExitEndsTheWorkerWithThatCode) {
+  WorkerHarness worker;
+  ASSERT_TRUE(worker.await_ready());
+  worker.submit(1, "selftest", {{"action", "exit"}, {"code", 7}});
+  const auto status = worker.process().wait(10s);
+  ASSERT_TRUE(status && WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 7);
+}
+
+TEST_F(WorkerTest, SelftestFailSleepAndAlloc) {
+  auto r = worker_.run("selftest", {{"action", "fail"}, {"message", "as asked"}});
+  ASSERT_TRUE(r && r->error);
+  EXPECT_EQ(r->error->code, "job_failed");
+  EXPECT_EQ(r->error->message, "as asked");
+
+  EXPECT_EQ(value_of(worker_.run("selftest", {{"action", "sleep"}, {"ms", 1}})), nullptr);
+
+  const unsigned long before = rss_kb(worker_.process().pid());
+  EXPECT_EQ(value_of(worker_.run("selftest", {{"action", "alloc"}, {"mb", 64}})), nullptr);
+  EXPECT_GE(rss_kb(worker_.process().pid()), before + (64 << 10));
+
+  r = worker_.run("selftest", {{"action", "dance"}});
+  ASSERT_TRUE(r && r->error);
+  EXPECT_EQ(r->error->code, "bad_payload");
+  EXPECT_EQ(r->error->message, "selftest.action: unknown action \"dance\"");
+}
+
+TEST_F(WorkerTest, SelftestGarbageBreaksTheLink) {
+  worker_.submit(1, "selftest", {{"action", "garbage"}});
+  // A whole frame arrives; its body is not msgpack.
+  std::string body;
+  ASSERT_EQ(worker_.link().read_body(body, 10s), FrameChannel::Status::kFrame);
+  Expected<proto::WorkerEvent> event = proto::decode_worker_event(body);
+  ASSERT_FALSE(event.ok());
+  EXPECT_EQ(event.error(), "body: invalid byte 0xc1 at offset 0");
+  worker_.process().kill(SIGKILL);
+  ended_ = true;
+}
+
+// ---- Ends ----
+
+TEST_F(WorkerTest, SigtermEndsTheWorkerAndItsCommand) {
+  worker_.submit(1, "exec", {{"argv", {"sleep", "100"}}});
+  auto event = worker_.next_event(10s);
+  ASSERT_TRUE(event && std::holds_alternative<proto::Phase>(*event));
+  const pid_t group = static_cast<pid_t>(*std::get<proto::Phase>(*event).pgid);
+  worker_.process().kill(SIGTERM);
+  const auto status = worker_.process().wait(5s);
+  ASSERT_TRUE(status && WIFEXITED(*status));
+  EXPECT_EQ(WEXITSTATUS(*status), 128 + SIGTERM);
+  EXPECT_TRUE(wait_until([&] { return processes_in_group(group).empty(); }, 5s));
+  ended_ = true;
+}
+
+TEST_F(WorkerTest, HangIgnoresSigtermUntilKilled) {
+  worker_.submit(1, "selftest", {{"action", "hang"}});
+  auto event = worker_.next_event(10s);
+  ASSERT_TRUE(event && std::holds_alternative<proto::Phase>(*event));
+  EXPECT_EQ(std::get<proto::Phase>(*event).phase, "hanging");
+  worker_.process().kill(SIGTERM);
+  EXPECT_FALSE(worker_.process().wait(500ms).has_value());
+  worker_.process().kill(SIGKILL);
+  const auto status = worker_.process().wait(5s);
+  ASSERT_TRUE(status && WIFSIGNALED(*status));
+  EXPECT_EQ(WTERMSIG(*status), SIGKILL);
+  ended_ = true;
+}
+
+// The parent is a child of the test, which becomes the subreaper of what the parent leaves.
+TEST(WorkerParentDeath, WorkerAndItsCommandAreGoneWithinASecond) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  auto [report_read, report_write] = pipe_pair();
+  const pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    WorkerHarness worker;
+    if (!worker.await_ready()) ::_exit(1);
+    worker.submit(1, "exec", {{"argv", {"sh", "-c", "sleep 100 & sleep 100"}}});
+    auto event = worker.next_event(10s);
+    if (!event || !std::holds_alternative<proto::Phase>(*event)) ::_exit(1);
+    const pid_t pids[2] = {worker.process().pid(),
+                           static_cast<pid_t>(*std::get<proto::Phase>(*event).pgid)};
+    (void)!::write(report_write.get(), pids, sizeof pids);
+    ::kill(::getpid(), SIGKILL);
+  }
+  report_write.reset();
+  pid_t pids[2] = {0, 0};
+  ASSERT_EQ(::read(report_read.get(), pids, sizeof pids), static_cast<ssize_t>(sizeof pids));
+  int status = 0;
+  ASSERT_EQ(::waitpid(parent, &status, 0), parent);
+  const auto died = Clock::now();
+  // The worker is now our child (we are the subreaper): reap it when it exits.
+  int worker_status = 0;
+  EXPECT_TRUE(
+      wait_until([&] { return ::waitpid(pids[0], &worker_status, WNOHANG) == pids[0]; }, 1s));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        return processes_in_group(pids[1]).empty();
+      },
+      1s - std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - died)));
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+}  // namespace
+}  // namespace kiln::testing

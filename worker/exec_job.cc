@@ -1,0 +1,386 @@
+// The `exec` job (PROTOCOL.md): one command in its own process group, stdin fed while stdout and
+// stderr are read, output capped per stream, the job's timeout enforced here (SIGTERM to the
+// group, SIGKILL after the grace period), and nothing of the command left behind afterwards.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "common/fd.h"
+#include "common/text.h"
+#include "worker/job_group.h"
+#include "worker/jobs.h"
+#include "worker/payload.h"
+
+extern char** environ;
+
+namespace kiln::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kDefaultMaxOutput = 16u << 20;
+// How much of stderr a `timeout` error carries in its detail.
+constexpr std::size_t kDetailBytes = 4096;
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::vector<std::pair<std::string, std::string>> env;
+  bool clear_env = false;
+  std::string stdin_data;
+  uint64_t max_output = kDefaultMaxOutput;
+};
+
+Expected<ExecRequest> parse_request(const proto::RawObject& raw) {
+  Expected<Payload> parsed = Payload::parse("exec", raw);
+  if (!parsed) return fail(parsed.error());
+  Payload& p = *parsed;
+  ExecRequest r;
+  if (!p.get("argv", r.argv, true) || !p.get("cwd", r.cwd) || !p.get("env", r.env) ||
+      !p.get("clear_env", r.clear_env) || !p.get_bin("stdin", r.stdin_data) ||
+      !p.get("max_output_bytes", r.max_output)) {
+    return fail(p.error());
+  }
+  if (r.argv.empty()) return fail((p.invalid("argv", "must hold at least the command"), p.error()));
+  for (const auto& arg : r.argv) {
+    if (arg.find('\0') != std::string::npos) {
+      return fail((p.invalid("argv", "contains a NUL byte"), p.error()));
+    }
+  }
+  if (r.argv[0].empty()) return fail((p.invalid("argv", "the command is empty"), p.error()));
+  return r;
+}
+
+// Everything the child needs, prepared before fork: between fork and exec only
+// async-signal-safe calls are allowed, so nothing may be allocated there.
+struct Prepared {
+  std::vector<std::string> env_storage;
+  std::vector<char*> envp;
+  std::vector<char*> argv;
+  std::vector<std::string> candidates;  // paths to try execve on, in PATH order
+  std::vector<const char*> candidate_ptrs;
+};
+
+Prepared prepare(ExecRequest& r) {
+  Prepared p;
+  if (!r.clear_env) {
+    for (char** e = environ; *e != nullptr; ++e) p.env_storage.emplace_back(*e);
+  }
+  for (const auto& [name, value] : r.env) {
+    const std::string entry = name + "=" + value;
+    bool replaced = false;
+    for (auto& existing : p.env_storage) {
+      if (existing.compare(0, name.size() + 1, name + "=") == 0) {
+        existing = entry;
+        replaced = true;
+      }
+    }
+    if (!replaced) p.env_storage.push_back(entry);
+  }
+  for (auto& e : p.env_storage) p.envp.push_back(e.data());
+  p.envp.push_back(nullptr);
+  for (auto& a : r.argv) p.argv.push_back(a.data());
+  p.argv.push_back(nullptr);
+
+  // execvp's search, done here: a name with a slash is used as is; otherwise each PATH entry.
+  const std::string& file = r.argv[0];
+  if (file.find('/') != std::string::npos) {
+    p.candidates.push_back(file);
+  } else {
+    std::string path = "/usr/local/bin:/usr/bin:/bin";
+    for (const auto& e : p.env_storage) {
+      if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+    }
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      p.candidates.push_back((dir.empty() ? "." : dir) + "/" + file);
+    }
+  }
+  for (const auto& c : p.candidates) p.candidate_ptrs.push_back(c.c_str());
+  return p;
+}
+
+// What the child reports through the CLOEXEC pipe when it cannot exec.
+struct ChildFailure {
+  int stage;  // kStageChdir or kStageExec
+  int error;
+};
+constexpr int kStageChdir = 1;
+constexpr int kStageExec = 2;
+
+[[noreturn]] void child_fail(int report_fd, int stage, int error) {
+  const ChildFailure f{stage, error};
+  (void)!::write(report_fd, &f, sizeof f);
+  ::_exit(127);
+}
+
+// Runs in the forked child: async-signal-safe calls only.
+[[noreturn]] void exec_child(const ExecRequest& r, const Prepared& p, pid_t worker, int in_fd,
+                             int out_fd, int err_fd, int report_fd) {
+  ::setpgid(0, 0);
+  // Dies with the worker; if the worker died before prctl, nothing will ever signal us.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != worker) ::_exit(127);
+  if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
+    child_fail(report_fd, kStageExec, errno);
+  }
+  // The worker ignores SIGINT and SIGPIPE and blocks SIGTERM: the command gets the defaults.
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
+  // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
+  ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  int error = ENOENT;
+  for (const char* candidate : p.candidate_ptrs) {
+    ::execve(candidate, p.argv.data(), p.envp.data());
+    // Like execvp: a permission problem is more telling than "not found" further down PATH.
+    if (errno != ENOENT && errno != ENOTDIR) error = errno;
+    if (error != ENOENT && errno != EACCES) break;
+  }
+  child_fail(report_fd, kStageExec, error);
+}
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) fatal_errno("fcntl");
+}
+
+// Output of one stream, kept up to the cap; reading goes on past it so the command never blocks.
+struct Capture {
+  UniqueFd fd;
+  std::string data;
+  bool truncated = false;
+
+  // Reads what is there; false at end of file.
+  bool drain(uint64_t cap) {
+    char buf[64 << 10];
+    for (;;) {
+      const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n > 0) {
+        const uint64_t room = cap > data.size() ? cap - data.size() : 0;
+        const auto take = static_cast<std::size_t>(std::min<uint64_t>(room, n));
+        data.append(buf, take);
+        if (take < static_cast<std::size_t>(n)) truncated = true;
+        continue;
+      }
+      if (n == 0) return false;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN;  // EAGAIN: nothing more for now; other errors end the stream
+    }
+  }
+};
+
+// Kills and reaps whatever is still a child of the worker: commands that left their group
+// (setsid) and were handed to the worker as subreaper when their parent died. The worker has no
+// children of its own between jobs, so every one of them is a leftover of the job. Killing one
+// can hand the worker its children in turn, so this goes in rounds until none are left.
+void kill_leftover_children() {
+  const std::string list = "/proc/self/task/" + std::to_string(::getpid()) + "/children";
+  for (int round = 0; round < 64; ++round) {
+    std::vector<pid_t> children;
+    std::ifstream in(list);
+    for (pid_t pid; in >> pid;) children.push_back(pid);
+    if (children.empty()) return;
+    for (pid_t pid : children) ::kill(pid, SIGKILL);
+    for (pid_t pid : children) ::waitpid(pid, nullptr, 0);
+  }
+}
+
+uint64_t micros(const timeval& tv) {
+  return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
+}
+
+void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, const std::string& bytes) {
+  pk.pack_bin(static_cast<uint32_t>(bytes.size()));
+  pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
+}
+
+}  // namespace
+
+proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
+  Expected<ExecRequest> request = parse_request(job.payload);
+  if (!request) return job_error(proto::code::kBadPayload, request.error());
+  ExecRequest& r = *request;
+  Prepared prepared = prepare(r);
+
+  auto [in_read, in_write] = make_pipe();
+  auto [out_read, out_write] = make_pipe();
+  auto [err_read, err_write] = make_pipe();
+  auto [report_read, report_write] = make_pipe();
+
+  const Clock::time_point start = Clock::now();
+  const pid_t worker = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    return job_error(proto::code::kSpawnFailed,
+                     "cannot start '" + r.argv[0] + "': fork: " + std::strerror(errno));
+  }
+  if (pid == 0) {
+    exec_child(r, prepared, worker, in_read.get(), out_write.get(), err_write.get(),
+               report_write.get());
+  }
+  // Both sides set the group, so it exists before either goes on (the classic race).
+  ::setpgid(pid, pid);
+  in_read.reset();
+  out_write.reset();
+  err_write.reset();
+  report_write.reset();
+
+  ChildFailure failure{};
+  ssize_t got;
+  do {
+    got = ::read(report_read.get(), &failure, sizeof failure);
+  } while (got < 0 && errno == EINTR);
+  if (got == sizeof failure) {
+    ::waitpid(pid, nullptr, 0);
+    std::string message =
+        failure.stage == kStageChdir
+            ? "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] +
+                  "': " + std::strerror(failure.error)
+            : "cannot execute '" + r.argv[0] + "': " + std::strerror(failure.error);
+    return job_error(proto::code::kSpawnFailed, message);
+  }
+  report_read.reset();
+
+  g_job_group.store(pid);
+  context.link.send(proto::Phase{job.id, "spawned", static_cast<uint64_t>(pid)});
+
+  // The command's exit is an event of its own: a grandchild holding stdout would otherwise keep
+  // the loop waiting for EOF after the command is gone.
+  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!exited) fatal_errno("pidfd_open");
+
+  Capture out{std::move(out_read), {}, false}, err{std::move(err_read), {}, false};
+  set_nonblocking(out.fd.get());
+  set_nonblocking(err.fd.get());
+  set_nonblocking(in_write.get());
+  std::size_t stdin_off = 0;
+  if (r.stdin_data.empty()) in_write.reset();
+
+  const auto grace = std::chrono::milliseconds(context.options.grace_ms);
+  std::optional<Clock::time_point> deadline;
+  if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);
+  bool timed_out = false, killed = false, reaped = false;
+  Clock::time_point kill_at{}, drain_until{};
+  int status = 0;
+  rusage usage{};
+
+  while (!reaped || out.fd || err.fd) {
+    pollfd fds[4];
+    nfds_t n = 0;
+    auto watch = [&](const UniqueFd& fd, short events) {
+      if (fd) fds[n++] = pollfd{fd.get(), events, 0};
+    };
+    watch(out.fd, POLLIN);
+    watch(err.fd, POLLIN);
+    watch(in_write, POLLOUT);
+    if (!reaped) watch(exited, POLLIN);
+
+    const Clock::time_point now = Clock::now();
+    std::optional<Clock::time_point> next;
+    if (reaped) {
+      next = drain_until;
+    } else if (timed_out && !killed) {
+      next = kill_at;
+    } else if (!timed_out && deadline) {
+      next = deadline;
+    }
+    int timeout = -1;
+    if (next) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+      timeout = static_cast<int>(std::max<long long>(0, left));
+    }
+    if (::poll(fds, n, timeout) < 0 && errno != EINTR) fatal_errno("poll");
+
+    for (nfds_t i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      if (fds[i].fd == out.fd.get() && !out.drain(r.max_output)) out.fd.reset();
+      if (fds[i].fd == err.fd.get() && !err.drain(r.max_output)) err.fd.reset();
+      if (fds[i].fd == in_write.get()) {
+        const ssize_t w = ::write(in_write.get(), r.stdin_data.data() + stdin_off,
+                                  r.stdin_data.size() - stdin_off);
+        if (w > 0) stdin_off += static_cast<std::size_t>(w);
+        // EPIPE: the command stopped reading its input, which is its business.
+        if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == r.stdin_data.size()) {
+          in_write.reset();
+        }
+      }
+      if (fds[i].fd == exited.get() && ::wait4(pid, &status, WNOHANG, &usage) == pid) {
+        reaped = true;
+        // Whatever the command left in its group goes with it: a job leaves nothing running.
+        ::kill(-pid, SIGKILL);
+        g_job_group.store(0);
+        in_write.reset();
+        drain_until = Clock::now() + grace;
+      }
+    }
+    const Clock::time_point after = Clock::now();
+    if (!reaped && !timed_out && deadline && after >= *deadline) {
+      timed_out = true;
+      ::kill(-pid, SIGTERM);
+      kill_at = after + grace;
+    } else if (!reaped && timed_out && !killed && after >= kill_at) {
+      killed = true;
+      ::kill(-pid, SIGKILL);
+    } else if (reaped && after >= drain_until) {
+      // Something that escaped the group still holds the pipes: stop waiting for it.
+      out.fd.reset();
+      err.fd.reset();
+    }
+  }
+  kill_leftover_children();
+  const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+
+  if (timed_out) {
+    const std::string& e = err.data;
+    return job_error(
+        proto::code::kTimeout,
+        "'" + r.argv[0] + "' ran past its timeout of " + std::to_string(job.timeout_ms) + " ms",
+        to_valid_utf8(e.size() > kDetailBytes ? e.substr(e.size() - kDetailBytes) : e));
+  }
+
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(10);
+  pk.pack("exit_code");
+  pk.pack_int64(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  pk.pack("signal");
+  pk.pack_uint64(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  pk.pack("stdout");
+  pack_bin(pk, out.data);
+  pk.pack("stderr");
+  pack_bin(pk, err.data);
+  pk.pack("stdout_truncated");
+  pk.pack(out.truncated);
+  pk.pack("stderr_truncated");
+  pk.pack(err.truncated);
+  pk.pack("wall_us");
+  pk.pack_uint64(static_cast<uint64_t>(wall.count()));
+  pk.pack("user_us");
+  pk.pack_uint64(micros(usage.ru_utime));
+  pk.pack("sys_us");
+  pk.pack_uint64(micros(usage.ru_stime));
+  pk.pack("max_rss_kb");
+  pk.pack_uint64(static_cast<uint64_t>(usage.ru_maxrss));
+  return job_ok(proto::RawObject{std::string(buf.data(), buf.size())});
+}
+
+}  // namespace kiln::worker

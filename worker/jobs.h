@@ -1,0 +1,42 @@
+// The job kinds a worker serves (PROTOCOL.md "Job kinds"), one file each.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/protocol.h"
+#include "worker/link.h"
+#include "worker/watchdog.h"
+#include "worker/worker.h"
+
+namespace kiln::worker {
+
+struct JobContext {
+  const Options& options;
+  Link& link;
+  Watchdog& watchdog;
+};
+
+// A handler fills ok/value/error; the serve loop adds id and run_us.
+using JobHandler = proto::WorkerResult (*)(const proto::Job& job, JobContext& context);
+
+proto::WorkerResult run_echo(const proto::Job& job, JobContext& context);
+proto::WorkerResult run_exec(const proto::Job& job, JobContext& context);
+proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context);
+
+inline proto::WorkerResult job_ok(proto::RawObject value) {
+  proto::WorkerResult r;
+  r.ok = true;
+  r.value = std::move(value);
+  return r;
+}
+
+inline proto::WorkerResult job_error(std::string_view code, std::string message,
+                                     std::optional<std::string> detail = std::nullopt) {
+  proto::WorkerResult r;
+  r.ok = false;
+  r.error = proto::JobError{std::string(code), std::move(message), std::move(detail)};
+  return r;
+}
+
+}  // namespace kiln::worker

@@ -1,0 +1,45 @@
+// The worker's end of its link: blocking framed reads and writes on two inherited fds.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include "common/frame.h"
+#include "common/protocol.h"
+
+namespace kiln::worker {
+
+class Link {
+ public:
+  Link(int read_fd, int write_fd, uint32_t max_frame)
+      : read_fd_(read_fd), write_fd_(write_fd), reader_(max_frame) {}
+
+  enum class Status { kMessage, kEnd, kError };
+
+  // Blocks until a whole command arrives (kMessage), the supervisor closes the link (kEnd), or
+  // the link breaks the protocol or fails (kError; error() says why).
+  Status receive(proto::WorkerCommand& out);
+
+  // Writes whole frames; false if the link is gone (EPIPE and the like).
+  bool send_frames(const std::string& frames);
+  template <class M>
+  bool send(const M& message) {
+    std::string frame;
+    proto::encode(message, frame);
+    return send_frames(frame);
+  }
+
+  // Raw bytes, for the selftest that breaks the protocol on purpose.
+  bool send_raw(std::string_view bytes);
+
+  const std::string& error() const { return error_; }
+
+ private:
+  int read_fd_;
+  int write_fd_;
+  FrameReader reader_;
+  std::deque<std::string> bodies_;  // whole bodies read but not yet handed out
+  std::string error_;
+};
+
+}  // namespace kiln::worker

@@ -1,0 +1,57 @@
+#include "worker/watchdog.h"
+
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+
+#include "common/exit_codes.h"
+#include "worker/crash_handler.h"
+#include "worker/job_group.h"
+
+namespace kiln::worker {
+
+void kill_job_group() {
+  const pid_t group = g_job_group.load();
+  if (group > 0) ::kill(-group, SIGKILL);
+}
+
+Watchdog::Watchdog(pid_t parent) : parent_(parent) {
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  if (::pthread_sigmask(SIG_BLOCK, &term, nullptr) != 0) fatal_errno("pthread_sigmask");
+  signalfd_.reset(::signalfd(-1, &term, SFD_CLOEXEC));
+  if (!signalfd_) fatal_errno("signalfd");
+  // pidfd_open (Linux >= 5.3; its fds are always close-on-exec) makes parent death an event;
+  // without it, poll getppid().
+  pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, parent, 0)));
+  std::thread(&Watchdog::watch, this).detach();
+}
+
+void Watchdog::watch() {
+  install_alternate_stack();
+  pollfd fds[2] = {{signalfd_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}};
+  const nfds_t nfds = pidfd_ ? 2 : 1;
+  const int timeout_ms = pidfd_ ? -1 : 100;
+  for (;;) {
+    const int n = ::poll(fds, nfds, timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    bool parent_gone = (nfds == 2 && (fds[1].revents & POLLIN) != 0) || ::getppid() != parent_;
+    bool terminate = false;
+    if ((fds[0].revents & POLLIN) != 0) {
+      signalfd_siginfo info;
+      if (::read(signalfd_.get(), &info, sizeof info) == sizeof info) {
+        terminate = !ignore_sigterm_.load();
+      }
+    }
+    if (parent_gone || terminate) break;
+  }
+  kill_job_group();
+  ::_exit(exit_code::kSignalBase + SIGTERM);
+}
+
+}  // namespace kiln::worker

@@ -1,0 +1,39 @@
+// The worker's watchdog thread (DESIGN.md start-up step 4): the one place that ends the worker
+// from outside events. It waits on a pidfd of the parent and on a signalfd for SIGTERM, which is
+// blocked in every thread (PR_SET_PDEATHSIG delivers SIGTERM too). Either way it first kills the
+// running command's process group, so no compiler outlives the worker, then exits at once.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <thread>
+
+#include "common/fd.h"
+
+namespace kiln::worker {
+
+class Watchdog {
+ public:
+  // Blocks SIGTERM in the calling thread (and so in every thread created after it) and starts
+  // watching `parent`. Call before any other thread exists.
+  explicit Watchdog(pid_t parent);
+  ~Watchdog() = delete;  // lives until the process ends; the thread is detached
+
+  // While set, SIGTERM is ignored (the selftest `hang`); parent death still ends the worker.
+  void ignore_sigterm(bool ignore) { ignore_sigterm_.store(ignore); }
+
+  // The fds the watchdog owns (for the fd hygiene step to keep).
+  int pidfd() const { return pidfd_.get(); }
+  int signalfd() const { return signalfd_.get(); }
+
+ private:
+  void watch();
+
+  pid_t parent_;
+  UniqueFd pidfd_;
+  UniqueFd signalfd_;
+  std::atomic<bool> ignore_sigterm_{false};
+};
+
+}  // namespace kiln::worker

@@ -1,0 +1,87 @@
+// The worker's start-up, in DESIGN.md's order (that of PyTorch's compile_worker __main__ and
+// _async_compile_initializer), then the serve loop.
+#include "worker/worker.h"
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+#include "common/build_key.h"
+#include "common/exit_codes.h"
+#include "common/fd.h"
+#include "common/logging.h"
+#include "worker/crash_handler.h"
+#include "worker/serve.h"
+#include "worker/watchdog.h"
+
+namespace kiln::worker {
+
+int run(const Options& options) {
+  // 2. Started by hand, or the parent is already gone: leave quietly.
+  if (::getppid() != options.parent) return exit_code::kOk;
+  // PR_SET_PDEATHSIG delivers SIGTERM, which the watchdog turns into "kill the command's group,
+  // then exit": SIGKILL here would leave the compiler's own children running.
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) fatal_errno("prctl(PR_SET_PDEATHSIG)");
+  // The parent may have died between the check and prctl: then no signal would ever come.
+  if (::getppid() != options.parent) return exit_code::kOk;
+
+  // 3. The build key; commands the worker runs must not see it.
+  const char* encoded = std::getenv("KILN_KEY");
+  if (encoded == nullptr || *encoded == '\0') {
+    std::fprintf(stderr, "kiln-worker: KILN_KEY is not set (the supervisor passes the key)\n");
+    return exit_code::kUsage;
+  }
+  std::optional<std::string> key = base64_decode(encoded);
+  if (!key || key->empty()) {
+    std::fprintf(stderr, "kiln-worker: KILN_KEY is not valid padded base64\n");
+    return exit_code::kUsage;
+  }
+  ::unsetenv("KILN_KEY");
+
+  Expected<bool> logging = setup_logging("kiln-worker", LogOptions{options.log_level, ""});
+  if (!logging) {
+    std::fprintf(stderr, "kiln-worker: %s\n", logging.error().c_str());
+    return exit_code::kUsage;
+  }
+
+  // 4. The watchdog (it also blocks SIGTERM for every thread).
+  auto* watchdog = new Watchdog(options.parent);  // lives until the process ends
+
+  // 5. Ctrl-C reaches the whole process group; the supervisor decides. A closed link is an
+  // error to handle, not a death.
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // 6.
+  install_crash_handler();
+
+  // Commands that escape their process group become the worker's children when their parent
+  // dies, so the exec job can still find and end them.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fatal_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+
+  // 7. Only the link (and the watchdog's own close-on-exec fds) stay open.
+  close_fds_except({options.read_fd, options.write_fd, watchdog->pidfd(), watchdog->signalfd()});
+  if (!set_cloexec(options.read_fd) || !set_cloexec(options.write_fd)) {
+    std::fprintf(stderr, "kiln-worker: --read-fd %d / --write-fd %d is not open\n", options.read_fd,
+                 options.write_fd);
+    return exit_code::kUsage;
+  }
+
+  // 8.
+  Link link(options.read_fd, options.write_fd, options.max_frame);
+  const proto::Ready ready{proto::kProtocolVersion, static_cast<uint64_t>(::getpid()),
+                           served_kinds(options.enable_selftest), key_id(*key)};
+  if (!link.send(ready)) {
+    spdlog::error("{}", link.error());
+    return exit_code::kOk;
+  }
+  JobContext context{options, link, *watchdog};
+  return serve(context);
+}
+
+}  // namespace kiln::worker

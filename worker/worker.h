@@ -1,0 +1,27 @@
+// kiln-worker: launched only by kiln-supervisor; makes itself safe, then serves jobs over its
+// link (DESIGN.md "Processes", PROTOCOL.md "Worker link").
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "common/frame.h"
+
+namespace kiln::worker {
+
+struct Options {
+  pid_t parent = 0;
+  int read_fd = -1;
+  int write_fd = -1;
+  uint32_t max_frame = kDefaultMaxFrame;
+  uint32_t grace_ms = 2000;
+  bool enable_selftest = false;
+  std::string log_level;
+};
+
+// Start-up in DESIGN.md's order, then the serve loop. Returns the exit status.
+int run(const Options& options);
+
+}  // namespace kiln::worker
