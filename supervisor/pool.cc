@@ -1,0 +1,618 @@
+#include "supervisor/pool.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+
+#include "common/fd.h"
+
+namespace kiln::supervisor {
+namespace {
+
+std::string describe_exit(pid_t pid, const ExitInfo& exit) {
+  if (exit.term_signal != 0) {
+    return "worker " + std::to_string(pid) + " was killed by " + signal_name(exit.term_signal);
+  }
+  return "worker " + std::to_string(pid) + " exited with status " +
+         std::to_string(exit.exit_status);
+}
+
+std::string last_line(const std::string& text) {
+  std::string t = text;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  const auto nl = t.rfind('\n');
+  return nl == std::string::npos ? t : t.substr(nl + 1);
+}
+
+}  // namespace
+
+Pool::Pool(PoolConfig config, PoolEnv& env)
+    : config_(std::move(config)), env_(env), slots_(config_.workers) {}
+
+const char* Pool::state_name(State s) {
+  switch (s) {
+    case State::kEmpty:
+      return "stopped";
+    case State::kBackoff:
+      return "backoff";
+    case State::kStarting:
+      return "starting";
+    case State::kIdle:
+      return "idle";
+    case State::kBusy:
+      return "busy";
+    case State::kStopping:
+      return "stopping";
+  }
+  return "?";
+}
+
+bool Pool::wants_workers() const { return phase_ != Phase::kStopping && !quiesced_; }
+
+Micros Pool::backoff_delay() const {
+  const int doublings = std::clamp(start_failures_ - 1, 0, 30);
+  return std::min(kBackoffFirstUs << doublings, kBackoffMaxUs);
+}
+
+void Pool::start() {
+  started_at_ = env_.now();
+  idle_since_ = started_at_;
+  for (std::size_t i = 0; i < slots_.size(); ++i) start_slot(i);
+}
+
+void Pool::start_slot(std::size_t slot) {
+  Slot& s = slots_[slot];
+  s = Slot{};
+  ++worker_starts_;
+  Expected<pid_t> pid = env_.start_worker(slot);
+  if (!pid) {
+    spdlog::error("cannot start a worker: {}", pid.error());
+    note_start_failure(pid.error());
+    schedule_restart(slot, backoff_delay());
+    return;
+  }
+  s.state = State::kStarting;
+  s.pid = *pid;
+  s.deadline = env_.now() + kStartTimeoutUs;
+}
+
+void Pool::schedule_restart(std::size_t slot, Micros delay) {
+  Slot& s = slots_[slot];
+  s = Slot{};
+  s.state = State::kBackoff;
+  s.deadline = env_.now() + delay;
+}
+
+void Pool::note_start_failure(const std::string& why) {
+  ++start_failures_;
+  last_failure_ = why;
+  if (start_failures_ >= kUnavailableAfter && !unavailable_) {
+    unavailable_ = true;
+    spdlog::error(
+        "workers keep failing to start ({} times in a row); jobs end with pool_unavailable "
+        "until one starts. The last failure: {}",
+        start_failures_, why);
+    fail_queued(proto::code::kPoolUnavailable, "workers keep failing to start: " + last_line(why));
+  }
+}
+
+// ---- Client events ----
+
+Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
+  const OpenKey key{client, submit.id};
+  if (open_.count(key) != 0) return Submitted::kDuplicateId;
+  ++jobs_submitted_;
+  const uint64_t timeout =
+      submit.timeout_ms.value_or(0) != 0 ? *submit.timeout_ms : config_.job_timeout_ms;
+  Job job{client,     submit.id, std::move(submit.kind), std::move(submit.payload), timeout,
+          env_.now(), 0};
+  if (phase_ != Phase::kRunning) {
+    fail(job, proto::code::kShutdown, "the supervisor is shutting down");
+    return Submitted::kAccepted;
+  }
+  if (std::find(config_.kinds.begin(), config_.kinds.end(), job.kind) == config_.kinds.end()) {
+    fail(job, proto::code::kUnknownKind, "no worker serves kind \"" + job.kind + "\"");
+    return Submitted::kAccepted;
+  }
+  if (unavailable_) {
+    fail(job, proto::code::kPoolUnavailable,
+         "workers keep failing to start: " + last_line(last_failure_));
+    return Submitted::kAccepted;
+  }
+  if (quiesced_) wakeup();
+  idle_since_ = 0;
+  const bool idle_worker = std::any_of(slots_.begin(), slots_.end(),
+                                       [](const Slot& s) { return s.state == State::kIdle; });
+  if (!idle_worker && queue_.size() >= config_.max_queue) {
+    fail(job, proto::code::kOverloaded,
+         "the queue already holds " + std::to_string(queue_.size()) + " jobs (--max-queue)");
+    return Submitted::kAccepted;
+  }
+  const QueueKey qk{submit.priority.value_or(0), next_seq_++};
+  open_[key] = qk;
+  queue_.emplace(qk, std::move(job));
+  max_queue_depth_ = std::max<uint64_t>(max_queue_depth_, queue_.size());
+  dispatch();
+  return Submitted::kAccepted;
+}
+
+void Pool::cancel(ClientId client, uint64_t id) {
+  const auto it = open_.find({client, id});
+  if (it == open_.end()) return;  // unknown or finished: ignored
+  if (const auto* qk = std::get_if<QueueKey>(&it->second)) {
+    Job job = std::move(queue_.at(*qk));
+    queue_.erase(*qk);
+    fail(job, proto::code::kCancelled, "cancelled by the client");
+  } else {
+    const std::size_t slot = std::get<std::size_t>(it->second);
+    Slot& s = slots_[slot];
+    Job job = std::move(*s.job);
+    s.job.reset();
+    fail(job, proto::code::kCancelled, "cancelled by the client", std::nullopt, s.pid);
+    stop(slot, /*graceful=*/false);
+  }
+  idle_check();
+  maybe_finish_drain();
+}
+
+void Pool::client_gone(ClientId client) {
+  for (auto it = open_.lower_bound({client, 0}); it != open_.end() && it->first.first == client;) {
+    if (const auto* qk = std::get_if<QueueKey>(&it->second)) {
+      queue_.erase(*qk);
+    } else {
+      const std::size_t slot = std::get<std::size_t>(it->second);
+      slots_[slot].job.reset();
+      stop(slot, /*graceful=*/false);
+    }
+    ++jobs_failed_;
+    it = open_.erase(it);
+  }
+  idle_check();
+  maybe_finish_drain();
+}
+
+void Pool::quiesce() {
+  if (phase_ != Phase::kRunning) return;
+  quiesced_ = true;
+  idle_since_ = 0;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    switch (s.state) {
+      case State::kBackoff:
+        s = Slot{};
+        break;
+      case State::kIdle:
+        if (queue_.empty()) stop(i, /*graceful=*/true);
+        break;
+      case State::kStopping:
+        s.restart = false;
+        break;
+      case State::kStarting:  // stopped when it is ready
+      case State::kBusy:      // stopped when its job is done
+      case State::kEmpty:
+        break;
+    }
+  }
+}
+
+void Pool::wakeup() {
+  if (phase_ != Phase::kRunning) return;
+  quiesced_ = false;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].state == State::kEmpty) start_slot(i);
+    if (slots_[i].state == State::kStopping) slots_[i].restart = true;
+  }
+  idle_check();
+}
+
+void Pool::shutdown(bool drain) {
+  if (phase_ == Phase::kStopping) return;
+  if (drain) {
+    phase_ = Phase::kDraining;
+    maybe_finish_drain();
+    return;
+  }
+  phase_ = Phase::kStopping;
+  fail_queued(proto::code::kShutdown, "the supervisor is shutting down");
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    s.restart = false;
+    switch (s.state) {
+      case State::kBackoff:
+        s = Slot{};
+        break;
+      case State::kStarting:
+      case State::kIdle:
+        stop(i, /*graceful=*/true);
+        break;
+      case State::kBusy: {
+        Job job = std::move(*s.job);
+        s.job.reset();
+        fail(job, proto::code::kShutdown, "the supervisor is shutting down", std::nullopt, s.pid);
+        stop(i, /*graceful=*/false);
+        break;
+      }
+      case State::kStopping:
+      case State::kEmpty:
+        break;
+    }
+  }
+}
+
+void Pool::kill_all() {
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    s.restart = false;
+    if (s.state == State::kBackoff) s = Slot{};
+    if (s.state == State::kEmpty || s.killed) continue;
+    if (s.job) {
+      Job job = std::move(*s.job);
+      s.job.reset();
+      fail(job, proto::code::kShutdown, "the supervisor is shutting down", std::nullopt, s.pid);
+    }
+    env_.signal_worker(i, SIGKILL);
+    if (s.job_group != 0) env_.kill_group(s.job_group);
+    s.state = State::kStopping;
+    s.killed = true;
+  }
+}
+
+// ---- Worker events ----
+
+void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
+  Slot& s = slots_[slot];
+  if (s.state == State::kStopping) return;
+  if (s.state != State::kStarting) {
+    on_protocol_error(slot, "a second ready");
+    return;
+  }
+  if (ready.key_id != config_.key_id) {
+    on_protocol_error(slot, "its key_id " + ready.key_id + " is not the supervisor's " +
+                                config_.key_id + " (a worker of another build)");
+    return;
+  }
+  s.state = State::kIdle;
+  s.ready_seen = true;
+  s.deadline = 0;
+  start_failures_ = 0;
+  if (unavailable_) {
+    unavailable_ = false;
+    spdlog::info("a worker started again: the pool is available");
+  }
+  if (queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) {
+    s.restart = false;
+    stop(slot, /*graceful=*/true);
+  }
+  dispatch();
+  idle_check();
+  maybe_finish_drain();
+}
+
+void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
+  Slot& s = slots_[slot];
+  if (s.state == State::kStopping) return;  // its job was answered already (timeout, cancel)
+  if (s.state != State::kBusy || !s.job || s.job->id != result.id) {
+    on_protocol_error(
+        slot, "a result for job " + std::to_string(result.id) + ", which it was not running");
+    return;
+  }
+  Job job = std::move(*s.job);
+  s.job.reset();
+  s.job_group = 0;
+  ++s.jobs;
+  finish(job, result.ok, std::move(result.value), std::move(result.error), s.pid);
+  after_job(slot);
+}
+
+void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
+  Slot& s = slots_[slot];
+  if (s.state == State::kStopping) return;
+  if (s.state != State::kBusy || !s.job || s.job->id != phase.id) {
+    on_protocol_error(slot,
+                      "a phase for job " + std::to_string(phase.id) + ", which it was not running");
+    return;
+  }
+  s.job_phase = phase.phase;
+  if (phase.phase == "spawned" && phase.pgid) s.job_group = static_cast<pid_t>(*phase.pgid);
+}
+
+void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
+  Slot& s = slots_[slot];
+  if (s.state == State::kStopping && s.killed) return;
+  spdlog::error("worker {} broke the worker link protocol: {}; killing it", s.pid, why);
+  if (s.job) {
+    Job job = std::move(*s.job);
+    s.job.reset();
+    fail(job, proto::code::kWorkerProtocolError,
+         "worker " + std::to_string(s.pid) + " broke the protocol: " + why, std::nullopt, s.pid);
+  }
+  if (!s.ready_seen) {
+    s.bad_start = true;
+    last_failure_ = why;
+  }
+  env_.signal_worker(slot, SIGKILL);
+  if (s.job_group != 0) env_.kill_group(s.job_group);
+  s.state = State::kStopping;
+  s.killed = true;
+  idle_check();
+  maybe_finish_drain();
+}
+
+void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
+  Slot& s = slots_[slot];
+  const pid_t pid = s.pid;
+  const bool requested = s.state == State::kStopping;
+  const bool failed_start = !s.ready_seen && (!requested || s.bad_start);
+  const std::string what = describe_exit(pid, exit);
+  if (s.job) {
+    Job job = std::move(*s.job);
+    s.job.reset();
+    fail(job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
+  }
+  if (s.job_group != 0) env_.kill_group(s.job_group);
+  if (!requested) {
+    ++worker_crashes_;
+    if (exit.stderr_tail.empty()) {
+      spdlog::warn("{} unexpectedly", what);
+    } else {
+      spdlog::warn("{} unexpectedly; its last words:\n{}", what, exit.stderr_tail);
+    }
+  }
+  if (failed_start) {
+    note_start_failure(exit.stderr_tail.empty() ? what : what + ": " + exit.stderr_tail);
+  }
+  const bool restart = s.restart && wants_workers();
+  s = Slot{};
+  if (restart && failed_start) {
+    schedule_restart(slot, backoff_delay());
+  } else if (restart) {
+    start_slot(slot);
+  }
+  idle_check();
+  maybe_finish_drain();
+}
+
+void Pool::on_tick() {
+  const Micros now = env_.now();
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    switch (s.state) {
+      case State::kBackoff:
+        if (now >= s.deadline) start_slot(i);
+        break;
+      case State::kStarting:
+        if (now >= s.deadline) {
+          spdlog::error("worker {} did not say ready within {} s; stopping it", s.pid,
+                        kStartTimeoutUs / 1'000'000);
+          s.bad_start = true;
+          last_failure_ = "worker did not say ready in time";
+          stop(i, /*graceful=*/false);
+        }
+        break;
+      case State::kBusy:
+        if (s.deadline != 0 && now >= s.deadline) {
+          Job job = std::move(*s.job);
+          s.job.reset();
+          fail(job, proto::code::kTimeout,
+               "the job ran past its timeout of " + std::to_string(job.timeout_ms) + " ms",
+               std::nullopt, s.pid);
+          stop(i, /*graceful=*/false);
+        } else if (s.next_status != 0 && now >= s.next_status) {
+          const Micros interval = config_.status_interval_ms * 1000;
+          env_.status(
+              s.job->client,
+              proto::Status{
+                  s.job->id, (now - s.job->started) / 1000, static_cast<uint64_t>(s.pid),
+                  s.job_phase.empty() ? std::optional<std::string>() : std::optional(s.job_phase)});
+          while (s.next_status <= now) s.next_status += interval;
+        }
+        break;
+      case State::kStopping:
+        if (!s.killed && now >= s.deadline) {
+          spdlog::warn("worker {} did not stop within {} ms; SIGKILL", s.pid, config_.grace_ms);
+          env_.signal_worker(i, SIGKILL);
+          if (s.job_group != 0) env_.kill_group(s.job_group);
+          s.killed = true;
+        }
+        break;
+      case State::kIdle:
+      case State::kEmpty:
+        break;
+    }
+  }
+  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_ &&
+      now >= idle_since_ + config_.idle_quiesce_ms * 1000) {
+    spdlog::info("no job for {} ms: stopping the workers until the next job",
+                 config_.idle_quiesce_ms);
+    quiesce();
+  }
+  idle_check();
+  maybe_finish_drain();
+}
+
+std::optional<Micros> Pool::next_deadline() const {
+  std::optional<Micros> next;
+  auto consider = [&next](Micros t) {
+    if (!next || t < *next) next = t;
+  };
+  for (const Slot& s : slots_) {
+    switch (s.state) {
+      case State::kBackoff:
+      case State::kStarting:
+        consider(s.deadline);
+        break;
+      case State::kBusy:
+        if (s.deadline != 0) consider(s.deadline);
+        if (s.next_status != 0) consider(s.next_status);
+        break;
+      case State::kStopping:
+        if (!s.killed) consider(s.deadline);
+        break;
+      case State::kIdle:
+      case State::kEmpty:
+        break;
+    }
+  }
+  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_) {
+    consider(idle_since_ + config_.idle_quiesce_ms * 1000);
+  }
+  return next;
+}
+
+bool Pool::stopped() const {
+  return phase_ == Phase::kStopping && std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) {
+           return s.state == State::kEmpty;
+         });
+}
+
+// ---- Internals ----
+
+void Pool::dispatch() {
+  if (phase_ == Phase::kStopping) return;
+  for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
+    if (slots_[i].state != State::kIdle) continue;
+    auto head = queue_.begin();
+    Job job = std::move(head->second);
+    queue_.erase(head);
+    run_on(i, std::move(job));
+  }
+}
+
+void Pool::run_on(std::size_t slot, Job job) {
+  Slot& s = slots_[slot];
+  const Micros now = env_.now();
+  job.started = now;
+  s.state = State::kBusy;
+  s.deadline = job.timeout_ms != 0 ? now + (job.timeout_ms + config_.grace_ms) * 1000 : 0;
+  s.next_status = config_.status_interval_ms != 0 ? now + config_.status_interval_ms * 1000 : 0;
+  s.job_group = 0;
+  s.job_phase.clear();
+  open_[{job.client, job.id}] = slot;
+  // The payload's bytes go to the worker as they came; the pool does not need them again.
+  env_.send_job(slot, proto::Job{job.id, job.kind, std::move(job.payload), job.timeout_ms});
+  s.job = std::move(job);
+}
+
+void Pool::stop(std::size_t slot, bool graceful) {
+  Slot& s = slots_[slot];
+  if (graceful) {
+    env_.send_shutdown(slot);
+  } else {
+    env_.signal_worker(slot, SIGTERM);
+  }
+  s.state = State::kStopping;
+  s.deadline = env_.now() + config_.grace_ms * 1000;
+  s.killed = false;
+}
+
+void Pool::after_job(std::size_t slot) {
+  Slot& s = slots_[slot];
+  s.state = State::kIdle;
+  s.deadline = 0;
+  if (config_.max_jobs_per_worker != 0 && s.jobs >= config_.max_jobs_per_worker) {
+    spdlog::info("worker {} ran {} jobs: replacing it", s.pid, s.jobs);
+    stop(slot, /*graceful=*/true);
+  } else if (config_.max_worker_rss_kb != 0) {
+    const uint64_t rss = env_.rss_kb(s.pid);
+    if (rss > config_.max_worker_rss_kb) {
+      spdlog::info("worker {} holds {} KiB (over {} KiB): replacing it", s.pid, rss,
+                   config_.max_worker_rss_kb);
+      stop(slot, /*graceful=*/true);
+    }
+  }
+  if (s.state == State::kIdle && queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) {
+    s.restart = false;
+    stop(slot, /*graceful=*/true);
+  }
+  dispatch();
+  idle_check();
+  maybe_finish_drain();
+}
+
+void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
+                  std::optional<proto::JobError> error, std::optional<pid_t> worker_pid) {
+  open_.erase({job.client, job.id});
+  const Micros now = env_.now();
+  const Micros queued_until = job.started != 0 ? job.started : now;
+  const uint64_t queue_us = queued_until - job.submitted;
+  const uint64_t run_us = job.started != 0 ? now - job.started : 0;
+  if (job.started != 0) {
+    queue_us_.record(queue_us);
+    run_us_.record(run_us);
+  }
+  ++(ok ? jobs_succeeded_ : jobs_failed_);
+  proto::Result result;
+  result.id = job.id;
+  result.ok = ok;
+  result.value = std::move(value);
+  result.error = std::move(error);
+  if (worker_pid) result.worker_pid = static_cast<uint64_t>(*worker_pid);
+  result.queue_us = queue_us;
+  result.run_us = run_us;
+  env_.answer(job.client, std::move(result));
+}
+
+void Pool::fail(Job& job, std::string_view code, std::string message,
+                std::optional<std::string> detail, std::optional<pid_t> worker_pid) {
+  finish(job, false, std::nullopt,
+         proto::JobError{std::string(code), std::move(message), std::move(detail)}, worker_pid);
+}
+
+void Pool::fail_queued(std::string_view code, const std::string& message) {
+  while (!queue_.empty()) {
+    Job job = std::move(queue_.begin()->second);
+    queue_.erase(queue_.begin());
+    fail(job, code, message);
+  }
+}
+
+void Pool::idle_check() {
+  const bool busy = std::any_of(slots_.begin(), slots_.end(),
+                                [](const Slot& s) { return s.state == State::kBusy; });
+  if (busy || !queue_.empty() || quiesced_ || phase_ != Phase::kRunning) {
+    if (busy || !queue_.empty()) idle_since_ = 0;
+    return;
+  }
+  if (idle_since_ == 0) idle_since_ = env_.now();
+}
+
+void Pool::maybe_finish_drain() {
+  if (phase_ != Phase::kDraining || !queue_.empty()) return;
+  const bool busy = std::any_of(slots_.begin(), slots_.end(),
+                                [](const Slot& s) { return s.state == State::kBusy; });
+  if (!busy) shutdown(/*drain=*/false);
+}
+
+proto::Stats Pool::stats() const {
+  proto::Stats st;
+  st.uptime_ms = (env_.now() - started_at_) / 1000;
+  st.workers_configured = slots_.size();
+  for (const Slot& s : slots_) {
+    const bool alive = s.state == State::kStarting || s.state == State::kIdle ||
+                       s.state == State::kBusy || s.state == State::kStopping;
+    st.workers_alive += alive ? 1 : 0;
+    st.workers_busy += s.state == State::kBusy ? 1 : 0;
+    if (alive) {
+      st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid), state_name(s.state),
+                                                 s.jobs, env_.rss_kb(s.pid)});
+    }
+  }
+  st.jobs_submitted = jobs_submitted_;
+  st.jobs_succeeded = jobs_succeeded_;
+  st.jobs_failed = jobs_failed_;
+  st.jobs_queued = queue_.size();
+  st.jobs_running = st.workers_busy;
+  st.worker_starts = worker_starts_;
+  st.worker_crashes = worker_crashes_;
+  st.max_queue_depth = max_queue_depth_;
+  st.queue_us_p50 = queue_us_.percentile(50);
+  st.queue_us_p95 = queue_us_.percentile(95);
+  st.queue_us_max = queue_us_.max();
+  st.run_us_p50 = run_us_.percentile(50);
+  st.run_us_p95 = run_us_.percentile(95);
+  st.run_us_max = run_us_.max();
+  return st;
+}
+
+}  // namespace kiln::supervisor

@@ -1,0 +1,202 @@
+// The pool's rules, without processes or an event loop: the job queue, dispatch, timeouts,
+// cancels, crash accounting and restart backoff, quiesce, recycling, shutdown and stats. It acts
+// on the world only through PoolEnv, and is told of the world through its on_* calls, so that
+// tests drive it with a fake environment and a fake clock (ninja's builder and its fake command
+// runner). The supervisor implements PoolEnv with libuv.
+//
+// A worker slot's life (the event table; every transition is in Pool's .cc under that event):
+//
+//   state \ event | started       ready            result          gone            deadline
+//   --------------+-------------------------------------------------------------------------------
+//   kEmpty        | -> kStarting
+//   kBackoff      |                                                                -> start
+//   kStarting     |               -> kIdle/stop    protocol err    -> backoff
+//   kIdle         |               protocol err     protocol err    crash: restart
+//   kBusy         |               protocol err     -> kIdle/stop   crash: answer,  backstop: answer
+//                 |                                                restart         timeout, TERM
+//   kStopping     |               ignored          ignored         -> restart or   SIGKILL
+//                 |                                                kEmpty
+//
+// "stop" is a graceful `shutdown` (idle worker) or SIGTERM (busy worker); either way SIGKILL
+// follows after the grace period, and the slot is restarted when the process is gone unless the
+// pool is quiescing or shutting down.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "common/protocol.h"
+#include "common/result.h"
+#include "supervisor/histogram.h"
+
+namespace kiln::supervisor {
+
+using ClientId = uint64_t;
+using Micros = uint64_t;  // a point on the environment's monotonic clock, in microseconds
+
+struct PoolConfig {
+  std::size_t workers = 1;
+  uint64_t job_timeout_ms = 0;  // for submits without one; 0: none
+  uint64_t grace_ms = 2000;
+  uint64_t idle_quiesce_ms = 0;      // 0: never
+  uint64_t max_jobs_per_worker = 0;  // 0: unlimited
+  uint64_t max_worker_rss_kb = 0;    // 0: unlimited
+  std::size_t max_queue = 100000;
+  uint64_t status_interval_ms = 10000;  // 0: never
+  std::vector<std::string> kinds;
+  std::string key_id;
+};
+
+// Restart backoff after workers die before `ready`: 10 ms, doubling, at most 5 s; after this many
+// such failures in a row the pool is unavailable until a worker starts again.
+inline constexpr Micros kBackoffFirstUs = 10'000;
+inline constexpr Micros kBackoffMaxUs = 5'000'000;
+inline constexpr int kUnavailableAfter = 5;
+// A worker that has not said `ready` this long after its start is stopped as a failed start.
+inline constexpr Micros kStartTimeoutUs = 30'000'000;
+
+// How a worker process ended, with the last lines it wrote to stderr.
+struct ExitInfo {
+  int64_t exit_status = 0;
+  int term_signal = 0;
+  std::string stderr_tail;
+};
+
+// What the pool asks of the world.
+class PoolEnv {
+ public:
+  virtual ~PoolEnv() = default;
+  virtual Micros now() = 0;
+  // Starts the worker process of `slot`: its pid, or why it could not be started (then no
+  // on_gone follows; the pool treats it as a failed start).
+  virtual Expected<pid_t> start_worker(std::size_t slot) = 0;
+  virtual void send_job(std::size_t slot, const proto::Job& job) = 0;
+  virtual void send_shutdown(std::size_t slot) = 0;
+  virtual void signal_worker(std::size_t slot, int sig) = 0;
+  virtual void kill_group(pid_t pgid) = 0;
+  virtual uint64_t rss_kb(pid_t pid) = 0;
+  virtual void answer(ClientId client, proto::Result result) = 0;
+  virtual void status(ClientId client, const proto::Status& status) = 0;
+};
+
+class Pool {
+ public:
+  Pool(PoolConfig config, PoolEnv& env);
+
+  // Spawns every worker (eagerly: warm before the first job).
+  void start();
+
+  enum class Submitted { kAccepted, kDuplicateId };
+  // Every accepted submit gets exactly one answer, now or later. A duplicate unfinished id is not
+  // accepted; the caller ends that client's connection.
+  Submitted submit(ClientId client, proto::Submit submit);
+  void cancel(ClientId client, uint64_t id);
+  // The client's connection is gone: its queued jobs are dropped and its running ones killed.
+  void client_gone(ClientId client);
+  void quiesce();
+  void wakeup();
+  void shutdown(bool drain);
+  // The second SIGINT: SIGKILL to every worker now.
+  void kill_all();
+
+  void on_ready(std::size_t slot, const proto::Ready& ready);
+  void on_result(std::size_t slot, proto::WorkerResult result);
+  void on_phase(std::size_t slot, const proto::Phase& phase);
+  void on_protocol_error(std::size_t slot, const std::string& why);
+  // The process is gone: exited and reaped, its pipes drained.
+  void on_gone(std::size_t slot, const ExitInfo& exit);
+  // Acts on every deadline that has passed.
+  void on_tick();
+  std::optional<Micros> next_deadline() const;
+
+  bool shutting_down() const { return phase_ != Phase::kRunning; }
+  // Shutdown is complete: no worker process is left.
+  bool stopped() const;
+  std::size_t open_jobs() const { return open_.size(); }
+  proto::Stats stats() const;
+
+ private:
+  enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping };
+  enum class Phase { kRunning, kDraining, kStopping };
+
+  struct Job {
+    ClientId client = 0;
+    uint64_t id = 0;
+    std::string kind;
+    proto::RawObject payload;
+    uint64_t timeout_ms = 0;
+    Micros submitted = 0;
+    Micros started = 0;
+  };
+  // Queue order: higher priority first, then submit order.
+  struct QueueKey {
+    int64_t priority;
+    uint64_t seq;
+    bool operator<(const QueueKey& o) const {
+      return priority != o.priority ? priority > o.priority : seq < o.seq;
+    }
+  };
+  struct Slot {
+    State state = State::kEmpty;
+    pid_t pid = 0;
+    uint64_t jobs = 0;
+    std::optional<Job> job;
+    pid_t job_group = 0;
+    std::string job_phase;
+    Micros deadline = 0;  // kBusy: timeout backstop (0: none); kStopping: SIGKILL; kBackoff: start
+    bool killed = false;  // SIGKILL sent while stopping
+    bool restart = true;  // start another when this one is gone
+    bool ready_seen = false;  // it said `ready`
+    bool bad_start = false;   // stopped before `ready` for a fault of its own
+    Micros next_status = 0;
+  };
+  using OpenKey = std::pair<ClientId, uint64_t>;
+  using Where = std::variant<QueueKey, std::size_t>;  // queued, or running on a slot
+
+  static const char* state_name(State s);
+  bool wants_workers() const;
+  void start_slot(std::size_t slot);
+  void schedule_restart(std::size_t slot, Micros delay);
+  void dispatch();
+  void run_on(std::size_t slot, Job job);
+  void stop(std::size_t slot, bool graceful);
+  void finish(Job& job, bool ok, std::optional<proto::RawObject> value,
+              std::optional<proto::JobError> error, std::optional<pid_t> worker_pid);
+  void fail(Job& job, std::string_view code, std::string message,
+            std::optional<std::string> detail = std::nullopt,
+            std::optional<pid_t> worker_pid = std::nullopt);
+  void fail_queued(std::string_view code, const std::string& message);
+  void after_job(std::size_t slot);
+  void idle_check();
+  void maybe_finish_drain();
+  void note_start_failure(const std::string& why);
+  Micros backoff_delay() const;
+
+  PoolConfig config_;
+  PoolEnv& env_;
+  std::vector<Slot> slots_;
+  std::map<QueueKey, Job> queue_;
+  std::map<OpenKey, Where> open_;
+  uint64_t next_seq_ = 0;
+  Phase phase_ = Phase::kRunning;
+  bool quiesced_ = false;
+  Micros idle_since_ = 0;  // 0: not idle
+  int start_failures_ = 0;
+  bool unavailable_ = false;
+  std::string last_failure_;
+  Micros started_at_ = 0;
+
+  // Stats.
+  uint64_t jobs_submitted_ = 0, jobs_succeeded_ = 0, jobs_failed_ = 0;
+  uint64_t worker_starts_ = 0, worker_crashes_ = 0, max_queue_depth_ = 0;
+  Histogram queue_us_, run_us_;
+};
+
+}  // namespace kiln::supervisor

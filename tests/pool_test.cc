@@ -1,0 +1,492 @@
+// The pool's rules with a fake environment and a fake clock: no processes, no loop.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+
+#include "supervisor/pool.h"
+
+namespace kiln::supervisor {
+namespace {
+
+using proto::RawObject;
+
+class FakeEnv : public PoolEnv {
+ public:
+  Micros clock = 1'000'000;
+  pid_t next_pid = 100;
+  bool spawn_fails = false;
+  std::map<std::size_t, pid_t> pids;  // slot -> current pid
+  std::vector<std::pair<std::size_t, proto::Job>> jobs_sent;
+  std::vector<std::size_t> shutdowns_sent;
+  std::vector<std::pair<std::size_t, int>> signals;
+  std::vector<pid_t> groups_killed;
+  std::map<pid_t, uint64_t> rss;
+  std::vector<std::pair<ClientId, proto::Result>> answers;
+  std::vector<std::pair<ClientId, proto::Status>> statuses;
+  int starts = 0;
+
+  Micros now() override { return clock; }
+  Expected<pid_t> start_worker(std::size_t slot) override {
+    ++starts;
+    if (spawn_fails) return fail("no such file");
+    pids[slot] = next_pid;
+    return next_pid++;
+  }
+  void send_job(std::size_t slot, const proto::Job& job) override {
+    jobs_sent.emplace_back(slot, job);
+  }
+  void send_shutdown(std::size_t slot) override { shutdowns_sent.push_back(slot); }
+  void signal_worker(std::size_t slot, int sig) override { signals.emplace_back(slot, sig); }
+  void kill_group(pid_t pgid) override { groups_killed.push_back(pgid); }
+  uint64_t rss_kb(pid_t pid) override { return rss.count(pid) ? rss[pid] : 1000; }
+  void answer(ClientId client, proto::Result result) override {
+    answers.emplace_back(client, std::move(result));
+  }
+  void status(ClientId client, const proto::Status& s) override {
+    statuses.emplace_back(client, s);
+  }
+
+  const proto::Result& last() const { return answers.back().second; }
+  std::string last_code() const { return last().error ? last().error->code : "ok"; }
+};
+
+constexpr const char* kKey = "0123456789abcdef";
+
+PoolConfig config(std::size_t workers = 2) {
+  PoolConfig c;
+  c.workers = workers;
+  c.kinds = {"echo", "exec", "selftest"};
+  c.key_id = kKey;
+  c.grace_ms = 100;
+  c.status_interval_ms = 0;
+  return c;
+}
+
+proto::Submit job(uint64_t id, std::optional<int64_t> priority = std::nullopt,
+                  std::optional<uint64_t> timeout_ms = std::nullopt) {
+  return proto::Submit{id, "echo", RawObject::nil(), timeout_ms, priority};
+}
+
+proto::Ready ready(pid_t pid, std::string key = kKey) {
+  return proto::Ready{1, static_cast<uint64_t>(pid), {"echo"}, std::move(key)};
+}
+
+proto::WorkerResult ok_result(uint64_t id) {
+  return proto::WorkerResult{id, true, RawObject::nil(), std::nullopt, 5};
+}
+
+class PoolTest : public ::testing::Test {
+ protected:
+  void start(PoolConfig c = config()) {
+    pool_ = std::make_unique<Pool>(std::move(c), env_);
+    pool_->start();
+  }
+  void all_ready() {
+    for (auto [slot, pid] : env_.pids) pool_->on_ready(slot, ready(pid));
+  }
+  void advance_ms(uint64_t ms) {
+    env_.clock += ms * 1000;
+    pool_->on_tick();
+  }
+  // The process of `slot` is gone (exit callback and pipes closed).
+  void gone(std::size_t slot, int sig = 0, int status = 0, std::string tail = "") {
+    pool_->on_gone(slot, ExitInfo{status, sig, std::move(tail)});
+  }
+
+  FakeEnv env_;
+  std::unique_ptr<Pool> pool_;
+};
+
+TEST_F(PoolTest, StartsEveryWorkerEagerlyAndDispatchesToIdleOnes) {
+  start();
+  EXPECT_EQ(env_.starts, 2);
+  ASSERT_EQ(pool_->submit(1, job(1)), Pool::Submitted::kAccepted);
+  EXPECT_TRUE(env_.jobs_sent.empty()) << "nobody is ready yet";
+  all_ready();
+  ASSERT_EQ(env_.jobs_sent.size(), 1u);
+  EXPECT_EQ(env_.jobs_sent[0].second.id, 1u);
+  pool_->on_result(env_.jobs_sent[0].first, ok_result(1));
+  ASSERT_EQ(env_.answers.size(), 1u);
+  EXPECT_TRUE(env_.last().ok);
+  EXPECT_EQ(env_.last().worker_pid, std::optional<uint64_t>(100));
+}
+
+TEST_F(PoolTest, QueueRunsByPriorityThenSubmitOrder) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));  // runs at once
+  pool_->submit(1, job(2, 0));
+  pool_->submit(1, job(3, 5));
+  pool_->submit(1, job(4, -1));
+  pool_->submit(1, job(5, 5));
+  for (uint64_t id : {1, 3, 5, 2, 4}) {
+    ASSERT_EQ(env_.jobs_sent.back().second.id, id);
+    pool_->on_result(0, ok_result(id));
+  }
+  EXPECT_EQ(env_.answers.size(), 5u);
+}
+
+TEST_F(PoolTest, DuplicateUnfinishedIdIsRefusedButFinishedIdsMayReturn) {
+  start(config(1));
+  all_ready();
+  EXPECT_EQ(pool_->submit(1, job(7)), Pool::Submitted::kAccepted);
+  EXPECT_EQ(pool_->submit(1, job(7)), Pool::Submitted::kDuplicateId);
+  EXPECT_EQ(pool_->submit(2, job(7)), Pool::Submitted::kAccepted) << "ids are per client";
+  pool_->on_result(0, ok_result(7));
+  EXPECT_EQ(pool_->submit(1, job(7)), Pool::Submitted::kAccepted);
+}
+
+TEST_F(PoolTest, OverloadAnswersAtOnceWhenTheQueueIsFull) {
+  PoolConfig c = config(1);
+  c.max_queue = 2;
+  start(c);
+  all_ready();
+  pool_->submit(1, job(1));  // running
+  pool_->submit(1, job(2));
+  pool_->submit(1, job(3));
+  EXPECT_TRUE(env_.answers.empty());
+  pool_->submit(1, job(4));
+  ASSERT_EQ(env_.answers.size(), 1u);
+  EXPECT_EQ(env_.last().id, 4u);
+  EXPECT_EQ(env_.last_code(), "overloaded");
+}
+
+TEST_F(PoolTest, UnknownKindIsAnsweredAtOnce) {
+  start();
+  pool_->submit(1, proto::Submit{1, "link", RawObject::nil(), std::nullopt, std::nullopt});
+  EXPECT_EQ(env_.last_code(), "unknown_kind");
+  EXPECT_EQ(env_.last().error->message, "no worker serves kind \"link\"");
+}
+
+TEST_F(PoolTest, OneCrashFailsOnlyItsJobAndTheWorkerIsReplaced) {
+  start();
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  const std::size_t crashed = env_.jobs_sent[0].first, other = env_.jobs_sent[1].first;
+  pool_->on_phase(crashed, proto::Phase{1, "spawned", 4242});
+  gone(crashed, SIGSEGV, 0, "kiln-worker 100 crashed: SIGSEGV\n#0 kiln_selftest_crash");
+  ASSERT_EQ(env_.answers.size(), 1u);
+  EXPECT_EQ(env_.last().id, 1u);
+  EXPECT_EQ(env_.last_code(), "worker_crashed");
+  EXPECT_EQ(env_.last().error->message, "worker 100 was killed by SIGSEGV");
+  EXPECT_EQ(env_.last().error->detail,
+            std::optional<std::string>("kiln-worker 100 crashed: SIGSEGV\n#0 kiln_selftest_crash"));
+  EXPECT_EQ(env_.groups_killed, std::vector<pid_t>{4242});
+  EXPECT_EQ(env_.starts, 3) << "replaced at once, no backoff: it had started fine";
+  pool_->on_result(other, ok_result(2));
+  EXPECT_TRUE(env_.last().ok);
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u);
+}
+
+TEST_F(PoolTest, ExitStatusIsNamedToo) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));
+  gone(0, 0, 7);
+  EXPECT_EQ(env_.last().error->message, "worker 100 exited with status 7");
+}
+
+TEST_F(PoolTest, CrashLoopBacksOffThenReportsPoolUnavailableThenRecovers) {
+  start(config(1));
+  pool_->submit(1, job(1));  // waits for a worker
+  Micros expected_delay = kBackoffFirstUs;
+  for (int failure = 1; failure <= kUnavailableAfter; ++failure) {
+    gone(0, 0, 1, "kiln-worker: cannot start\n");
+    ASSERT_EQ(env_.starts, failure) << "no restart before the backoff delay";
+    ASSERT_EQ(pool_->next_deadline(), std::optional<Micros>(env_.clock + expected_delay));
+    env_.clock += expected_delay;
+    pool_->on_tick();
+    ASSERT_EQ(env_.starts, failure + 1);
+    expected_delay *= 2;
+  }
+  // After five failures in a row the queued job, and new ones, end with pool_unavailable.
+  ASSERT_EQ(env_.answers.size(), 1u);
+  EXPECT_EQ(env_.last_code(), "pool_unavailable");
+  EXPECT_EQ(env_.last().error->message,
+            "workers keep failing to start: worker 104 exited with status 1: kiln-worker: cannot "
+            "start");
+  pool_->submit(1, job(2));
+  EXPECT_EQ(env_.last_code(), "pool_unavailable");
+  // The delay stops growing at the cap.
+  for (int i = 0; i < 20; ++i) {
+    gone(0, 0, 1);
+    ASSERT_LE(*pool_->next_deadline() - env_.clock, kBackoffMaxUs);
+    env_.clock = *pool_->next_deadline();
+    pool_->on_tick();
+  }
+  // A worker that starts again makes the pool available by itself.
+  pool_->on_ready(0, ready(env_.pids[0]));
+  pool_->submit(1, job(3));
+  ASSERT_EQ(env_.jobs_sent.size(), 1u);
+  EXPECT_EQ(env_.jobs_sent[0].second.id, 3u);
+}
+
+TEST_F(PoolTest, SpawnFailureCountsAsAFailedStart) {
+  env_.spawn_fails = true;
+  start(config(1));
+  EXPECT_EQ(env_.starts, 1);
+  EXPECT_EQ(pool_->next_deadline(), std::optional<Micros>(env_.clock + kBackoffFirstUs));
+}
+
+TEST_F(PoolTest, WrongKeyIsAProtocolErrorAndAFailedStart) {
+  start(config(1));
+  pool_->on_ready(0, ready(100, "ffffffffffffffff"));
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+  gone(0, SIGKILL);
+  EXPECT_EQ(pool_->next_deadline(), std::optional<Micros>(env_.clock + kBackoffFirstUs));
+}
+
+TEST_F(PoolTest, TimeoutBackstopAnswersAndKillsAfterGrace) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1, std::nullopt, 1000));
+  EXPECT_EQ(env_.jobs_sent[0].second.timeout_ms, 1000u);
+  advance_ms(1000 + 99);
+  EXPECT_TRUE(env_.answers.empty()) << "the worker enforces the timeout; this is the backstop";
+  advance_ms(1);
+  EXPECT_EQ(env_.last_code(), "timeout");
+  EXPECT_EQ(env_.last().error->message, "the job ran past its timeout of 1000 ms");
+  EXPECT_EQ(env_.signals.back(), (std::pair<std::size_t, int>{0, SIGTERM}));
+  advance_ms(100);
+  EXPECT_EQ(env_.signals.back(), (std::pair<std::size_t, int>{0, SIGKILL}));
+  // The late result of the killed worker is ignored: still one answer.
+  pool_->on_result(0, ok_result(1));
+  gone(0, SIGKILL);
+  EXPECT_EQ(env_.answers.size(), 1u);
+  EXPECT_EQ(env_.starts, 2) << "a replacement";
+  EXPECT_EQ(pool_->stats().worker_crashes, 0u) << "it was killed on purpose";
+}
+
+TEST_F(PoolTest, DefaultJobTimeoutApplies) {
+  PoolConfig c = config(1);
+  c.job_timeout_ms = 50;
+  start(c);
+  all_ready();
+  pool_->submit(1, job(1));
+  EXPECT_EQ(env_.jobs_sent[0].second.timeout_ms, 50u);
+}
+
+TEST_F(PoolTest, CancelQueuedAnswersAtOnceAndRunningKillsTheWorker) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->cancel(1, 2);
+  EXPECT_EQ(env_.last().id, 2u);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_TRUE(env_.signals.empty());
+  pool_->cancel(1, 1);
+  EXPECT_EQ(env_.last().id, 1u);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGTERM}}));
+  pool_->cancel(1, 99);  // unknown: ignored
+  pool_->cancel(1, 1);   // finished: ignored
+  EXPECT_EQ(env_.answers.size(), 2u);
+  gone(0, 0, 143);
+  EXPECT_EQ(env_.starts, 2);
+}
+
+TEST_F(PoolTest, QuiesceLetsRunningJobsFinishThenStopsAndSubmitRestarts) {
+  start();
+  all_ready();
+  pool_->submit(1, job(1));
+  const std::size_t busy = env_.jobs_sent[0].first;
+  pool_->quiesce();
+  EXPECT_EQ(env_.shutdowns_sent, std::vector<std::size_t>{1 - busy}) << "the idle one";
+  pool_->on_result(busy, ok_result(1));
+  EXPECT_EQ(env_.shutdowns_sent.size(), 2u) << "the busy one, once done";
+  gone(0);
+  gone(1);
+  EXPECT_EQ(env_.starts, 2) << "nothing restarts while quiesced";
+  EXPECT_EQ(pool_->stats().workers_alive, 0u);
+  pool_->submit(1, job(2));
+  EXPECT_EQ(env_.starts, 4);
+  all_ready();
+  EXPECT_EQ(env_.jobs_sent.back().second.id, 2u);
+}
+
+TEST_F(PoolTest, QuiesceAndWakeupInAnyOrderAreSafe) {
+  start();
+  all_ready();
+  pool_->quiesce();
+  pool_->quiesce();
+  pool_->wakeup();  // while stopping: they restart when gone
+  gone(0);
+  pool_->quiesce();
+  gone(1);
+  pool_->wakeup();
+  pool_->wakeup();
+  all_ready();
+  EXPECT_EQ(pool_->stats().workers_alive, 2u);
+  pool_->submit(1, job(1));
+  EXPECT_EQ(env_.jobs_sent.size(), 1u);
+}
+
+TEST_F(PoolTest, IdleQuiesceStopsWorkersAfterTheIdleTime) {
+  PoolConfig c = config(1);
+  c.idle_quiesce_ms = 500;
+  start(c);
+  all_ready();
+  pool_->submit(1, job(1));
+  advance_ms(1000);
+  EXPECT_TRUE(env_.shutdowns_sent.empty()) << "a running job is not idleness";
+  pool_->on_result(0, ok_result(1));
+  advance_ms(499);
+  EXPECT_TRUE(env_.shutdowns_sent.empty());
+  advance_ms(1);
+  EXPECT_EQ(env_.shutdowns_sent.size(), 1u);
+}
+
+TEST_F(PoolTest, RecyclesByJobCountAndByRss) {
+  PoolConfig c = config(1);
+  c.max_jobs_per_worker = 2;
+  c.max_worker_rss_kb = 50'000;
+  start(c);
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->on_result(0, ok_result(1));
+  EXPECT_TRUE(env_.shutdowns_sent.empty());
+  pool_->submit(1, job(2));
+  pool_->on_result(0, ok_result(2));
+  EXPECT_EQ(env_.shutdowns_sent.size(), 1u) << "two jobs done";
+  gone(0);
+  EXPECT_EQ(env_.starts, 2);
+  pool_->on_ready(0, ready(env_.pids[0]));
+  env_.rss[env_.pids[0]] = 60'000;
+  pool_->submit(1, job(3));
+  pool_->on_result(0, ok_result(3));
+  EXPECT_EQ(env_.shutdowns_sent.size(), 2u) << "over the RSS limit";
+}
+
+TEST_F(PoolTest, StatusForJobsRunningLongerThanTheInterval) {
+  PoolConfig c = config(1);
+  c.status_interval_ms = 1000;
+  start(c);
+  all_ready();
+  pool_->submit(9, job(1));
+  pool_->on_phase(0, proto::Phase{1, "compiling", std::nullopt});
+  advance_ms(999);
+  EXPECT_TRUE(env_.statuses.empty());
+  advance_ms(1);
+  ASSERT_EQ(env_.statuses.size(), 1u);
+  EXPECT_EQ(env_.statuses[0].first, 9u);
+  EXPECT_EQ(env_.statuses[0].second, (proto::Status{1, 1000, 100, "compiling"}));
+  advance_ms(1000);
+  EXPECT_EQ(env_.statuses.size(), 2u);
+}
+
+TEST_F(PoolTest, ShutdownAnswersEveryOpenJobAndStopsEveryWorker) {
+  start();
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->submit(1, job(3));
+  pool_->shutdown(false);
+  EXPECT_EQ(env_.answers.size(), 3u);
+  for (const auto& [client, r] : env_.answers) EXPECT_EQ(r.error->code, "shutdown");
+  pool_->submit(1, job(4));
+  EXPECT_EQ(env_.last_code(), "shutdown") << "no new jobs";
+  advance_ms(100);
+  EXPECT_EQ(std::count_if(env_.signals.begin(), env_.signals.end(),
+                          [](auto s) { return s.second == SIGKILL; }),
+            2);
+  EXPECT_FALSE(pool_->stopped());
+  gone(0, SIGKILL);
+  gone(1, SIGKILL);
+  EXPECT_TRUE(pool_->stopped());
+  EXPECT_EQ(env_.starts, 2);
+}
+
+TEST_F(PoolTest, DrainFinishesQueuedAndRunningJobsFirst) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->shutdown(true);
+  pool_->submit(1, job(3));
+  EXPECT_EQ(env_.last_code(), "shutdown");
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, ok_result(2));
+  EXPECT_TRUE(env_.answers[1].second.ok);
+  EXPECT_TRUE(env_.answers[2].second.ok);
+  EXPECT_EQ(env_.shutdowns_sent.size(), 1u);
+  gone(0);
+  EXPECT_TRUE(pool_->stopped());
+}
+
+TEST_F(PoolTest, ClientGoneDropsItsQueuedJobsAndKillsItsRunningOnes) {
+  start(config(2));
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->submit(2, job(1));
+  pool_->submit(1, job(2));  // queued
+  pool_->client_gone(1);
+  EXPECT_TRUE(env_.answers.empty()) << "nobody to answer";
+  ASSERT_EQ(env_.signals.size(), 1u);
+  EXPECT_EQ(env_.signals[0].second, SIGTERM);
+  const std::size_t other = 1 - env_.signals[0].first;
+  pool_->on_result(other, ok_result(1));
+  EXPECT_EQ(env_.answers.size(), 1u);
+  EXPECT_EQ(env_.answers[0].first, 2u);
+  EXPECT_EQ(pool_->open_jobs(), 0u);
+}
+
+TEST_F(PoolTest, ResultForAJobItWasNotGivenIsAProtocolError) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->on_result(0, ok_result(2));
+  EXPECT_EQ(env_.last_code(), "worker_protocol_error");
+  EXPECT_EQ(env_.last().error->message,
+            "worker 100 broke the protocol: a result for job 2, which it was not running");
+  EXPECT_EQ(env_.signals.back().second, SIGKILL);
+  pool_->on_ready(0, ready(100));  // ignored now
+  gone(0, SIGKILL);
+  EXPECT_EQ(env_.answers.size(), 1u);
+}
+
+TEST_F(PoolTest, SecondReadyIsAProtocolError) {
+  start(config(1));
+  all_ready();
+  pool_->on_ready(0, ready(100));
+  EXPECT_EQ(env_.signals.back(), (std::pair<std::size_t, int>{0, SIGKILL}));
+}
+
+TEST_F(PoolTest, KillAllSendsSigkillAtOnce) {
+  start();
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->shutdown(false);
+  pool_->kill_all();
+  EXPECT_EQ(std::count_if(env_.signals.begin(), env_.signals.end(),
+                          [](auto s) { return s.second == SIGKILL; }),
+            2);
+}
+
+TEST_F(PoolTest, StatsCountWhatHappened) {
+  start();
+  all_ready();
+  pool_->submit(1, job(1));
+  env_.clock += 300;
+  pool_->on_result(env_.jobs_sent[0].first, ok_result(1));
+  pool_->submit(1, job(2));
+  pool_->on_result(env_.jobs_sent[1].first,
+                   proto::WorkerResult{2, false, std::nullopt,
+                                       proto::JobError{"job_failed", "no", std::nullopt}, 1});
+  const proto::Stats st = pool_->stats();
+  EXPECT_EQ(st.workers_configured, 2u);
+  EXPECT_EQ(st.workers_alive, 2u);
+  EXPECT_EQ(st.jobs_submitted, 2u);
+  EXPECT_EQ(st.jobs_succeeded, 1u);
+  EXPECT_EQ(st.jobs_failed, 1u);
+  EXPECT_EQ(st.worker_starts, 2u);
+  EXPECT_EQ(st.run_us_max, 300u);
+  ASSERT_EQ(st.worker_list.size(), 2u);
+  EXPECT_EQ(st.worker_list[0].state, "idle");
+  EXPECT_EQ(st.worker_list[0].rss_kb, 1000u);
+}
+
+}  // namespace
+}  // namespace kiln::supervisor
