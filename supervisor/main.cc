@@ -1,11 +1,75 @@
-// kiln-supervisor: placeholder entry point until its issue lands; --help and --version work.
+// kiln-supervisor: parses its options and calls in (supervisor/run.cc).
 #include <CLI/CLI.hpp>
 
+#include "common/exit_codes.h"
+#include "common/logging.h"
 #include "common/version.h"
+#include "supervisor/options.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"kiln-supervisor"};
+  kiln::supervisor::Options o;
+  CLI::App app{
+      "kiln-supervisor: a supervised pool of warm kiln-worker processes for compile jobs.\n"
+      "Speaks length-prefixed msgpack frames (PROTOCOL.md) on --read-fd/--write-fd, or on\n"
+      "stdin/stdout. The build key comes from --key-file, else KILN_KEY (base64), else is\n"
+      "random."};
   app.set_version_flag("--version", "kiln-supervisor " + std::string(kiln::kVersion));
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  app.add_option("--workers", o.workers, "pool size (default: the number of CPUs)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--worker", o.worker_path, "worker binary (default: kiln-worker beside this one)");
+  auto* read_fd = app.add_option("--read-fd", o.read_fd, "fd the client's frames arrive on")
+                      ->check(CLI::NonNegativeNumber);
+  auto* write_fd = app.add_option("--write-fd", o.write_fd, "fd to send frames to the client on")
+                       ->check(CLI::NonNegativeNumber);
+  read_fd->needs(write_fd);
+  write_fd->needs(read_fd);
+  app.add_option("--parent", o.parent,
+                 "shut down when this process is gone (default: the process that started us)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--key-file", o.key_file, "file holding the base64 build key")
+      ->check(CLI::ExistingFile);
+  app.add_option("--job-timeout-ms", o.job_timeout_ms,
+                 "run-time limit of jobs that set none (0: none)")
+      ->capture_default_str();
+  app.add_option("--grace-ms", o.grace_ms, "after SIGTERM, wait this long before SIGKILL")
+      ->capture_default_str();
+  app.add_option("--idle-quiesce-ms", o.idle_quiesce_ms,
+                 "stop the workers after this long without jobs (0: never)")
+      ->capture_default_str();
+  app.add_option("--max-jobs-per-worker", o.max_jobs_per_worker,
+                 "replace a worker after this many jobs (0: never)")
+      ->capture_default_str();
+  app.add_option("--max-worker-rss-mb", o.max_worker_rss_mb,
+                 "replace a worker whose RSS is above this after a job (0: never)")
+      ->capture_default_str();
+  app.add_option("--max-queue", o.max_queue, "jobs that may wait; more are `overloaded`")
+      ->capture_default_str();
+  app.add_option("--max-frame", o.max_frame, "largest frame body in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(4096u, 0xffffffffu));
+  app.add_option("--status-interval-ms", o.status_interval_ms,
+                 "send `status` for jobs running this long, every this long (0: never)")
+      ->capture_default_str();
+  app.add_flag("--enable-selftest", o.enable_selftest,
+               "serve the `selftest` kind (fault injection for tests)");
+  app.add_option("--log-level", o.log_level,
+                 "trace, debug, info, warn, error, critical or off (default: SPDLOG_LEVEL, else "
+                 "info)")
+      ->check([](const std::string& l) {
+        return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
+      });
+  app.add_option("--log-file", o.log_file, "log here instead of stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kiln::exit_code::kUsage;
+  }
+  return kiln::supervisor::run(std::move(o));
 }

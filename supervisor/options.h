@@ -1,0 +1,36 @@
+// kiln-supervisor's options (main.cc parses them; DESIGN.md "The supervisor's life").
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/frame.h"
+
+namespace kiln::supervisor {
+
+struct Options {
+  std::size_t workers = 0;               // 0: the number of CPUs
+  std::string worker_path;               // "": kiln-worker beside this binary
+  std::optional<int> read_fd, write_fd;  // client link; default stdin/stdout
+  std::optional<pid_t> parent;           // default: the process that started us
+  std::string key_file;
+  uint64_t job_timeout_ms = 0;
+  uint64_t grace_ms = 2000;
+  uint64_t idle_quiesce_ms = 0;
+  uint64_t max_jobs_per_worker = 0;
+  uint64_t max_worker_rss_mb = 0;
+  std::size_t max_queue = 100000;
+  uint32_t max_frame = kDefaultMaxFrame;
+  uint64_t status_interval_ms = 10000;
+  bool enable_selftest = false;
+  std::string log_level;
+  std::string log_file;
+};
+
+// Runs the supervisor to the end; returns the exit status.
+int run(Options options);
+
+}  // namespace kiln::supervisor

@@ -1,0 +1,69 @@
+// The supervisor's start: the key, logging, process-wide settings, then the loop.
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/build_key.h"
+#include "common/exit_codes.h"
+#include "common/fd.h"
+#include "common/logging.h"
+#include "supervisor/options.h"
+#include "supervisor/supervisor.h"
+
+namespace kiln::supervisor {
+namespace {
+
+// The build key: --key-file, else KILN_KEY, else a random one; base64 text either way.
+Expected<std::string> load_key(const Options& options) {
+  std::string text;
+  std::string source;
+  if (!options.key_file.empty()) {
+    std::ifstream in(options.key_file);
+    if (!in) return fail("cannot read --key-file " + options.key_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+    source = "--key-file " + options.key_file;
+  } else if (const char* env = std::getenv("KILN_KEY"); env != nullptr && *env != '\0') {
+    text = env;
+    source = "KILN_KEY";
+  } else {
+    return random_key();
+  }
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  std::optional<std::string> key = base64_decode(text);
+  if (!key || key->empty()) return fail(source + " is not a non-empty padded base64 key");
+  return std::move(*key);
+}
+
+}  // namespace
+
+int run(Options options) {
+  Expected<std::string> key = load_key(options);
+  if (!key) {
+    std::fprintf(stderr, "kiln-supervisor: %s\n", key.error().c_str());
+    return exit_code::kUsage;
+  }
+  Expected<bool> logging =
+      setup_logging("kiln-supervisor", LogOptions{options.log_level, options.log_file});
+  if (!logging) {
+    std::fprintf(stderr, "kiln-supervisor: %s\n", logging.error().c_str());
+    return exit_code::kUsage;
+  }
+  // Nothing the supervisor holds may leak into a worker (one worker holding another's pipe
+  // means EOF never comes): every inherited fd, the log file included, is close-on-exec.
+  cloexec_from(3);
+  // A write to a dead worker or client is an error to handle, not the supervisor's death.
+  std::signal(SIGPIPE, SIG_IGN);
+  ::unsetenv("KILN_KEY");
+  Supervisor supervisor(std::move(options), std::move(*key));
+  const int status = supervisor.run();
+  spdlog::shutdown();
+  return status;
+}
+
+}  // namespace kiln::supervisor

@@ -1,0 +1,359 @@
+#include "supervisor/supervisor.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <thread>
+
+#include "common/build_key.h"
+#include "common/fd.h"
+#include "common/version.h"
+
+extern char** environ;
+
+namespace kiln::supervisor {
+namespace {
+
+std::string own_directory() {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return ".";
+  std::string p(path, static_cast<std::size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+const char* handle_kind(uv_handle_type t) {
+  switch (t) {
+    case UV_TTY:
+      return "a terminal";
+    case UV_FILE:
+      return "a regular file";
+    case UV_UNKNOWN_HANDLE:
+      return "not open, or of an unusable kind";
+    default:
+      return "of an unusable kind";
+  }
+}
+
+}  // namespace
+
+Supervisor::Supervisor(Options options, std::string key)
+    : options_(std::move(options)), key_(std::move(key)), key_id_(key_id(key_)) {
+  if (options_.workers == 0) options_.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (options_.worker_path.empty()) options_.worker_path = own_directory() + "/kiln-worker";
+  kinds_ = {"echo", "exec"};
+  if (options_.enable_selftest) kinds_.push_back("selftest");
+
+  worker_args_ = {options_.worker_path,
+                  "--parent",
+                  std::to_string(::getpid()),
+                  "--read-fd",
+                  "3",
+                  "--write-fd",
+                  "4",
+                  "--max-frame",
+                  std::to_string(options_.max_frame),
+                  "--grace-ms",
+                  std::to_string(options_.grace_ms)};
+  if (options_.enable_selftest) worker_args_.push_back("--enable-selftest");
+  if (!options_.log_level.empty()) {
+    worker_args_.push_back("--log-level");
+    worker_args_.push_back(options_.log_level);
+  }
+  // The key travels in the environment, which only the user can read in /proc.
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("KILN_KEY=", 0) != 0) worker_env_.emplace_back(*e);
+  }
+  worker_env_.push_back("KILN_KEY=" + base64_encode(key_));
+
+  PoolConfig config;
+  config.workers = options_.workers;
+  config.job_timeout_ms = options_.job_timeout_ms;
+  config.grace_ms = options_.grace_ms;
+  config.idle_quiesce_ms = options_.idle_quiesce_ms;
+  config.max_jobs_per_worker = options_.max_jobs_per_worker;
+  config.max_worker_rss_kb = options_.max_worker_rss_mb * 1024;
+  config.max_queue = options_.max_queue;
+  config.status_interval_ms = options_.status_interval_ms;
+  config.kinds = kinds_;
+  config.key_id = key_id_;
+  pool_ = std::make_unique<Pool>(std::move(config), *this);
+  workers_.resize(options_.workers);
+  generation_.resize(options_.workers);
+}
+
+Supervisor::~Supervisor() = default;
+
+proto::Hello Supervisor::hello() const {
+  return proto::Hello{proto::kProtocolVersion,
+                      "kiln-supervisor " + std::string(kVersion),
+                      static_cast<uint64_t>(::getpid()),
+                      options_.workers,
+                      kinds_,
+                      key_id_};
+}
+
+int Supervisor::run() {
+  if (uv_loop_init(&loop_) != 0) fatal_errno("uv_loop_init");
+  uv_timer_init(&loop_, &tick_);
+  const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; ++i) {
+    uv_signal_init(&loop_, &signals_[i]);
+    signals_[i].data = this;
+    uv_signal_start(
+        &signals_[i],
+        [](uv_signal_t* h, int signum) { static_cast<Supervisor*>(h->data)->on_signal(signum); },
+        signums[i]);
+  }
+  tick_.data = this;
+
+  Expected<bool> link = open_client_link();
+  int status = 0;
+  if (!link) {
+    spdlog::error("{}", link.error());
+    std::fprintf(stderr, "kiln-supervisor: %s\n", link.error().c_str());
+    status = 2;
+    shutting_down_ = true;
+    pool_->shutdown(false);
+    finish();
+  } else {
+    spdlog::info("kiln-supervisor {} serving with {} workers (key {})", kVersion, options_.workers,
+                 key_id_);
+    pool_->start();
+    watch_parent();
+    settle();
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  const int rc = uv_loop_close(&loop_);
+  if (rc != 0) {
+    spdlog::error("the event loop still had open handles at exit: {}", uv_strerror(rc));
+    return 4;
+  }
+  spdlog::info("kiln-supervisor stopped");
+  return status;
+}
+
+Expected<bool> Supervisor::open_client_link() {
+  const int read_fd = options_.read_fd.value_or(0);
+  const int write_fd = options_.write_fd.value_or(1);
+  for (const auto& [fd, name] :
+       {std::pair{read_fd, "--read-fd"}, std::pair{write_fd, "--write-fd"}}) {
+    // A file or /dev/null would be accepted by uv_pipe_open and then abort the loop (libuv
+    // #281): only pipes and sockets carry a link.
+    const uv_handle_type type = uv_guess_handle(fd);
+    if (type != UV_NAMED_PIPE) {
+      return fail(std::string("the client link ") + name + " " + std::to_string(fd) + " is " +
+                  handle_kind(type) +
+                  "; kiln-supervisor speaks length-prefixed msgpack frames over a pipe or a "
+                  "socket (PROTOCOL.md)");
+    }
+  }
+  const ClientId id = next_client_++;
+  auto client = std::make_unique<ClientConnection>(
+      &loop_, id, options_.max_frame,
+      ClientConnection::Events{[this](ClientConnection& c, proto::ClientRequest r) {
+                                 on_request(c, std::move(r));
+                                 settle();
+                               },
+                               [this](ClientConnection& c) {
+                                 on_client_end(c);
+                                 settle();
+                               },
+                               [this](ClientConnection& c) { clients_.erase(c.id()); }});
+  if (const int rc = client->open(read_fd, write_fd); rc != 0) {
+    return fail("cannot use the client link: " + std::string(uv_strerror(rc)));
+  }
+  client->start(hello());
+  clients_.emplace(id, std::move(client));
+  return true;
+}
+
+void Supervisor::watch_parent() {
+  const pid_t parent = options_.parent.value_or(::getppid());
+  // A pidfd makes the parent's exit an event on the loop (Linux >= 5.3).
+  parent_pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, parent, 0));
+  if (parent_pidfd_ < 0) {
+    begin_shutdown(false, "the parent process " + std::to_string(parent) + " is gone");
+    return;
+  }
+  uv_poll_init(&loop_, &parent_poll_, parent_pidfd_);
+  parent_poll_.data = this;
+  parent_watched_ = true;
+  uv_poll_start(&parent_poll_, UV_READABLE, [](uv_poll_t* h, int, int) {
+    auto* self = static_cast<Supervisor*>(h->data);
+    uv_poll_stop(h);
+    self->begin_shutdown(false, "the parent process is gone");
+    self->settle();
+  });
+}
+
+void Supervisor::on_request(ClientConnection& client, proto::ClientRequest request) {
+  std::visit(
+      [&](auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, proto::Submit>) {
+          const uint64_t id = r.id;
+          if (pool_->submit(client.id(), std::move(r)) == Pool::Submitted::kDuplicateId) {
+            client.protocol_error(proto::code::kDuplicateId,
+                                  "id " + std::to_string(id) + " is still running");
+          }
+        } else if constexpr (std::is_same_v<T, proto::Cancel>) {
+          pool_->cancel(client.id(), r.id);
+        } else if constexpr (std::is_same_v<T, proto::Quiesce>) {
+          pool_->quiesce();
+        } else if constexpr (std::is_same_v<T, proto::Wakeup>) {
+          pool_->wakeup();
+        } else if constexpr (std::is_same_v<T, proto::StatsRequest>) {
+          client.send(pool_->stats());
+        } else if constexpr (std::is_same_v<T, proto::Shutdown>) {
+          begin_shutdown(r.drain.value_or(false), "asked by the client");
+        }
+      },
+      request);
+}
+
+void Supervisor::on_client_end(ClientConnection& client) {
+  // The pipe-mode link is the supervisor's only client: its end is the end of the service.
+  // Its open jobs are answered by the shutdown (there is still a write side to answer on).
+  begin_shutdown(false, "the client link ended");
+  (void)client;
+}
+
+void Supervisor::on_signal(int signum) {
+  if (signum == SIGINT && ++sigints_ >= 2) {
+    spdlog::warn("second SIGINT: killing the workers now");
+    pool_->kill_all();
+    settle();
+    return;
+  }
+  begin_shutdown(false, std::string("received ") + signal_name(signum));
+  settle();
+}
+
+void Supervisor::begin_shutdown(bool drain, const std::string& why) {
+  if (shutting_down_ && drain) return;
+  if (!shutting_down_) spdlog::info("shutting down{}: {}", drain ? " after the queue" : "", why);
+  shutting_down_ = true;
+  pool_->shutdown(drain);
+}
+
+void Supervisor::settle() {
+  if (finished_) return;
+  if (pool_->stopped()) {
+    finish();
+    return;
+  }
+  if (const std::optional<Micros> next = pool_->next_deadline()) {
+    const Micros now_us = now();
+    const uint64_t delay_ms = *next > now_us ? (*next - now_us + 999) / 1000 : 0;
+    uv_timer_start(
+        &tick_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Supervisor*>(t->data);
+          self->pool_->on_tick();
+          self->settle();
+        },
+        delay_ms, 0);
+  } else {
+    uv_timer_stop(&tick_);
+  }
+}
+
+void Supervisor::finish() {
+  finished_ = true;
+  for (auto& [id, client] : clients_) client->finish(options_.grace_ms);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  for (auto& s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
+  if (parent_watched_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&parent_poll_),
+             [](uv_handle_t* h) { ::close(static_cast<Supervisor*>(h->data)->parent_pidfd_); });
+  } else if (parent_pidfd_ >= 0) {
+    ::close(parent_pidfd_);
+  }
+}
+
+// ---- PoolEnv ----
+
+Micros Supervisor::now() { return uv_hrtime() / 1000; }
+
+void Supervisor::retire(std::size_t slot) {
+  std::unique_ptr<WorkerProcess> proc = std::move(workers_[slot]);
+  if (!proc) return;
+  WorkerProcess* raw = proc.get();
+  retired_.emplace(raw, std::move(proc));
+  raw->close();
+}
+
+Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
+  retire(slot);
+  const uint64_t generation = ++generation_[slot];
+  // Events of a process that is no longer its slot's current one are stale: ignore them.
+  auto current = [this, slot, generation] { return generation_[slot] == generation; };
+  WorkerProcess::Events events{
+      [this, slot, current](proto::WorkerEvent event) {
+        if (!current()) return;
+        if (auto* ready = std::get_if<proto::Ready>(&event)) {
+          pool_->on_ready(slot, *ready);
+        } else if (auto* result = std::get_if<proto::WorkerResult>(&event)) {
+          pool_->on_result(slot, std::move(*result));
+        } else {
+          pool_->on_phase(slot, std::get<proto::Phase>(event));
+        }
+        settle();
+      },
+      [this, slot, current](const std::string& why) {
+        if (!current()) return;
+        pool_->on_protocol_error(slot, why);
+        settle();
+      },
+      [this, slot, current](const ExitInfo& exit) {
+        if (!current()) return;
+        retire(slot);
+        pool_->on_gone(slot, exit);
+        settle();
+      },
+      [this](WorkerProcess* self) { retired_.erase(self); }};
+  workers_[slot] = std::make_unique<WorkerProcess>(&loop_, options_.max_frame, options_.grace_ms,
+                                                   std::move(events));
+  const int rc = workers_[slot]->spawn(worker_args_, worker_env_);
+  if (rc != 0) {
+    ++generation_[slot];
+    retire(slot);
+    return fail("cannot start " + options_.worker_path + ": " + uv_strerror(rc));
+  }
+  spdlog::debug("worker {} started in slot {}", workers_[slot]->pid(), slot);
+  return workers_[slot]->pid();
+}
+
+void Supervisor::send_job(std::size_t slot, const proto::Job& job) {
+  if (workers_[slot]) workers_[slot]->send(job);
+}
+
+void Supervisor::send_shutdown(std::size_t slot) {
+  if (workers_[slot]) workers_[slot]->send(proto::WorkerShutdown{});
+}
+
+void Supervisor::signal_worker(std::size_t slot, int sig) {
+  if (workers_[slot]) workers_[slot]->kill(sig);
+}
+
+void Supervisor::kill_group(pid_t pgid) {
+  if (pgid > 1) ::kill(-pgid, SIGKILL);
+}
+
+uint64_t Supervisor::rss_kb(pid_t pid) { return kiln::rss_kb(pid); }
+
+void Supervisor::answer(ClientId client, proto::Result result) {
+  const auto it = clients_.find(client);
+  if (it != clients_.end()) it->second->send(result);
+}
+
+void Supervisor::status(ClientId client, const proto::Status& status) {
+  const auto it = clients_.find(client);
+  if (it != clients_.end()) it->second->send(status);
+}
+
+}  // namespace kiln::supervisor

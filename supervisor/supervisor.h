@@ -1,0 +1,77 @@
+// kiln-supervisor: one thread, one libuv loop. It owns the Pool (the rules) and implements its
+// PoolEnv with real processes; it owns the client link(s), the signal watchers, the parent watch
+// and the timer that serves the pool's deadlines.
+#pragma once
+
+#include <uv.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "supervisor/client_connection.h"
+#include "supervisor/options.h"
+#include "supervisor/pool.h"
+#include "supervisor/worker_process.h"
+
+namespace kiln::supervisor {
+
+class Supervisor : public PoolEnv {
+ public:
+  // `key` is the decoded build key.
+  Supervisor(Options options, std::string key);
+  ~Supervisor() override;
+
+  // Sets up the loop, starts the pool and serves until shutdown; the exit status.
+  int run();
+
+  // PoolEnv
+  Micros now() override;
+  Expected<pid_t> start_worker(std::size_t slot) override;
+  void send_job(std::size_t slot, const proto::Job& job) override;
+  void send_shutdown(std::size_t slot) override;
+  void signal_worker(std::size_t slot, int sig) override;
+  void kill_group(pid_t pgid) override;
+  uint64_t rss_kb(pid_t pid) override;
+  void answer(ClientId client, proto::Result result) override;
+  void status(ClientId client, const proto::Status& status) override;
+
+ private:
+  Expected<bool> open_client_link();
+  void watch_parent();
+  void on_request(ClientConnection& client, proto::ClientRequest request);
+  void on_client_end(ClientConnection& client);
+  void on_signal(int signum);
+  void begin_shutdown(bool drain, const std::string& why);
+  void retire(std::size_t slot);
+  // After every event: re-arm the deadline timer, and finish once the pool has stopped.
+  void settle();
+  void finish();
+  proto::Hello hello() const;
+
+  Options options_;
+  std::string key_;
+  std::string key_id_;
+  std::vector<std::string> kinds_;
+  std::vector<std::string> worker_args_;
+  std::vector<std::string> worker_env_;
+  uv_loop_t loop_;
+  std::unique_ptr<Pool> pool_;
+  std::vector<std::unique_ptr<WorkerProcess>> workers_;  // the current process of each slot
+  std::vector<uint64_t> generation_;  // of each slot's process: older events are stale
+  std::map<WorkerProcess*, std::unique_ptr<WorkerProcess>> retired_;  // closing
+  std::map<ClientId, std::unique_ptr<ClientConnection>> clients_;
+  ClientId next_client_ = 1;
+  uv_timer_t tick_;
+  uv_signal_t signals_[3];
+  uv_poll_t parent_poll_;
+  int parent_pidfd_ = -1;
+  bool parent_watched_ = false;
+  bool shutting_down_ = false;
+  bool finished_ = false;
+  int sigints_ = 0;
+};
+
+}  // namespace kiln::supervisor

@@ -1,0 +1,104 @@
+#include "supervisor/uv_pipe.h"
+
+#include "common/fd.h"
+
+namespace kiln::supervisor {
+
+namespace {
+constexpr std::size_t kReadBufferSize = 64 << 10;
+}
+
+Pipe::Pipe(uv_loop_t* loop) {
+  if (uv_pipe_init(loop, &pipe_, 0) != 0) fatal_errno("uv_pipe_init");
+  pipe_.data = this;
+  write_req_.data = this;
+}
+
+int Pipe::open(int fd) { return uv_pipe_open(&pipe_, fd); }
+
+int Pipe::start_reading(Handlers handlers) {
+  handlers_ = std::move(handlers);
+  if (!read_buf_) read_buf_ = std::make_unique<char[]>(kReadBufferSize);
+  const int rc = uv_read_start(stream(), alloc_cb, read_cb);
+  reading_ = rc == 0;
+  return rc;
+}
+
+void Pipe::stop_reading() {
+  if (reading_ && !closing_) uv_read_stop(stream());
+  reading_ = false;
+}
+
+void Pipe::resume_reading() {
+  if (!reading_ && !closing_ && handlers_.on_data) {
+    reading_ = uv_read_start(stream(), alloc_cb, read_cb) == 0;
+  }
+}
+
+void Pipe::alloc_cb(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Pipe*>(h->data);
+  *buf = uv_buf_init(self->read_buf_.get(), kReadBufferSize);
+}
+
+void Pipe::read_cb(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<Pipe*>(s->data);
+  if (n > 0) {
+    self->handlers_.on_data(std::string_view(buf->base, static_cast<std::size_t>(n)));
+  } else if (n < 0) {
+    self->stop_reading();
+    self->handlers_.on_end(static_cast<int>(n));
+  }
+}
+
+void Pipe::write(std::string_view bytes) {
+  pending_.append(bytes);
+  flush();
+}
+
+void Pipe::flush() {
+  if (writing_ || closing_ || pending_.empty()) return;
+  if (write_failed_) {
+    pending_.clear();
+    return;
+  }
+  in_flight_.swap(pending_);
+  pending_.clear();
+  uv_buf_t buf = uv_buf_init(in_flight_.data(), static_cast<unsigned>(in_flight_.size()));
+  if (uv_write(&write_req_, stream(), &buf, 1, write_cb) != 0) {
+    write_failed_ = true;
+    in_flight_.clear();
+    return;
+  }
+  writing_ = true;
+}
+
+void Pipe::write_cb(uv_write_t* req, int status) {
+  auto* self = static_cast<Pipe*>(req->data);
+  self->writing_ = false;
+  self->in_flight_.clear();
+  // Keep large buffers from lingering after a burst.
+  if (self->in_flight_.capacity() > (1u << 20)) self->in_flight_.shrink_to_fit();
+  if (status != 0) {
+    self->write_failed_ = true;  // UV_EPIPE: the peer is gone; UV_ECANCELED: we are closing
+    self->pending_.clear();
+    return;
+  }
+  self->flush();
+  if (!self->writing_ && self->on_drained_) self->on_drained_();
+}
+
+void Pipe::close(std::function<void()> on_closed) {
+  if (closing_) return;
+  closing_ = true;
+  reading_ = false;
+  on_closed_ = std::move(on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), close_cb);
+}
+
+void Pipe::close_cb(uv_handle_t* h) {
+  auto* self = static_cast<Pipe*>(h->data);
+  auto on_closed = std::move(self->on_closed_);
+  if (on_closed) on_closed();  // may destroy *self: nothing after this
+}
+
+}  // namespace kiln::supervisor

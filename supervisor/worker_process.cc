@@ -1,0 +1,183 @@
+#include "supervisor/worker_process.h"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+#include "common/fd.h"
+#include "common/text.h"
+
+namespace kiln::supervisor {
+namespace {
+
+// What a crash report keeps of the worker's stderr.
+constexpr std::size_t kTailLines = 200;
+constexpr std::size_t kTailBytes = 32 << 10;
+// A line longer than this is logged in pieces.
+constexpr std::size_t kMaxLine = 8 << 10;
+
+}  // namespace
+
+WorkerProcess::WorkerProcess(uv_loop_t* loop, uint32_t max_frame, uint64_t grace_ms, Events events)
+    : loop_(loop),
+      grace_ms_(grace_ms),
+      events_(std::move(events)),
+      to_worker_(loop),
+      from_worker_(loop),
+      stderr_(loop),
+      reader_(max_frame) {
+  process_.data = this;
+  uv_timer_init(loop_, &drain_timer_);
+  drain_timer_.data = this;
+  open_handles_ = 4;  // the timer and three pipes; the process handle once spawned
+}
+
+int WorkerProcess::spawn(const std::vector<std::string>& args,
+                         const std::vector<std::string>& env) {
+  std::vector<char*> argv, envp;
+  std::vector<std::string> args_copy = args, env_copy = env;
+  for (auto& a : args_copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_copy) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  // Child fds: 0 and 1 are /dev/null, 2 its stderr, 3 what it reads, 4 what it writes. The
+  // pipes are socketpairs; both directions are flagged so the parent's end can read and write.
+  const auto both =
+      static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE);
+  uv_stdio_container_t stdio[5];
+  stdio[0].flags = UV_IGNORE;
+  stdio[1].flags = UV_IGNORE;
+  stdio[2].flags = both;
+  stdio[2].data.stream = stderr_.stream();
+  stdio[3].flags = both;
+  stdio[3].data.stream = to_worker_.stream();
+  stdio[4].flags = both;
+  stdio[4].data.stream = from_worker_.stream();
+
+  uv_process_options_t options{};
+  options.exit_cb = exit_cb;
+  options.file = argv[0];
+  options.args = argv.data();
+  options.env = envp.data();
+  options.stdio = stdio;
+  options.stdio_count = 5;
+  // Even when spawning fails, the handle must be closed (PITFALLS: "Failed spawn").
+  const int rc = uv_spawn(loop_, &process_, &options);
+  spawned_ = true;
+  ++open_handles_;
+  if (rc != 0) return rc;
+  pid_ = process_.pid;
+
+  from_worker_.start_reading({[this](std::string_view bytes) { on_link_bytes(bytes); },
+                              [this](int) {
+                                link_ended_ = true;
+                                maybe_gone();
+                              }});
+  stderr_.start_reading({[this](std::string_view bytes) { on_stderr_bytes(bytes); },
+                         [this](int) {
+                           if (!partial_line_.empty()) stderr_line(partial_line_);
+                           partial_line_.clear();
+                           stderr_ended_ = true;
+                           maybe_gone();
+                         }});
+  return 0;
+}
+
+void WorkerProcess::kill(int sig) {
+  // libuv keeps the pid after reaping: never signal a pid that may have been reused.
+  if (pid_ > 0 && !exited_) uv_process_kill(&process_, sig);
+}
+
+void WorkerProcess::on_link_bytes(std::string_view bytes) {
+  if (link_broken_) return;
+  const bool ok = reader_.feed(bytes, [this](std::string_view body) {
+    Expected<proto::WorkerEvent> event = proto::decode_worker_event(body);
+    if (!event) {
+      link_broken_ = true;
+      events_.on_protocol_error(event.error());
+      return false;
+    }
+    events_.on_event(std::move(event.value()));
+    return true;
+  });
+  if (!ok && !link_broken_) {
+    link_broken_ = true;
+    events_.on_protocol_error(reader_.error());
+  }
+}
+
+void WorkerProcess::on_stderr_bytes(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const auto nl = bytes.find('\n');
+    if (nl == std::string_view::npos) {
+      partial_line_.append(bytes);
+      if (partial_line_.size() >= kMaxLine) {
+        stderr_line(partial_line_);
+        partial_line_.clear();
+      }
+      return;
+    }
+    partial_line_.append(bytes.substr(0, nl));
+    stderr_line(partial_line_);
+    partial_line_.clear();
+    bytes.remove_prefix(nl + 1);
+  }
+}
+
+void WorkerProcess::stderr_line(std::string_view line) {
+  std::string text = to_valid_utf8(line);
+  spdlog::info("worker {}: {}", pid_, text);
+  tail_bytes_ += text.size() + 1;
+  tail_.push_back(std::move(text));
+  while (tail_.size() > kTailLines || tail_bytes_ > kTailBytes) {
+    tail_bytes_ -= tail_.front().size() + 1;
+    tail_.pop_front();
+  }
+}
+
+void WorkerProcess::exit_cb(uv_process_t* process, int64_t exit_status, int term_signal) {
+  auto* self = static_cast<WorkerProcess*>(process->data);
+  self->exited_ = true;
+  self->exit_.exit_status = exit_status;
+  self->exit_.term_signal = term_signal;
+  // Its pipes normally end at once; something else holding them must not hold up the pool.
+  uv_timer_start(&self->drain_timer_, drain_timeout_cb, self->grace_ms_, 0);
+  self->maybe_gone();
+}
+
+void WorkerProcess::drain_timeout_cb(uv_timer_t* timer) {
+  auto* self = static_cast<WorkerProcess*>(timer->data);
+  spdlog::warn("worker {}'s pipes stayed open after it exited; not waiting for them", self->pid_);
+  self->link_ended_ = self->stderr_ended_ = true;
+  self->maybe_gone();
+}
+
+void WorkerProcess::maybe_gone() {
+  if (gone_ || !exited_ || !link_ended_ || !stderr_ended_) return;
+  gone_ = true;
+  uv_timer_stop(&drain_timer_);
+  for (const std::string& line : tail_) exit_.stderr_tail += line + "\n";
+  events_.on_gone(exit_);
+}
+
+void WorkerProcess::close() {
+  if (closing_) return;
+  closing_ = true;
+  auto closed = [this] { handle_closed(); };
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_),
+           [](uv_handle_t* h) { static_cast<WorkerProcess*>(h->data)->handle_closed(); });
+  if (spawned_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&process_),
+             [](uv_handle_t* h) { static_cast<WorkerProcess*>(h->data)->handle_closed(); });
+  }
+  to_worker_.close(closed);
+  from_worker_.close(closed);
+  stderr_.close(closed);
+}
+
+void WorkerProcess::handle_closed() {
+  if (--open_handles_ == 0) events_.on_closed(this);  // may destroy *this: nothing after this
+}
+
+}  // namespace kiln::supervisor
