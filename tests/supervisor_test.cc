@@ -1,0 +1,600 @@
+// kiln-supervisor as a real process with real workers: PyTorch's compile-worker scenarios and
+// every behaviour of the pool, each asserted exactly.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "common/exit_codes.h"
+#include "tests/supervisor_harness.h"
+#include "tests/worker_harness.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string code_of(const std::optional<proto::Result>& r) {
+  if (!r) return "<no result>";
+  return r->ok ? "ok" : (r->error ? r->error->code : "<no error>");
+}
+
+json value_of(const std::optional<proto::Result>& r) {
+  EXPECT_TRUE(r && r->ok && r->value) << code_of(r);
+  return r && r->value ? from_raw(*r->value) : json();
+}
+
+int exit_status(Child& c, std::chrono::milliseconds timeout = 10s) {
+  const auto s = c.wait(timeout);
+  if (!s) return -1000;
+  return WIFEXITED(*s) ? WEXITSTATUS(*s) : -WTERMSIG(*s);
+}
+
+// A started supervisor that has said hello; ends with a clean shutdown unless the test ended it.
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void start(const SupervisorStart& s = {}) {
+    sup_ = std::make_unique<SupervisorHarness>(s);
+    ASSERT_TRUE(sup_->await_hello());
+  }
+  void TearDown() override {
+    if (!sup_ || ended_) return;
+    sup_->send(proto::Shutdown{});
+    EXPECT_TRUE(sup_->await_bye());
+    EXPECT_EQ(exit_status(sup_->process()), 0) << sup_->stderr_text();
+    // Every answer exactly once.
+    for (const auto& [id, n] : sup_->result_counts) EXPECT_EQ(n, 1) << "job " << id;
+  }
+  std::vector<pid_t> worker_pids() {
+    std::vector<pid_t> pids;
+    const std::optional<proto::Stats> st = sup_->stats();
+    if (st) {
+      for (const auto& w : st->worker_list) pids.push_back(static_cast<pid_t>(w.pid));
+    }
+    return pids;
+  }
+  // Waits until every configured worker is up and idle.
+  bool all_idle(std::size_t n = 2) {
+    return wait_until(
+        [&] {
+          auto st = sup_->stats();
+          return st && st->worker_list.size() == n &&
+                 std::all_of(st->worker_list.begin(), st->worker_list.end(),
+                             [](const auto& w) { return w.state == "idle"; });
+        },
+        20s);
+  }
+
+  std::unique_ptr<SupervisorHarness> sup_;
+  bool ended_ = false;
+};
+
+TEST_F(SupervisorTest, HelloSaysWhoServesWhat) {
+  start();
+  EXPECT_EQ(sup_->hello().protocol, 1u);
+  EXPECT_EQ(sup_->hello().server, "kiln-supervisor 0.1.0");
+  EXPECT_EQ(sup_->hello().pid, static_cast<uint64_t>(sup_->process().pid()));
+  EXPECT_EQ(sup_->hello().workers, 2u);
+  EXPECT_EQ(sup_->hello().kinds, (std::vector<std::string>{"echo", "exec", "selftest"}));
+  EXPECT_EQ(sup_->hello().key_id.size(), 16u);
+}
+
+TEST_F(SupervisorTest, KeyFromTheEnvironmentReachesWorkers) {
+  start({.env = {"KILN_KEY=a2lsbg=="}});
+  EXPECT_EQ(sup_->hello().key_id, "eac7579295a99dff");
+  // Workers with that key say ready and serve (a mismatch would kill them).
+  sup_->submit(1, "echo", "x");
+  EXPECT_EQ(value_of(sup_->result(1)), "x");
+}
+
+// ---- PyTorch compile_worker scenarios ----
+
+TEST_F(SupervisorTest, BasicJobs) {
+  start();
+  sup_->submit(1, "echo", {{"a", 1}});
+  sup_->submit(2, "exec", {{"argv", {"sh", "-c", "echo compiled"}}});
+  EXPECT_EQ(value_of(sup_->result(1)), (json{{"a", 1}}));
+  const json v = value_of(sup_->result(2));
+  EXPECT_EQ(v["exit_code"], 0);
+  const auto& out = v["stdout"].get_binary();
+  EXPECT_EQ(std::string(out.begin(), out.end()), "compiled\n");
+  const auto r = sup_->result(2);
+  EXPECT_TRUE(r->worker_pid.has_value());
+}
+
+TEST_F(SupervisorTest, AJobsFailureCarriesItsMessage) {
+  start();
+  sup_->submit(1, "selftest", {{"action", "fail"}, {"message", "boom: bad kernel"}});
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "job_failed");
+  EXPECT_EQ(r->error->message, "boom: bad kernel");
+}
+
+TEST_F(SupervisorTest, OneCrashFailsOneJobWhileASiblingFinishes) {
+  start();
+  ASSERT_TRUE(all_idle());
+  sup_->submit(1, "selftest", {{"action", "sleep"}, {"ms", 300}});
+  sup_->submit(2, "selftest", {{"action", "crash"}});
+  const auto crashed = sup_->result(2);
+  EXPECT_EQ(code_of(crashed), "worker_crashed");
+  EXPECT_EQ(crashed->error->message,
+            "worker " + std::to_string(*crashed->worker_pid) + " was killed by SIGSEGV");
+  ASSERT_TRUE(crashed->error->detail.has_value());
+  EXPECT_NE(crashed->error->detail->find("crashed: SIGSEGV (address 0x0)"), std::string::npos);
+  EXPECT_NE(crashed->error->detail->find("kiln_selftest_crash"), std::string::npos);
+  EXPECT_EQ(code_of(sup_->result(1)), "ok");
+  // The pool stays usable: both workers serve again.
+  ASSERT_TRUE(all_idle());
+  for (uint64_t id = 3; id < 7; ++id) sup_->submit(id, "echo", id);
+  for (uint64_t id = 3; id < 7; ++id) EXPECT_EQ(value_of(sup_->result(id)), id);
+  EXPECT_EQ(sup_->stats()->worker_crashes, 1u);
+}
+
+TEST_F(SupervisorTest, QuiesceThenWakeupRepeatedly) {
+  start();
+  for (int round = 0; round < 3; ++round) {
+    sup_->send(proto::Quiesce{});
+    ASSERT_TRUE(wait_until([&] { return sup_->stats()->workers_alive == 0; }, 20s));
+    if (round % 2 == 0) {
+      sup_->send(proto::Wakeup{});
+      ASSERT_TRUE(all_idle());
+    }
+    const uint64_t id = 10 + round;
+    sup_->submit(id, "echo", round);
+    EXPECT_EQ(value_of(sup_->result(id)), round);
+  }
+}
+
+TEST_F(SupervisorTest, LogsToAFile) {
+  char path[] = "/tmp/kiln-log-XXXXXX";
+  ::close(::mkstemp(path));
+  start({.args = {"--log-file", path, "--log-level", "info"}});
+  sup_->submit(1, "echo", 1);
+  ASSERT_TRUE(sup_->result(1));
+  sup_->send(proto::Shutdown{});
+  ASSERT_TRUE(sup_->await_bye());
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  ended_ = true;
+  std::ifstream in(path);
+  std::stringstream log;
+  log << in.rdbuf();
+  ::unlink(path);
+  EXPECT_NE(log.str().find("serving with 2 workers"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("kiln-supervisor stopped"), std::string::npos);
+  EXPECT_EQ(sup_->stderr_text(), "") << "nothing on stderr when logging to a file";
+}
+
+// ---- Timeouts and cancels ----
+
+TEST_F(SupervisorTest, ExecTimeoutIsEnforcedByTheWorkerWhichStaysWarm) {
+  start();
+  sup_->submit(1, "exec", {{"argv", {"sleep", "100"}}}, 200);
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "timeout");
+  EXPECT_EQ(r->error->message, "'sleep' ran past its timeout of 200 ms");
+  EXPECT_EQ(sup_->stats()->worker_starts, 2u) << "no worker was replaced";
+}
+
+TEST_F(SupervisorTest, HangThatIgnoresSigtermEndsAtTheBackstop) {
+  start();
+  sup_->submit(1, "selftest", {{"action", "hang"}}, 100);
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "timeout");
+  EXPECT_EQ(r->error->message, "the job ran past its timeout of 100 ms");
+  // SIGTERM is ignored, SIGKILL follows the grace period, and a replacement serves.
+  sup_->submit(2, "echo", 2);
+  EXPECT_EQ(value_of(sup_->result(2)), 2);
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->worker_starts == 3; }, 10s));
+  EXPECT_EQ(sup_->stats()->worker_crashes, 0u);
+}
+
+TEST_F(SupervisorTest, DefaultJobTimeout) {
+  start({.args = {"--job-timeout-ms", "150"}});
+  sup_->submit(1, "exec", {{"argv", {"sleep", "100"}}});
+  EXPECT_EQ(code_of(sup_->result(1)), "timeout");
+}
+
+TEST_F(SupervisorTest, CancelQueuedAndRunning) {
+  start({.workers = 1});
+  ASSERT_TRUE(all_idle(1));
+  sup_->submit(1, "exec", {{"argv", {"sleep", "100"}}});
+  sup_->submit(2, "echo", 2);
+  // Wait until job 1 runs (its status comes through stats).
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->send(proto::Cancel{2});
+  EXPECT_EQ(code_of(sup_->result(2)), "cancelled");
+  sup_->send(proto::Cancel{1});
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "cancelled");
+  sup_->submit(3, "echo", 3);
+  EXPECT_EQ(value_of(sup_->result(3)), 3) << "a replacement worker serves";
+  sup_->send(proto::Cancel{3});   // finished: ignored
+  sup_->send(proto::Cancel{99});  // unknown: ignored
+}
+
+// ---- Crash loop, recycling, overload, status, stats ----
+
+TEST_F(SupervisorTest, CrashLoopAnswersPoolUnavailableWithoutAForkStorm) {
+  start({.args = {"--worker", "/bin/false"}});
+  sup_->submit(1, "echo", 1);
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  EXPECT_NE(r->error->message.find("workers keep failing to start"), std::string::npos);
+  sup_->submit(2, "echo", 2);
+  EXPECT_EQ(code_of(sup_->result(2)), "pool_unavailable");
+  // Backoff: 10+20+40+80+160 ms gets two slots to five failures; a storm would be thousands.
+  const auto st = sup_->stats();
+  EXPECT_LT(st->worker_starts, 40u);
+  EXPECT_GE(st->worker_starts, 5u);
+  EXPECT_NE(sup_->stderr_text().find("workers keep failing to start"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, RecyclesAfterMaxJobs) {
+  start({.args = {"--max-jobs-per-worker", "2"}, .workers = 1});
+  std::vector<uint64_t> pids;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    sup_->submit(id, "echo", id);
+    pids.push_back(*sup_->result(id)->worker_pid);
+  }
+  EXPECT_EQ(pids[0], pids[1]);
+  EXPECT_NE(pids[1], pids[2]);
+}
+
+TEST_F(SupervisorTest, RecyclesAWorkerOverTheRssLimit) {
+  start({.args = {"--max-worker-rss-mb", "64"}, .workers = 1});
+  sup_->submit(1, "selftest", {{"action", "alloc"}, {"mb", 128}});
+  const auto first = sup_->result(1);
+  ASSERT_EQ(code_of(first), "ok");
+  sup_->submit(2, "echo", 2);
+  EXPECT_NE(*sup_->result(2)->worker_pid, *first->worker_pid);
+}
+
+TEST_F(SupervisorTest, OverloadedWhenTheQueueIsFull) {
+  start({.args = {"--max-queue", "1"}, .workers = 1});
+  ASSERT_TRUE(all_idle(1));
+  sup_->submit(1, "selftest", {{"action", "sleep"}, {"ms", 500}});
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->submit(2, "echo", 2);
+  sup_->submit(3, "echo", 3);
+  const auto r = sup_->result(3);
+  EXPECT_EQ(code_of(r), "overloaded");
+  EXPECT_EQ(r->error->message, "the queue already holds 1 jobs (--max-queue)");
+  EXPECT_EQ(code_of(sup_->result(2)), "ok");
+}
+
+TEST_F(SupervisorTest, StatusWhileAJobRunsLong) {
+  start({.args = {"--status-interval-ms", "100"}, .workers = 1});
+  sup_->submit(1, "selftest", {{"action", "sleep"}, {"ms", 450}});
+  ASSERT_EQ(code_of(sup_->result(1)), "ok");
+  ASSERT_GE(sup_->statuses.size(), 2u);
+  EXPECT_EQ(sup_->statuses[0].id, 1u);
+  EXPECT_GE(sup_->statuses[0].elapsed_ms, 100u);
+  EXPECT_GT(sup_->statuses[1].elapsed_ms, sup_->statuses[0].elapsed_ms);
+}
+
+TEST_F(SupervisorTest, StatsHaveEveryKeyAndCount) {
+  start();
+  sup_->submit(1, "echo", 1);
+  sup_->submit(2, "selftest", {{"action", "fail"}, {"message", "x"}});
+  ASSERT_TRUE(sup_->result(1) && sup_->result(2));
+  // Read the raw map to check the key set, not just what the struct decodes.
+  std::string frame;
+  proto::encode(proto::StatsRequest{}, frame);
+  sup_->link().write_bytes(frame);
+  std::string body;
+  ASSERT_EQ(sup_->link().read_body(body, 10s), FrameChannel::Status::kFrame);
+  const json st = json::from_msgpack(body);
+  for (const char* key :
+       {"uptime_ms", "workers_configured", "workers_alive", "workers_busy", "jobs_submitted",
+        "jobs_succeeded", "jobs_failed", "jobs_queued", "jobs_running", "worker_starts",
+        "worker_crashes", "max_queue_depth", "queue_us_p50", "queue_us_p95", "queue_us_max",
+        "run_us_p50", "run_us_p95", "run_us_max", "worker_list"}) {
+    EXPECT_TRUE(st.contains(key)) << key;
+  }
+  EXPECT_EQ(st["jobs_submitted"], 2);
+  EXPECT_EQ(st["jobs_succeeded"], 1);
+  EXPECT_EQ(st["jobs_failed"], 1);
+  EXPECT_EQ(st["workers_configured"], 2);
+  EXPECT_EQ(st["worker_list"].size(), 2u);
+  EXPECT_GT(st["worker_list"][0]["rss_kb"].get<uint64_t>(), 0u);
+}
+
+TEST_F(SupervisorTest, UnknownKindAndPriorityOrder) {
+  start({.workers = 1});
+  ASSERT_TRUE(all_idle(1));
+  sup_->submit(1, "link", 1);
+  EXPECT_EQ(code_of(sup_->result(1)), "unknown_kind");
+  sup_->submit(2, "selftest", {{"action", "sleep"}, {"ms", 200}});
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->submit(3, "echo", 3, std::nullopt, 0);
+  sup_->submit(4, "echo", 4, std::nullopt, 10);
+  ASSERT_TRUE(sup_->result(3) && sup_->result(4));
+  EXPECT_LT(sup_->result(4)->queue_us, sup_->result(3)->queue_us) << "higher priority first";
+}
+
+// ---- Protocol errors ----
+
+TEST_F(SupervisorTest, DuplicateIdEndsTheConnection) {
+  start({.workers = 1});
+  sup_->submit(1, "selftest", {{"action", "sleep"}, {"ms", 2000}});
+  sup_->submit(1, "echo", 1);
+  EXPECT_TRUE(sup_->await_bye());
+  ASSERT_EQ(sup_->errors.size(), 1u);
+  EXPECT_EQ(sup_->errors[0], (proto::Error{"duplicate_id", "id 1 is still running"}));
+  EXPECT_EQ(sup_->result_counts[1], 1) << "its job is answered once, with shutdown";
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  ended_ = true;
+}
+
+TEST_F(SupervisorTest, MalformedFrameEndsTheConnectionCleanly) {
+  start();
+  sup_->link().write_bytes(std::string("\x00\x00\x00\x01\xc1", 5));
+  EXPECT_TRUE(sup_->await_bye());
+  ASSERT_EQ(sup_->errors.size(), 1u);
+  EXPECT_EQ(sup_->errors[0].code, "protocol_error");
+  EXPECT_EQ(sup_->errors[0].message, "body: invalid byte 0xc1 at offset 0");
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  ended_ = true;
+}
+
+TEST_F(SupervisorTest, WorkerSendingGarbageIsKilledAndItsJobAnswered) {
+  start();
+  sup_->submit(1, "selftest", {{"action", "garbage"}});
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "worker_protocol_error");
+  EXPECT_EQ(r->error->message, "worker " + std::to_string(*r->worker_pid) +
+                                   " broke the protocol: body: invalid byte 0xc1 at offset 0");
+  sup_->submit(2, "echo", 2);
+  EXPECT_EQ(value_of(sup_->result(2)), 2);
+}
+
+// ---- Shutdown ----
+
+TEST_F(SupervisorTest, DrainFinishesQueuedJobs) {
+  start({.workers = 1});
+  for (uint64_t id = 1; id <= 4; ++id)
+    sup_->submit(id, "selftest", {{"action", "sleep"}, {"ms", 20}});
+  sup_->send(proto::Shutdown{true});
+  ASSERT_TRUE(sup_->await_bye());
+  for (uint64_t id = 1; id <= 4; ++id) EXPECT_EQ(code_of(sup_->result(id, 0ms)), "ok") << id;
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  ended_ = true;
+}
+
+TEST_F(SupervisorTest, SigtermAnswersOpenJobsAndExitsCleanly) {
+  start({.workers = 1});
+  sup_->submit(1, "exec", {{"argv", {"sleep", "100"}}});
+  sup_->submit(2, "echo", 2);
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  const auto workers = worker_pids();
+  sup_->process().kill(SIGTERM);
+  ASSERT_TRUE(sup_->await_bye());
+  EXPECT_EQ(code_of(sup_->result(1, 0ms)), "shutdown");
+  EXPECT_EQ(code_of(sup_->result(2, 0ms)), "shutdown");
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  for (pid_t w : workers) EXPECT_FALSE(is_running(w));
+  ended_ = true;
+}
+
+TEST_F(SupervisorTest, EndOfInputShutsDown) {
+  start();
+  sup_->submit(1, "selftest", {{"action", "sleep"}, {"ms", 5000}});
+  sup_->link().close_write();
+  ::shutdown(sup_->link().read_fd(), SHUT_WR);
+  ASSERT_TRUE(sup_->await_bye());
+  EXPECT_EQ(code_of(sup_->result(1, 0ms)), "shutdown");
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  ended_ = true;
+}
+
+TEST_F(SupervisorTest, ShutdownIsBoundedByGraceAndASecondSigintKillsAtOnce) {
+  start({.workers = 1, .grace_ms = 60000});
+  sup_->submit(1, "selftest", {{"action", "hang"}});
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->process().kill(SIGINT);
+  EXPECT_EQ(code_of(sup_->result(1)), "shutdown");
+  // The hang ignores SIGTERM and the grace is a minute; a second SIGINT does not wait.
+  sup_->process().kill(SIGINT);
+  EXPECT_TRUE(sup_->await_bye(10s));
+  EXPECT_EQ(exit_status(sup_->process(), 10s), 0);
+  ended_ = true;
+}
+
+TEST_F(SupervisorTest, ShutdownTakesNoLongerThanGraceWhateverWorkersDo) {
+  start({.workers = 2, .grace_ms = 300});
+  sup_->submit(1, "selftest", {{"action", "hang"}});
+  sup_->submit(2, "selftest", {{"action", "hang"}});
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 2; }, 10s));
+  const auto t0 = Clock::now();
+  sup_->send(proto::Shutdown{});
+  ASSERT_TRUE(sup_->await_bye(10s));
+  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_LT(Clock::now() - t0, 5s);
+  ended_ = true;
+}
+
+// ---- Nothing outlives its parent ----
+
+TEST(SupervisorLifetime, ParentSigkilledTakesSupervisorAndWorkersWithIt) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  auto [report_read, report_write] = pipe_pair();
+  const pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    SupervisorHarness sup;
+    if (!sup.await_hello()) ::_exit(1);
+    if (!wait_until([&] { return sup.stats()->workers_alive == 2; }, 20s)) ::_exit(1);
+    std::vector<pid_t> pids = {sup.process().pid()};
+    const std::optional<proto::Stats> st = sup.stats();
+    if (!st) ::_exit(1);
+    for (const auto& w : st->worker_list) pids.push_back(static_cast<pid_t>(w.pid));
+    (void)!::write(report_write.get(), pids.data(), pids.size() * sizeof(pid_t));
+    ::kill(::getpid(), SIGKILL);
+  }
+  report_write.reset();
+  pid_t pids[3] = {};
+  ASSERT_EQ(::read(report_read.get(), pids, sizeof pids), static_cast<ssize_t>(sizeof pids));
+  ASSERT_EQ(::waitpid(parent, nullptr, 0), parent);
+  // Orphans are ours now (subreaper): each must exit within a second.
+  for (pid_t p : pids) {
+    EXPECT_TRUE(
+        wait_until([&] { return ::waitpid(p, nullptr, WNOHANG) == p || !is_running(p); }, 1s))
+        << p;
+  }
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST(SupervisorLifetime, SupervisorSigkilledTakesWorkersAndTheirCommandsWithIt) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  SupervisorHarness sup;
+  ASSERT_TRUE(sup.await_hello());
+  sup.submit(1, "exec", {{"argv", {"sh", "-c", "sleep 100 & sleep 100"}}});
+  sup.submit(2, "exec", {{"argv", {"sleep", "100"}}});
+  ASSERT_TRUE(wait_until([&] { return sup.stats()->jobs_running == 2; }, 10s));
+  std::vector<pid_t> doomed;
+  const std::optional<proto::Stats> st = sup.stats();
+  ASSERT_TRUE(st.has_value());
+  for (const auto& w : st->worker_list) {
+    doomed.push_back(static_cast<pid_t>(w.pid));
+    // The commands are the workers' children; wait until they have started.
+    ASSERT_TRUE(wait_until([&] { return !children_of(static_cast<pid_t>(w.pid)).empty(); }, 10s));
+    for (pid_t c : children_of(static_cast<pid_t>(w.pid))) {
+      for (pid_t p : processes_in_group(c)) doomed.push_back(p);
+    }
+  }
+  ASSERT_GE(doomed.size(), 5u);  // 2 workers, sh + 2 sleeps, 1 sleep
+  sup.process().kill(SIGKILL);
+  ASSERT_TRUE(sup.process().wait(5s).has_value());
+  for (pid_t p : doomed) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+          }
+          return !is_running(p);
+        },
+        1s))
+        << p;
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+// ---- Hygiene ----
+
+TEST_F(SupervisorTest, WorkersInheritOnlyStdioAndTheirLink) {
+  start({.workers = 1});
+  ASSERT_TRUE(all_idle(1));
+  const pid_t worker = worker_pids()[0];
+  std::set<int> fds;
+  for (const auto& [fd, target] : fd_targets(worker)) {
+    if (target.rfind("anon_inode:", 0) != 0) fds.insert(fd);  // the watchdog's own
+  }
+  EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3, 4}));
+}
+
+TEST_F(SupervisorTest, NoFdLeakAndNoZombieAfterAHundredCrashes) {
+  start();
+  ASSERT_TRUE(all_idle());
+  const std::size_t fds_before = open_fds(sup_->process().pid()).size();
+  for (uint64_t id = 1; id <= 100; ++id) {
+    sup_->submit(id, "selftest", {{"action", id % 2 ? "crash" : "abort"}});
+  }
+  for (uint64_t id = 1; id <= 100; ++id) {
+    ASSERT_EQ(code_of(sup_->result(id, 60s)), "worker_crashed") << id;
+  }
+  ASSERT_TRUE(all_idle());
+  EXPECT_EQ(sup_->stats()->worker_crashes, 100u);
+  EXPECT_EQ(open_fds(sup_->process().pid()).size(), fds_before);
+  EXPECT_EQ(children_of(sup_->process().pid(), /*zombies=*/true), std::vector<pid_t>{});
+  EXPECT_EQ(children_of(sup_->process().pid()).size(), 2u);
+}
+
+TEST_F(SupervisorTest, ThreeThousandJobsWithWorkersKilledFromOutsideAreEachAnsweredOnce) {
+  start({.workers = 2});
+  ASSERT_TRUE(all_idle());
+  constexpr uint64_t kJobs = 3000;
+  std::mt19937 rng(12345);
+  uint64_t sent = 0, answered = 0, killed = 0;
+  std::set<uint64_t> crashed_pids;
+  while (answered < kJobs) {
+    // Keep up to 64 jobs in flight.
+    while (sent < kJobs && sent - answered < 64) {
+      ++sent;
+      if (sent % 3 == 0) {
+        sup_->submit(sent, "selftest", {{"action", "sleep"}, {"ms", 1}});
+      } else {
+        sup_->submit(sent, "echo", sent);
+      }
+    }
+    auto e = sup_->next_event(30s);
+    ASSERT_TRUE(e.has_value()) << "answered " << answered;
+    auto* r = std::get_if<proto::Result>(&*e);
+    if (r == nullptr) continue;
+    ++answered;
+    ASSERT_TRUE(r->ok || r->error->code == "worker_crashed") << r->error->code;
+    if (rng() % 40 == 0 && r->worker_pid && crashed_pids.insert(*r->worker_pid).second) {
+      ::kill(static_cast<pid_t>(*r->worker_pid), SIGKILL);
+      ++killed;
+    }
+  }
+  EXPECT_GE(killed, 20u);
+  for (uint64_t id = 1; id <= kJobs; ++id) ASSERT_EQ(sup_->result_counts[id], 1) << id;
+  EXPECT_EQ(children_of(sup_->process().pid(), /*zombies=*/true), std::vector<pid_t>{});
+}
+
+// ---- Command line ----
+
+TEST(SupervisorCommandLine, InvalidValuesExitTwoWithAMessage) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--workers", "0"},
+                                             {"--workers", "many"},
+                                             {"--read-fd", "3"},
+                                             {"--log-level", "loud"},
+                                             {"--max-frame", "10"},
+                                             {"--key-file", "/nonexistent"},
+                                             {"--bogus"}}) {
+    std::vector<std::string> argv = {KILN_SUPERVISOR_PATH};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto [err_read, err_write] = pipe_pair();
+    Child c = Child::spawn({argv, environment_with({}), {{2, err_write.get()}}});
+    err_write.reset();
+    EXPECT_EQ(exit_status(c), exit_code::kUsage) << ::testing::PrintToString(args);
+    EXPECT_NE(read_all(err_read.get(), 5s), "");
+  }
+}
+
+TEST(SupervisorCommandLine, BadKeyExitsTwo) {
+  auto [err_read, err_write] = pipe_pair();
+  Child c = Child::spawn(
+      {{KILN_SUPERVISOR_PATH}, environment_with({"KILN_KEY=###"}), {{2, err_write.get()}}});
+  err_write.reset();
+  EXPECT_EQ(exit_status(c), exit_code::kUsage);
+  EXPECT_EQ(read_all(err_read.get(), 5s),
+            "kiln-supervisor: KILN_KEY is not a non-empty padded base64 key\n");
+}
+
+TEST(SupervisorCommandLine, ALinkThatIsNotAPipeIsRefused) {
+  const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  auto [err_read, err_write] = pipe_pair();
+  Child c = Child::spawn({{KILN_SUPERVISOR_PATH, "--workers", "1"},
+                          environment_with({}),
+                          {{0, devnull}, {1, devnull}, {2, err_write.get()}}});
+  ::close(devnull);
+  err_write.reset();
+  EXPECT_EQ(exit_status(c), exit_code::kUsage);
+  EXPECT_NE(read_all(err_read.get(), 5s).find("the client link --read-fd 0 is"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln::testing
