@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test through ctest: first the release build,
-# then the same tests under ASan+UBSan. The README's test command; .ci/run calls it.
-#   KILN_TEST_SANITIZERS=0 skips the sanitizer pass (for a quick local run).
+# Installs what is missing, builds, and runs every test through ctest three times: the release
+# build, then ASan+UBSan, then TSan. The README's test command; .ci/run calls it.
+#   KILN_TEST_SANITIZERS=0 runs the release pass only (a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +17,13 @@ if [[ "${KILN_TEST_SANITIZERS:-1}" != 0 ]]; then
   scripts/build.sh asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 600
+
+  echo "== TSan build and tests"
+  scripts/build.sh tsan
+  # report_signal_unsafe=0: the crash handler's stack trace is best effort by design (it
+  #   allocates and symbolizes with libdw after the async-signal-safe first line; PITFALLS.md).
+  # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exit, which would break the
+  #   "gone within a second" checks without telling anything about races.
+  TSAN_OPTIONS=report_signal_unsafe=0:atexit_sleep_ms=0:halt_on_error=1 \
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 600
 fi
