@@ -1,0 +1,128 @@
+// Idle memory of kiln-worker: starts N workers the way the supervisor does (link at fds 3/4,
+// KILN_KEY set, this process as --parent), waits for each `ready`, and prints their RSS, its
+// anonymous and file-backed parts, and PSS (shared library pages divided among the processes
+// that map them: the memory one more worker really costs).
+//   worker_idle_rss [--quick] [--workers N] [--worker PATH]
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/build_key.h"
+#include "common/fd.h"
+
+namespace {
+
+struct Worker {
+  pid_t pid;
+  kiln::UniqueFd to, from;
+};
+
+// A kB figure from /proc/PID/<file> ("Key:   123 kB").
+unsigned long field_kb(pid_t pid, const char* file, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0)
+      return std::strtoul(line.c_str() + key.size() + 1, nullptr, 10);
+  }
+  return 0;
+}
+
+Worker start(const std::string& path) {
+  auto [to_read, to_write] = kiln::make_pipe();
+  auto [from_read, from_write] = kiln::make_pipe();
+  const std::string parent = std::to_string(::getpid());
+  const std::string key = "KILN_KEY=" + kiln::base64_encode("bench");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // Copies above the targets first: a source fd may itself be 3 or 4.
+    const int in = ::fcntl(to_read.get(), F_DUPFD, 10),
+              out = ::fcntl(from_write.get(), F_DUPFD, 10);
+    ::dup2(in, 3);
+    ::dup2(out, 4);
+    ::putenv(const_cast<char*>(key.c_str()));
+    ::execl(path.c_str(), path.c_str(), "--parent", parent.c_str(), "--read-fd", "3", "--write-fd",
+            "4", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return Worker{pid, std::move(to_write), std::move(from_read)};
+}
+
+bool await_ready(const Worker& w) {
+  unsigned char header[4];
+  if (::read(w.from.get(), header, 4) != 4) return false;
+  std::vector<char> body((header[0] << 24) | (header[1] << 16) | (header[2] << 8) | header[3]);
+  std::size_t got = 0;
+  while (got < body.size()) {
+    const ssize_t n = ::read(w.from.get(), body.data() + got, body.size() - got);
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+unsigned long median(std::vector<unsigned long> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int workers = 8;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0)
+      workers = 2;
+    else if (std::strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
+      workers = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--worker") == 0 && i + 1 < argc)
+      path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: worker_idle_rss [--quick] [--workers N] [--worker PATH]\n");
+      return 2;
+    }
+  }
+  if (path.empty()) {
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    std::string dir(self, n > 0 ? static_cast<std::size_t>(n) : 0);
+    path = dir.substr(0, dir.rfind('/')) + "/kiln-worker";
+  }
+  std::vector<Worker> pool;
+  for (int i = 0; i < workers; ++i) pool.push_back(start(path));
+  std::vector<unsigned long> rss, anon, file, pss;
+  for (const Worker& w : pool) {
+    if (!await_ready(w)) {
+      std::fprintf(stderr, "worker_idle_rss: worker %d did not say ready\n", w.pid);
+      return 1;
+    }
+  }
+  for (const Worker& w : pool) {
+    rss.push_back(field_kb(w.pid, "status", "VmRSS"));
+    anon.push_back(field_kb(w.pid, "status", "RssAnon"));
+    file.push_back(field_kb(w.pid, "status", "RssFile"));
+    pss.push_back(field_kb(w.pid, "smaps_rollup", "Pss"));
+  }
+  for (Worker& w : pool) w.to.reset();  // end of input: the worker exits 0
+  int failures = 0;
+  for (const Worker& w : pool) {
+    int status = 0;
+    ::waitpid(w.pid, &status, 0);
+    failures += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::printf(
+      "idle kiln-worker, median of %d: VmRSS %lu KiB (anonymous %lu KiB, file-backed %lu KiB), "
+      "PSS %lu KiB\n",
+      workers, median(rss), median(anon), median(file), median(pss));
+  return failures == 0 ? 0 : 1;
+}
