@@ -1,11 +1,95 @@
-// kiln: placeholder entry point until its issue lands; --help and --version work.
+// kiln: the command-line way into a Kiln pool. Parses the command line and calls in.
 #include <CLI/CLI.hpp>
 
+#include "client/commands.h"
+#include "common/exit_codes.h"
 #include "common/version.h"
 
+namespace {
+
+// Options that shape the pool a subcommand starts; they become supervisor options.
+struct PoolFlags {
+  std::optional<int> workers;
+  std::optional<uint64_t> job_timeout_ms;
+  std::string supervisor;
+  std::string log_level = "error";  // crash reports reach the results anyway
+  bool selftest = false;
+
+  void add_to(CLI::App* cmd, bool with_selftest) {
+    cmd->add_option("--workers", workers, "pool size (default: the number of CPUs)")
+        ->check(CLI::Range(1, 4096));
+    cmd->add_option("--job-timeout-ms", job_timeout_ms, "run-time limit of each job");
+    cmd->add_option("--supervisor", supervisor,
+                    "kiln-supervisor binary (default: the one beside kiln)");
+    cmd->add_option("--log-level", log_level, "the supervisor's log level (on stderr)")
+        ->capture_default_str();
+    if (with_selftest) {
+      cmd->add_flag("--enable-selftest", selftest, "serve the `selftest` kind (for tests)");
+    }
+  }
+  kiln::client::PoolOptions options() const {
+    kiln::client::PoolOptions o;
+    o.supervisor = supervisor;
+    if (workers) o.args.insert(o.args.end(), {"--workers", std::to_string(*workers)});
+    if (job_timeout_ms) {
+      o.args.insert(o.args.end(), {"--job-timeout-ms", std::to_string(*job_timeout_ms)});
+    }
+    o.args.insert(o.args.end(), {"--log-level", log_level});
+    if (selftest) o.args.push_back("--enable-selftest");
+    return o;
+  }
+};
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"kiln"};
+  CLI::App app{"kiln: run compile jobs on a supervised pool of warm worker processes."};
   app.set_version_flag("--version", "kiln " + std::string(kiln::kVersion));
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  app.require_subcommand(1);
+
+  kiln::client::RunOptions run;
+  PoolFlags run_pool;
+  CLI::App* run_cmd = app.add_subcommand(
+      "run",
+      "Run jobs given as JSON lines ({\"kind\": ..., \"payload\": ...}, or for exec "
+      "{\"argv\": [...], \"cwd\": ..., \"env\": {...}, \"stdin\": ...}); print each result as a "
+      "JSON line. Bytes are shown as text when valid UTF-8, else base64 under <key>_base64. "
+      "Exit status 0 only when every line was a job and every job succeeded (exec: exit code "
+      "0).");
+  run_pool.add_to(run_cmd, true);
+  run_cmd->add_option("input", run.input, "a file of JSON lines, or - for stdin")
+      ->capture_default_str();
+  run_cmd->add_flag("--ordered", run.ordered, "print results in input order, not as they finish");
+
+  kiln::client::CompileDbOptions db;
+  PoolFlags db_pool;
+  CLI::App* db_cmd = app.add_subcommand(
+      "compile-db",
+      "Compile every entry of a compile_commands.json through the pool: each file's "
+      "diagnostics as one block when it finishes, a progress line on a terminal, and a summary. "
+      "Exit status 0 only when every compile succeeded.");
+  db_pool.add_to(db_cmd, false);
+  db_cmd->add_option("--filter", db.filter, "only entries whose file matches this regex");
+  db_cmd->add_option("database", db.database, "compile_commands.json")
+      ->required()
+      ->check(CLI::ExistingFile);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kiln::exit_code::kUsage;
+  }
+  if (run_cmd->parsed()) {
+    run.pool = run_pool.options();
+    return kiln::client::run_jobs(run);
+  }
+  db.pool = db_pool.options();
+  return kiln::client::compile_db(db);
 }

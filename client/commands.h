@@ -1,0 +1,29 @@
+// The `kiln` command's subcommands (main.cc parses the command line and calls in).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "client/pool.h"
+
+namespace kiln::client {
+
+struct RunOptions {
+  PoolOptions pool;
+  std::string input = "-";  // a file, or - for stdin
+  bool ordered = false;     // print results in input order instead of as they finish
+};
+// Jobs as JSON lines in, results as JSON lines out. Exit status 0 only when every line was a
+// valid job and every job succeeded (for exec: also exited 0).
+int run_jobs(const RunOptions& options);
+
+struct CompileDbOptions {
+  PoolOptions pool;
+  std::string database;
+  std::string filter;  // ECMAScript regex searched in each entry's `file`; "" = all
+};
+// Every entry of a compile_commands.json through the pool, with diagnostics per file, a progress
+// line on a terminal and a summary. Exit status 0 only when every compile succeeded.
+int compile_db(const CompileDbOptions& options);
+
+}  // namespace kiln::client

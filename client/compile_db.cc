@@ -1,0 +1,184 @@
+// `kiln compile-db`: every entry of a compile_commands.json through the pool.
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <regex>
+
+#include "client/commands.h"
+#include "client/json_msgpack.h"
+#include "client/shell_split.h"
+
+namespace kiln::client {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Entry {
+  std::string directory, file;
+  std::vector<std::string> argv;
+};
+
+Expected<std::vector<Entry>> load(const std::string& path, const std::string& filter) {
+  std::ifstream in(path);
+  if (!in) return fail("cannot read " + path);
+  json db;
+  try {
+    db = json::parse(in);
+  } catch (const json::parse_error& e) {
+    return fail(path + ": invalid JSON: " + e.what());
+  }
+  if (!db.is_array()) return fail(path + ": a compile database is a JSON array");
+  std::optional<std::regex> re;
+  if (!filter.empty()) {
+    try {
+      re.emplace(filter);
+    } catch (const std::regex_error& e) {
+      return fail("--filter " + filter + ": " + e.what());
+    }
+  }
+  std::vector<Entry> entries;
+  for (std::size_t i = 0; i < db.size(); ++i) {
+    const json& e = db[i];
+    const std::string where = path + ": entry " + std::to_string(i + 1);
+    if (!e.is_object() || !e.contains("directory") || !e["directory"].is_string() ||
+        !e.contains("file") || !e["file"].is_string()) {
+      return fail(where + ": needs \"directory\" and \"file\" strings");
+    }
+    Entry entry{e["directory"], e["file"], {}};
+    if (re && !std::regex_search(entry.file, *re)) continue;
+    if (e.contains("arguments")) {
+      if (!e["arguments"].is_array()) return fail(where + ": \"arguments\" is not an array");
+      for (const json& a : e["arguments"]) {
+        if (!a.is_string()) return fail(where + ": \"arguments\" holds a non-string");
+        entry.argv.push_back(a);
+      }
+    } else if (e.contains("command") && e["command"].is_string()) {
+      Expected<std::vector<std::string>> words = shell_split(e["command"].get<std::string>());
+      if (!words) return fail(where + ": \"command\": " + words.error());
+      entry.argv = std::move(*words);
+    } else {
+      return fail(where + ": needs \"arguments\" or \"command\"");
+    }
+    if (entry.argv.empty()) return fail(where + ": the command is empty");
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+std::string text_of(const json& value, const char* key) {
+  if (value.contains(key)) return value[key].get<std::string>();
+  const std::string b64 = std::string(key) + "_base64";
+  return value.contains(b64) ? "(" + std::string(key) + " is not text: base64 " +
+                                   value[b64].get<std::string>() + ")\n"
+                             : "";
+}
+
+std::string join(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+}  // namespace
+
+int compile_db(const CompileDbOptions& options) {
+  Expected<std::vector<Entry>> entries = load(options.database, options.filter);
+  if (!entries) {
+    std::fprintf(stderr, "kiln compile-db: %s\n", entries.error().c_str());
+    return 2;
+  }
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options.pool);
+  if (!pool) {
+    std::fprintf(stderr, "kiln compile-db: %s\n", pool.error().c_str());
+    return 2;
+  }
+  const auto start = Clock::now();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<std::size_t, proto::Result>> done;
+  for (std::size_t i = 0; i < entries->size(); ++i) {
+    const Entry& e = (*entries)[i];
+    ExecRequest r;
+    r.argv = e.argv;
+    r.cwd = e.directory;
+    (*pool)->submit("exec", exec_payload(r), std::nullopt, std::nullopt,
+                    [&, i](proto::Result result) {
+                      std::lock_guard lock(mu);
+                      done.emplace_back(i, std::move(result));
+                      cv.notify_all();
+                    });
+  }
+
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  std::size_t finished = 0, failed = 0;
+  uint64_t compile_us = 0;
+  std::unique_lock lock(mu);
+  while (finished < entries->size()) {
+    cv.wait(lock, [&] { return !done.empty(); });
+    while (!done.empty()) {
+      auto [i, r] = std::move(done.front());
+      done.pop_front();
+      ++finished;
+      const Entry& e = (*entries)[i];
+      // Diagnostics as one block per file, like ninja.
+      std::string block;
+      if (!r.ok) {
+        ++failed;
+        block = "FAILED: " + e.file + "\n" + join(e.argv) + "\n" + r.error->code + ": " +
+                r.error->message + "\n" + r.error->detail.value_or("");
+      } else {
+        const json v = to_json(*r.value);
+        compile_us += v.value("wall_us", uint64_t{0});
+        const std::string output = text_of(v, "stdout") + text_of(v, "stderr");
+        if (v.value("exit_code", 0) != 0) {
+          ++failed;
+          block = "FAILED: " + e.file + "\n" + join(e.argv) + "\n" + output;
+        } else if (!output.empty()) {
+          block = e.file + ":\n" + output;
+        }
+      }
+      if (tty) std::fprintf(stderr, "\r\x1b[K");
+      if (!block.empty()) {
+        std::fputs(block.c_str(), stdout);
+        if (block.back() != '\n') std::fputc('\n', stdout);
+        std::fflush(stdout);
+      }
+      if (tty) {
+        const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+        const double rate = secs > 0 ? static_cast<double>(finished) / secs : 0;
+        const double eta = rate > 0 ? static_cast<double>(entries->size() - finished) / rate : 0;
+        std::fprintf(stderr, "[%zu/%zu] %zu failed, %.1f jobs/s, ETA %.0f s", finished,
+                     entries->size(), failed, rate, eta);
+        std::fflush(stderr);
+      }
+    }
+  }
+  lock.unlock();
+  if (tty) std::fprintf(stderr, "\r\x1b[K");
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  const double compile = static_cast<double>(compile_us) / 1e6;
+  Expected<proto::Stats> st = (*pool)->stats();
+  std::printf("kiln compile-db: %zu succeeded, %zu failed, on %llu workers\n",
+              entries->size() - failed, failed,
+              static_cast<unsigned long long>((*pool)->hello().workers));
+  std::printf("  wall time %.2f s; compile time %.2f s in all; speed-up %.2fx\n", wall, compile,
+              wall > 0 ? compile / wall : 0.0);
+  if (st) {
+    std::printf(
+        "  pool: %llu worker starts, %llu crashes, queue p50 %.1f ms, run p50 %.1f ms, "
+        "run p95 %.1f ms\n",
+        static_cast<unsigned long long>(st->worker_starts),
+        static_cast<unsigned long long>(st->worker_crashes), st->queue_us_p50 / 1e3,
+        st->run_us_p50 / 1e3, st->run_us_p95 / 1e3);
+  }
+  (*pool)->shutdown(false);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace kiln::client

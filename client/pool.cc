@@ -1,0 +1,295 @@
+#include "client/pool.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.hpp>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/frame.h"
+
+extern char** environ;
+
+namespace kiln::client {
+namespace {
+
+std::string beside_self(const std::string& name) {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  std::string p(path, n > 0 ? static_cast<std::size_t>(n) : 0);
+  return p.substr(0, p.rfind('/') + 1) + name;
+}
+
+proto::Result error_result(uint64_t id, std::string_view code, const std::string& message) {
+  proto::Result r;
+  r.id = id;
+  r.ok = false;
+  r.error = proto::JobError{std::string(code), message, std::nullopt};
+  return r;
+}
+
+// Reads one frame body from a blocking fd; nullopt at end of input or on error.
+std::optional<std::string> read_frame(int fd, FrameReader& reader,
+                                      std::vector<std::string>& ready) {
+  while (ready.empty()) {
+    char buf[64 << 10];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    if (!reader.feed(std::string_view(buf, static_cast<std::size_t>(n)), [&](std::string_view b) {
+          ready.emplace_back(b);
+          return true;
+        })) {
+      return std::nullopt;
+    }
+  }
+  std::string body = std::move(ready.front());
+  ready.erase(ready.begin());
+  return body;
+}
+
+}  // namespace
+
+proto::RawObject exec_payload(const ExecRequest& r) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  const uint32_t fields = 1 + (r.cwd ? 1 : 0) + (r.env.empty() ? 0 : 1) + (r.clear_env ? 1 : 0) +
+                          (r.stdin_data ? 1 : 0);
+  pk.pack_map(fields);
+  pk.pack("argv");
+  pk.pack(r.argv);
+  if (r.cwd) {
+    pk.pack("cwd");
+    pk.pack(*r.cwd);
+  }
+  if (!r.env.empty()) {
+    pk.pack("env");
+    pk.pack_map(static_cast<uint32_t>(r.env.size()));
+    for (const auto& [k, v] : r.env) {
+      pk.pack(k);
+      pk.pack(v);
+    }
+  }
+  if (r.clear_env) {
+    pk.pack("clear_env");
+    pk.pack(true);
+  }
+  if (r.stdin_data) {
+    pk.pack("stdin");
+    pk.pack_bin(static_cast<uint32_t>(r.stdin_data->size()));
+    pk.pack_bin_body(r.stdin_data->data(), static_cast<uint32_t>(r.stdin_data->size()));
+  }
+  return proto::RawObject{std::string(buf.data(), buf.size())};
+}
+
+Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return fail(std::string("socketpair: ") + std::strerror(errno));
+  }
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  const std::string path =
+      options.supervisor.empty() ? beside_self("kiln-supervisor") : options.supervisor;
+  std::vector<std::string> args = {path, "--read-fd", "3", "--write-fd", "3"};
+  args.insert(args.end(), options.args.begin(), options.args.end());
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  env.insert(env.end(), options.env.begin(), options.env.end());
+  std::vector<char*> argv, envp;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) return fail(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // Async-signal-safe only from here: move the link to fd 3 and exec.
+    const int fd = ::fcntl(theirs.get(), F_DUPFD, 10);
+    ::dup2(fd, 3);
+    ::execve(argv[0], argv.data(), envp.data());
+    const char msg[] = "kiln: cannot execute kiln-supervisor\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+    ::_exit(127);
+  }
+  theirs.reset();
+  std::unique_ptr<Pool> pool(new Pool());
+  pool->pid_ = pid;
+  pool->link_ = std::move(ours);
+
+  FrameReader reader;
+  std::vector<std::string> ready;
+  std::optional<std::string> body = read_frame(pool->link_.get(), reader, ready);
+  Expected<proto::ClientEvent> hello =
+      body ? proto::decode_client_event(*body) : fail("the supervisor exited before its hello");
+  if (!hello || !std::holds_alternative<proto::Hello>(hello.value())) {
+    pool->link_.reset();
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pool->pid_ = -1;
+    return fail(hello ? "the supervisor did not start with hello" : hello.error());
+  }
+  pool->hello_ = std::get<proto::Hello>(hello.value());
+  pool->reader_ = std::thread(&Pool::read_loop, pool.get());
+  return pool;
+}
+
+Pool::~Pool() {
+  if (pid_ > 0) shutdown(false);
+}
+
+uint64_t Pool::next_id() const {
+  std::lock_guard lock(mu_);
+  return next_id_;
+}
+
+bool Pool::send_frame(const std::string& frame) {
+  std::lock_guard lock(write_mu_);
+  std::string_view rest = frame;
+  while (!rest.empty()) {
+    const ssize_t n = ::send(link_.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+std::future<proto::Result> Pool::submit(const std::string& kind, proto::RawObject payload,
+                                        std::optional<uint64_t> timeout_ms,
+                                        std::optional<int64_t> priority) {
+  auto promise = std::make_shared<std::promise<proto::Result>>();
+  std::future<proto::Result> future = promise->get_future();
+  submit(kind, std::move(payload), timeout_ms, priority,
+         [promise](proto::Result r) { promise->set_value(std::move(r)); });
+  return future;
+}
+
+uint64_t Pool::submit(const std::string& kind, proto::RawObject payload,
+                      std::optional<uint64_t> timeout_ms, std::optional<int64_t> priority,
+                      Callback on_result) {
+  uint64_t id;
+  std::string gone_why;
+  {
+    std::lock_guard lock(mu_);
+    id = next_id_++;
+    if (gone_) {
+      gone_why = gone_why_;
+    } else {
+      open_.emplace(id, std::move(on_result));
+    }
+  }
+  if (on_result) {  // still ours: the supervisor is gone
+    on_result(error_result(id, proto::code::kShutdown, gone_why));
+    return id;
+  }
+  std::string frame;
+  proto::encode(proto::Submit{id, kind, std::move(payload), timeout_ms, priority}, frame);
+  send_frame(frame);  // a failed send shows as the link's end in the reader
+  return id;
+}
+
+std::future<proto::Result> Pool::exec(const ExecRequest& request) {
+  return submit("exec", exec_payload(request), request.timeout_ms);
+}
+
+void Pool::cancel(uint64_t id) {
+  std::string frame;
+  proto::encode(proto::Cancel{id}, frame);
+  send_frame(frame);
+}
+
+void Pool::quiesce() {
+  std::string frame;
+  proto::encode(proto::Quiesce{}, frame);
+  send_frame(frame);
+}
+
+void Pool::wakeup() {
+  std::string frame;
+  proto::encode(proto::Wakeup{}, frame);
+  send_frame(frame);
+}
+
+Expected<proto::Stats> Pool::stats() {
+  std::unique_lock lock(mu_);
+  const std::size_t before = stats_.size();
+  lock.unlock();
+  std::string frame;
+  proto::encode(proto::StatsRequest{}, frame);
+  send_frame(frame);
+  lock.lock();
+  stats_cv_.wait(lock, [&] { return stats_.size() > before || gone_; });
+  if (stats_.size() > before) return stats_.back();
+  return fail("the supervisor is gone: " + gone_why_);
+}
+
+void Pool::read_loop() {
+  FrameReader reader;
+  std::vector<std::string> ready;
+  std::string why = "the supervisor closed the link";
+  while (std::optional<std::string> body = read_frame(link_.get(), reader, ready)) {
+    Expected<proto::ClientEvent> event = proto::decode_client_event(*body);
+    if (!event) {
+      why = "the supervisor broke the protocol: " + event.error();
+      break;
+    }
+    if (auto* r = std::get_if<proto::Result>(&event.value())) {
+      Callback done;
+      {
+        std::lock_guard lock(mu_);
+        const auto it = open_.find(r->id);
+        if (it != open_.end()) {
+          done = std::move(it->second);
+          open_.erase(it);
+        }
+      }
+      if (done) done(std::move(*r));
+    } else if (auto* st = std::get_if<proto::Stats>(&event.value())) {
+      std::lock_guard lock(mu_);
+      stats_.push_back(std::move(*st));
+      stats_cv_.notify_all();
+    } else if (auto* err = std::get_if<proto::Error>(&event.value())) {
+      why = "the supervisor ended the connection: " + err->code + ": " + err->message;
+    } else if (std::holds_alternative<proto::Bye>(event.value())) {
+      why = "the supervisor shut down";
+    }
+  }
+  fail_open(why);
+}
+
+void Pool::fail_open(const std::string& why) {
+  std::map<uint64_t, Callback> open;
+  {
+    std::lock_guard lock(mu_);
+    gone_ = true;
+    gone_why_ = why;
+    open.swap(open_);
+    stats_cv_.notify_all();
+  }
+  for (auto& [id, done] : open) done(error_result(id, proto::code::kShutdown, why));
+}
+
+int Pool::shutdown(bool drain) {
+  if (pid_ <= 0) return exit_status_.value_or(0);
+  std::string frame;
+  proto::encode(proto::Shutdown{drain}, frame);
+  send_frame(frame);
+  if (reader_.joinable()) reader_.join();  // until bye and the link's end
+  link_.reset();
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return *exit_status_;
+}
+
+}  // namespace kiln::client

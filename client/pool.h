@@ -1,0 +1,93 @@
+// kiln::client::Pool: the C++ way into a pool. It starts kiln-supervisor with a socketpair as its
+// client link (like PyTorch's SubprocPool starts its sidecar), or connects to a daemon's socket,
+// and turns each submit into a future that the reader thread fulfils with the job's one result.
+// Every call is safe from many threads. If the supervisor goes away, every open future is
+// fulfilled with an error result (code "shutdown") and later submits fail the same way at once.
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/protocol.h"
+#include "common/result.h"
+
+namespace kiln::client {
+
+struct PoolOptions {
+  std::string supervisor;         // "": kiln-supervisor beside this binary
+  std::vector<std::string> args;  // extra supervisor options (--workers 4, ...)
+  std::vector<std::string> env;   // extra environment entries (KILN_KEY=...)
+};
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::optional<std::string> cwd;
+  std::vector<std::pair<std::string, std::string>> env;
+  bool clear_env = false;
+  std::optional<std::string> stdin_data;
+  std::optional<uint64_t> timeout_ms;
+};
+
+class Pool {
+ public:
+  // Starts a supervisor and waits for its hello.
+  static Expected<std::unique_ptr<Pool>> start(const PoolOptions& options);
+  ~Pool();  // shuts the supervisor down (without drain) and waits for it
+
+  const proto::Hello& hello() const { return hello_; }
+
+  std::future<proto::Result> submit(const std::string& kind, proto::RawObject payload,
+                                    std::optional<uint64_t> timeout_ms = std::nullopt,
+                                    std::optional<int64_t> priority = std::nullopt);
+  // The same, with a callback run on the reader thread when the result arrives. Returns the id.
+  using Callback = std::function<void(proto::Result)>;
+  uint64_t submit(const std::string& kind, proto::RawObject payload,
+                  std::optional<uint64_t> timeout_ms, std::optional<int64_t> priority,
+                  Callback on_result);
+  std::future<proto::Result> exec(const ExecRequest& request);
+  void cancel(uint64_t id);
+  void quiesce();
+  void wakeup();
+  Expected<proto::Stats> stats();
+  // Asks the supervisor to stop (drain: finish queued jobs first) and waits for it to exit.
+  // Returns its exit status.
+  int shutdown(bool drain = false);
+
+  // The id the next submit will use (ids count up from 1).
+  uint64_t next_id() const;
+
+ private:
+  Pool() = default;
+  void read_loop();
+  bool send_frame(const std::string& frame);
+  void fail_open(const std::string& why);
+
+  pid_t pid_ = -1;
+  UniqueFd link_;
+  proto::Hello hello_;
+  std::thread reader_;
+  mutable std::mutex mu_;
+  std::condition_variable stats_cv_;
+  std::map<uint64_t, Callback> open_;
+  std::vector<proto::Stats> stats_;
+  uint64_t next_id_ = 1;
+  bool gone_ = false;
+  std::string gone_why_;
+  std::optional<int> exit_status_;
+  std::mutex write_mu_;
+};
+
+// The payload of an exec job, encoded.
+proto::RawObject exec_payload(const ExecRequest& request);
+
+}  // namespace kiln::client

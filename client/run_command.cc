@@ -1,0 +1,150 @@
+// `kiln run`: jobs as JSON lines, results as JSON lines.
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include "client/commands.h"
+#include "client/json_msgpack.h"
+
+namespace kiln::client {
+namespace {
+
+using nlohmann::json;
+
+struct Job {
+  std::string kind;
+  proto::RawObject payload;
+  std::optional<uint64_t> timeout_ms;
+  std::optional<int64_t> priority;
+};
+
+// One input line to a job: {"kind": ..., "payload": ...} or the exec short form
+// {"argv": [...], "cwd": ..., "env": {...}, "stdin": "...", "clear_env": bool}.
+Expected<Job> parse_job(const json& line) {
+  if (!line.is_object()) return fail("a job is a JSON object");
+  Job job;
+  if (line.contains("timeout_ms")) {
+    if (!line["timeout_ms"].is_number_unsigned()) return fail("\"timeout_ms\" is not a count");
+    job.timeout_ms = line["timeout_ms"].get<uint64_t>();
+  }
+  if (line.contains("priority")) {
+    if (!line["priority"].is_number_integer()) return fail("\"priority\" is not an integer");
+    job.priority = line["priority"].get<int64_t>();
+  }
+  if (line.contains("kind")) {
+    if (!line["kind"].is_string()) return fail("\"kind\" is not a string");
+    job.kind = line["kind"];
+    job.payload = to_msgpack(line.value("payload", json()));
+    return job;
+  }
+  if (!line.contains("argv")) return fail("a job needs \"kind\" (and \"payload\") or \"argv\"");
+  ExecRequest r;
+  try {
+    r.argv = line["argv"].get<std::vector<std::string>>();
+    if (line.contains("cwd")) r.cwd = line["cwd"].get<std::string>();
+    if (line.contains("env")) {
+      for (const auto& [k, v] : line["env"].items()) r.env.emplace_back(k, v.get<std::string>());
+    }
+    if (line.contains("stdin")) r.stdin_data = line["stdin"].get<std::string>();
+    r.clear_env = line.value("clear_env", false);
+  } catch (const json::exception& e) {
+    return fail(std::string("bad exec job: ") + e.what());
+  }
+  job.kind = "exec";
+  job.payload = exec_payload(r);
+  return job;
+}
+
+bool succeeded(const proto::Result& r, const std::string& kind, const json& value) {
+  if (!r.ok) return false;
+  return kind != "exec" || (value.is_object() && value.value("exit_code", 0) == 0);
+}
+
+}  // namespace
+
+int run_jobs(const RunOptions& options) {
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (options.input != "-") {
+    file.open(options.input);
+    if (!file) {
+      std::fprintf(stderr, "kiln run: cannot read %s\n", options.input.c_str());
+      return 2;
+    }
+    in = &file;
+  }
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options.pool);
+  if (!pool) {
+    std::fprintf(stderr, "kiln run: %s\n", pool.error().c_str());
+    return 2;
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::size_t, std::pair<std::string, proto::Result>> done;  // by line
+  bool all_ok = true;
+  std::vector<std::size_t> order;  // the lines submitted, in input order
+  std::size_t line_no = 0;
+  std::string line;
+  while (std::getline(*in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    Expected<Job> job = fail("");
+    try {
+      job = parse_job(json::parse(line));
+    } catch (const json::parse_error& e) {
+      job = fail(std::string("invalid JSON: ") + e.what());
+    }
+    if (!job) {
+      std::fprintf(stderr, "kiln run: line %zu: %s\n", line_no, job.error().c_str());
+      all_ok = false;
+      continue;
+    }
+    order.push_back(line_no);
+    const std::string kind = job->kind;
+    (*pool)->submit(job->kind, std::move(job->payload), job->timeout_ms, job->priority,
+                    [&, n = line_no, kind](proto::Result r) {
+                      std::lock_guard lock(mu);
+                      done.emplace(n, std::make_pair(kind, std::move(r)));
+                      cv.notify_all();
+                    });
+  }
+
+  std::size_t printed = 0;
+  std::unique_lock lock(mu);
+  while (printed < order.size()) {
+    // The next result to print: any (as they finish), or that of the next line (--ordered).
+    cv.wait(lock,
+            [&] { return options.ordered ? done.count(order[printed]) != 0 : !done.empty(); });
+    for (;;) {
+      // As they finish, or (--ordered) only the next line in input order.
+      auto it = options.ordered ? done.find(order[printed]) : done.begin();
+      if (it == done.end()) break;
+      auto [n, entry] = std::move(*it);
+      done.erase(it);
+      auto& [kind, r] = entry;
+      json out = {{"line", n}, {"ok", r.ok}};
+      const json value = r.value ? to_json(*r.value) : json();
+      if (r.value) out["value"] = value;
+      if (r.error) {
+        out["error"] = {{"code", r.error->code}, {"message", r.error->message}};
+        if (r.error->detail) out["error"]["detail"] = *r.error->detail;
+      }
+      if (r.worker_pid) out["worker_pid"] = *r.worker_pid;
+      out["queue_us"] = r.queue_us;
+      out["run_us"] = r.run_us;
+      all_ok = all_ok && succeeded(r, kind, value);
+      std::printf("%s\n", out.dump().c_str());
+      if (++printed == order.size()) break;
+    }
+    std::fflush(stdout);
+  }
+  lock.unlock();
+  (*pool)->shutdown(false);
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace kiln::client
