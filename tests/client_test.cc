@@ -1,0 +1,234 @@
+// The client side: shell splitting, JSON conversion, the C++ Pool against a real supervisor, and
+// the `kiln` command as a real process.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "client/json_msgpack.h"
+#include "client/pool.h"
+#include "client/shell_split.h"
+#include "tests/process.h"
+#include "tests/worker_harness.h"
+
+namespace kiln::client {
+namespace {
+
+using kiln::testing::Child;
+using kiln::testing::environment_with;
+using kiln::testing::pipe_pair;
+using kiln::testing::read_all;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+TEST(ShellSplit, SplitsAsAPosixShellWould) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(*shell_split("cc -c  a.c\t-o a.o"), (V{"cc", "-c", "a.c", "-o", "a.o"}));
+  EXPECT_EQ(*shell_split("cc '-DMSG=hello world' \"-DQ=\\\"q\\\"\" a\\ b.c"),
+            (V{"cc", "-DMSG=hello world", "-DQ=\"q\"", "a b.c"}));
+  EXPECT_EQ(*shell_split("cc \"-D\\$X\" '\\n' \"\\n\""), (V{"cc", "-D$X", "\\n", "\\n"}));
+  EXPECT_EQ(*shell_split("''"), V{""});
+  EXPECT_EQ(*shell_split("   "), V{});
+  EXPECT_EQ(shell_split("cc 'open").error(), "unterminated ' quote");
+  EXPECT_EQ(shell_split("cc \"open").error(), "unterminated \" quote");
+  EXPECT_EQ(shell_split("cc \\").error(), "a backslash at the end");
+}
+
+TEST(JsonMsgpack, BytesAreTextWhenUtf8ElseBase64UnderANamedKey) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(2);
+  pk.pack("stdout");
+  pk.pack_bin(2);
+  pk.pack_bin_body("ok", 2);
+  pk.pack("stderr");
+  pk.pack_bin(2);
+  pk.pack_bin_body("\xff\xfe", 2);
+  const json j = to_json(proto::RawObject{std::string(buf.data(), buf.size())});
+  EXPECT_EQ(j, (json{{"stdout", "ok"}, {"stderr_base64", "//4="}}));
+  EXPECT_EQ(to_json(to_msgpack(json{{"a", {1, -2, 2.5, nullptr, true}}})),
+            (json{{"a", {1, -2, 2.5, nullptr, true}}}));
+}
+
+PoolOptions options(std::vector<std::string> extra = {}) {
+  PoolOptions o;
+  o.supervisor = KILN_SUPERVISOR_PATH;
+  o.args = {"--workers", "2", "--enable-selftest", "--grace-ms", "300", "--log-level", "error"};
+  o.args.insert(o.args.end(), extra.begin(), extra.end());
+  return o;
+}
+
+TEST(ClientPool, SubmitExecStatsAndShutdown) {
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options());
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  EXPECT_EQ((*pool)->hello().workers, 2u);
+  proto::Result echo = (*pool)->submit("echo", to_msgpack("hi")).get();
+  ASSERT_TRUE(echo.ok);
+  EXPECT_EQ(to_json(*echo.value), "hi");
+  ExecRequest r;
+  r.argv = {"sh", "-c", "cat; exit 4"};
+  r.stdin_data = "in";
+  proto::Result ex = (*pool)->exec(r).get();
+  ASSERT_TRUE(ex.ok);
+  EXPECT_EQ(to_json(*ex.value)["exit_code"], 4);
+  EXPECT_EQ(to_json(*ex.value)["stdout"], "in");
+  proto::Result crash = (*pool)->submit("selftest", to_msgpack({{"action", "crash"}})).get();
+  EXPECT_EQ(crash.error->code, "worker_crashed");
+  Expected<proto::Stats> st = (*pool)->stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->jobs_submitted, 3u);
+  EXPECT_EQ(st->worker_crashes, 1u);
+  (*pool)->quiesce();
+  (*pool)->wakeup();
+  EXPECT_TRUE((*pool)->submit("echo", to_msgpack(1)).get().ok);
+  EXPECT_EQ((*pool)->shutdown(false), 0);
+  // After shutdown, a submit is answered at once.
+  EXPECT_EQ((*pool)->submit("echo", to_msgpack(1)).get().error->code, "shutdown");
+}
+
+TEST(ClientPool, SafeFromManyThreads) {
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options());
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<proto::Result>> futures;
+      for (int i = 0; i < 250; ++i)
+        futures.push_back((*pool)->submit("echo", to_msgpack(t * 1000 + i)));
+      for (int i = 0; i < 250; ++i) {
+        proto::Result r = futures[i].get();
+        if (r.ok && to_json(*r.value) == t * 1000 + i) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 1000);
+}
+
+TEST(ClientPool, OpenJobsFailWhenTheSupervisorDies) {
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options());
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  auto f = (*pool)->submit("selftest", to_msgpack({{"action", "sleep"}, {"ms", 60000}}));
+  ASSERT_TRUE(kiln::testing::wait_until([&] { return (*pool)->stats()->jobs_running == 1; }, 10s));
+  ::kill(static_cast<pid_t>((*pool)->hello().pid), SIGKILL);
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  const proto::Result r = f.get();
+  EXPECT_EQ(r.error->code, "shutdown");
+  EXPECT_EQ(r.error->message, "the supervisor closed the link");
+}
+
+// ---- the kiln command ----
+
+struct Ran {
+  int status = -1;
+  std::string out, err;
+};
+
+Ran run_kiln(const std::vector<std::string>& args, const std::string& input = "") {
+  auto [in_read, in_write] = pipe_pair();
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  std::vector<std::string> argv = {KILN_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Child c = Child::spawn({argv,
+                          environment_with({}, {"SPDLOG_LEVEL"}),
+                          {{0, in_read.get()}, {1, out_write.get()}, {2, err_write.get()}}});
+  in_read.reset();
+  out_write.reset();
+  err_write.reset();
+  (void)!::write(in_write.get(), input.data(), input.size());
+  in_write.reset();
+  Ran r;
+  r.out = read_all(out_read.get(), 120s);
+  r.err = read_all(err_read.get(), 10s);
+  const auto s = c.wait(120s);
+  r.status = s && WIFEXITED(*s) ? WEXITSTATUS(*s) : -1;
+  return r;
+}
+
+std::vector<json> lines_of(const std::string& out) {
+  std::vector<json> v;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) v.push_back(json::parse(line));
+  return v;
+}
+
+TEST(KilnRun, RunsEveryGoodLineAndNamesBadOnesByNumber) {
+  const Ran r = run_kiln({"run", "--ordered", "--workers", "2", "-"},
+                         "{\"kind\": \"echo\", \"payload\": [1, \"two\"]}\n"
+                         "{\"argv\": [\"sh\", \"-c\", \"printf out\"], \"env\": {\"A\": \"b\"}}\n"
+                         "{oops\n"
+                         "\n"
+                         "{\"payload\": 1}\n"
+                         "{\"argv\": [\"printf\", \"\\\\377\\\\376\"]}\n");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("kiln run: line 3: invalid JSON"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kiln run: line 5: a job needs \"kind\" (and \"payload\") or \"argv\""),
+            std::string::npos)
+      << r.err;
+  const auto results = lines_of(r.out);
+  ASSERT_EQ(results.size(), 3u) << r.out;
+  EXPECT_EQ(results[0]["line"], 1);
+  EXPECT_EQ(results[0]["value"], (json{1, "two"}));
+  EXPECT_EQ(results[1]["line"], 2);
+  EXPECT_EQ(results[1]["value"]["stdout"], "out");
+  EXPECT_EQ(results[2]["line"], 6);
+  EXPECT_EQ(results[2]["value"].value("stdout_base64", ""), "//4=") << results[2];
+}
+
+TEST(KilnRun, ExitsZeroOnlyWhenEveryJobSucceeded) {
+  EXPECT_EQ(run_kiln({"run", "-"}, "{\"argv\": [\"true\"]}\n{\"kind\": \"echo\"}\n").status, 0);
+  EXPECT_EQ(run_kiln({"run", "-"}, "{\"argv\": [\"false\"]}\n").status, 1);
+  EXPECT_EQ(run_kiln({"run", "-"}, "{\"argv\": [\"/no/such/cc\"]}\n").status, 1);
+}
+
+TEST(KilnCompileDb, RunsBothEntryFormsAndReportsFailures) {
+  char dir_template[] = "/tmp/kiln-compile-db-XXXXXX";
+  const std::string dir = ::mkdtemp(dir_template);
+  std::ofstream(dir + "/good.c") << "int good(void) { return MSG_LEN; }\n";
+  std::ofstream(dir + "/bad.c") << "int bad(void) { return undeclared; }\n";
+  const json db = json::array({{{"directory", dir},
+                                {"file", "good.c"},
+                                {"command", "cc '-DMSG_LEN=sizeof(\"a b\")' -c good.c -o good.o"}},
+                               {{"directory", dir},
+                                {"file", "bad.c"},
+                                {"arguments", {"cc", "-c", "bad.c", "-o", "bad.o"}}}});
+  std::ofstream(dir + "/compile_commands.json") << db.dump();
+
+  Ran r = run_kiln({"compile-db", "--workers", "2", dir + "/compile_commands.json"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("FAILED: bad.c\ncc -c bad.c -o bad.o\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("undeclared"), std::string::npos);
+  EXPECT_NE(r.out.find("kiln compile-db: 1 succeeded, 1 failed, on 2 workers"), std::string::npos);
+  struct stat st;
+  EXPECT_EQ(::stat((dir + "/good.o").c_str(), &st), 0);
+
+  r = run_kiln({"compile-db", "--filter", "good", dir + "/compile_commands.json"});
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 succeeded, 0 failed"), std::string::npos);
+
+  std::ofstream(dir + "/broken.json") << "[{\"directory\": \"/\"}]";
+  r = run_kiln({"compile-db", dir + "/broken.json"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("entry 1: needs \"directory\" and \"file\" strings"), std::string::npos);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST(KilnCommand, HelpAndVersion) {
+  EXPECT_EQ(run_kiln({"--version"}).out, "kiln 0.1.0\n");
+  const Ran help = run_kiln({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("compile-db"), std::string::npos);
+  EXPECT_EQ(run_kiln({"launch"}).status, 2);
+}
+
+}  // namespace
+}  // namespace kiln::client
