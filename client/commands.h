@@ -26,4 +26,26 @@ struct CompileDbOptions {
 // line on a terminal and a summary. Exit status 0 only when every compile succeeded.
 int compile_db(const CompileDbOptions& options);
 
+// ---- A shared daemon (kiln-supervisor --listen) ----
+
+// --socket, else $KILN_SOCKET, else $XDG_RUNTIME_DIR/kiln/supervisor.sock, else
+// /tmp/kiln-$UID/supervisor.sock; the directory is created 0700 and must be private to us.
+Expected<std::string> default_socket_path();
+// Connects to the daemon on `socket`, starting one (detached, idle exit after 5 minutes) if none
+// answers. Exactly one daemon survives when many launchers start one at once.
+Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
+                                                 const std::string& supervisor);
+
+struct ExecCommandOptions {
+  std::string socket;      // "": default_socket_path()
+  std::string supervisor;  // for auto-start
+  std::vector<std::string> argv;
+};
+// One command through the daemon, in this directory and environment, as a compiler launcher:
+// its stdout and stderr relayed, its exit code returned (128+signal when killed; 127 when it
+// cannot be started; 125 when kiln itself cannot serve).
+int exec_command(const ExecCommandOptions& options);
+int stats_command(const std::string& socket);
+int shutdown_command(const std::string& socket, bool drain);
+
 }  // namespace kiln::client

@@ -1,4 +1,6 @@
 // kiln: the command-line way into a Kiln pool. Parses the command line and calls in.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include "client/commands.h"
@@ -74,6 +76,32 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  kiln::client::ExecCommandOptions exec;
+  CLI::App* exec_cmd = app.add_subcommand(
+      "exec",
+      "Run one command through a shared daemon, as a compiler launcher "
+      "(CMAKE_C_COMPILER_LAUNCHER=kiln with `kiln exec --`): in this directory and environment, "
+      "its stdout and stderr relayed, its exit code returned (128+signal when killed, 127 when "
+      "it cannot start, 125 when kiln cannot serve). Starts a daemon if none listens.");
+  exec_cmd->add_option("--socket", exec.socket,
+                       "the daemon's socket (default: $KILN_SOCKET, else "
+                       "$XDG_RUNTIME_DIR/kiln/supervisor.sock, else "
+                       "/tmp/kiln-$UID/supervisor.sock)");
+  exec_cmd->add_option("--supervisor", exec.supervisor,
+                       "kiln-supervisor binary to start (default: the one beside kiln)");
+  exec_cmd->add_option("command", exec.argv, "the command and its arguments, after --")->required();
+
+  std::string stats_socket;
+  CLI::App* stats_cmd = app.add_subcommand("stats", "Print a daemon's stats as JSON.");
+  stats_cmd->add_option("--socket", stats_socket, "the daemon's socket (default as for exec)");
+
+  std::string shutdown_socket;
+  bool drain = false;
+  CLI::App* shutdown_cmd = app.add_subcommand("shutdown", "Stop a daemon.");
+  shutdown_cmd->add_option("--socket", shutdown_socket,
+                           "the daemon's socket (default as for exec)");
+  shutdown_cmd->add_flag("--drain", drain, "finish queued and running jobs first");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -86,6 +114,17 @@ int main(int argc, char** argv) {
     app.exit(e);
     return kiln::exit_code::kUsage;
   }
+  if (exec_cmd->parsed()) {
+    if (exec.supervisor.empty()) {
+      char self[4096];
+      const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+      const std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
+      exec.supervisor = path.substr(0, path.rfind('/') + 1) + "kiln-supervisor";
+    }
+    return kiln::client::exec_command(exec);
+  }
+  if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);
+  if (shutdown_cmd->parsed()) return kiln::client::shutdown_command(shutdown_socket, drain);
   if (run_cmd->parsed()) {
     run.pool = run_pool.options();
     return kiln::client::run_jobs(run);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,26 +123,62 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   std::unique_ptr<Pool> pool(new Pool());
   pool->pid_ = pid;
   pool->link_ = std::move(ours);
-
-  FrameReader reader;
-  std::vector<std::string> ready;
-  std::optional<std::string> body = read_frame(pool->link_.get(), reader, ready);
-  Expected<proto::ClientEvent> hello =
-      body ? proto::decode_client_event(*body) : fail("the supervisor exited before its hello");
-  if (!hello || !std::holds_alternative<proto::Hello>(hello.value())) {
+  if (Expected<bool> attached = pool->attach(); !attached) {
     pool->link_.reset();
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    ::waitpid(pid, nullptr, 0);
     pool->pid_ = -1;
-    return fail(hello ? "the supervisor did not start with hello" : hello.error());
+    return fail(attached.error());
   }
-  pool->hello_ = std::get<proto::Hello>(hello.value());
-  pool->reader_ = std::thread(&Pool::read_loop, pool.get());
   return pool;
 }
 
+Expected<std::unique_ptr<Pool>> Pool::connect(const std::string& socket_path) {
+  sockaddr_un addr{};
+  if (socket_path.size() >= sizeof addr.sun_path)
+    return fail("socket path too long: " + socket_path);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fail(std::string("socket: ") + std::strerror(errno));
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return fail("cannot connect to " + socket_path + ": " + std::strerror(errno));
+  }
+  std::unique_ptr<Pool> pool(new Pool());
+  pool->link_ = std::move(fd);
+  if (Expected<bool> attached = pool->attach(); !attached) return fail(attached.error());
+  return pool;
+}
+
+Expected<bool> Pool::attach() {
+  FrameReader reader;
+  std::vector<std::string> ready;
+  std::optional<std::string> body = read_frame(link_.get(), reader, ready);
+  Expected<proto::ClientEvent> event =
+      body ? proto::decode_client_event(*body) : fail("the supervisor closed before its hello");
+  if (!event) return fail(event.error());
+  if (auto* error = std::get_if<proto::Error>(&event.value())) {
+    return fail("the supervisor refused: " + error->code + ": " + error->message);
+  }
+  if (!std::holds_alternative<proto::Hello>(event.value())) {
+    return fail("the supervisor did not start with hello");
+  }
+  hello_ = std::get<proto::Hello>(event.value());
+  reader_ = std::thread(&Pool::read_loop, this);
+  return true;
+}
+
 Pool::~Pool() {
-  if (pid_ > 0) shutdown(false);
+  if (pid_ > 0) {
+    shutdown(false);
+  } else {
+    disconnect();
+  }
+}
+
+void Pool::disconnect() {
+  if (link_) ::shutdown(link_.get(), SHUT_RDWR);  // the reader sees the end
+  if (reader_.joinable()) reader_.join();
+  link_.reset();
 }
 
 uint64_t Pool::next_id() const {
@@ -279,12 +316,13 @@ void Pool::fail_open(const std::string& why) {
 }
 
 int Pool::shutdown(bool drain) {
-  if (pid_ <= 0) return exit_status_.value_or(0);
+  if (!link_) return exit_status_.value_or(0);
   std::string frame;
   proto::encode(proto::Shutdown{drain}, frame);
   send_frame(frame);
   if (reader_.joinable()) reader_.join();  // until bye and the link's end
   link_.reset();
+  if (pid_ <= 0) return 0;  // a daemon: not ours to wait for
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;

@@ -42,6 +42,8 @@ class Pool {
  public:
   // Starts a supervisor and waits for its hello.
   static Expected<std::unique_ptr<Pool>> start(const PoolOptions& options);
+  // Connects to a supervisor serving a Unix socket (--listen) and waits for its hello.
+  static Expected<std::unique_ptr<Pool>> connect(const std::string& socket_path);
   ~Pool();  // shuts the supervisor down (without drain) and waits for it
 
   const proto::Hello& hello() const { return hello_; }
@@ -60,14 +62,18 @@ class Pool {
   void wakeup();
   Expected<proto::Stats> stats();
   // Asks the supervisor to stop (drain: finish queued jobs first) and waits for it to exit.
-  // Returns its exit status.
+  // Returns its exit status (0 for a daemon reached through connect()).
   int shutdown(bool drain = false);
+  // Ends this connection (to a daemon) without stopping the supervisor; open jobs are cancelled.
+  void disconnect();
 
   // The id the next submit will use (ids count up from 1).
   uint64_t next_id() const;
 
  private:
   Pool() = default;
+  // Reads hello on link_ and starts the reader thread.
+  Expected<bool> attach();
   void read_loop();
   bool send_frame(const std::string& frame);
   void fail_open(const std::string& why);

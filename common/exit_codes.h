@@ -10,8 +10,12 @@ inline constexpr int kJobsFailed = 1;
 inline constexpr int kUsage = 2;
 // The peer on the link broke the wire protocol.
 inline constexpr int kProtocolError = 3;
+// kiln-supervisor --listen: another supervisor already serves that socket.
+inline constexpr int kAlreadyServing = 5;
 // The system refused something that cannot fail in normal use (see fatal()).
 inline constexpr int kInternal = 4;
+// `kiln exec`: kiln itself could not run the command (no daemon, a broken link); env(1)'s code.
+inline constexpr int kLauncherFailed = 125;
 // A command could not be executed / was not found (the shell's convention, kept by tini).
 inline constexpr int kCannotExecute = 126;
 inline constexpr int kNotFound = 127;

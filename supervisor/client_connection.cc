@@ -97,9 +97,9 @@ void ClientConnection::check_backpressure() {
   }
 }
 
-void ClientConnection::finish(uint64_t deadline_ms) {
+void ClientConnection::finish(uint64_t deadline_ms, bool bye) {
   if (closing_) return;
-  if (!ended_write_) send(proto::Bye{});
+  if (bye && !ended_write_) send(proto::Bye{});
   ended_write_ = true;
   if (out().queued() == 0 || out().write_failed()) {
     close();

@@ -55,8 +55,9 @@ class ClientConnection {
   }
   // Sends `error`, stops reading, and reports the end.
   void protocol_error(std::string_view code, const std::string& message);
-  // Sends `bye` and closes once everything queued is written, or after `deadline_ms`.
-  void finish(uint64_t deadline_ms);
+  // Closes once everything queued is written, or after `deadline_ms`; first sends `bye` if
+  // `bye` (the supervisor is shutting down).
+  void finish(uint64_t deadline_ms, bool bye = true);
   void close();
 
  private:

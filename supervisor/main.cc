@@ -10,9 +10,9 @@ int main(int argc, char** argv) {
   kiln::supervisor::Options o;
   CLI::App app{
       "kiln-supervisor: a supervised pool of warm kiln-worker processes for compile jobs.\n"
-      "Speaks length-prefixed msgpack frames (PROTOCOL.md) on --read-fd/--write-fd, or on\n"
-      "stdin/stdout. The build key comes from --key-file, else KILN_KEY (base64), else is\n"
-      "random."};
+      "Speaks length-prefixed msgpack frames (PROTOCOL.md) on --read-fd/--write-fd, on\n"
+      "stdin/stdout, or to every client of a Unix socket (--listen). The build key comes from\n"
+      "--key-file, else KILN_KEY (base64), else is random."};
   app.set_version_flag("--version", "kiln-supervisor " + std::string(kiln::kVersion));
   app.add_option("--workers", o.workers, "pool size (default: the number of CPUs)")
       ->check(CLI::Range(1, 4096));
@@ -23,6 +23,14 @@ int main(int argc, char** argv) {
                        ->check(CLI::NonNegativeNumber);
   read_fd->needs(write_fd);
   write_fd->needs(read_fd);
+  auto* listen = app.add_option("--listen", o.listen,
+                                "serve clients on this Unix socket (mode 0600, same user only) "
+                                "instead of a pipe pair");
+  listen->excludes(read_fd)->excludes(write_fd);
+  app.add_option("--idle-exit-ms", o.idle_exit_ms,
+                 "with --listen: exit after this long with no client and no job (0: never)")
+      ->capture_default_str()
+      ->needs(listen);
   app.add_option("--parent", o.parent,
                  "shut down when this process is gone (default: the process that started us)")
       ->check(CLI::PositiveNumber);

@@ -15,6 +15,8 @@ struct Options {
   std::size_t workers = 0;               // 0: the number of CPUs
   std::string worker_path;               // "": kiln-worker beside this binary
   std::optional<int> read_fd, write_fd;  // client link; default stdin/stdout
+  std::string listen;                    // serve this Unix socket instead
+  uint64_t idle_exit_ms = 0;             // --listen: exit after this long with no client, no job
   std::optional<pid_t> parent;           // default: the process that started us
   std::string key_file;
   uint64_t job_timeout_ms = 0;

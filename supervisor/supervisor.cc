@@ -1,6 +1,11 @@
 #include "supervisor/supervisor.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -9,6 +14,7 @@
 #include <thread>
 
 #include "common/build_key.h"
+#include "common/exit_codes.h"
 #include "common/fd.h"
 #include "common/version.h"
 
@@ -109,21 +115,25 @@ int Supervisor::run() {
         signums[i]);
   }
   tick_.data = this;
+  uv_timer_init(&loop_, &idle_exit_);
+  idle_exit_.data = this;
 
-  Expected<bool> link = open_client_link();
+  Expected<bool> link = options_.listen.empty() ? open_client_link() : listen_socket();
   int status = 0;
   if (!link) {
     spdlog::error("{}", link.error());
     std::fprintf(stderr, "kiln-supervisor: %s\n", link.error().c_str());
-    status = 2;
+    status = setup_status_ != 0 ? setup_status_ : exit_code::kUsage;
     shutting_down_ = true;
     pool_->shutdown(false);
     finish();
   } else {
-    spdlog::info("kiln-supervisor {} serving with {} workers (key {})", kVersion, options_.workers,
+    spdlog::info("kiln-supervisor {} serving {} with {} workers (key {})", kVersion,
+                 options_.listen.empty() ? "its client link" : options_.listen, options_.workers,
                  key_id_);
     pool_->start();
-    watch_parent();
+    // A pipe-mode supervisor lives for the tool that started it; a daemon only if asked.
+    if (options_.listen.empty() || options_.parent) watch_parent();
     settle();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -171,6 +181,101 @@ Expected<bool> Supervisor::open_client_link() {
   return true;
 }
 
+Expected<bool> Supervisor::listen_socket() {
+  const std::string& path = options_.listen;
+  sockaddr_un addr{};
+  // uv_pipe_bind in libuv 1.44 truncates a longer path without a word.
+  if (path.size() >= sizeof addr.sun_path) {
+    return fail("--listen " + path + " is " + std::to_string(path.size()) +
+                " bytes long; a Unix socket path holds at most " +
+                std::to_string(sizeof addr.sun_path - 1));
+  }
+  // Exactly one daemon per path: the one holding PATH.lock. It decides races between daemons
+  // started at once, and lets the holder replace a socket file that nobody serves any more.
+  const std::string lock_path = path + ".lock";
+  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock_fd_) return fail("cannot open " + lock_path + ": " + std::strerror(errno));
+  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    setup_status_ = exit_code::kAlreadyServing;
+    return fail("another kiln-supervisor already serves " + path);
+  }
+  if (::unlink(path.c_str()) == 0) spdlog::info("replaced the stale socket file {}", path);
+  uv_pipe_init(&loop_, &listener_, 0);
+  listener_.data = this;
+  listening_ = true;
+  // Created 0600 from the start: no window in which others could connect.
+  const mode_t old_umask = ::umask(0177);
+  int rc = uv_pipe_bind(&listener_, path.c_str());
+  ::umask(old_umask);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, [](uv_stream_t* s, int st) {
+      auto* self = static_cast<Supervisor*>(s->data);
+      if (st == 0) self->on_connection();
+      self->settle();
+    });
+  }
+  if (rc != 0) return fail("cannot listen on " + path + ": " + uv_strerror(rc));
+  return true;
+}
+
+void Supervisor::on_connection() {
+  const ClientId id = next_client_++;
+  auto client = std::make_unique<ClientConnection>(
+      &loop_, id, options_.max_frame,
+      ClientConnection::Events{[this](ClientConnection& c, proto::ClientRequest r) {
+                                 on_request(c, std::move(r));
+                                 settle();
+                               },
+                               [this](ClientConnection& c) {
+                                 on_client_end(c);
+                                 settle();
+                               },
+                               [this](ClientConnection& c) {
+                                 clients_.erase(c.id());
+                                 settle();
+                               }});
+  ClientConnection& c = *client;
+  clients_.emplace(id, std::move(client));
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), c.accept_target()) != 0) {
+    c.close();
+    return;
+  }
+  // Nobody else gets in: the peer must run as our own user.
+  int fd = -1;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(c.accept_target()), &fd) != 0 ||
+      ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::getuid()) {
+    spdlog::warn("refused a connection from uid {} (pid {})", cred.uid, cred.pid);
+    c.send(proto::Error{std::string(proto::code::kPermissionDenied),
+                        "this kiln-supervisor serves only uid " + std::to_string(::getuid())});
+    c.finish(options_.grace_ms, /*bye=*/false);
+    return;
+  }
+  spdlog::debug("client {} connected (pid {})", id, cred.pid);
+  c.start(hello());
+}
+
+void Supervisor::update_idle_exit() {
+  if (options_.listen.empty() || options_.idle_exit_ms == 0) return;
+  const bool idle = !shutting_down_ && pool_->open_jobs() == 0 &&
+                    std::all_of(clients_.begin(), clients_.end(),
+                                [](const auto& c) { return c.second->ended(); });
+  if (!idle) {
+    uv_timer_stop(&idle_exit_);
+  } else if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_exit_))) {
+    uv_timer_start(
+        &idle_exit_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Supervisor*>(t->data);
+          self->begin_shutdown(false, "no client and no job for " +
+                                          std::to_string(self->options_.idle_exit_ms) + " ms");
+          self->settle();
+        },
+        options_.idle_exit_ms, 0);
+  }
+}
+
 void Supervisor::watch_parent() {
   const pid_t parent = options_.parent.value_or(::getppid());
   // A pidfd makes the parent's exit an event on the loop (Linux >= 5.3).
@@ -216,10 +321,15 @@ void Supervisor::on_request(ClientConnection& client, proto::ClientRequest reque
 }
 
 void Supervisor::on_client_end(ClientConnection& client) {
-  // The pipe-mode link is the supervisor's only client: its end is the end of the service.
-  // Its open jobs are answered by the shutdown (there is still a write side to answer on).
-  begin_shutdown(false, "the client link ended");
-  (void)client;
+  if (options_.listen.empty()) {
+    // The pipe-mode link is the supervisor's only client: its end is the end of the service.
+    // Its open jobs are answered by the shutdown (there is still a write side to answer on).
+    begin_shutdown(false, "the client link ended");
+    return;
+  }
+  // A socket client that goes cancels its own jobs; the others go on.
+  pool_->client_gone(client.id());
+  client.finish(options_.grace_ms, /*bye=*/false);
 }
 
 void Supervisor::on_signal(int signum) {
@@ -246,6 +356,7 @@ void Supervisor::settle() {
     finish();
     return;
   }
+  update_idle_exit();
   if (const std::optional<Micros> next = pool_->next_deadline()) {
     const Micros now_us = now();
     const uint64_t delay_ms = *next > now_us ? (*next - now_us + 999) / 1000 : 0;
@@ -265,6 +376,11 @@ void Supervisor::settle() {
 void Supervisor::finish() {
   finished_ = true;
   for (auto& [id, client] : clients_) client->finish(options_.grace_ms);
+  if (listening_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    ::unlink(options_.listen.c_str());
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_exit_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   for (auto& s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   if (parent_watched_) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/fd.h"
 #include "common/result.h"
 #include "supervisor/client_connection.h"
 #include "supervisor/options.h"
@@ -40,6 +41,9 @@ class Supervisor : public PoolEnv {
 
  private:
   Expected<bool> open_client_link();
+  Expected<bool> listen_socket();
+  void on_connection();
+  void update_idle_exit();
   void watch_parent();
   void on_request(ClientConnection& client, proto::ClientRequest request);
   void on_client_end(ClientConnection& client);
@@ -67,6 +71,11 @@ class Supervisor : public PoolEnv {
   uv_timer_t tick_;
   uv_signal_t signals_[3];
   uv_poll_t parent_poll_;
+  uv_pipe_t listener_;
+  bool listening_ = false;
+  UniqueFd lock_fd_;  // PATH.lock, held for the daemon's life: one daemon per socket path
+  uv_timer_t idle_exit_;
+  int setup_status_ = 0;
   int parent_pidfd_ = -1;
   bool parent_watched_ = false;
   bool shutting_down_ = false;

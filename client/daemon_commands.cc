@@ -1,0 +1,188 @@
+// The subcommands that talk to a shared daemon (`kiln-supervisor --listen`): exec (a compiler
+// launcher that starts the daemon when none is there), stats and shutdown.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "client/commands.h"
+#include "client/json_msgpack.h"
+#include "common/exit_codes.h"
+
+extern char** environ;
+
+namespace kiln::client {
+namespace {
+
+// A directory only we can use: created 0700 if missing, refused if someone else could write it.
+Expected<bool> private_directory(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fail("cannot create " + dir + ": " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+      (st.st_mode & 077) != 0) {
+    return fail(dir + " is not a directory private to this user (0700, ours)");
+  }
+  return true;
+}
+
+void spawn_daemon(const std::string& supervisor, const std::string& socket) {
+  // Built before fork: the children only call async-signal-safe functions.
+  std::vector<std::string> args = {supervisor, "--listen",   socket,         "--idle-exit-ms",
+                                   "300000",   "--log-file", socket + ".log"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Detached: its own session, and orphaned at once so that nobody has to reap it.
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    const int null = ::open("/dev/null", O_RDWR);
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  if (child > 0) ::waitpid(child, nullptr, 0);
+}
+
+// Raw bytes of a bin field of an exec value.
+std::string bin_field(const msgpack::object& map, const char* key) {
+  for (uint32_t i = 0; i < map.via.map.size; ++i) {
+    const msgpack::object& k = map.via.map.ptr[i].key;
+    const msgpack::object& v = map.via.map.ptr[i].val;
+    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key &&
+        v.type == msgpack::type::BIN) {
+      return std::string(v.via.bin.ptr, v.via.bin.size);
+    }
+  }
+  return "";
+}
+
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+Expected<std::string> default_socket_path() {
+  if (const char* s = std::getenv("KILN_SOCKET"); s != nullptr && *s != '\0') return std::string(s);
+  std::string dir;
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
+    dir = std::string(xdg) + "/kiln";
+  } else {
+    dir = "/tmp/kiln-" + std::to_string(::getuid());
+  }
+  if (Expected<bool> ok = private_directory(dir); !ok) return fail(ok.error());
+  return dir + "/supervisor.sock";
+}
+
+Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
+                                                 const std::string& supervisor) {
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(socket);
+  if (pool) return pool;
+  spawn_daemon(supervisor, socket);
+  // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
+  // and everybody connects to the winner.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto pause = std::chrono::milliseconds(2);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pool = Pool::connect(socket);
+    if (pool) return pool;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
+  return fail("no kiln-supervisor came up on " + socket + " (its log: " + socket +
+              ".log): " + pool.error());
+}
+
+int exec_command(const ExecCommandOptions& options) {
+  Expected<std::string> socket =
+      options.socket.empty() ? default_socket_path() : Expected<std::string>(options.socket);
+  if (!socket) {
+    std::fprintf(stderr, "kiln exec: %s\n", socket.error().c_str());
+    return exit_code::kLauncherFailed;
+  }
+  Expected<std::unique_ptr<Pool>> pool = connect_or_start(*socket, options.supervisor);
+  if (!pool) {
+    std::fprintf(stderr, "kiln exec: %s\n", pool.error().c_str());
+    return exit_code::kLauncherFailed;
+  }
+  // The command runs as if here: this directory and this whole environment.
+  ExecRequest r;
+  r.argv = options.argv;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) != nullptr) r.cwd = cwd;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos) r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  r.clear_env = true;
+  const proto::Result result = (*pool)->exec(r).get();
+  (*pool)->disconnect();
+  if (!result.ok) {
+    std::fprintf(stderr, "kiln exec: %s: %s\n", result.error->code.c_str(),
+                 result.error->message.c_str());
+    if (result.error->detail) std::fprintf(stderr, "%s\n", result.error->detail->c_str());
+    return result.error->code == proto::code::kSpawnFailed ? exit_code::kNotFound
+                                                           : exit_code::kLauncherFailed;
+  }
+  const msgpack::object_handle h =
+      msgpack::unpack(result.value->bytes.data(), result.value->bytes.size());
+  write_all(STDOUT_FILENO, bin_field(h.get(), "stdout"));
+  write_all(STDERR_FILENO, bin_field(h.get(), "stderr"));
+  const nlohmann::json v = to_json(*result.value);
+  const int signal = v.value("signal", 0);
+  return signal != 0 ? exit_code::kSignalBase + signal : v.value("exit_code", 0);
+}
+
+int stats_command(const std::string& socket_option) {
+  Expected<std::string> socket =
+      socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
+  Expected<std::unique_ptr<Pool>> pool =
+      socket ? Pool::connect(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
+  if (!pool) {
+    std::fprintf(stderr, "kiln stats: %s\n", pool.error().c_str());
+    return 1;
+  }
+  Expected<proto::Stats> st = (*pool)->stats();
+  if (!st) {
+    std::fprintf(stderr, "kiln stats: %s\n", st.error().c_str());
+    return 1;
+  }
+  std::string frame;
+  proto::encode(*st, frame);
+  std::printf("%s\n", to_json(proto::RawObject{frame.substr(4)}).dump(2).c_str());
+  return 0;
+}
+
+int shutdown_command(const std::string& socket_option, bool drain) {
+  Expected<std::string> socket =
+      socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
+  Expected<std::unique_ptr<Pool>> pool =
+      socket ? Pool::connect(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
+  if (!pool) {
+    std::fprintf(stderr, "kiln shutdown: %s\n", pool.error().c_str());
+    return 1;
+  }
+  (*pool)->shutdown(drain);
+  return 0;
+}
+
+}  // namespace kiln::client
