@@ -1,0 +1,270 @@
+// The shared daemon (kiln-supervisor --listen) and the commands that use it, as real processes.
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "client/json_msgpack.h"
+#include "client/pool.h"
+#include "common/exit_codes.h"
+#include "tests/process.h"
+
+namespace kiln::client {
+namespace {
+
+using kiln::testing::Child;
+using kiln::testing::environment_with;
+using kiln::testing::pipe_pair;
+using kiln::testing::read_all;
+using kiln::testing::wait_until;
+using namespace std::chrono_literals;
+
+class TempDir {
+ public:
+  TempDir() {
+    char t[] = "/tmp/kiln-daemon-XXXXXX";
+    path_ = ::mkdtemp(t);
+  }
+  ~TempDir() { std::system(("rm -rf " + path_).c_str()); }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Pids of the processes whose command line holds `needle`.
+std::vector<pid_t> processes_with(const std::string& needle) {
+  std::vector<pid_t> pids;
+  DIR* d = ::opendir("/proc");
+  while (dirent* e = ::readdir(d)) {
+    const pid_t pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (char& c : cmd) c = c == '\0' ? ' ' : c;
+    if (cmd.find(needle) != std::string::npos && kiln::testing::is_running(pid))
+      pids.push_back(pid);
+  }
+  ::closedir(d);
+  return pids;
+}
+
+Child start_daemon(const std::string& socket, std::vector<std::string> extra = {},
+                   int err_fd = -1) {
+  std::vector<std::string> argv = {KILN_SUPERVISOR_PATH, "--listen",   socket, "--workers", "2",
+                                   "--enable-selftest",  "--grace-ms", "300"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  std::vector<std::pair<int, int>> fds;
+  if (err_fd >= 0) fds.emplace_back(2, err_fd);
+  return Child::spawn({argv, environment_with({}, {"SPDLOG_LEVEL", "KILN_KEY"}), fds});
+}
+
+int exit_code_of(Child& c, std::chrono::milliseconds t = 10s) {
+  const auto s = c.wait(t);
+  return s && WIFEXITED(*s) ? WEXITSTATUS(*s) : -1;
+}
+
+TEST(Daemon, SocketIsPrivateAndServesManyClientsAtOnce) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  struct stat st;
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 6; ++c) {
+    clients.emplace_back([&, c] {
+      Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+      if (!pool) return;
+      // Every connection has its own id space: all use ids 1..40.
+      std::vector<std::future<proto::Result>> f;
+      for (int i = 0; i < 40; ++i) f.push_back((*pool)->submit("echo", to_msgpack(c * 100 + i)));
+      for (int i = 0; i < 40; ++i) {
+        const proto::Result r = f[i].get();
+        if (r.ok && to_json(*r.value) == c * 100 + i) ++ok;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 240);
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_FALSE(exists(sock)) << "SIGTERM removes the socket file";
+}
+
+TEST(Daemon, RefusesPeersOfAnotherUser) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  // Open the path itself so that only the peer-uid check stands in the way.
+  ::chmod((dir / "").c_str(), 0755);
+  ::chmod(sock.c_str(), 0666);
+  auto [report_read, report_write] = pipe_pair();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::setuid(65534) != 0) ::_exit(3);
+    Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+    const std::string what = pool ? "connected" : pool.error();
+    (void)!::write(report_write.get(), what.data(), what.size());
+    ::_exit(0);
+  }
+  report_write.reset();
+  const std::string what = read_all(report_read.get(), 10s);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_EQ(what,
+            "the supervisor refused: permission_denied: this kiln-supervisor serves only uid 0");
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(exit_code_of(daemon), 0);
+}
+
+TEST(Daemon, ADisconnectingClientCancelsOnlyItsOwnJobs) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  Expected<std::unique_ptr<Pool>> a = Pool::connect(sock);
+  Expected<std::unique_ptr<Pool>> b = Pool::connect(sock);
+  ASSERT_TRUE(a && b);
+  ExecRequest sleep;
+  sleep.argv = {"sleep", "100"};
+  auto doomed = (*a)->exec(sleep);
+  ASSERT_TRUE(wait_until([&] { return (*b)->stats()->jobs_running == 1; }, 10s));
+  auto survivor = (*b)->submit("selftest", to_msgpack({{"action", "sleep"}, {"ms", 300}}));
+  (*a)->disconnect();
+  EXPECT_EQ(doomed.get().error->code, "shutdown") << "its own connection ended";
+  const proto::Result r = survivor.get();
+  EXPECT_TRUE(r.ok);
+  // The killed job's worker was replaced; nothing of it is left running.
+  ASSERT_TRUE(wait_until([&] { return (*b)->stats()->worker_starts == 3; }, 10s));
+  EXPECT_TRUE(wait_until([] { return processes_with("sleep 100").empty(); }, 5s));
+  (*b)->shutdown(false);
+  EXPECT_EQ(exit_code_of(daemon), 0);
+}
+
+TEST(Daemon, StaleSocketIsReplacedLiveOneIsNot) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  {  // A socket file nobody listens on any more.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strcpy(addr.sun_path, sock.c_str());
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ::close(fd);
+  }
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return Pool::connect(sock).ok(); }, 10s));
+  auto [err_read, err_write] = pipe_pair();
+  Child second = start_daemon(sock, {}, err_write.get());
+  err_write.reset();
+  EXPECT_EQ(exit_code_of(second), exit_code::kAlreadyServing);
+  EXPECT_NE(read_all(err_read.get(), 5s).find("another kiln-supervisor already serves " + sock),
+            std::string::npos);
+  EXPECT_TRUE(Pool::connect(sock).ok()) << "the first one still serves";
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(exit_code_of(daemon), 0);
+}
+
+TEST(Daemon, ExitsWhenIdleAndRefusesPathsTooLong) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock, {"--idle-exit-ms", "200"});
+  ASSERT_TRUE(wait_until([&] { return Pool::connect(sock).ok(); }, 10s));  // connects, leaves
+  EXPECT_EQ(exit_code_of(daemon, 20s), 0);
+  EXPECT_FALSE(exists(sock));
+
+  auto [err_read, err_write] = pipe_pair();
+  Child long_path = start_daemon("/tmp/" + std::string(120, 'x'), {}, err_write.get());
+  err_write.reset();
+  EXPECT_EQ(exit_code_of(long_path), exit_code::kUsage);
+  EXPECT_NE(read_all(err_read.get(), 5s).find("a Unix socket path holds at most 107"),
+            std::string::npos);
+}
+
+struct Ran {
+  int status = -1;
+  std::string out, err;
+};
+
+Ran kiln_exec(const std::string& sock, const std::vector<std::string>& command) {
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  std::vector<std::string> argv = {KILN_CLI_PATH, "exec", "--socket", sock, "--"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  Child c = Child::spawn({argv,
+                          environment_with({"KILN_TEST_MARK=relayed"}, {"SPDLOG_LEVEL"}),
+                          {{1, out_write.get()}, {2, err_write.get()}}});
+  out_write.reset();
+  err_write.reset();
+  Ran r;
+  r.out = read_all(out_read.get(), 60s);
+  r.err = read_all(err_read.get(), 10s);
+  r.status = exit_code_of(c, 60s);
+  return r;
+}
+
+TEST(KilnExec, AutoStartRaceOfEightLeavesExactlyOneDaemon) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  std::vector<std::thread> launchers;
+  std::vector<Ran> ran(8);
+  for (int i = 0; i < 8; ++i) {
+    launchers.emplace_back([&, i] {
+      ran[i] = kiln_exec(sock, {"sh", "-c", "echo $KILN_TEST_MARK"});
+    });
+  }
+  for (auto& t : launchers) t.join();
+  for (const Ran& r : ran) {
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "relayed\n") << "the caller's environment reaches the command";
+  }
+  EXPECT_EQ(processes_with("--listen " + sock).size(), 1u);
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_TRUE(pool);
+  (*pool)->shutdown(false);
+  EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+}
+
+TEST(KilnExec, RelaysOutputAndExitCodes) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  Ran r = kiln_exec(sock, {"sh", "-c", "printf 'o\\0ut'; printf err >&2; exit 7"});
+  EXPECT_EQ(r.status, 7);
+  EXPECT_EQ(r.out, std::string("o\0ut", 4));
+  EXPECT_EQ(r.err, "err");
+  EXPECT_EQ(kiln_exec(sock, {"sh", "-c", "kill -TERM $$"}).status, 128 + SIGTERM);
+  r = kiln_exec(sock, {"/no/such/compiler"});
+  EXPECT_EQ(r.status, exit_code::kNotFound);
+  EXPECT_EQ(r.err,
+            "kiln exec: spawn_failed: cannot execute '/no/such/compiler': No such file or "
+            "directory\n");
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
+  EXPECT_EQ(kiln_exec(sock, {"pwd"}).out, std::string(cwd) + "\n");
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(exit_code_of(daemon), 0);
+}
+
+}  // namespace
+}  // namespace kiln::client
