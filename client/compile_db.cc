@@ -164,9 +164,10 @@ int compile_db(const CompileDbOptions& options) {
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   const double compile = static_cast<double>(compile_us) / 1e6;
   Expected<proto::Stats> st = (*pool)->stats();
-  std::printf("kiln compile-db: %zu succeeded, %zu failed, on %llu workers\n",
-              entries->size() - failed, failed,
-              static_cast<unsigned long long>((*pool)->hello().workers));
+  const uint64_t workers = (*pool)->hello().workers;
+  std::printf("kiln compile-db: %zu succeeded, %zu failed, on %llu worker%s\n",
+              entries->size() - failed, failed, static_cast<unsigned long long>(workers),
+              workers == 1 ? "" : "s");
   std::printf("  wall time %.2f s; compile time %.2f s in all; speed-up %.2fx\n", wall, compile,
               wall > 0 ? compile / wall : 0.0);
   if (st) {
