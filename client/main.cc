@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "client/commands.h"
-#include "common/exit_codes.h"
+#include "common/cli.h"
 #include "common/version.h"
 
 namespace {
@@ -102,18 +102,7 @@ int main(int argc, char** argv) {
                            "the daemon's socket (default as for exec)");
   shutdown_cmd->add_flag("--drain", drain, "finish queued and running jobs first");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kiln::exit_code::kUsage;
-  }
+  if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (exec_cmd->parsed()) {
     if (exec.supervisor.empty()) {
       char self[4096];

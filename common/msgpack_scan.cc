@@ -30,6 +30,33 @@ const char* kind_name(Kind kind) {
   return "?";
 }
 
+const char* type_name(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return kind_name(Kind::kNil);
+    case msgpack::type::BOOLEAN:
+      return kind_name(Kind::kBool);
+    case msgpack::type::POSITIVE_INTEGER:
+      return kind_name(Kind::kUint);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return kind_name(Kind::kInt);
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return kind_name(Kind::kFloat);
+    case msgpack::type::STR:
+      return kind_name(Kind::kStr);
+    case msgpack::type::BIN:
+      return kind_name(Kind::kBin);
+    case msgpack::type::ARRAY:
+      return kind_name(Kind::kArray);
+    case msgpack::type::MAP:
+      return kind_name(Kind::kMap);
+    case msgpack::type::EXT:
+      return kind_name(Kind::kExt);
+  }
+  return "?";
+}
+
 namespace {
 
 uint64_t read_be(const unsigned char* p, std::size_t n) {

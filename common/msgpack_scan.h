@@ -5,6 +5,8 @@
 // elements than the remaining bytes can hold" at every level).
 #pragma once
 
+#include <msgpack.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,6 +20,9 @@ inline constexpr unsigned kMaxDepth = 64;
 enum class Kind { kNil, kBool, kUint, kInt, kFloat, kStr, kBin, kExt, kArray, kMap };
 
 const char* kind_name(Kind kind);
+
+// The name of an unpacked object's type, in the same words as kind_name ("uint", "str", ...).
+const char* type_name(const msgpack::object& o);
 
 struct Header {
   Kind kind = Kind::kNil;

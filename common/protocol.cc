@@ -239,35 +239,8 @@ void encode_message(const M& m, std::string& out) {
 
 // ---- Decoding ----
 
-const char* object_kind(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::NIL:
-      return "nil";
-    case msgpack::type::BOOLEAN:
-      return "bool";
-    case msgpack::type::POSITIVE_INTEGER:
-      return "uint";
-    case msgpack::type::NEGATIVE_INTEGER:
-      return "int";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return "float";
-    case msgpack::type::STR:
-      return "str";
-    case msgpack::type::BIN:
-      return "bin";
-    case msgpack::type::ARRAY:
-      return "array";
-    case msgpack::type::MAP:
-      return "map";
-    case msgpack::type::EXT:
-      return "ext";
-  }
-  return "?";
-}
-
 std::string expected(const char* what, const msgpack::object& o) {
-  return std::string("expected ") + what + ", got " + object_kind(o);
+  return std::string("expected ") + what + ", got " + mp::type_name(o);
 }
 
 // Each convert() returns "" on success, else what is wrong (a nested field's name first).

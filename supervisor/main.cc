@@ -1,7 +1,7 @@
 // kiln-supervisor: parses its options and calls in (supervisor/run.cc).
 #include <CLI/CLI.hpp>
 
-#include "common/exit_codes.h"
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "supervisor/options.h"
@@ -67,17 +67,6 @@ int main(int argc, char** argv) {
         return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
       });
   app.add_option("--log-file", o.log_file, "log here instead of stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kiln::exit_code::kUsage;
-  }
+  if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   return kiln::supervisor::run(std::move(o));
 }

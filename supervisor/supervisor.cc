@@ -161,6 +161,16 @@ Expected<bool> Supervisor::open_client_link() {
                   "socket (PROTOCOL.md)");
     }
   }
+  ClientConnection& client = add_client();
+  if (const int rc = client.open(read_fd, write_fd); rc != 0) {
+    client.close();
+    return fail("cannot use the client link: " + std::string(uv_strerror(rc)));
+  }
+  client.start(hello());
+  return true;
+}
+
+ClientConnection& Supervisor::add_client() {
   const ClientId id = next_client_++;
   auto client = std::make_unique<ClientConnection>(
       &loop_, id, options_.max_frame,
@@ -172,13 +182,11 @@ Expected<bool> Supervisor::open_client_link() {
                                  on_client_end(c);
                                  settle();
                                },
+                               // Destroys c (and this callback): nothing may follow.
                                [this](ClientConnection& c) { clients_.erase(c.id()); }});
-  if (const int rc = client->open(read_fd, write_fd); rc != 0) {
-    return fail("cannot use the client link: " + std::string(uv_strerror(rc)));
-  }
-  client->start(hello());
+  ClientConnection& ref = *client;
   clients_.emplace(id, std::move(client));
-  return true;
+  return ref;
 }
 
 Expected<bool> Supervisor::listen_socket() {
@@ -219,23 +227,7 @@ Expected<bool> Supervisor::listen_socket() {
 }
 
 void Supervisor::on_connection() {
-  const ClientId id = next_client_++;
-  auto client = std::make_unique<ClientConnection>(
-      &loop_, id, options_.max_frame,
-      ClientConnection::Events{[this](ClientConnection& c, proto::ClientRequest r) {
-                                 on_request(c, std::move(r));
-                                 settle();
-                               },
-                               [this](ClientConnection& c) {
-                                 on_client_end(c);
-                                 settle();
-                               },
-                               [this](ClientConnection& c) {
-                                 clients_.erase(c.id());
-                                 settle();
-                               }});
-  ClientConnection& c = *client;
-  clients_.emplace(id, std::move(client));
+  ClientConnection& c = add_client();
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), c.accept_target()) != 0) {
     c.close();
     return;
@@ -252,7 +244,7 @@ void Supervisor::on_connection() {
     c.finish(options_.grace_ms, /*bye=*/false);
     return;
   }
-  spdlog::debug("client {} connected (pid {})", id, cred.pid);
+  spdlog::debug("client {} connected (pid {})", c.id(), cred.pid);
   c.start(hello());
 }
 

@@ -40,6 +40,8 @@ class Supervisor : public PoolEnv {
   void status(ClientId client, const proto::Status& status) override;
 
  private:
+  // A new connection, registered in clients_ and wired to this supervisor.
+  ClientConnection& add_client();
   Expected<bool> open_client_link();
   Expected<bool> listen_socket();
   void on_connection();

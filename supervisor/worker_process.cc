@@ -177,7 +177,10 @@ void WorkerProcess::close() {
 }
 
 void WorkerProcess::handle_closed() {
-  if (--open_handles_ == 0) events_.on_closed(this);  // may destroy *this: nothing after this
+  if (--open_handles_ != 0) return;
+  // The owner may destroy *this, and with it events_: call a copy, and nothing after it.
+  auto on_closed = std::move(events_.on_closed);
+  on_closed(this);
 }
 
 }  // namespace kiln::supervisor

@@ -1,7 +1,7 @@
 // kiln-worker: parses its options and calls in (worker/worker.cc).
 #include <CLI/CLI.hpp>
 
-#include "common/exit_codes.h"
+#include "common/cli.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "worker/worker.h"
@@ -34,17 +34,6 @@ int main(int argc, char** argv) {
       ->check([](const std::string& l) {
         return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
       });
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kiln::exit_code::kUsage;
-  }
+  if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   return kiln::worker::run(options);
 }

@@ -5,37 +5,6 @@
 #include "common/msgpack_scan.h"
 
 namespace kiln::worker {
-namespace {
-
-const char* type_name(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::NIL:
-      return "nil";
-    case msgpack::type::BOOLEAN:
-      return "bool";
-    case msgpack::type::POSITIVE_INTEGER:
-      return "uint";
-    case msgpack::type::NEGATIVE_INTEGER:
-      return "int";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return "float";
-    case msgpack::type::STR:
-      return "str";
-    case msgpack::type::BIN:
-      return "bin";
-    case msgpack::type::ARRAY:
-      return "array";
-    case msgpack::type::MAP:
-      return "map";
-    case msgpack::type::EXT:
-      return "ext";
-  }
-  return "?";
-}
-
-}  // namespace
-
 Expected<Payload> Payload::parse(std::string_view kind, const proto::RawObject& raw) {
   Payload p;
   p.kind_ = kind;
@@ -48,7 +17,8 @@ Expected<Payload> Payload::parse(std::string_view kind, const proto::RawObject& 
     return fail(std::string(kind) + ".payload: " + e.what());
   }
   if (p.handle_.get().type != msgpack::type::MAP) {
-    return fail(std::string(kind) + ".payload: expected map, got " + type_name(p.handle_.get()));
+    return fail(std::string(kind) + ".payload: expected map, got " +
+                mp::type_name(p.handle_.get()));
   }
   return p;
 }
@@ -79,7 +49,7 @@ const msgpack::object* Payload::typed(const char* key, msgpack::type::object_typ
     return nullptr;
   }
   if (o->type != type) {
-    ok = invalid(key, std::string("expected ") + expected + ", got " + type_name(*o));
+    ok = invalid(key, std::string("expected ") + expected + ", got " + mp::type_name(*o));
     return nullptr;
   }
   return o;
@@ -117,7 +87,7 @@ bool Payload::get(const char* key, int64_t& out, bool required) {
   } else if (o->type == msgpack::type::POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
     out = static_cast<int64_t>(o->via.u64);
   } else {
-    return invalid(key, std::string("expected int, got ") + type_name(*o));
+    return invalid(key, std::string("expected int, got ") + mp::type_name(*o));
   }
   return true;
 }
@@ -138,7 +108,7 @@ bool Payload::get(const char* key, std::vector<std::string>& out, bool required)
   for (uint32_t i = 0; i < o->via.array.size; ++i) {
     const msgpack::object& item = o->via.array.ptr[i];
     if (item.type != msgpack::type::STR) {
-      return invalid(key, "expected array of str, got " + std::string(type_name(item)) +
+      return invalid(key, "expected array of str, got " + std::string(mp::type_name(item)) +
                               " at index " + std::to_string(i));
     }
     out.emplace_back(item.via.str.ptr, item.via.str.size);
