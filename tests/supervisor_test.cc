@@ -169,7 +169,8 @@ TEST_F(SupervisorTest, LogsToAFile) {
   std::stringstream log;
   log << in.rdbuf();
   ::unlink(path);
-  EXPECT_NE(log.str().find("serving with 2 workers"), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("serving its client link with 2 workers"), std::string::npos)
+      << log.str();
   EXPECT_NE(log.str().find("kiln-supervisor stopped"), std::string::npos);
   EXPECT_EQ(sup_->stderr_text(), "") << "nothing on stderr when logging to a file";
 }
