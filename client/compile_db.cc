@@ -93,7 +93,7 @@ int compile_db(const CompileDbOptions& options) {
     std::fprintf(stderr, "kiln compile-db: %s\n", entries.error().c_str());
     return 2;
   }
-  Expected<std::unique_ptr<Pool>> pool = Pool::start(options.pool);
+  Expected<std::unique_ptr<Pool>> pool = Pool::open(options.pool);
   if (!pool) {
     std::fprintf(stderr, "kiln compile-db: %s\n", pool.error().c_str());
     return 2;
@@ -178,7 +178,7 @@ int compile_db(const CompileDbOptions& options) {
         static_cast<unsigned long long>(st->worker_crashes), st->queue_us_p50 / 1e3,
         st->run_us_p50 / 1e3, st->run_us_p95 / 1e3);
   }
-  (*pool)->shutdown(false);
+  (*pool)->close();
   return failed == 0 ? 0 : 1;
 }
 

@@ -13,6 +13,7 @@ namespace {
 struct PoolFlags {
   std::optional<int> workers;
   std::optional<uint64_t> job_timeout_ms;
+  std::string socket;
   std::string supervisor;
   std::string log_level = "error";  // crash reports reach the results anyway
   bool selftest = false;
@@ -21,6 +22,9 @@ struct PoolFlags {
     cmd->add_option("--workers", workers, "pool size (default: the number of CPUs)")
         ->check(CLI::Range(1, 4096));
     cmd->add_option("--job-timeout-ms", job_timeout_ms, "run-time limit of each job");
+    cmd->add_option("--socket", socket,
+                    "use the shared daemon on this socket instead of a pool of its own (the "
+                    "pool options then do not apply)");
     cmd->add_option("--supervisor", supervisor,
                     "kiln-supervisor binary (default: the one beside kiln)");
     cmd->add_option("--log-level", log_level, "the supervisor's log level (on stderr)")
@@ -31,6 +35,7 @@ struct PoolFlags {
   }
   kiln::client::PoolOptions options() const {
     kiln::client::PoolOptions o;
+    o.socket = socket;
     o.supervisor = supervisor;
     if (workers) o.args.insert(o.args.end(), {"--workers", std::to_string(*workers)});
     if (job_timeout_ms) {

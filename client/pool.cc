@@ -149,6 +149,18 @@ Expected<std::unique_ptr<Pool>> Pool::connect(const std::string& socket_path) {
   return pool;
 }
 
+Expected<std::unique_ptr<Pool>> Pool::open(const PoolOptions& options) {
+  return options.socket.empty() ? start(options) : connect(options.socket);
+}
+
+void Pool::close() {
+  if (pid_ > 0) {
+    shutdown(false);
+  } else {
+    disconnect();
+  }
+}
+
 Expected<bool> Pool::attach() {
   FrameReader reader;
   std::vector<std::string> ready;
@@ -167,13 +179,7 @@ Expected<bool> Pool::attach() {
   return true;
 }
 
-Pool::~Pool() {
-  if (pid_ > 0) {
-    shutdown(false);
-  } else {
-    disconnect();
-  }
-}
+Pool::~Pool() { close(); }
 
 void Pool::disconnect() {
   if (link_) ::shutdown(link_.get(), SHUT_RDWR);  // the reader sees the end

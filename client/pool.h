@@ -24,6 +24,7 @@
 namespace kiln::client {
 
 struct PoolOptions {
+  std::string socket;             // connect to this daemon instead of starting a supervisor
   std::string supervisor;         // "": kiln-supervisor beside this binary
   std::vector<std::string> args;  // extra supervisor options (--workers 4, ...)
   std::vector<std::string> env;   // extra environment entries (KILN_KEY=...)
@@ -44,6 +45,10 @@ class Pool {
   static Expected<std::unique_ptr<Pool>> start(const PoolOptions& options);
   // Connects to a supervisor serving a Unix socket (--listen) and waits for its hello.
   static Expected<std::unique_ptr<Pool>> connect(const std::string& socket_path);
+  // connect(options.socket) when a socket is given, else start(options).
+  static Expected<std::unique_ptr<Pool>> open(const PoolOptions& options);
+  // Done with the pool: a supervisor of our own is shut down, a daemon is left serving.
+  void close();
   ~Pool();  // shuts the supervisor down (without drain) and waits for it
 
   const proto::Hello& hello() const { return hello_; }

@@ -76,7 +76,7 @@ int run_jobs(const RunOptions& options) {
     }
     in = &file;
   }
-  Expected<std::unique_ptr<Pool>> pool = Pool::start(options.pool);
+  Expected<std::unique_ptr<Pool>> pool = Pool::open(options.pool);
   if (!pool) {
     std::fprintf(stderr, "kiln run: %s\n", pool.error().c_str());
     return 2;
@@ -143,7 +143,7 @@ int run_jobs(const RunOptions& options) {
     std::fflush(stdout);
   }
   lock.unlock();
-  (*pool)->shutdown(false);
+  (*pool)->close();
   return all_ok ? 0 : 1;
 }
 

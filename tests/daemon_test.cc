@@ -266,5 +266,28 @@ TEST(KilnExec, RelaysOutputAndExitCodes) {
   EXPECT_EQ(exit_code_of(daemon), 0);
 }
 
+TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  auto [in_read, in_write] = pipe_pair();
+  auto [out_read, out_write] = pipe_pair();
+  Child run = Child::spawn({{KILN_CLI_PATH, "run", "--socket", sock, "-"},
+                            environment_with({}),
+                            {{0, in_read.get()}, {1, out_write.get()}}});
+  in_read.reset();
+  out_write.reset();
+  const std::string jobs = "{\"kind\": \"echo\", \"payload\": 5}\n";
+  (void)!::write(in_write.get(), jobs.data(), jobs.size());
+  in_write.reset();
+  const std::string out = read_all(out_read.get(), 30s);
+  EXPECT_EQ(exit_code_of(run, 30s), 0);
+  EXPECT_NE(out.find("\"value\":5"), std::string::npos) << out;
+  EXPECT_TRUE(Pool::connect(sock).ok()) << "the daemon still serves";
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(exit_code_of(daemon), 0);
+}
+
 }  // namespace
 }  // namespace kiln::client
