@@ -187,11 +187,6 @@ void Pool::disconnect() {
   link_.reset();
 }
 
-uint64_t Pool::next_id() const {
-  std::lock_guard lock(mu_);
-  return next_id_;
-}
-
 bool Pool::send_frame(const std::string& frame) {
   std::lock_guard lock(write_mu_);
   std::string_view rest = frame;

@@ -72,9 +72,6 @@ class Pool {
   // Ends this connection (to a daemon) without stopping the supervisor; open jobs are cancelled.
   void disconnect();
 
-  // The id the next submit will use (ids count up from 1).
-  uint64_t next_id() const;
-
  private:
   Pool() = default;
   // Reads hello on link_ and starts the reader thread.

@@ -91,11 +91,6 @@ std::string status_field(pid_t pid, const std::string& key) {
 
 }  // namespace
 
-pid_t parent_of(pid_t pid) {
-  std::string v = status_field(pid, "PPid");
-  return v.empty() ? -1 : static_cast<pid_t>(std::atol(v.c_str()));
-}
-
 unsigned long rss_kb(pid_t pid) {
   std::string v = status_field(pid, "VmRSS");
   return v.empty() ? 0 : std::strtoul(v.c_str(), nullptr, 10);

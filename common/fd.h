@@ -52,9 +52,6 @@ std::vector<int> open_fds(pid_t pid);
 // A pipe whose both ends are close-on-exec: {read end, write end}.
 std::pair<UniqueFd, UniqueFd> make_pipe();
 
-// Reads /proc/PID/status: the parent pid, or -1 if the process is gone.
-pid_t parent_of(pid_t pid);
-
 // The resident set size of a process in KiB from /proc/PID/status, or 0 if it is gone.
 unsigned long rss_kb(pid_t pid);
 
