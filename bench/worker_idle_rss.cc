@@ -92,12 +92,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (path.empty()) {
-    char self[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    std::string dir(self, n > 0 ? static_cast<std::size_t>(n) : 0);
-    path = dir.substr(0, dir.rfind('/')) + "/kiln-worker";
-  }
+  if (path.empty()) path = kiln::beside_self("kiln-worker");
   std::vector<Worker> pool;
   for (int i = 0; i < workers; ++i) pool.push_back(start(path));
   std::vector<unsigned long> rss, anon, file, pss;

@@ -5,6 +5,7 @@
 
 #include "client/commands.h"
 #include "common/cli.h"
+#include "common/fd.h"
 #include "common/version.h"
 
 namespace {
@@ -109,12 +110,7 @@ int main(int argc, char** argv) {
 
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (exec_cmd->parsed()) {
-    if (exec.supervisor.empty()) {
-      char self[4096];
-      const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-      const std::string path(self, n > 0 ? static_cast<std::size_t>(n) : 0);
-      exec.supervisor = path.substr(0, path.rfind('/') + 1) + "kiln-supervisor";
-    }
+    if (exec.supervisor.empty()) exec.supervisor = kiln::beside_self("kiln-supervisor");
     return kiln::client::exec_command(exec);
   }
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);

@@ -20,13 +20,6 @@ extern char** environ;
 namespace kiln::client {
 namespace {
 
-std::string beside_self(const std::string& name) {
-  char path[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  std::string p(path, n > 0 ? static_cast<std::size_t>(n) : 0);
-  return p.substr(0, p.rfind('/') + 1) + name;
-}
-
 proto::Result error_result(uint64_t id, std::string_view code, const std::string& message) {
   proto::Result r;
   r.id = id;

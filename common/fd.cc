@@ -96,6 +96,13 @@ unsigned long rss_kb(pid_t pid) {
   return v.empty() ? 0 : std::strtoul(v.c_str(), nullptr, 10);
 }
 
+std::string beside_self(std::string_view name) {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  const std::string self(path, n > 0 ? static_cast<std::size_t>(n) : 0);
+  return self.substr(0, self.rfind('/') + 1) + std::string(name);
+}
+
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   if (abbrev == nullptr) return "signal " + std::to_string(sig);

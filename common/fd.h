@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,10 @@ std::pair<UniqueFd, UniqueFd> make_pipe();
 
 // The resident set size of a process in KiB from /proc/PID/status, or 0 if it is gone.
 unsigned long rss_kb(pid_t pid);
+
+// The path of `name` in the directory of this process's own binary (/proc/self/exe): how each
+// binary finds its siblings (kiln-worker, kiln-supervisor) by default.
+std::string beside_self(std::string_view name);
 
 // "SIGSEGV" for SIGSEGV; "signal 42" for one without a name.
 std::string signal_name(int sig);

@@ -23,14 +23,6 @@ extern char** environ;
 namespace kiln::supervisor {
 namespace {
 
-std::string own_directory() {
-  char path[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-  if (n <= 0) return ".";
-  std::string p(path, static_cast<std::size_t>(n));
-  return p.substr(0, p.rfind('/'));
-}
-
 const char* handle_kind(uv_handle_type t) {
   switch (t) {
     case UV_TTY:
@@ -49,7 +41,7 @@ const char* handle_kind(uv_handle_type t) {
 Supervisor::Supervisor(Options options, std::string key)
     : options_(std::move(options)), key_(std::move(key)), key_id_(key_id(key_)) {
   if (options_.workers == 0) options_.workers = std::max(1u, std::thread::hardware_concurrency());
-  if (options_.worker_path.empty()) options_.worker_path = own_directory() + "/kiln-worker";
+  if (options_.worker_path.empty()) options_.worker_path = beside_self("kiln-worker");
   kinds_ = {"echo", "exec"};
   if (options_.enable_selftest) kinds_.push_back("selftest");
 
