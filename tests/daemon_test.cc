@@ -72,11 +72,6 @@ Child start_daemon(const std::string& socket, std::vector<std::string> extra = {
   return Child::spawn({argv, environment_with({}, {"SPDLOG_LEVEL", "KILN_KEY"}), fds});
 }
 
-int exit_code_of(Child& c, std::chrono::milliseconds t = 10s) {
-  const auto s = c.wait(t);
-  return s && WIFEXITED(*s) ? WEXITSTATUS(*s) : -1;
-}
-
 TEST(Daemon, SocketIsPrivateAndServesManyClientsAtOnce) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
@@ -105,7 +100,7 @@ TEST(Daemon, SocketIsPrivateAndServesManyClientsAtOnce) {
   for (auto& t : clients) t.join();
   EXPECT_EQ(ok.load(), 240);
   daemon.kill(SIGTERM);
-  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_EQ(daemon.exit_code(), 0);
   EXPECT_FALSE(exists(sock)) << "SIGTERM removes the socket file";
 }
 
@@ -133,7 +128,7 @@ TEST(Daemon, RefusesPeersOfAnotherUser) {
   EXPECT_EQ(what,
             "the supervisor refused: permission_denied: this kiln-supervisor serves only uid 0");
   daemon.kill(SIGTERM);
-  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_EQ(daemon.exit_code(), 0);
 }
 
 TEST(Daemon, ADisconnectingClientCancelsOnlyItsOwnJobs) {
@@ -157,7 +152,7 @@ TEST(Daemon, ADisconnectingClientCancelsOnlyItsOwnJobs) {
   ASSERT_TRUE(wait_until([&] { return (*b)->stats()->worker_starts == 3; }, 10s));
   EXPECT_TRUE(wait_until([] { return processes_with("sleep 100").empty(); }, 5s));
   (*b)->shutdown(false);
-  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_EQ(daemon.exit_code(), 0);
 }
 
 TEST(Daemon, StaleSocketIsReplacedLiveOneIsNot) {
@@ -176,12 +171,12 @@ TEST(Daemon, StaleSocketIsReplacedLiveOneIsNot) {
   auto [err_read, err_write] = pipe_pair();
   Child second = start_daemon(sock, {}, err_write.get());
   err_write.reset();
-  EXPECT_EQ(exit_code_of(second), exit_code::kAlreadyServing);
+  EXPECT_EQ(second.exit_code(), exit_code::kAlreadyServing);
   EXPECT_NE(read_all(err_read.get(), 5s).find("another kiln-supervisor already serves " + sock),
             std::string::npos);
   EXPECT_TRUE(Pool::connect(sock).ok()) << "the first one still serves";
   daemon.kill(SIGTERM);
-  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_EQ(daemon.exit_code(), 0);
 }
 
 TEST(Daemon, ExitsWhenIdleAndRefusesPathsTooLong) {
@@ -189,13 +184,13 @@ TEST(Daemon, ExitsWhenIdleAndRefusesPathsTooLong) {
   const std::string sock = dir / "s.sock";
   Child daemon = start_daemon(sock, {"--idle-exit-ms", "200"});
   ASSERT_TRUE(wait_until([&] { return Pool::connect(sock).ok(); }, 10s));  // connects, leaves
-  EXPECT_EQ(exit_code_of(daemon, 20s), 0);
+  EXPECT_EQ(daemon.exit_code(20s), 0);
   EXPECT_FALSE(exists(sock));
 
   auto [err_read, err_write] = pipe_pair();
   Child long_path = start_daemon("/tmp/" + std::string(120, 'x'), {}, err_write.get());
   err_write.reset();
-  EXPECT_EQ(exit_code_of(long_path), exit_code::kUsage);
+  EXPECT_EQ(long_path.exit_code(), exit_code::kUsage);
   EXPECT_NE(read_all(err_read.get(), 5s).find("a Unix socket path holds at most 107"),
             std::string::npos);
 }
@@ -218,7 +213,7 @@ Ran kiln_exec(const std::string& sock, const std::vector<std::string>& command) 
   Ran r;
   r.out = read_all(out_read.get(), 60s);
   r.err = read_all(err_read.get(), 10s);
-  r.status = exit_code_of(c, 60s);
+  r.status = c.exit_code(60s);
   return r;
 }
 
@@ -263,7 +258,7 @@ TEST(KilnExec, RelaysOutputAndExitCodes) {
   ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
   EXPECT_EQ(kiln_exec(sock, {"pwd"}).out, std::string(cwd) + "\n");
   daemon.kill(SIGTERM);
-  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_EQ(daemon.exit_code(), 0);
 }
 
 TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
@@ -282,11 +277,11 @@ TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
   (void)!::write(in_write.get(), jobs.data(), jobs.size());
   in_write.reset();
   const std::string out = read_all(out_read.get(), 30s);
-  EXPECT_EQ(exit_code_of(run, 30s), 0);
+  EXPECT_EQ(run.exit_code(30s), 0);
   EXPECT_NE(out.find("\"value\":5"), std::string::npos) << out;
   EXPECT_TRUE(Pool::connect(sock).ok()) << "the daemon still serves";
   daemon.kill(SIGTERM);
-  EXPECT_EQ(exit_code_of(daemon), 0);
+  EXPECT_EQ(daemon.exit_code(), 0);
 }
 
 }  // namespace

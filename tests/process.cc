@@ -80,6 +80,12 @@ std::optional<int> Child::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
+int Child::exit_code(std::chrono::milliseconds timeout) {
+  const std::optional<int> s = wait(timeout);
+  if (!s) return -1000;
+  return WIFEXITED(*s) ? WEXITSTATUS(*s) : -WTERMSIG(*s);
+}
+
 void Child::kill(int sig) const {
   if (pid_ > 0 && !status_) ::kill(pid_, sig);
 }

@@ -43,6 +43,9 @@ class Child {
   // The wait status once the child has exited within `timeout`, else nullopt.
   std::optional<int> wait(std::chrono::milliseconds timeout);
   void kill(int sig) const;
+  // Its exit code once it exited within `timeout`; -N if signal N killed it; -1000 if it is
+  // still running.
+  int exit_code(std::chrono::milliseconds timeout = 10s);
 
  private:
   pid_t pid_ = -1;

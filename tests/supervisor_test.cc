@@ -34,12 +34,6 @@ json value_of(const std::optional<proto::Result>& r) {
   return r && r->value ? from_raw(*r->value) : json();
 }
 
-int exit_status(Child& c, std::chrono::milliseconds timeout = 10s) {
-  const auto s = c.wait(timeout);
-  if (!s) return -1000;
-  return WIFEXITED(*s) ? WEXITSTATUS(*s) : -WTERMSIG(*s);
-}
-
 // A started supervisor that has said hello; ends with a clean shutdown unless the test ended it.
 class SupervisorTest : public ::testing::Test {
  protected:
@@ -51,7 +45,7 @@ class SupervisorTest : public ::testing::Test {
     if (!sup_ || ended_) return;
     sup_->send(proto::Shutdown{});
     EXPECT_TRUE(sup_->await_bye());
-    EXPECT_EQ(exit_status(sup_->process()), 0) << sup_->stderr_text();
+    EXPECT_EQ(sup_->process().exit_code(), 0) << sup_->stderr_text();
     // Every answer exactly once.
     for (const auto& [id, n] : sup_->result_counts) EXPECT_EQ(n, 1) << "job " << id;
   }
@@ -163,7 +157,7 @@ TEST_F(SupervisorTest, LogsToAFile) {
   ASSERT_TRUE(sup_->result(1));
   sup_->send(proto::Shutdown{});
   ASSERT_TRUE(sup_->await_bye());
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   ended_ = true;
   std::ifstream in(path);
   std::stringstream log;
@@ -333,7 +327,7 @@ TEST_F(SupervisorTest, DuplicateIdEndsTheConnection) {
   ASSERT_EQ(sup_->errors.size(), 1u);
   EXPECT_EQ(sup_->errors[0], (proto::Error{"duplicate_id", "id 1 is still running"}));
   EXPECT_EQ(sup_->result_counts[1], 1) << "its job is answered once, with shutdown";
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   ended_ = true;
 }
 
@@ -344,7 +338,7 @@ TEST_F(SupervisorTest, MalformedFrameEndsTheConnectionCleanly) {
   ASSERT_EQ(sup_->errors.size(), 1u);
   EXPECT_EQ(sup_->errors[0].code, "protocol_error");
   EXPECT_EQ(sup_->errors[0].message, "body: invalid byte 0xc1 at offset 0");
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   ended_ = true;
 }
 
@@ -368,7 +362,7 @@ TEST_F(SupervisorTest, DrainFinishesQueuedJobs) {
   sup_->send(proto::Shutdown{true});
   ASSERT_TRUE(sup_->await_bye());
   for (uint64_t id = 1; id <= 4; ++id) EXPECT_EQ(code_of(sup_->result(id, 0ms)), "ok") << id;
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   ended_ = true;
 }
 
@@ -382,7 +376,7 @@ TEST_F(SupervisorTest, SigtermAnswersOpenJobsAndExitsCleanly) {
   ASSERT_TRUE(sup_->await_bye());
   EXPECT_EQ(code_of(sup_->result(1, 0ms)), "shutdown");
   EXPECT_EQ(code_of(sup_->result(2, 0ms)), "shutdown");
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   for (pid_t w : workers) EXPECT_FALSE(is_running(w));
   ended_ = true;
 }
@@ -394,7 +388,7 @@ TEST_F(SupervisorTest, EndOfInputShutsDown) {
   ::shutdown(sup_->link().read_fd(), SHUT_WR);
   ASSERT_TRUE(sup_->await_bye());
   EXPECT_EQ(code_of(sup_->result(1, 0ms)), "shutdown");
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   ended_ = true;
 }
 
@@ -407,7 +401,7 @@ TEST_F(SupervisorTest, ShutdownIsBoundedByGraceAndASecondSigintKillsAtOnce) {
   // The hang ignores SIGTERM and the grace is a minute; a second SIGINT does not wait.
   sup_->process().kill(SIGINT);
   EXPECT_TRUE(sup_->await_bye(10s));
-  EXPECT_EQ(exit_status(sup_->process(), 10s), 0);
+  EXPECT_EQ(sup_->process().exit_code(10s), 0);
   ended_ = true;
 }
 
@@ -419,7 +413,7 @@ TEST_F(SupervisorTest, ShutdownTakesNoLongerThanGraceWhateverWorkersDo) {
   const auto t0 = Clock::now();
   sup_->send(proto::Shutdown{});
   ASSERT_TRUE(sup_->await_bye(10s));
-  EXPECT_EQ(exit_status(sup_->process()), 0);
+  EXPECT_EQ(sup_->process().exit_code(), 0);
   EXPECT_LT(Clock::now() - t0, 5s);
   ended_ = true;
 }
@@ -578,7 +572,7 @@ TEST(SupervisorCommandLine, InvalidValuesExitTwoWithAMessage) {
     auto [err_read, err_write] = pipe_pair();
     Child c = Child::spawn({argv, environment_with({}), {{2, err_write.get()}}});
     err_write.reset();
-    EXPECT_EQ(exit_status(c), exit_code::kUsage) << ::testing::PrintToString(args);
+    EXPECT_EQ(c.exit_code(), exit_code::kUsage) << ::testing::PrintToString(args);
     EXPECT_NE(read_all(err_read.get(), 5s), "");
   }
 }
@@ -588,7 +582,7 @@ TEST(SupervisorCommandLine, BadKeyExitsTwo) {
   Child c = Child::spawn(
       {{KILN_SUPERVISOR_PATH}, environment_with({"KILN_KEY=###"}), {{2, err_write.get()}}});
   err_write.reset();
-  EXPECT_EQ(exit_status(c), exit_code::kUsage);
+  EXPECT_EQ(c.exit_code(), exit_code::kUsage);
   EXPECT_EQ(read_all(err_read.get(), 5s),
             "kiln-supervisor: KILN_KEY is not a non-empty padded base64 key\n");
 }
@@ -601,7 +595,7 @@ TEST(SupervisorCommandLine, ALinkThatIsNotAPipeIsRefused) {
                           {{0, devnull}, {1, devnull}, {2, err_write.get()}}});
   ::close(devnull);
   err_write.reset();
-  EXPECT_EQ(exit_status(c), exit_code::kUsage);
+  EXPECT_EQ(c.exit_code(), exit_code::kUsage);
   EXPECT_NE(read_all(err_read.get(), 5s).find("the client link --read-fd 0 is"), std::string::npos);
 }
 
