@@ -11,7 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "common/exit_codes.h"
@@ -74,11 +74,29 @@ std::pair<UniqueFd, UniqueFd> make_pipe() {
   return {UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
+std::optional<std::string> read_small_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n == 0) return out;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return std::nullopt;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
 namespace {
 
 // The value of one "Key:\t value" line of /proc/PID/status, or "" if absent.
 std::string status_field(pid_t pid, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  const auto text = read_small_file("/proc/" + std::to_string(pid) + "/status");
+  if (!text) return "";
+  std::istringstream in(*text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() &&

@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -52,6 +53,11 @@ std::vector<int> open_fds(pid_t pid);
 
 // A pipe whose both ends are close-on-exec: {read end, write end}.
 std::pair<UniqueFd, UniqueFd> make_pipe();
+
+// The whole content of a small file read with read(2), or nullopt if it cannot be opened or read.
+// For /proc files: a process that exits while it is being read makes read() fail with ESRCH,
+// which std::ifstream turns into an exception from inside its iterators; this never throws.
+std::optional<std::string> read_small_file(const std::string& path);
 
 // The resident set size of a process in KiB from /proc/PID/status, or 0 if it is gone.
 unsigned long rss_kb(pid_t pid);

@@ -1,5 +1,4 @@
 // The shared daemon (kiln-supervisor --listen) and the commands that use it, as real processes.
-#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -8,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -48,17 +46,13 @@ bool exists(const std::string& path) {
 // Pids of the processes whose command line holds `needle`.
 std::vector<pid_t> processes_with(const std::string& needle) {
   std::vector<pid_t> pids;
-  DIR* d = ::opendir("/proc");
-  while (dirent* e = ::readdir(d)) {
-    const pid_t pid = std::atoi(e->d_name);
-    if (pid <= 0) continue;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (pid_t pid : kiln::testing::all_pids()) {
+    std::string cmd =
+        kiln::read_small_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
     for (char& c : cmd) c = c == '\0' ? ' ' : c;
     if (cmd.find(needle) != std::string::npos && kiln::testing::is_running(pid))
       pids.push_back(pid);
   }
-  ::closedir(d);
   return pids;
 }
 

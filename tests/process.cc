@@ -9,7 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -165,9 +165,7 @@ namespace {
 
 // Fields of /proc/PID/stat after the command name: state is [0], pgrp is [2].
 std::vector<std::string> stat_fields(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(in, line);
+  const std::string line = read_small_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
   const auto close = line.rfind(')');
   std::vector<std::string> fields;
   if (close == std::string::npos) return fields;
@@ -178,16 +176,23 @@ std::vector<std::string> stat_fields(pid_t pid) {
 
 }  // namespace
 
+std::vector<pid_t> all_pids() {
+  std::vector<pid_t> pids;
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir("/proc"), ::closedir);
+  if (!d) return pids;
+  while (const dirent* e = ::readdir(d.get())) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid > 0) pids.push_back(pid);
+  }
+  return pids;
+}
+
 std::vector<pid_t> processes_in_group(pid_t pgid) {
   std::vector<pid_t> pids;
-  DIR* d = ::opendir("/proc");
-  while (dirent* e = ::readdir(d)) {
-    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
-    if (pid <= 0) continue;
+  for (pid_t pid : all_pids()) {
     const auto f = stat_fields(pid);
-    if (f.size() > 2 && f[0] != "Z" && std::stoi(f[2]) == pgid) pids.push_back(pid);
+    if (f.size() > 2 && f[0] != "Z" && std::atoi(f[2].c_str()) == pgid) pids.push_back(pid);
   }
-  ::closedir(d);
   return pids;
 }
 

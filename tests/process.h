@@ -86,6 +86,8 @@ std::pair<UniqueFd, UniqueFd> pipe_pair();
 // Everything readable from fd until end of file or `timeout`.
 std::string read_all(int fd, std::chrono::milliseconds timeout);
 
+// Pids of every process, from /proc (each may be gone by the time it is looked at).
+std::vector<pid_t> all_pids();
 // Pids of the processes whose process group is `pgid`, from /proc.
 std::vector<pid_t> processes_in_group(pid_t pgid);
 // True if `pid` exists and is not a zombie.

@@ -125,7 +125,9 @@ std::string SupervisorHarness::stderr_text() {
 
 std::vector<pid_t> children_of(pid_t pid, bool zombies) {
   std::vector<pid_t> kids;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::istringstream in(
+      read_small_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children")
+          .value_or(""));
   for (pid_t k; in >> k;) {
     if (is_running(k) != zombies) kids.push_back(k);
   }

@@ -15,7 +15,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "common/fd.h"
@@ -196,7 +195,7 @@ void kill_leftover_children() {
   const std::string list = "/proc/self/task/" + std::to_string(::getpid()) + "/children";
   for (int round = 0; round < 64; ++round) {
     std::vector<pid_t> children;
-    std::ifstream in(list);
+    std::istringstream in(read_small_file(list).value_or(""));
     for (pid_t pid; in >> pid;) children.push_back(pid);
     if (children.empty()) return;
     for (pid_t pid : children) ::kill(pid, SIGKILL);
