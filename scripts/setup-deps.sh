@@ -9,7 +9,7 @@ packages=(
   libuv1-dev libmsgpack-cxx-dev libspdlog-dev libcli11-dev
   libbackward-cpp-dev libdw-dev libsodium-dev
   googletest libgtest-dev libgmock-dev nlohmann-json3-dev
-  procps
+  procps python3 python3-msgpack python3-pytest
 )
 
 missing=()

@@ -1,0 +1,481 @@
+"""kiln.Pool: a kiln-supervisor of our own (pipe pair) or a connection to a daemon (socket).
+
+One reader thread per pool reads the supervisor's frames and settles futures; every public call
+may be made from any thread. Each submit gets exactly one outcome: its result, its JobError, or
+(if the supervisor goes away) a JobError saying so.
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import itertools
+import logging
+import math
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+from . import _wire
+
+log = logging.getLogger("kiln")
+
+_RESERVED_OPTIONS = {"read_fd", "write_fd", "listen", "parent"}
+
+
+class KilnError(Exception):
+    """Base of the errors this package raises."""
+
+
+class PoolClosedError(KilnError, RuntimeError):
+    """The pool was shut down or its supervisor went away; nothing more can be submitted."""
+
+
+class JobError(KilnError):
+    """A job that ended without a value: `code` is one of PROTOCOL.md's error codes
+    (job_failed, spawn_failed, bad_payload, unknown_kind, worker_crashed, worker_protocol_error,
+    timeout, cancelled, shutdown, overloaded, pool_unavailable); `detail` holds what more the
+    supervisor said, a crashed worker's stack trace for worker_crashed."""
+
+    def __init__(self, code, message, detail=None, worker_pid=None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.worker_pid = worker_pid
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    """What an exec job's command did. A command that exits non-zero is still a result: the
+    compile failed, the job did not."""
+
+    exit_code: int  # -1 when a signal killed it
+    signal: int  # 0 if none
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    wall_us: int
+    user_us: int
+    sys_us: int
+    max_rss_kb: int
+
+    @property
+    def returncode(self):
+        """subprocess's convention: the exit code, or -N when signal N killed the command."""
+        return -self.signal if self.signal else self.exit_code
+
+    @classmethod
+    def from_value(cls, value):
+        return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+
+
+def _timeout_ms(timeout):
+    """Seconds (as the rest of Python counts them) to the protocol's whole milliseconds."""
+    if timeout is None:
+        return None
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    return max(1, math.ceil(timeout * 1000))
+
+
+def _find_supervisor(path):
+    if path:
+        return os.fspath(path)
+    path = os.environ.get("KILN_SUPERVISOR") or shutil.which("kiln-supervisor")
+    if not path:
+        raise FileNotFoundError(
+            "kiln-supervisor not found: pass supervisor=PATH, set KILN_SUPERVISOR, or put it on PATH"
+        )
+    return path
+
+
+def _option_flags(options):
+    """Keyword options as supervisor flags: job_timeout_ms=500 -> --job-timeout-ms 500,
+    enable_selftest=True -> --enable-selftest; False and None leave a flag out."""
+    flags = []
+    for name, value in options.items():
+        if name in _RESERVED_OPTIONS:
+            raise ValueError(f"option {name!r} is set by kiln.Pool itself")
+        if value is None or value is False:
+            continue
+        flags.append("--" + name.replace("_", "-"))
+        if value is not True:
+            flags.append(os.fspath(value) if isinstance(value, os.PathLike) else str(value))
+    return flags
+
+
+class Pool:
+    """A pool of warm kiln-worker processes behind one kiln-supervisor.
+
+    Pool(workers=4, job_timeout_ms=60000, log_file="kiln.log") starts a supervisor of our own;
+    every other keyword becomes one of its options (see `kiln-supervisor --help`). kiln.connect()
+    makes a Pool that talks to a shared daemon instead.
+
+    As a context manager it finishes the jobs already submitted on a normal exit and cancels them
+    when the block raises.
+    """
+
+    def __init__(
+        self,
+        workers=None,
+        *,
+        supervisor=None,
+        key=None,
+        stderr=None,
+        start_timeout=30.0,
+        **options,
+    ):
+        self._max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
+        argv = [_find_supervisor(supervisor)]
+        argv += _option_flags({"workers": workers, **options})
+        env = dict(os.environ)
+        if key is not None:
+            env["KILN_KEY"] = _wire.encode_key(key)
+        to_sup_r, to_sup_w = os.pipe()
+        from_sup_r, from_sup_w = os.pipe()
+        argv += ["--read-fd", str(to_sup_r), "--write-fd", str(from_sup_w)]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(to_sup_r, from_sup_w),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        except BaseException:
+            for fd in (to_sup_r, to_sup_w, from_sup_r, from_sup_w):
+                os.close(fd)
+            raise
+        os.close(to_sup_r)
+        os.close(from_sup_w)
+        log.debug("started %s as pid %d", argv[0], proc.pid)
+        self._setup(from_sup_r, to_sup_w, proc=proc, sock=None)
+        self._await_hello(start_timeout, key)
+
+    @classmethod
+    def _connected(cls, path, key, timeout):
+        self = cls.__new__(cls)
+        self._max_frame = _wire.DEFAULT_MAX_FRAME
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(os.fspath(path))
+            sock.settimeout(None)
+        except BaseException:
+            sock.close()
+            raise
+        self._setup(sock.fileno(), sock.fileno(), proc=None, sock=sock)
+        self._await_hello(timeout, key)
+        return self
+
+    def _setup(self, read_fd, write_fd, proc, sock):
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        self._proc = proc
+        self._sock = sock
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()  # pending, stats waiters, closed
+        self._write_lock = threading.Lock()  # whole frames in order
+        self._pending = {}  # id -> (Future, value converter)
+        self._stats_waiters = collections.deque()
+        self._closed = None  # why nothing more can be submitted
+        self._gone_code = "shutdown"  # the code open jobs end with when the link ends
+        self._hello = None
+        self._hello_event = threading.Event()
+        self._link_error = None
+        self._shutdown_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read_loop, name="kiln-pool-reader", daemon=True)
+        self._reader.start()
+
+    def _await_hello(self, timeout, key):
+        if not self._hello_event.wait(timeout) or self._hello is None:
+            why = self._closed or f"no hello within {timeout} s"
+            status = self._stop_process(kill=True)
+            self._hangup()
+            if status is not None:
+                why = f"kiln-supervisor exited with status {status} before it was ready ({why})"
+            raise KilnError(why)
+        if key is not None and self._hello["key_id"] != _wire.key_id(key):
+            self.close()
+            raise KilnError(
+                f"the supervisor's key_id {self._hello['key_id']} is not that of the given key "
+                f"({_wire.key_id(key)})"
+            )
+
+    # -- the public calls -------------------------------------------------------------------
+
+    @property
+    def hello(self):
+        """The supervisor's hello: pid, workers, kinds, key_id, server."""
+        return dict(self._hello)
+
+    @property
+    def pid(self):
+        """The supervisor's pid."""
+        return self._hello["pid"]
+
+    def submit(self, kind, payload=None, *, timeout=None, priority=None):
+        """Runs one job; a Future of its value. Future.cancel() cancels the job itself, queued
+        or running. timeout is in seconds of run time on a worker (not time queued)."""
+        return self._submit(kind, payload, _timeout_ms(timeout), priority, None)
+
+    def exec(
+        self,
+        argv,
+        cwd=None,
+        env=None,
+        stdin=None,
+        timeout=None,
+        *,
+        clear_env=False,
+        max_output_bytes=None,
+        priority=None,
+    ):
+        """Runs one command on a warm worker; a Future of its ExecResult. env is added to the
+        worker's environment (or is the whole of it with clear_env=True)."""
+        if isinstance(argv, (str, bytes)):
+            raise TypeError("argv must be a sequence of arguments, not one string")
+        payload = {"argv": [os.fspath(a) for a in argv]}
+        if not payload["argv"]:
+            raise ValueError("argv must hold at least the command")
+        if cwd is not None:
+            payload["cwd"] = os.fspath(cwd)
+        if env is not None:
+            payload["env"] = {str(k): str(v) for k, v in env.items()}
+        if clear_env:
+            payload["clear_env"] = True
+        if stdin is not None:
+            payload["stdin"] = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
+        if max_output_bytes is not None:
+            payload["max_output_bytes"] = int(max_output_bytes)
+        return self._submit("exec", payload, _timeout_ms(timeout), priority, ExecResult.from_value)
+
+    def quiesce(self):
+        """Lets running jobs finish, then stops every worker; the next submit or wakeup() starts
+        them again. For idle phases of a build: workers hold no memory while stopped."""
+        self._send({"type": "quiesce"})
+
+    def wakeup(self):
+        """Starts the pool to full size now, so the next jobs find warm workers."""
+        self._send({"type": "wakeup"})
+
+    def stats(self, timeout=30.0):
+        """The supervisor's counters (PROTOCOL.md, `stats`) as a dict."""
+        waiter = concurrent.futures.Future()
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    raise PoolClosedError(self._closed)
+                self._stats_waiters.append(waiter)
+            self._write_frame(_wire.encode({"type": "stats"}))
+        try:
+            stats = waiter.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise KilnError(f"no stats within {timeout} s") from None
+        stats.pop("type", None)
+        return stats
+
+    def shutdown(self, drain=False, timeout=None):
+        """Stops the supervisor. drain=True finishes queued and running jobs first; otherwise
+        they end with JobError code "shutdown". Waits for the supervisor to exit and returns its
+        exit status (None for a daemon reached with kiln.connect(), which this stops too).
+        Calling it again returns at once."""
+        with self._shutdown_lock:
+            try:
+                self._send({"type": "shutdown", "drain": bool(drain)})
+            except PoolClosedError:
+                pass
+            self._reader.join(timeout)
+            if self._proc is None:
+                self._hangup()  # a daemon that did not finish in time: stop listening to it
+                return None
+            status = self._stop_process(kill=False, timeout=timeout)
+            self._hangup()
+            return status
+
+    def close(self, wait=False):
+        """Done with the pool. A supervisor of our own is shut down (draining if wait=True); a
+        daemon is left serving and only this connection ends (after our open jobs finish if
+        wait=True; otherwise they are cancelled)."""
+        if self._proc is not None:
+            self.shutdown(drain=wait)
+            return
+        if wait:
+            with self._lock:
+                futures = [f for f, _ in self._pending.values()]
+            concurrent.futures.wait(futures)
+        with self._shutdown_lock:
+            with self._lock:
+                if self._closed is None:
+                    self._closed = "the connection was closed"
+                    self._gone_code = "cancelled"
+            self._hangup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(wait=exc_type is None)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _submit(self, kind, payload, timeout_ms, priority, convert):
+        message = {"type": "submit", "id": 0, "kind": str(kind), "payload": payload}
+        if timeout_ms is not None:
+            message["timeout_ms"] = timeout_ms
+        if priority is not None:
+            message["priority"] = int(priority)
+        future = concurrent.futures.Future()
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    raise PoolClosedError(self._closed)
+                job_id = next(self._ids)
+                message["id"] = job_id
+                frame = _wire.encode(message, self._max_frame)  # TypeError/ValueError: nothing sent
+                self._pending[job_id] = (future, convert)
+            self._write_frame(frame)
+        future.add_done_callback(lambda f: f.cancelled() and self._cancel(job_id))
+        return future
+
+    def _cancel(self, job_id):
+        try:
+            self._send({"type": "cancel", "id": job_id})
+        except PoolClosedError:
+            pass  # the link is gone: the job ended with it
+
+    def _send(self, message):
+        frame = _wire.encode(message, self._max_frame)
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    raise PoolClosedError(self._closed)
+            self._write_frame(frame)
+
+    def _write_frame(self, frame):
+        """Writes a whole frame (write lock held). A broken link is left to the reader, which
+        sees its end and settles every open job."""
+        view = memoryview(frame)
+        try:
+            while view:
+                view = view[os.write(self._write_fd, view):]
+        except OSError as e:
+            log.debug("writing to kiln-supervisor failed: %s", e)
+
+    def _read_loop(self):
+        reader = _wire.FrameReader(self._max_frame)
+        why = "kiln-supervisor closed the link"
+        try:
+            while True:
+                data = os.read(self._read_fd, 1 << 16)
+                if not data:
+                    if reader.pending:
+                        why = "kiln-supervisor closed the link in the middle of a frame"
+                    break
+                for body in reader.feed(data):
+                    self._dispatch(_wire.decode(body, _wire.FROM_SUPERVISOR))
+        except _wire.ProtocolError as e:
+            why = f"protocol error from kiln-supervisor: {e}"
+            log.error("%s", why)
+        except OSError as e:
+            why = f"reading from kiln-supervisor failed: {e}"
+        if self._link_error:
+            why = self._link_error
+        self._end(why)
+
+    def _dispatch(self, m):
+        kind = m["type"]
+        if kind == "result":
+            with self._lock:
+                entry = self._pending.pop(m["id"], None)
+            if entry is None:
+                raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
+            future, convert = entry
+            if not future.set_running_or_notify_cancel():
+                return  # cancelled by our caller; this is the supervisor's `cancelled`
+            if m["ok"]:
+                try:
+                    future.set_result(convert(m.get("value")) if convert else m.get("value"))
+                except (KeyError, TypeError) as e:
+                    future.set_exception(KilnError(f"malformed exec result: {e!r}"))
+            else:
+                err = m.get("error") or {"code": "job_failed", "message": "no error given"}
+                future.set_exception(
+                    JobError(err["code"], err["message"], err.get("detail"), m.get("worker_pid"))
+                )
+        elif kind == "hello":
+            if self._hello is not None:
+                raise _wire.ProtocolError("a second hello")
+            if m["protocol"] != _wire.PROTOCOL_VERSION:
+                raise _wire.ProtocolError(f"protocol version {m['protocol']}, expected 1")
+            self._hello = m
+            self._hello_event.set()
+        elif kind == "stats":
+            with self._lock:
+                waiter = self._stats_waiters.popleft() if self._stats_waiters else None
+            if waiter is None:
+                raise _wire.ProtocolError("stats that nobody asked for")
+            waiter.set_result(m)
+        elif kind == "error":
+            self._link_error = f"kiln-supervisor ended the link: {m['code']}: {m['message']}"
+            log.error("%s", self._link_error)
+        # status (a job still running) and bye (the end follows) need no action.
+
+    def _end(self, why):
+        """The link is gone: every open job and stats request learns it, once."""
+        with self._lock:
+            if self._closed is None:
+                self._closed = why
+            why = self._closed
+            pending, self._pending = self._pending, {}
+            waiters, self._stats_waiters = self._stats_waiters, collections.deque()
+            code = self._gone_code
+        for future, _ in pending.values():
+            if future.set_running_or_notify_cancel():
+                future.set_exception(JobError(code, why))
+        for waiter in waiters:
+            waiter.set_exception(PoolClosedError(why))
+        self._hello_event.set()
+
+    def _stop_process(self, kill, timeout=None):
+        """Waits for (or kills) a supervisor of our own; its exit status, None for a daemon."""
+        if self._proc is None:
+            return None
+        if kill and self._proc.poll() is None:
+            self._proc.kill()
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.error("kiln-supervisor pid %d did not exit in %s s; killing it", self._proc.pid, timeout)
+            self._proc.kill()
+            return self._proc.wait()
+
+    def _hangup(self):
+        """Ends the link from our side, waits for the reader to finish with it, and closes our
+        fds. For a supervisor of our own, call it once the process is gone (its exit ended the
+        link already)."""
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already disconnected
+        if threading.current_thread() is not self._reader:
+            self._reader.join()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        elif self._read_fd >= 0:
+            os.close(self._read_fd)
+            os.close(self._write_fd)
+        self._read_fd = self._write_fd = -1
+
+
+def connect(path, *, key=None, timeout=30.0):
+    """A Pool that talks to a daemon serving `path` (kiln-supervisor --listen PATH). close()
+    leaves the daemon serving; shutdown() stops it."""
+    return Pool._connected(path, key, timeout)

@@ -1,0 +1,368 @@
+"""kiln.Pool against a real kiln-supervisor and real workers.
+
+The first six tests are PyTorch's compile-worker scenarios (test/inductor/test_compile_worker.py:
+basic jobs, exception, crash then still usable, quiesce, quiesce repeatedly, logging) in Kiln's
+terms; the rest cover the client's own promises: one outcome per future, cancel, timeouts,
+shutdown with and without drain, threads, daemons, and nothing left running afterwards.
+"""
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+import kiln
+from conftest import wait_until
+
+
+@pytest.fixture
+def pool(supervisor):
+    p = kiln.Pool(2, supervisor=supervisor, enable_selftest=True, grace_ms=300)
+    yield p
+    assert p.shutdown() == 0
+
+
+def exists(pid):
+    """True while `pid` is a process that has not been reaped (zombies count as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def own_fds():
+    return sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+
+
+# -- PyTorch's scenarios ---------------------------------------------------------------------
+
+
+def test_basic_jobs(pool):
+    add = pool.exec(["sh", "-c", "echo $((100 + 1))"])
+    sub = pool.exec(["sh", "-c", "echo $((100 - 1))"])
+    value = {"int": -5, "bytes": b"\x00\xff", "nested": [None, True, 1.5, {"k": "v"}], 7: "int key"}
+    echo = pool.submit("echo", value)
+    assert add.result(10).stdout == b"101\n"
+    assert sub.result(10).stdout == b"99\n"
+    assert echo.result(10) == value
+    stats = pool.stats()
+    assert (stats["jobs_submitted"], stats["jobs_succeeded"], stats["jobs_failed"]) == (3, 3, 0)
+
+
+def test_exception(pool):
+    with pytest.raises(kiln.JobError) as e:
+        pool.submit("selftest", {"action": "fail", "message": "TestException: it broke"}).result(10)
+    assert (e.value.code, e.value.message) == ("job_failed", "TestException: it broke")
+    assert str(e.value) == "job_failed: TestException: it broke"
+
+    with pytest.raises(kiln.JobError) as e:
+        pool.exec(["/nonexistent/cc", "-c", "a.c"]).result(10)
+    assert e.value.code == "spawn_failed"
+    assert "/nonexistent/cc" in e.value.message
+
+    with pytest.raises(kiln.JobError) as e:
+        pool.submit("exec", {"argv": "not a list"}).result(10)
+    assert e.value.code == "bad_payload"
+
+    with pytest.raises(kiln.JobError) as e:
+        pool.submit("compile-python", {}).result(10)
+    assert e.value.code == "unknown_kind"
+
+    # A job's failure costs nothing else: the pool goes on without a restart.
+    assert pool.submit("echo", 1).result(10) == 1
+    stats = pool.stats()
+    assert (stats["jobs_failed"], stats["worker_crashes"], stats["worker_starts"]) == (4, 0, 2)
+
+
+def test_crash_then_still_usable(pool):
+    with pytest.raises(kiln.JobError) as e:
+        pool.submit("selftest", {"action": "crash"}).result(10)
+    assert e.value.code == "worker_crashed"
+    assert e.value.message == f"worker {e.value.worker_pid} was killed by SIGSEGV"
+    assert "kiln_selftest_crash" in e.value.detail  # the crashed worker's own stack trace
+
+    with pytest.raises(kiln.JobError) as e:
+        pool.submit("selftest", {"action": "exit", "code": 1}).result(10)  # PyTorch's os._exit(1)
+    assert (e.value.code, e.value.message) == (
+        "worker_crashed",
+        f"worker {e.value.worker_pid} exited with status 1",
+    )
+
+    add = pool.exec(["sh", "-c", "echo $((100 + 1))"])
+    sub = pool.exec(["sh", "-c", "echo $((100 - 1))"])
+    assert (add.result(10).stdout, sub.result(10).stdout) == (b"101\n", b"99\n")
+    assert pool.stats()["worker_crashes"] == 2
+
+
+def test_quiesce(pool):
+    a = pool.submit("echo", 101)
+    pool.quiesce()
+    assert a.result(10) == 101  # a job submitted before quiesce still runs
+    assert wait_until(lambda: pool.stats()["workers_alive"] == 0)
+    pool.wakeup()
+    b = pool.submit("echo", 99)
+    assert b.result(10) == 99
+    assert wait_until(lambda: pool.stats()["workers_alive"] == 2)
+
+
+def test_quiesce_repeatedly(pool):
+    rounds = 5
+    for i in range(rounds):
+        assert pool.submit("echo", i).result(10) == i
+        pool.quiesce()
+        pool.quiesce()  # a second quiesce while stopping is harmless
+        assert wait_until(lambda: pool.stats()["workers_alive"] == 0)
+        pool.wakeup()
+        assert wait_until(lambda: pool.stats()["workers_alive"] == 2)
+    stats = pool.stats()
+    assert stats["worker_starts"] == 2 + 2 * rounds
+    assert (stats["worker_crashes"], stats["jobs_succeeded"]) == (0, rounds)
+
+
+def test_logging(supervisor, tmp_path, caplog):
+    log_file = tmp_path / "kiln.log"
+    with caplog.at_level(logging.DEBUG, logger="kiln"):
+        with kiln.Pool(2, supervisor=supervisor, log_file=log_file, log_level="debug") as p:
+            assert p.submit("echo", "x").result(10) == "x"
+            pid = p.pid
+    text = log_file.read_text()
+    assert f"[kiln-supervisor {pid}]" in text
+    assert "serving its client link with 2 workers" in text
+    assert "kiln-supervisor stopped" in text
+    assert any(f"as pid {pid}" in r.getMessage() for r in caplog.records)
+
+
+# -- the client's own promises ---------------------------------------------------------------
+
+
+def test_exec_takes_cwd_env_stdin_and_reports_signals(pool, tmp_path):
+    r = pool.exec(
+        ["sh", "-c", 'pwd; echo "$KILN_TEST_VAR"; cat; echo to-stderr >&2; exit 3'],
+        cwd=tmp_path,
+        env={"KILN_TEST_VAR": "set"},
+        stdin="from stdin\n",
+    ).result(10)
+    assert r.stdout == f"{tmp_path}\nset\nfrom stdin\n".encode()
+    assert (r.stderr, r.exit_code, r.signal, r.returncode) == (b"to-stderr\n", 3, 0, 3)
+
+    r = pool.exec(["/usr/bin/env"], env={"ONLY": "1"}, clear_env=True).result(10)
+    assert r.stdout == b"ONLY=1\n"
+
+    r = pool.exec(["sh", "-c", "head -c 100000 /dev/zero"], max_output_bytes=1000).result(10)
+    assert (len(r.stdout), r.stdout_truncated, r.exit_code) == (1000, True, 0)
+
+    r = pool.exec(["sh", "-c", "kill -TERM $$"]).result(10)
+    assert (r.exit_code, r.signal, r.returncode) == (-1, signal.SIGTERM, -signal.SIGTERM)
+
+
+def test_arguments_are_checked_before_anything_is_sent(pool):
+    with pytest.raises(TypeError, match="not one string"):
+        pool.exec("cc -c a.c")
+    with pytest.raises(ValueError, match="at least the command"):
+        pool.exec([])
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        pool.submit("echo", 1, timeout=-1)
+    with pytest.raises(TypeError):
+        pool.submit("echo", object())  # not a msgpack value
+    assert pool.submit("echo", 2).result(10) == 2
+    assert pool.stats()["jobs_submitted"] == 1
+
+
+def test_timeout_ends_the_job_and_keeps_the_pool(pool):
+    with pytest.raises(kiln.JobError) as e:
+        pool.submit("selftest", {"action": "sleep", "ms": 60000}, timeout=0.2).result(10)
+    assert e.value.code == "timeout"
+    assert pool.submit("echo", "after").result(10) == "after"
+
+
+def test_future_cancel_cancels_the_job_queued_or_running(supervisor):
+    with kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300) as p:
+        running = p.submit("selftest", {"action": "sleep", "ms": 60000})
+        queued = p.submit("selftest", {"action": "sleep", "ms": 60000})
+        assert wait_until(lambda: p.stats()["jobs_running"] == 1)
+        assert queued.cancel() and running.cancel()
+        assert queued.cancelled() and running.cancelled()
+        # The supervisor hears of both: nothing queued, nothing running, the worker replaced.
+        assert wait_until(lambda: (lambda s: (s["jobs_queued"], s["jobs_running"]))(p.stats()) == (0, 0))
+        assert p.submit("echo", "next").result(10) == "next"
+        assert p.stats()["jobs_failed"] == 2
+
+
+def test_shutdown_without_drain_answers_every_job_with_shutdown(supervisor):
+    p = kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300)
+    futures = [p.submit("selftest", {"action": "sleep", "ms": 60000})]
+    futures += [p.submit("echo", i) for i in range(20)]
+    assert wait_until(lambda: p.stats()["jobs_running"] == 1)
+    assert p.shutdown() == 0
+    for f in futures:
+        with pytest.raises(kiln.JobError) as e:
+            f.result(0)
+        assert e.value.code == "shutdown"
+    with pytest.raises(kiln.PoolClosedError):
+        p.submit("echo", 1)
+    assert p.shutdown() == 0  # again: at once, same status
+
+
+def test_shutdown_with_drain_finishes_every_job(supervisor):
+    p = kiln.Pool(2, supervisor=supervisor)
+    futures = [p.submit("echo", i) for i in range(500)]
+    assert p.shutdown(drain=True) == 0
+    assert [f.result(0) for f in futures] == list(range(500))
+
+
+def test_context_manager_drains_on_success_and_cancels_on_error(supervisor):
+    with kiln.Pool(2, supervisor=supervisor) as p:
+        done = [p.submit("echo", i) for i in range(100)]
+    assert [f.result(0) for f in done] == list(range(100))
+
+    with pytest.raises(RuntimeError, match="build failed"):
+        with kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300) as p:
+            slow = p.submit("selftest", {"action": "sleep", "ms": 60000})
+            raise RuntimeError("build failed")
+    with pytest.raises(kiln.JobError) as e:
+        slow.result(0)
+    assert e.value.code == "shutdown"
+
+
+def test_many_threads_share_one_pool(pool):
+    results = {}
+
+    def work(t):
+        futures = [pool.submit("echo", [t, i]) for i in range(200)]
+        results[t] = [f.result(30) for f in futures]
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {t: [[t, i] for i in range(200)] for t in range(8)}
+    assert pool.stats()["jobs_succeeded"] == 1600
+
+
+def test_nothing_is_left_running_and_no_fd_is_left_open(supervisor):
+    fds_before = own_fds()
+    p = kiln.Pool(2, supervisor=supervisor)
+    p.exec(["sh", "-c", "sleep 60 & echo started"]).result(10)  # a background child as well
+    workers = [w["pid"] for w in p.stats()["worker_list"]]
+    sup_pid = p.pid
+    assert len(workers) == 2 and all(exists(w) for w in workers)
+    assert p.shutdown() == 0
+    assert not exists(sup_pid)
+    assert wait_until(lambda: not any(exists(w) for w in workers))
+    assert own_fds() == fds_before
+
+
+def test_a_killed_supervisor_ends_every_open_job_and_its_workers(supervisor):
+    p = kiln.Pool(2, supervisor=supervisor, enable_selftest=True)
+    workers = [w["pid"] for w in p.stats()["worker_list"]]
+    slow = p.submit("selftest", {"action": "sleep", "ms": 60000})
+    assert wait_until(lambda: p.stats()["jobs_running"] == 1)
+    os.kill(p.pid, signal.SIGKILL)
+    with pytest.raises(kiln.JobError) as e:
+        slow.result(10)
+    assert (e.value.code, e.value.message) == ("shutdown", "kiln-supervisor closed the link")
+    with pytest.raises(kiln.PoolClosedError):
+        p.submit("echo", 1)
+    assert p.shutdown() == -signal.SIGKILL
+    assert wait_until(lambda: not any(exists(w) for w in workers))  # their watchdogs saw it
+
+
+def test_start_failures_are_clear(supervisor, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        kiln.Pool(1, supervisor=tmp_path / "no-such-supervisor")
+    with pytest.raises(kiln.KilnError, match="exited with status 2 before it was ready"):
+        kiln.Pool(0, supervisor=supervisor, stderr=subprocess.DEVNULL)  # --workers 0 is invalid
+    with pytest.raises(ValueError, match="'listen' is set by kiln.Pool itself"):
+        kiln.Pool(1, supervisor=supervisor, listen="/tmp/x")
+
+
+def test_a_given_key_is_the_pools_key(supervisor):
+    key = b"build 1234"
+    with kiln.Pool(1, supervisor=supervisor, key=key) as p:
+        assert p.hello["key_id"] == hashlib.blake2b(key, digest_size=32).hexdigest()[:16]
+        assert p.hello["key_id"] == kiln.key_id(key)
+        assert p.hello["workers"] == 1 and p.hello["kinds"] == ["echo", "exec"]
+
+
+def test_connect_to_a_daemon(supervisor):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kiln.sock")
+        daemon = subprocess.Popen([supervisor, "--listen", path, "--workers", "2"])
+        try:
+            assert wait_until(lambda: os.path.exists(path))
+            first = kiln.connect(path)
+            assert first.submit("echo", "one").result(10) == "one"
+            first.close()  # only the connection ends
+            assert daemon.poll() is None
+
+            with kiln.connect(path) as second:
+                r = second.exec(["sh", "-c", "echo two"]).result(10)
+                assert r.stdout == b"two\n"
+                assert second.pid == daemon.pid
+                assert second.shutdown(drain=True) is None
+            assert daemon.wait(10) == 0
+            assert not os.path.exists(path)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+
+    with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
+        kiln.connect(os.path.join(d, "gone.sock"))
+
+
+def test_closing_a_connection_cancels_only_its_own_jobs(supervisor):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kiln.sock")
+        daemon = subprocess.Popen([supervisor, "--listen", path, "--workers", "2", "--enable-selftest"])
+        try:
+            assert wait_until(lambda: os.path.exists(path))
+            leaving, staying = kiln.connect(path), kiln.connect(path)
+            lost = leaving.submit("selftest", {"action": "sleep", "ms": 60000})
+            kept = staying.submit("selftest", {"action": "sleep", "ms": 300})
+            assert wait_until(lambda: staying.stats()["jobs_running"] == 2)
+            leaving.close()
+            with pytest.raises(kiln.JobError) as e:
+                lost.result(0)
+            assert (e.value.code, e.value.message) == ("cancelled", "the connection was closed")
+            assert kept.result(10) is None
+            assert wait_until(lambda: staying.stats()["jobs_running"] == 0)
+            staying.shutdown()
+            assert daemon.wait(10) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+
+
+def test_socket_peers_see_the_protocol_errors_of_others_only(supervisor):
+    """A client that breaks the protocol loses its own connection; a kiln.Pool beside it goes on."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "kiln.sock")
+        daemon = subprocess.Popen([supervisor, "--listen", path, "--workers", "1"])
+        try:
+            assert wait_until(lambda: os.path.exists(path))
+            good = kiln.connect(path)
+            bad = socket.socket(socket.AF_UNIX)
+            bad.connect(path)
+            bad.sendall(b"\x00\x00\x00\x00")  # length 0
+            data = b""
+            while chunk := bad.recv(65536):
+                data += chunk
+            assert b"protocol_error" in data
+            bad.close()
+            assert good.submit("echo", "fine").result(10) == "fine"
+            good.shutdown()
+            assert daemon.wait(10) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
