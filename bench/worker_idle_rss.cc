@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench.h"
 #include "common/build_key.h"
 #include "common/fd.h"
 
@@ -119,5 +120,16 @@ int main(int argc, char** argv) {
       "idle kiln-worker, median of %d: VmRSS %lu KiB (anonymous %lu KiB, file-backed %lu KiB), "
       "PSS %lu KiB\n",
       workers, median(rss), median(anon), median(file), median(pss));
+  using kiln::bench::row, kiln::bench::show_kib, kiln::bench::show_ratio;
+  const double ppe = kiln::bench::python_figures({"worker-rss"}).at(0);
+  const double kiln_rss = static_cast<double>(median(rss));
+  row("idle RSS of one worker (VmRSS)", show_kib(kiln_rss),
+      "ProcessPoolExecutor worker " + show_kib(ppe), show_ratio(ppe / kiln_rss) + " smaller",
+      "<= 4 MiB", kiln_rss <= 4096);
+  row("of that, the worker's own (anonymous) memory", show_kib(static_cast<double>(median(anon))),
+      "-", "-", "-", std::nullopt);
+  row("idle PSS of one worker among " + std::to_string(workers) +
+          " (shared library pages divided among them)",
+      show_kib(static_cast<double>(median(pss))), "-", "-", "-", std::nullopt);
   return failures == 0 ? 0 : 1;
 }

@@ -1,0 +1,212 @@
+// Echo through Kiln against the floor and against ProcessPoolExecutor.
+//
+// The floor is a relay written for this benchmark: client -> relay process -> echo process ->
+// relay -> client over pipes, 64-byte frames, the same two process hops as client ->
+// kiln-supervisor -> kiln-worker and back, with nothing done at either hop but copying bytes.
+// Kiln runs with 2 workers; each submit frame is about 64 bytes (a 30-byte bin payload).
+//
+// Figures: the round trip with one job in flight (median and p99), and the throughput of 20,000
+// jobs submitted at once, each the median over the rounds with the rounds' range.
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench.h"
+
+namespace kiln::bench {
+namespace {
+
+constexpr std::size_t kRelayFrame = 64;
+
+// Copies whatever arrives on `in` to `out` until end of input.
+[[noreturn]] void echo_process(int in, int out) {
+  char buf[1 << 16];
+  for (ssize_t n; (n = ::read(in, buf, sizeof buf)) > 0;) write_all(out, std::string_view(buf, n));
+  ::_exit(0);
+}
+
+// Forwards client -> echo and echo -> client, whichever has bytes.
+[[noreturn]] void relay_process(int from_client, int to_client, int to_echo, int from_echo) {
+  char buf[1 << 16];
+  pollfd fds[2] = {{from_client, POLLIN, 0}, {from_echo, POLLIN, 0}};
+  for (;;) {
+    if (::poll(fds, 2, -1) < 0) continue;
+    if (fds[0].revents != 0) {
+      const ssize_t n = ::read(from_client, buf, sizeof buf);
+      if (n <= 0) ::_exit(0);
+      write_all(to_echo, std::string_view(buf, n));
+    }
+    if (fds[1].revents != 0) {
+      const ssize_t n = ::read(from_echo, buf, sizeof buf);
+      if (n <= 0) ::_exit(0);
+      write_all(to_client, std::string_view(buf, n));
+    }
+  }
+}
+
+// The relay floor: two forked processes, our ends of its pipes.
+class Relay {
+ public:
+  Relay() {
+    auto [c2r_r, c2r_w] = make_pipe();
+    auto [r2c_r, r2c_w] = make_pipe();
+    auto [r2e_r, r2e_w] = make_pipe();
+    auto [e2r_r, e2r_w] = make_pipe();
+    // Each child keeps only its own ends, so that every end of input arrives.
+    echo_ = ::fork();
+    if (echo_ == 0) {
+      close_fds_except({r2e_r.get(), e2r_w.get()});
+      echo_process(r2e_r.get(), e2r_w.get());
+    }
+    relay_ = ::fork();
+    if (relay_ == 0) {
+      close_fds_except({c2r_r.get(), r2c_w.get(), r2e_w.get(), e2r_r.get()});
+      relay_process(c2r_r.get(), r2c_w.get(), r2e_w.get(), e2r_r.get());
+    }
+    to_ = std::move(c2r_w);
+    from_ = std::move(r2c_r);
+  }
+  ~Relay() {
+    to_.reset();
+    ::waitpid(relay_, nullptr, 0);
+    ::waitpid(echo_, nullptr, 0);
+  }
+  int to() const { return to_.get(); }
+  // Reads exactly n bytes.
+  void read_exactly(std::size_t n) {
+    char buf[1 << 16];
+    while (n > 0) {
+      const ssize_t got = ::read(from_.get(), buf, std::min(n, sizeof buf));
+      if (got <= 0) die("the relay closed");
+      n -= static_cast<std::size_t>(got);
+    }
+  }
+
+ private:
+  pid_t echo_ = -1, relay_ = -1;
+  UniqueFd to_, from_;
+};
+
+std::string relay_frame() {
+  std::string f(kRelayFrame, 'x');
+  f[0] = f[1] = f[2] = 0;
+  f[3] = static_cast<char>(kRelayFrame - 4);
+  return f;
+}
+
+struct RoundTrips {
+  double median, p99;
+};
+
+RoundTrips relay_round_trips(Relay& relay, int n) {
+  const std::string frame = relay_frame();
+  std::vector<double> samples;
+  for (int i = 0; i < n; ++i) {
+    const auto start = Clock::now();
+    write_all(relay.to(), frame);
+    relay.read_exactly(frame.size());
+    samples.push_back(micros_since(start));
+  }
+  const Summary s = summarize(samples);
+  return {s.median, s.p99};
+}
+
+double relay_throughput(Relay& relay, int n) {
+  std::string all;
+  for (int i = 0; i < n; ++i) all += relay_frame();
+  const auto start = Clock::now();
+  std::thread writer([&] { write_all(relay.to(), all); });
+  relay.read_exactly(all.size());
+  writer.join();
+  return n / (micros_since(start) / 1e6);
+}
+
+RoundTrips kiln_round_trips(Supervisor& sup, int n, uint64_t& next_id) {
+  const std::string payload = bin_payload(30);
+  std::vector<double> samples;
+  for (int i = 0; i < n; ++i) {
+    const std::string frame = submit_frame(next_id++, "echo", payload);
+    const auto start = Clock::now();
+    sup.send(frame);
+    const proto::Result r = sup.next_result();
+    samples.push_back(micros_since(start));
+    if (!r.ok) die("an echo job failed");
+  }
+  const Summary s = summarize(samples);
+  return {s.median, s.p99};
+}
+
+double kiln_throughput(Supervisor& sup, int n, uint64_t& next_id) {
+  const std::string payload = bin_payload(30);
+  std::string all;
+  for (int i = 0; i < n; ++i) all += submit_frame(next_id++, "echo", payload);
+  const auto start = Clock::now();
+  std::thread writer([&] { sup.send(all); });
+  for (int i = 0; i < n; ++i) {
+    if (!sup.next_result().ok) die("an echo job failed");
+  }
+  writer.join();
+  return n / (micros_since(start) / 1e6);
+}
+
+}  // namespace
+}  // namespace kiln::bench
+
+int main(int argc, char** argv) {
+  using namespace kiln::bench;
+  const Options o = parse_options(argc, argv, "echo round trip and throughput: Kiln, a relay, PPE");
+  const int trips = o.quick ? 200 : 2000;
+  const int burst = o.quick ? 2000 : 20000;
+  std::vector<double> relay_med, relay_p99, relay_rate, kiln_med, kiln_p99, kiln_rate, ppe_med,
+      ppe_p99, ppe_rate;
+  Relay relay;
+  Supervisor sup({"--workers", "2"});
+  sup.await_idle_workers(2);
+  uint64_t next_id = 1;
+  kiln_round_trips(sup, 200, next_id);  // warm both up
+  relay_round_trips(relay, 200);
+  for (int round = 0; round < o.rounds; ++round) {
+    // Interleaved, so that whatever else the machine does falls on all of them alike.
+    const RoundTrips r = relay_round_trips(relay, trips);
+    relay_med.push_back(r.median);
+    relay_p99.push_back(r.p99);
+    const RoundTrips k = kiln_round_trips(sup, trips, next_id);
+    kiln_med.push_back(k.median);
+    kiln_p99.push_back(k.p99);
+    relay_rate.push_back(relay_throughput(relay, burst));
+    kiln_rate.push_back(kiln_throughput(sup, burst, next_id));
+    const auto p = python_figures({"echo-rtt", std::to_string(trips)});
+    ppe_med.push_back(p.at(0));
+    ppe_p99.push_back(p.at(1));
+    ppe_rate.push_back(python_figures({"echo-throughput", std::to_string(burst)}).at(0));
+    std::printf(
+        "round %d: relay %.1f us, kiln %.1f us, ppe %.1f us; relay %.0f/s, kiln %.0f/s, "
+        "ppe %.0f/s\n",
+        round + 1, r.median, k.median, p.at(0), relay_rate.back(), kiln_rate.back(),
+        ppe_rate.back());
+  }
+  const Summary rm = summarize(relay_med), rp = summarize(relay_p99), km = summarize(kiln_med),
+                kp = summarize(kiln_p99), pm = summarize(ppe_med), rr = summarize(relay_rate),
+                kr = summarize(kiln_rate), pr = summarize(ppe_rate);
+  const double floor_ratio = km.median / rm.median, ppe_speedup = pm.median / km.median;
+  row(o.figure("echo round trip, median, 1 in flight, 2 workers"), show_us(km),
+      "relay floor " + show_us(rm), show_ratio(floor_ratio), "<= 1.5x the floor",
+      floor_ratio <= 1.5);
+  row(o.figure("echo round trip, p99"), show_us(kp), "relay floor " + show_us(rp),
+      show_ratio(kp.median / rp.median), "-", std::nullopt);
+  row(o.figure("echo round trip, median, against ProcessPoolExecutor"), show_us(km),
+      "ProcessPoolExecutor " + show_us(pm), show_ratio(ppe_speedup) + " faster", ">= 3x faster",
+      ppe_speedup >= 3);
+  const std::string burst_name = "echo throughput, " + std::to_string(burst) + " jobs at once";
+  row(o.figure(burst_name), show_rate(kr), "relay floor " + show_rate(rr),
+      show_ratio(kr.median / rr.median) + " of the floor", "-", std::nullopt);
+  row(o.figure(burst_name + ", against ProcessPoolExecutor"), show_rate(kr),
+      "ProcessPoolExecutor " + show_rate(pr), show_ratio(kr.median / pr.median) + " faster",
+      ">= 10x faster", kr.median / pr.median >= 10);
+  return 0;
+}

@@ -1,0 +1,126 @@
+// The pool's own costs: starting it, its memory idle and with a long queue, replacing a killed
+// worker, and how fast its workers go when it is SIGKILLed.
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench.h"
+
+namespace kiln::bench {
+namespace {
+
+std::vector<uint64_t> worker_pids(Supervisor& sup) {
+  std::vector<uint64_t> pids;
+  for (const auto& w : sup.stats().worker_list) pids.push_back(w.pid);
+  return pids;
+}
+
+void pool_start(const Options& o) {
+  const std::vector<int> sizes = o.quick ? std::vector<int>{2} : std::vector<int>{2, 16, 64};
+  for (int n : sizes) {
+    std::vector<double> kiln, ppe;
+    for (int round = 0; round < o.rounds; ++round) {
+      const auto start = Clock::now();
+      {
+        Supervisor sup({"--workers", std::to_string(n)});
+        sup.await_idle_workers(static_cast<std::size_t>(n));
+        kiln.push_back(micros_since(start));
+      }
+      ppe.push_back(python_figures({"start", std::to_string(n)}).at(0));
+    }
+    const Summary k = summarize(kiln), p = summarize(ppe);
+    const double target_ms = n == 2 ? 5 : n == 64 ? 100 : 0;
+    row(o.figure("pool start, " + std::to_string(n) + " workers ready"), show_ms(k),
+        "ProcessPoolExecutor " + show_ms(p), show_ratio(p.median / k.median) + " faster",
+        target_ms > 0 ? "<= " + std::to_string(static_cast<int>(target_ms)) + " ms" : "-",
+        target_ms > 0 ? std::optional<bool>(k.median / 1000 <= target_ms) : std::nullopt);
+  }
+}
+
+void supervisor_memory(const Options& o) {
+  const int queued = o.quick ? 10000 : 100000;
+  std::vector<double> idle, per_job;
+  for (int round = 0; round < std::min(o.rounds, 3); ++round) {
+    Supervisor sup({"--workers", "1", "--enable-selftest", "--max-queue", "100000"});
+    sup.await_idle_workers(1);
+    idle.push_back(static_cast<double>(rss_kb(sup.pid())));
+    // One job holds the only worker, so every later one waits in the queue.
+    sup.send(submit_frame(1, "selftest", sleep_payload(600000)));
+    while (sup.stats().jobs_running != 1) {
+    }
+    const double before = static_cast<double>(rss_kb(sup.pid()));
+    const std::string payload = bin_payload(30);
+    std::string all;
+    for (int i = 0; i < queued; ++i) all += submit_frame(2 + i, "echo", payload);
+    sup.send(all);
+    const proto::Stats s = sup.stats();  // answered after every submit before it was read
+    if (s.jobs_queued != static_cast<uint64_t>(queued)) die("the queue did not fill");
+    const double after = static_cast<double>(rss_kb(sup.pid()));
+    per_job.push_back((after - before) * 1024 / queued);
+  }
+  const Summary i = summarize(idle), q = summarize(per_job);
+  row(o.figure("supervisor RSS, idle, 1 worker"), show_kib(i.median), "-", "-", "<= 10 MiB",
+      i.median <= 10 * 1024);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f bytes (%.0f-%.0f)", q.median, q.min, q.max);
+  row(o.figure("supervisor RSS per queued job, " + std::to_string(queued) + " queued"), buf, "-",
+      "-", "<= 512 bytes", q.median <= 512);
+}
+
+void worker_replacement(const Options& o) {
+  Supervisor sup({"--workers", "2"});
+  sup.await_idle_workers(2);
+  std::vector<double> samples;
+  for (int i = 0; i < (o.quick ? 3 : 30); ++i) {
+    const uint64_t victim = worker_pids(sup).front();
+    const auto start = Clock::now();
+    ::kill(static_cast<pid_t>(victim), SIGKILL);
+    sup.await_idle_workers(2, {victim});
+    samples.push_back(micros_since(start));
+  }
+  const Summary s = summarize(samples);
+  row(o.figure("worker SIGKILLed until its replacement is ready"), show_ms(s), "-", "-",
+      "median <= 5 ms", s.median <= 5000);
+}
+
+void supervisor_killed(const Options& o) {
+  std::vector<double> samples;
+  for (int i = 0; i < (o.quick ? 2 : 10); ++i) {
+    Supervisor sup({"--workers", "2"});
+    sup.await_idle_workers(2);
+    std::vector<UniqueFd> pidfds;
+    for (uint64_t pid : worker_pids(sup))
+      pidfds.emplace_back(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    const auto start = Clock::now();
+    ::kill(sup.pid(), SIGKILL);
+    for (auto& fd : pidfds) {  // a pidfd turns readable when its process exits
+      pollfd p{fd.get(), POLLIN, 0};
+      if (::poll(&p, 1, 10000) != 1) die("a worker outlived its supervisor by 10 s");
+    }
+    samples.push_back(micros_since(start));
+    sup.kill();  // reaps it
+  }
+  const Summary s = summarize(samples);
+  row(o.figure("supervisor SIGKILLed until its last worker is gone"), show_ms(s), "-", "-",
+      "<= 100 ms", s.max <= 100000);
+}
+
+}  // namespace
+}  // namespace kiln::bench
+
+int main(int argc, char** argv) {
+  using namespace kiln::bench;
+  const Options o = parse_options(argc, argv, "pool start, memory, replacement, teardown");
+  pool_start(o);
+  supervisor_memory(o);
+  worker_replacement(o);
+  supervisor_killed(o);
+  return 0;
+}
