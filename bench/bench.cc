@@ -186,6 +186,9 @@ void Supervisor::await_idle_workers(std::size_t count, const std::vector<uint64_
     }
     if (idle == count && !old) return;
     if (Clock::now() > deadline) die("workers did not become ready within 60 s");
+    // A pause between polls, so that asking does not take the CPUs the new workers need; it
+    // bounds the error of a measured time to 0.2 ms.
+    ::usleep(200);
   }
 }
 

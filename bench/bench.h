@@ -77,7 +77,8 @@ class Supervisor {
   proto::ClientEvent next();
   proto::Result next_result();
   proto::Stats stats();
-  // Waits until `count` workers are idle and none has a pid in `not_pids`.
+  // Waits until `count` workers are idle and none has a pid in `not_pids`, asking for stats
+  // every 0.2 ms.
   void await_idle_workers(std::size_t count, const std::vector<uint64_t>& not_pids = {});
   // Kills it with SIGKILL and reaps it.
   void kill();
