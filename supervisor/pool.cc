@@ -50,6 +50,12 @@ const char* Pool::state_name(State s) {
 
 bool Pool::wants_workers() const { return phase_ != Phase::kStopping && !quiesced_; }
 
+bool Pool::any_worker_up() const {
+  return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) {
+    return s.state == State::kIdle || s.state == State::kBusy;
+  });
+}
+
 Micros Pool::backoff_delay() const {
   const int doublings = std::clamp(start_failures_ - 1, 0, 30);
   return std::min(kBackoffFirstUs << doublings, kBackoffMaxUs);
@@ -87,7 +93,9 @@ void Pool::schedule_restart(std::size_t slot, Micros delay) {
 void Pool::note_start_failure(const std::string& why) {
   ++start_failures_;
   last_failure_ = why;
-  if (start_failures_ >= kUnavailableAfter && !unavailable_) {
+  // A slot that cannot start a worker is only a crash loop of the pool when no other worker is
+  // up: while one serves, jobs wait for it instead of failing.
+  if (start_failures_ >= kUnavailableAfter && !unavailable_ && !any_worker_up()) {
     unavailable_ = true;
     spdlog::error(
         "workers keep failing to start ({} times in a row); jobs end with pool_unavailable "

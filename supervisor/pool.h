@@ -162,6 +162,8 @@ class Pool {
 
   static const char* state_name(State s);
   bool wants_workers() const;
+  // True if some worker is up (idle or busy): then the pool serves, whatever other slots do.
+  bool any_worker_up() const;
   void start_slot(std::size_t slot);
   void schedule_restart(std::size_t slot, Micros delay);
   void dispatch();

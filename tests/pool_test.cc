@@ -223,6 +223,34 @@ TEST_F(PoolTest, CrashLoopBacksOffThenReportsPoolUnavailableThenRecovers) {
   EXPECT_EQ(env_.jobs_sent[0].second.id, 3u);
 }
 
+TEST_F(PoolTest, ASlotThatCannotStartAWorkerFailsNoJobWhileAnotherServes) {
+  // Found by the fd-exhaustion test: with one worker serving and the other slot unable to start
+  // one (out of fds), five failed starts used to fail every job with pool_unavailable.
+  start();
+  all_ready();
+  env_.spawn_fails = true;
+  gone(0, SIGKILL);  // killed from outside; its restarts fail from now on
+  for (int i = 0; i < 3 * kUnavailableAfter; ++i) {
+    env_.clock = *pool_->next_deadline();
+    pool_->on_tick();
+  }
+  EXPECT_GT(env_.starts, 2 + 2 * kUnavailableAfter);
+  pool_->submit(1, job(1));
+  ASSERT_EQ(env_.jobs_sent.size(), 1u);
+  EXPECT_EQ(env_.jobs_sent[0].first, 1u);
+  pool_->on_result(1, ok_result(1));
+  EXPECT_TRUE(env_.last().ok);
+  // With the last worker gone too, it is a crash loop of the whole pool after all.
+  gone(1, SIGKILL);
+  pool_->submit(1, job(2));
+  for (int i = 0; i < 2 * kUnavailableAfter && env_.answers.size() < 2; ++i) {
+    env_.clock = *pool_->next_deadline();
+    pool_->on_tick();
+  }
+  EXPECT_EQ(env_.last_code(), "pool_unavailable");
+  EXPECT_EQ(env_.last().id, 2u);
+}
+
 TEST_F(PoolTest, SpawnFailureCountsAsAFailedStart) {
   env_.spawn_fails = true;
   start(config(1));
