@@ -7,11 +7,11 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
-#include <regex>
+#include <sstream>
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
-#include "client/shell_split.h"
+#include "client/parsers.h"
 
 namespace kiln::client {
 namespace {
@@ -19,56 +19,12 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-struct Entry {
-  std::string directory, file;
-  std::vector<std::string> argv;
-};
-
-Expected<std::vector<Entry>> load(const std::string& path, const std::string& filter) {
+Expected<std::vector<CompileEntry>> load(const std::string& path, const std::string& filter) {
   std::ifstream in(path);
   if (!in) return fail("cannot read " + path);
-  json db;
-  try {
-    db = json::parse(in);
-  } catch (const json::parse_error& e) {
-    return fail(path + ": invalid JSON: " + e.what());
-  }
-  if (!db.is_array()) return fail(path + ": a compile database is a JSON array");
-  std::optional<std::regex> re;
-  if (!filter.empty()) {
-    try {
-      re.emplace(filter);
-    } catch (const std::regex_error& e) {
-      return fail("--filter " + filter + ": " + e.what());
-    }
-  }
-  std::vector<Entry> entries;
-  for (std::size_t i = 0; i < db.size(); ++i) {
-    const json& e = db[i];
-    const std::string where = path + ": entry " + std::to_string(i + 1);
-    if (!e.is_object() || !e.contains("directory") || !e["directory"].is_string() ||
-        !e.contains("file") || !e["file"].is_string()) {
-      return fail(where + ": needs \"directory\" and \"file\" strings");
-    }
-    Entry entry{e["directory"], e["file"], {}};
-    if (re && !std::regex_search(entry.file, *re)) continue;
-    if (e.contains("arguments")) {
-      if (!e["arguments"].is_array()) return fail(where + ": \"arguments\" is not an array");
-      for (const json& a : e["arguments"]) {
-        if (!a.is_string()) return fail(where + ": \"arguments\" holds a non-string");
-        entry.argv.push_back(a);
-      }
-    } else if (e.contains("command") && e["command"].is_string()) {
-      Expected<std::vector<std::string>> words = shell_split(e["command"].get<std::string>());
-      if (!words) return fail(where + ": \"command\": " + words.error());
-      entry.argv = std::move(*words);
-    } else {
-      return fail(where + ": needs \"arguments\" or \"command\"");
-    }
-    if (entry.argv.empty()) return fail(where + ": the command is empty");
-    entries.push_back(std::move(entry));
-  }
-  return entries;
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_compile_db(text.str(), path, filter);
 }
 
 std::string text_of(const json& value, const char* key) {
@@ -88,7 +44,7 @@ std::string join(const std::vector<std::string>& argv) {
 }  // namespace
 
 int compile_db(const CompileDbOptions& options) {
-  Expected<std::vector<Entry>> entries = load(options.database, options.filter);
+  Expected<std::vector<CompileEntry>> entries = load(options.database, options.filter);
   if (!entries) {
     std::fprintf(stderr, "kiln compile-db: %s\n", entries.error().c_str());
     return 2;
@@ -103,7 +59,7 @@ int compile_db(const CompileDbOptions& options) {
   std::condition_variable cv;
   std::deque<std::pair<std::size_t, proto::Result>> done;
   for (std::size_t i = 0; i < entries->size(); ++i) {
-    const Entry& e = (*entries)[i];
+    const CompileEntry& e = (*entries)[i];
     ExecRequest r;
     r.argv = e.argv;
     r.cwd = e.directory;
@@ -125,7 +81,7 @@ int compile_db(const CompileDbOptions& options) {
       auto [i, r] = std::move(done.front());
       done.pop_front();
       ++finished;
-      const Entry& e = (*entries)[i];
+      const CompileEntry& e = (*entries)[i];
       // Diagnostics as one block per file, like ninja.
       std::string block;
       if (!r.ok) {

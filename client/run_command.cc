@@ -8,55 +8,12 @@
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
+#include "client/parsers.h"
 
 namespace kiln::client {
 namespace {
 
 using nlohmann::json;
-
-struct Job {
-  std::string kind;
-  proto::RawObject payload;
-  std::optional<uint64_t> timeout_ms;
-  std::optional<int64_t> priority;
-};
-
-// One input line to a job: {"kind": ..., "payload": ...} or the exec short form
-// {"argv": [...], "cwd": ..., "env": {...}, "stdin": "...", "clear_env": bool}.
-Expected<Job> parse_job(const json& line) {
-  if (!line.is_object()) return fail("a job is a JSON object");
-  Job job;
-  if (line.contains("timeout_ms")) {
-    if (!line["timeout_ms"].is_number_unsigned()) return fail("\"timeout_ms\" is not a count");
-    job.timeout_ms = line["timeout_ms"].get<uint64_t>();
-  }
-  if (line.contains("priority")) {
-    if (!line["priority"].is_number_integer()) return fail("\"priority\" is not an integer");
-    job.priority = line["priority"].get<int64_t>();
-  }
-  if (line.contains("kind")) {
-    if (!line["kind"].is_string()) return fail("\"kind\" is not a string");
-    job.kind = line["kind"];
-    job.payload = to_msgpack(line.value("payload", json()));
-    return job;
-  }
-  if (!line.contains("argv")) return fail("a job needs \"kind\" (and \"payload\") or \"argv\"");
-  ExecRequest r;
-  try {
-    r.argv = line["argv"].get<std::vector<std::string>>();
-    if (line.contains("cwd")) r.cwd = line["cwd"].get<std::string>();
-    if (line.contains("env")) {
-      for (const auto& [k, v] : line["env"].items()) r.env.emplace_back(k, v.get<std::string>());
-    }
-    if (line.contains("stdin")) r.stdin_data = line["stdin"].get<std::string>();
-    r.clear_env = line.value("clear_env", false);
-  } catch (const json::exception& e) {
-    return fail(std::string("bad exec job: ") + e.what());
-  }
-  job.kind = "exec";
-  job.payload = exec_payload(r);
-  return job;
-}
 
 bool succeeded(const proto::Result& r, const std::string& kind, const json& value) {
   if (!r.ok) return false;
@@ -92,12 +49,7 @@ int run_jobs(const RunOptions& options) {
   while (std::getline(*in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Expected<Job> job = fail("");
-    try {
-      job = parse_job(json::parse(line));
-    } catch (const json::parse_error& e) {
-      job = fail(std::string("invalid JSON: ") + e.what());
-    }
+    Expected<JobLine> job = parse_job_line(line);
     if (!job) {
       std::fprintf(stderr, "kiln run: line %zu: %s\n", line_no, job.error().c_str());
       all_ok = false;

@@ -1,0 +1,109 @@
+// The two inputs kiln reads from users: JSON lines of jobs and compile databases.
+#include "client/parsers.h"
+
+#include <optional>
+#include <regex>
+
+#include "client/json_msgpack.h"
+#include "client/pool.h"
+#include "client/shell_split.h"
+
+namespace kiln::client {
+namespace {
+
+using nlohmann::json;
+
+// One input line to a job: {"kind": ..., "payload": ...} or the exec short form
+// {"argv": [...], "cwd": ..., "env": {...}, "stdin": "...", "clear_env": bool}.
+Expected<JobLine> parse_job(const json& line) {
+  if (!line.is_object()) return fail("a job is a JSON object");
+  JobLine job;
+  if (line.contains("timeout_ms")) {
+    if (!line["timeout_ms"].is_number_unsigned()) return fail("\"timeout_ms\" is not a count");
+    job.timeout_ms = line["timeout_ms"].get<uint64_t>();
+  }
+  if (line.contains("priority")) {
+    if (!line["priority"].is_number_integer()) return fail("\"priority\" is not an integer");
+    job.priority = line["priority"].get<int64_t>();
+  }
+  if (line.contains("kind")) {
+    if (!line["kind"].is_string()) return fail("\"kind\" is not a string");
+    job.kind = line["kind"];
+    job.payload = to_msgpack(line.value("payload", json()));
+    return job;
+  }
+  if (!line.contains("argv")) return fail("a job needs \"kind\" (and \"payload\") or \"argv\"");
+  ExecRequest r;
+  try {
+    r.argv = line["argv"].get<std::vector<std::string>>();
+    if (line.contains("cwd")) r.cwd = line["cwd"].get<std::string>();
+    if (line.contains("env")) {
+      for (const auto& [k, v] : line["env"].items()) r.env.emplace_back(k, v.get<std::string>());
+    }
+    if (line.contains("stdin")) r.stdin_data = line["stdin"].get<std::string>();
+    r.clear_env = line.value("clear_env", false);
+  } catch (const json::exception& e) {
+    return fail(std::string("bad exec job: ") + e.what());
+  }
+  job.kind = "exec";
+  job.payload = exec_payload(r);
+  return job;
+}
+
+}  // namespace
+
+Expected<JobLine> parse_job_line(std::string_view line) {
+  try {
+    return parse_job(json::parse(line));
+  } catch (const json::parse_error& e) {
+    return fail(std::string("invalid JSON: ") + e.what());
+  }
+}
+
+Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, const std::string& path,
+                                                     const std::string& filter) {
+  json db;
+  try {
+    db = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return fail(path + ": invalid JSON: " + e.what());
+  }
+  if (!db.is_array()) return fail(path + ": a compile database is a JSON array");
+  std::optional<std::regex> re;
+  if (!filter.empty()) {
+    try {
+      re.emplace(filter);
+    } catch (const std::regex_error& e) {
+      return fail("--filter " + filter + ": " + e.what());
+    }
+  }
+  std::vector<CompileEntry> entries;
+  for (std::size_t i = 0; i < db.size(); ++i) {
+    const json& e = db[i];
+    const std::string where = path + ": entry " + std::to_string(i + 1);
+    if (!e.is_object() || !e.contains("directory") || !e["directory"].is_string() ||
+        !e.contains("file") || !e["file"].is_string()) {
+      return fail(where + ": needs \"directory\" and \"file\" strings");
+    }
+    CompileEntry entry{e["directory"], e["file"], {}};
+    if (re && !std::regex_search(entry.file, *re)) continue;
+    if (e.contains("arguments")) {
+      if (!e["arguments"].is_array()) return fail(where + ": \"arguments\" is not an array");
+      for (const json& a : e["arguments"]) {
+        if (!a.is_string()) return fail(where + ": \"arguments\" holds a non-string");
+        entry.argv.push_back(a);
+      }
+    } else if (e.contains("command") && e["command"].is_string()) {
+      Expected<std::vector<std::string>> words = shell_split(e["command"].get<std::string>());
+      if (!words) return fail(where + ": \"command\": " + words.error());
+      entry.argv = std::move(*words);
+    } else {
+      return fail(where + ": needs \"arguments\" or \"command\"");
+    }
+    if (entry.argv.empty()) return fail(where + ": the command is empty");
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+}  // namespace kiln::client
