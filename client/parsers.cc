@@ -13,6 +13,21 @@ namespace {
 
 using nlohmann::json;
 
+// Deeper JSON than this is refused: turning a value into msgpack recurses once per level, and
+// no job or compile database nests anywhere near it.
+constexpr int kMaxJsonDepth = 64;
+
+struct TooDeep {};
+
+// json::parse with a bound on nesting. Throws json::exception for bad JSON (a parse error, or a
+// number too large for any C++ type: out_of_range) and TooDeep.
+json parse_bounded(std::string_view text) {
+  return json::parse(text, [](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) throw TooDeep{};
+    return true;
+  });
+}
+
 // One input line to a job: {"kind": ..., "payload": ...} or the exec short form
 // {"argv": [...], "cwd": ..., "env": {...}, "stdin": "...", "clear_env": bool}.
 Expected<JobLine> parse_job(const json& line) {
@@ -54,9 +69,11 @@ Expected<JobLine> parse_job(const json& line) {
 
 Expected<JobLine> parse_job_line(std::string_view line) {
   try {
-    return parse_job(json::parse(line));
-  } catch (const json::parse_error& e) {
+    return parse_job(parse_bounded(line));
+  } catch (const json::exception& e) {
     return fail(std::string("invalid JSON: ") + e.what());
+  } catch (const TooDeep&) {
+    return fail("invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   }
 }
 
@@ -64,8 +81,11 @@ Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, cons
                                                      const std::string& filter) {
   json db;
   try {
-    db = json::parse(text);
-  } catch (const json::parse_error& e) {
+    db = parse_bounded(text);
+  } catch (const TooDeep&) {
+    return fail(path + ": invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) +
+                " levels");
+  } catch (const json::exception& e) {
     return fail(path + ": invalid JSON: " + e.what());
   }
   if (!db.is_array()) return fail(path + ": a compile database is a JSON array");

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "client/json_msgpack.h"
+#include "client/parsers.h"
 #include "client/pool.h"
 #include "client/shell_split.h"
 #include "tests/process.h"
@@ -39,6 +40,33 @@ TEST(ShellSplit, SplitsAsAPosixShellWould) {
   EXPECT_EQ(shell_split("cc 'open").error(), "unterminated ' quote");
   EXPECT_EQ(shell_split("cc \"open").error(), "unterminated \" quote");
   EXPECT_EQ(shell_split("cc \\").error(), "a backslash at the end");
+}
+
+// Found by fuzz_job_line and fuzz_compile_db: a number beyond every C++ type made nlohmann
+// throw out_of_range, which escaped as an uncaught exception and killed kiln.
+TEST(Parsers, NumbersTooLargeAreAnErrorNotACrash) {
+  const auto job = parse_job_line(R"({"kind": "echo", "payload": 1e99999})");
+  ASSERT_FALSE(job);
+  EXPECT_NE(job.error().find("invalid JSON: "), std::string::npos) << job.error();
+  EXPECT_NE(job.error().find("number overflow"), std::string::npos) << job.error();
+  const auto db = parse_compile_db(R"([{"directory": 1e99999}])", "db.json", "");
+  ASSERT_FALSE(db);
+  EXPECT_EQ(db.error().rfind("db.json: invalid JSON: ", 0), 0u) << db.error();
+}
+
+TEST(Parsers, NestingIsBoundedBeforeAnythingRecursesOnIt) {
+  const auto nested = [](int depth) {
+    return std::string(static_cast<std::size_t>(depth), '[') +
+           std::string(static_cast<std::size_t>(depth), ']');
+  };
+  // The job object is level 1, so its payload may nest 63 deep.
+  EXPECT_TRUE(parse_job_line(R"({"kind": "echo", "payload": )" + nested(63) + "}"));
+  const auto deep = parse_job_line(R"({"kind": "echo", "payload": )" + nested(100000) + "}");
+  ASSERT_FALSE(deep);
+  EXPECT_EQ(deep.error(), "invalid JSON: nested deeper than 64 levels");
+  const auto db = parse_compile_db(nested(100000), "db.json", "");
+  ASSERT_FALSE(db);
+  EXPECT_EQ(db.error(), "db.json: invalid JSON: nested deeper than 64 levels");
 }
 
 TEST(JsonMsgpack, BytesAreTextWhenUtf8ElseBase64UnderANamedKey) {
