@@ -203,9 +203,17 @@ Expected<bool> Supervisor::listen_socket() {
   uv_pipe_init(&loop_, &listener_, 0);
   listener_.data = this;
   listening_ = true;
+  // bind() creates the socket file before listen() makes it accept: a client that saw the file
+  // in between would be refused. So it is bound under a name of the same length (the last
+  // character changed) and renamed into place once it listens; plainly, if that name is taken.
+  std::string temp = path;
+  temp.back() = temp.back() == '~' ? '#' : '~';
+  struct stat st;
+  const bool via_temp = ::lstat(temp.c_str(), &st) != 0 && errno == ENOENT;
+  const std::string& bind_path = via_temp ? temp : path;
   // Created 0600 from the start: no window in which others could connect.
   const mode_t old_umask = ::umask(0177);
-  int rc = uv_pipe_bind(&listener_, path.c_str());
+  int rc = uv_pipe_bind(&listener_, bind_path.c_str());
   ::umask(old_umask);
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, [](uv_stream_t* s, int st) {
@@ -214,7 +222,11 @@ Expected<bool> Supervisor::listen_socket() {
       self->settle();
     });
   }
-  if (rc != 0) return fail("cannot listen on " + path + ": " + uv_strerror(rc));
+  if (rc == 0 && via_temp && ::rename(temp.c_str(), path.c_str()) != 0) rc = -errno;
+  if (rc != 0) {
+    if (via_temp) ::unlink(temp.c_str());
+    return fail("cannot listen on " + path + ": " + uv_strerror(rc));
+  }
   return true;
 }
 

@@ -189,6 +189,24 @@ TEST(Daemon, ExitsWhenIdleAndRefusesPathsTooLong) {
             std::string::npos);
 }
 
+// Found by the Python client's tests under load: bind() creates the file before listen(), and a
+// client that connected in between was refused. The daemon now listens under another name and
+// renames the socket into place, so the path accepts from the moment it exists.
+TEST(Daemon, TheSocketAcceptsFromTheMomentItsPathExists) {
+  for (int round = 0; round < 10; ++round) {
+    TempDir dir;
+    const std::string sock = dir / "s.sock";
+    Child daemon = start_daemon(sock);
+    ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+    auto pool = Pool::connect(sock);
+    ASSERT_TRUE(pool.ok()) << "round " << round << ": " << pool.error();
+    (*pool)->shutdown();
+    EXPECT_EQ(daemon.exit_code(20s), 0);
+    EXPECT_FALSE(exists(sock));
+    EXPECT_FALSE(exists(sock.substr(0, sock.size() - 1) + "~"));
+  }
+}
+
 struct Ran {
   int status = -1;
   std::string out, err;
