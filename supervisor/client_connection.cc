@@ -7,8 +7,8 @@ namespace {
 
 // Stop reading a client's requests while this much output waits for it; read again below the
 // low mark; drop the client past the hard cap (a client that never reads its results).
-constexpr std::size_t kHighWater = 16u << 20;
-constexpr std::size_t kLowWater = 4u << 20;
+constexpr std::size_t kHighWater = 4u << 20;
+constexpr std::size_t kLowWater = 1u << 20;
 constexpr std::size_t kHardCap = 1u << 30;
 
 }  // namespace

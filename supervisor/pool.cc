@@ -133,10 +133,16 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   const bool idle_worker = std::any_of(slots_.begin(), slots_.end(),
                                        [](const Slot& s) { return s.state == State::kIdle; });
   if (!idle_worker && queue_.size() >= config_.max_queue) {
+    // Said once per overload, not once per job: a flood must not become a flood of log lines.
+    if (overloaded_since_room_++ == 0) {
+      spdlog::warn("the queue is full ({} jobs, --max-queue): new jobs are answered overloaded",
+                   queue_.size());
+    }
     fail(job, proto::code::kOverloaded,
          "the queue already holds " + std::to_string(queue_.size()) + " jobs (--max-queue)");
     return Submitted::kAccepted;
   }
+  note_room();
   const QueueKey qk{submit.priority.value_or(0), next_seq_++};
   open_[key] = qk;
   queue_.emplace(qk, std::move(job));
@@ -485,6 +491,14 @@ void Pool::dispatch() {
     queue_.erase(head);
     run_on(i, std::move(job));
   }
+  note_room();
+}
+
+void Pool::note_room() {
+  if (overloaded_since_room_ == 0 || queue_.size() >= config_.max_queue) return;
+  spdlog::info("the queue has room again after {} jobs were answered overloaded",
+               overloaded_since_room_);
+  overloaded_since_room_ = 0;
 }
 
 void Pool::run_on(std::size_t slot, Job job) {

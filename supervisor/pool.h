@@ -164,6 +164,8 @@ class Pool {
   bool wants_workers() const;
   // True if some worker is up (idle or busy): then the pool serves, whatever other slots do.
   bool any_worker_up() const;
+  // Logs, once per overload, that the queue has room again.
+  void note_room();
   void start_slot(std::size_t slot);
   void schedule_restart(std::size_t slot, Micros delay);
   void dispatch();
@@ -191,6 +193,7 @@ class Pool {
   bool quiesced_ = false;
   Micros idle_since_ = 0;  // 0: not idle
   int start_failures_ = 0;
+  uint64_t overloaded_since_room_ = 0;  // jobs answered overloaded since the queue was last full
   bool unavailable_ = false;
   std::string last_failure_;
   Micros started_at_ = 0;

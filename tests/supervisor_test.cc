@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/exit_codes.h"
 #include "tests/supervisor_harness.h"
@@ -554,6 +556,120 @@ TEST_F(SupervisorTest, ThreeThousandJobsWithWorkersKilledFromOutsideAreEachAnswe
   // A worker killed a moment ago may be a zombie until the loop reaps it; none may stay one.
   EXPECT_TRUE(
       wait_until([&] { return children_of(sup_->process().pid(), /*zombies=*/true).empty(); }, 5s));
+}
+
+// ---- Resource exhaustion ----
+
+// The lowest fd number a process does not have open: the number its next new fd would get.
+int lowest_free_fd(pid_t pid) {
+  const auto fds = open_fds(pid);
+  const std::set<int> open(fds.begin(), fds.end());
+  int fd = 0;
+  while (open.count(fd) != 0) ++fd;
+  return fd;
+}
+
+TEST_F(SupervisorTest, OutOfFdsWhileAWorkerRestartsItServesOnAndRecovers) {
+  start();
+  ASSERT_TRUE(all_idle());
+  const pid_t sup = sup_->process().pid();
+  const std::vector<pid_t> workers = worker_pids();
+  // No new fd at all, except in the numbers the killed worker's three pipes leave free: a
+  // restart needs more than that at once (three pipe pairs and uv_spawn's own).
+  rlimit low{static_cast<rlim_t>(lowest_free_fd(sup)), 0}, saved{};
+  ASSERT_EQ(::prlimit(sup, RLIMIT_NOFILE, nullptr, &saved), 0);
+  low.rlim_max = saved.rlim_max;
+  ASSERT_EQ(::prlimit(sup, RLIMIT_NOFILE, &low, nullptr), 0);
+  ::kill(workers[0], SIGKILL);
+  // Six failed starts in a row: more than the five after which a pool with no worker up would
+  // answer pool_unavailable.
+  auto failed_starts = [&] {
+    const std::string log = sup_->stderr_text();
+    int n = 0;
+    for (auto at = log.find("cannot start a worker"); at != std::string::npos;
+         at = log.find("cannot start a worker", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(wait_until([&] { return failed_starts() >= 6; }, 20s)) << sup_->stderr_text();
+  EXPECT_NE(sup_->stderr_text().find("too many open files"), std::string::npos)
+      << sup_->stderr_text();
+  // The other worker goes on serving: no job fails for want of fds in another slot.
+  for (uint64_t id = 1; id <= 20; ++id) sup_->submit(id, "echo", id);
+  for (uint64_t id = 1; id <= 20; ++id) {
+    const auto r = sup_->result(id);
+    ASSERT_EQ(code_of(r), "ok") << id;
+    EXPECT_EQ(*r->worker_pid, static_cast<uint64_t>(workers[1]));
+  }
+  // With fds back, the backoff's next try brings the pool to full size again.
+  ASSERT_EQ(::prlimit(sup, RLIMIT_NOFILE, &saved, nullptr), 0);
+  EXPECT_TRUE(all_idle());
+}
+
+TEST_F(SupervisorTest, AWorkerBinaryThatCannotBeSpawnedAnswersPoolUnavailable) {
+  start({.args = {"--worker", "/nonexistent/kiln-worker"}});
+  sup_->submit(1, "echo", 1);
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  EXPECT_EQ(r->error->message,
+            "workers keep failing to start: cannot start /nonexistent/kiln-worker: no such file "
+            "or directory");
+  EXPECT_NE(sup_->stderr_text().find("cannot start a worker: cannot start "
+                                     "/nonexistent/kiln-worker: no such file or directory"),
+            std::string::npos)
+      << sup_->stderr_text();
+  EXPECT_EQ(children_of(sup_->process().pid()), std::vector<pid_t>{});
+}
+
+TEST_F(SupervisorTest, AFloodOfSubmitsIsAnsweredOverloadedWithMemoryBounded) {
+  start({.args = {"--max-queue", "1000"}, .workers = 1});
+  ASSERT_TRUE(all_idle(1));
+  const pid_t sup = sup_->process().pid();
+  sup_->submit(1, "selftest", {{"action", "sleep"}, {"ms", 2000}});
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  const unsigned long rss_before = rss_kb(sup);
+  // 50,000 submits written as fast as the pipe takes them, while we read the answers.
+  constexpr uint64_t kFlood = 50000;
+  std::string frames;
+  for (uint64_t id = 2; id < 2 + kFlood; ++id) {
+    proto::Submit s;
+    s.id = id;
+    s.kind = "echo";
+    s.payload.bytes = std::string("\xc4\x40") + std::string(64, 'x');  // bin 8, 64 bytes
+    proto::encode(s, frames);
+  }
+  std::thread writer([&] { EXPECT_TRUE(sup_->link().write_bytes(frames)); });
+  std::map<std::string, uint64_t> codes;
+  unsigned long rss_peak = rss_before;
+  for (uint64_t n = 0; n < kFlood; ++n) {
+    auto e = sup_->next_event(60s);
+    ASSERT_TRUE(e.has_value()) << n << " answered";
+    auto* r = std::get_if<proto::Result>(&*e);
+    if (r == nullptr || r->id == 1) {
+      --n;  // not one of the flood's answers
+      continue;
+    }
+    ++codes[code_of(*r)];
+    if (n % 5000 == 0) rss_peak = std::max(rss_peak, rss_kb(sup));
+  }
+  writer.join();
+  EXPECT_EQ(codes["overloaded"], kFlood - 1000);
+  EXPECT_EQ(codes["ok"], 1000u) << "the queue's 1,000 run once the sleep ends";
+  // Bounded: 1,000 queued jobs, and at most 4 MiB of answers held back for a client that reads
+  // slower than they come (beyond that the supervisor stops reading its submits) -- not the
+  // whole flood's 4.5 MB of submits and 5 MB of answers.
+  EXPECT_LT(rss_peak - rss_before, 8u << 10)
+      << rss_before << " KiB before, " << rss_peak << " KiB at the peak";
+  const std::string log = sup_->stderr_text();
+  EXPECT_NE(
+      log.find("the queue is full (1000 jobs, --max-queue): new jobs are answered overloaded"),
+      std::string::npos)
+      << log;
+  EXPECT_NE(log.find("the queue has room again after 49000 jobs were answered overloaded"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(code_of(sup_->result(1)), "ok");
 }
 
 // ---- Command line ----
