@@ -58,7 +58,7 @@ std::string show_rate(const Summary& s) {
   return format("%.0f jobs/s (%.0f-%.0f)", s.median, s.min, s.max);
 }
 std::string show_kib(double kib) { return format("%.2f MiB (%.0f KiB)", kib / 1024, kib, 0); }
-std::string show_ratio(double r) { return format("%.2fx", r, 0, 0); }
+std::string show_ratio(double r) { return format(r < 0.1 ? "%.4fx" : "%.2fx", r, 0, 0); }
 
 void row(const std::string& figure, const std::string& kiln, const std::string& comparison,
          const std::string& ratio, const std::string& target, std::optional<bool> met) {
