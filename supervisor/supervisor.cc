@@ -2,15 +2,19 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/build_key.h"
@@ -97,8 +101,12 @@ proto::Hello Supervisor::hello() const {
 int Supervisor::run() {
   if (uv_loop_init(&loop_) != 0) fatal_errno("uv_loop_init");
   uv_timer_init(&loop_, &tick_);
-  const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-  for (int i = 0; i < 3; ++i) {
+  // Whatever a dead worker leaves running is handed to us, not to init, so that we can end it:
+  // a command whose group we never learned (the worker died between starting it and saying so)
+  // and anything that left its group. Each SIGCHLD looks for such orphans.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  const int signums[4] = {SIGTERM, SIGINT, SIGHUP, SIGCHLD};
+  for (int i = 0; i < 4; ++i) {
     uv_signal_init(&loop_, &signals_[i]);
     signals_[i].data = this;
     uv_signal_start(
@@ -129,6 +137,7 @@ int Supervisor::run() {
     settle();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
+  end_orphans();  // those of the workers that stopped last
   const int rc = uv_loop_close(&loop_);
   if (rc != 0) {
     spdlog::error("the event loop still had open handles at exit: {}", uv_strerror(rc));
@@ -329,6 +338,10 @@ void Supervisor::on_client_end(ClientConnection& client) {
 }
 
 void Supervisor::on_signal(int signum) {
+  if (signum == SIGCHLD) {
+    end_orphans();
+    return;
+  }
   if (signum == SIGINT && ++sigints_ >= 2) {
     spdlog::warn("second SIGINT: killing the workers now");
     pool_->kill_all();
@@ -337,6 +350,33 @@ void Supervisor::on_signal(int signum) {
   }
   begin_shutdown(false, std::string("received ") + signal_name(signum));
   settle();
+}
+
+void Supervisor::end_orphans() {
+  std::set<pid_t> workers;
+  for (const auto& w : workers_) {
+    if (w) workers.insert(w->pid());
+  }
+  for (const auto& [raw, owned] : retired_) workers.insert(raw->pid());
+  const std::string list = "/proc/self/task/" + std::to_string(::getpid()) + "/children";
+  // Killing one can hand us its children in turn: rounds until none is left.
+  for (int round = 0; round < 64; ++round) {
+    std::vector<pid_t> orphans;
+    std::istringstream in(read_small_file(list).value_or(""));
+    for (pid_t pid; in >> pid;) {
+      if (workers.count(pid) == 0) orphans.push_back(pid);
+    }
+    if (orphans.empty()) return;
+    for (pid_t pid : orphans) {
+      // Its group too, if it leads one (a job's command does); a pid that leads no group names
+      // no group, so this cannot hit anyone else.
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+    }
+    for (pid_t pid : orphans) ::waitpid(pid, nullptr, 0);
+    spdlog::warn("killed {} process{} left behind by a worker that died", orphans.size(),
+                 orphans.size() == 1 ? "" : "es");
+  }
 }
 
 void Supervisor::begin_shutdown(bool drain, const std::string& why) {

@@ -51,6 +51,8 @@ class Supervisor : public PoolEnv {
   void on_client_end(ClientConnection& client);
   void on_signal(int signum);
   void begin_shutdown(bool drain, const std::string& why);
+  // Kills and reaps our children that are not workers: what dead workers left behind.
+  void end_orphans();
   void retire(std::size_t slot);
   // After every event: re-arm the deadline timer, and finish once the pool has stopped.
   void settle();
@@ -71,7 +73,7 @@ class Supervisor : public PoolEnv {
   std::map<ClientId, std::unique_ptr<ClientConnection>> clients_;
   ClientId next_client_ = 1;
   uv_timer_t tick_;
-  uv_signal_t signals_[3];
+  uv_signal_t signals_[4];  // SIGTERM, SIGINT, SIGHUP, SIGCHLD
   uv_poll_t parent_poll_;
   uv_pipe_t listener_;
   bool listening_ = false;

@@ -493,6 +493,42 @@ TEST(SupervisorLifetime, SupervisorSigkilledTakesWorkersAndTheirCommandsWithIt) 
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
+// Found by the soak: a worker killed after starting a command but before telling the supervisor
+// its process group left the command running (reparented to init). The supervisor is now the
+// subreaper of its workers' descendants and ends what a dead worker leaves. A command that left
+// its group (setsid) is the deterministic case of the same escape.
+TEST_F(SupervisorTest, WhatADeadWorkerLeavesBehindIsKilled) {
+  start({.workers = 1});
+  ASSERT_TRUE(all_idle(1));
+  const std::string marker = "kiln-orphan-test-" + std::to_string(::getpid());
+  sup_->submit(
+      1, "exec",
+      {{"argv", {"sh", "-c", "setsid sh -c 'sleep 300; :' " + marker + " & sleep 300", marker}}});
+  auto escaped = [&] {
+    std::vector<pid_t> found;
+    for (pid_t pid : all_pids()) {
+      std::string cmd = read_small_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
+      std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+      if (cmd.rfind("sh -c sleep 300; : " + marker, 0) == 0 && is_running(pid))
+        found.push_back(pid);
+    }
+    return found;
+  };
+  ASSERT_TRUE(wait_until([&] { return escaped().size() == 1; }, 10s));
+  const pid_t worker = worker_pids().at(0);
+  ::kill(worker, SIGKILL);
+  EXPECT_EQ(code_of(sup_->result(1)), "worker_crashed");
+  EXPECT_TRUE(wait_until([&] { return escaped().empty(); }, 5s)) << escaped().size();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return sup_->stderr_text().find("left behind by a worker that died") != std::string::npos;
+      },
+      5s))
+      << sup_->stderr_text();
+  EXPECT_TRUE(all_idle(1));
+  EXPECT_EQ(children_of(sup_->process().pid(), /*zombies=*/true), std::vector<pid_t>{});
+}
+
 // ---- Hygiene ----
 
 TEST_F(SupervisorTest, WorkersInheritOnlyStdioAndTheirLink) {
