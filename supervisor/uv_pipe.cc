@@ -84,7 +84,13 @@ void Pipe::write_cb(uv_write_t* req, int status) {
     return;
   }
   self->flush();
-  if (!self->writing_ && self->on_drained_) self->on_drained_();
+  if (self->writing_) return;
+  // Drained: an idle link keeps no burst-sized buffer (a daemon may hold many idle clients).
+  constexpr std::size_t kKeep = 64u << 10;
+  if (self->in_flight_.capacity() > kKeep) std::string().swap(self->in_flight_);
+  if (self->pending_.empty() && self->pending_.capacity() > kKeep)
+    std::string().swap(self->pending_);
+  if (self->on_drained_) self->on_drained_();
 }
 
 void Pipe::close(std::function<void()> on_closed) {
