@@ -3,7 +3,6 @@
 // anonymous and file-backed parts, and PSS (shared library pages divided among the processes
 // that map them: the memory one more worker really costs).
 //   worker_idle_rss [--quick] [--workers N] [--worker PATH]
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,50 +11,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "bench/bench.h"
-#include "common/build_key.h"
 #include "common/fd.h"
 
 namespace {
 
-struct Worker {
-  pid_t pid;
-  kiln::UniqueFd to, from;
-};
-
-// A kB figure from /proc/PID/<file> ("Key:   123 kB").
-unsigned long field_kb(pid_t pid, const char* file, const std::string& key) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0)
-      return std::strtoul(line.c_str() + key.size() + 1, nullptr, 10);
-  }
-  return 0;
-}
+using Worker = kiln::bench::LinkedChild;
 
 Worker start(const std::string& path) {
-  auto [to_read, to_write] = kiln::make_pipe();
-  auto [from_read, from_write] = kiln::make_pipe();
-  const std::string parent = std::to_string(::getpid());
-  const std::string key = "KILN_KEY=" + kiln::base64_encode("bench");
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    // Copies above the targets first: a source fd may itself be 3 or 4.
-    const int in = ::fcntl(to_read.get(), F_DUPFD, 10),
-              out = ::fcntl(from_write.get(), F_DUPFD, 10);
-    ::dup2(in, 3);
-    ::dup2(out, 4);
-    ::putenv(const_cast<char*>(key.c_str()));
-    ::execl(path.c_str(), path.c_str(), "--parent", parent.c_str(), "--read-fd", "3", "--write-fd",
-            "4", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  return Worker{pid, std::move(to_write), std::move(from_read)};
+  return kiln::bench::spawn_linked(
+      {path, "--parent", std::to_string(::getpid()), "--read-fd", "3", "--write-fd", "4"});
 }
 
 bool await_ready(const Worker& w) {
@@ -104,10 +72,10 @@ int main(int argc, char** argv) {
     }
   }
   for (const Worker& w : pool) {
-    rss.push_back(field_kb(w.pid, "status", "VmRSS"));
-    anon.push_back(field_kb(w.pid, "status", "RssAnon"));
-    file.push_back(field_kb(w.pid, "status", "RssFile"));
-    pss.push_back(field_kb(w.pid, "smaps_rollup", "Pss"));
+    rss.push_back(kiln::proc_kb(w.pid, "status", "VmRSS"));
+    anon.push_back(kiln::proc_kb(w.pid, "status", "RssAnon"));
+    file.push_back(kiln::proc_kb(w.pid, "status", "RssFile"));
+    pss.push_back(kiln::proc_kb(w.pid, "smaps_rollup", "Pss"));
   }
   for (Worker& w : pool) w.to.reset();  // end of input: the worker exits 0
   int failures = 0;

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -90,28 +92,49 @@ std::optional<std::string> read_small_file(const std::string& path) {
   }
 }
 
-namespace {
-
-// The value of one "Key:\t value" line of /proc/PID/status, or "" if absent.
-std::string status_field(pid_t pid, const std::string& key) {
-  const auto text = read_small_file("/proc/" + std::to_string(pid) + "/status");
-  if (!text) return "";
+unsigned long proc_kb(pid_t pid, const char* file, std::string_view key) {
+  const auto text = read_small_file("/proc/" + std::to_string(pid) + "/" + file);
+  if (!text) return 0;
   std::istringstream in(*text);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.compare(0, key.size(), key) == 0 && line.size() > key.size() &&
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
         line[key.size()] == ':') {
-      return line.substr(key.size() + 1);
+      return std::strtoul(line.c_str() + key.size() + 1, nullptr, 10);
     }
   }
-  return "";
+  return 0;
 }
 
-}  // namespace
+unsigned long rss_kb(pid_t pid) { return proc_kb(pid, "status", "VmRSS"); }
 
-unsigned long rss_kb(pid_t pid) {
-  std::string v = status_field(pid, "VmRSS");
-  return v.empty() ? 0 : std::strtoul(v.c_str(), nullptr, 10);
+std::vector<pid_t> child_pids(pid_t pid) {
+  const std::string tid = std::to_string(pid);
+  std::istringstream in(
+      read_small_file("/proc/" + tid + "/task/" + tid + "/children").value_or(""));
+  std::vector<pid_t> pids;
+  for (pid_t p; in >> p;) pids.push_back(p);
+  return pids;
+}
+
+std::size_t kill_children_except(const std::vector<pid_t>& spare) {
+  std::size_t killed = 0;
+  for (int round = 0; round < 64; ++round) {
+    std::vector<pid_t> doomed;
+    for (pid_t pid : child_pids(::getpid())) {
+      if (std::find(spare.begin(), spare.end(), pid) == spare.end()) doomed.push_back(pid);
+    }
+    if (doomed.empty()) break;
+    for (pid_t pid : doomed) {
+      // Its group too, if it leads one (a command does); a pid that leads no group names no
+      // group, so this cannot hit anyone else.
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+    }
+    for (pid_t pid : doomed) ::waitpid(pid, nullptr, 0);
+    killed += doomed.size();
+  }
+  return killed;
 }
 
 std::string beside_self(std::string_view name) {

@@ -59,8 +59,20 @@ std::pair<UniqueFd, UniqueFd> make_pipe();
 // which std::ifstream turns into an exception from inside its iterators; this never throws.
 std::optional<std::string> read_small_file(const std::string& path);
 
-// The resident set size of a process in KiB from /proc/PID/status, or 0 if it is gone.
+// A figure in KiB from a "Key:   123 kB" line of /proc/PID/<file> (status, smaps_rollup), or 0
+// if the process or the line is gone.
+unsigned long proc_kb(pid_t pid, const char* file, std::string_view key);
+// The resident set size of a process in KiB (VmRSS), or 0 if it is gone.
 unsigned long rss_kb(pid_t pid);
+
+// The children of a process (of its main thread, which is every child of a single-threaded
+// forker and every orphan handed to a subreaper), from /proc/PID/task/PID/children.
+std::vector<pid_t> child_pids(pid_t pid);
+
+// Kills (SIGKILL, with the process group each one leads) and reaps every child of this process
+// not in `spare`, in rounds, since killing one can hand us its children in turn. For a
+// subreaper: what was left behind. Returns how many it killed.
+std::size_t kill_children_except(const std::vector<pid_t>& spare);
 
 // The path of `name` in the directory of this process's own binary (/proc/self/exe): how each
 // binary finds its siblings (kiln-worker, kiln-supervisor) by default.

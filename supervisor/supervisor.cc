@@ -13,8 +13,6 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <set>
-#include <sstream>
 #include <thread>
 
 #include "common/build_key.h"
@@ -353,29 +351,13 @@ void Supervisor::on_signal(int signum) {
 }
 
 void Supervisor::end_orphans() {
-  std::set<pid_t> workers;
+  std::vector<pid_t> workers;
   for (const auto& w : workers_) {
-    if (w) workers.insert(w->pid());
+    if (w) workers.push_back(w->pid());
   }
-  for (const auto& [raw, owned] : retired_) workers.insert(raw->pid());
-  const std::string list = "/proc/self/task/" + std::to_string(::getpid()) + "/children";
-  // Killing one can hand us its children in turn: rounds until none is left.
-  for (int round = 0; round < 64; ++round) {
-    std::vector<pid_t> orphans;
-    std::istringstream in(read_small_file(list).value_or(""));
-    for (pid_t pid; in >> pid;) {
-      if (workers.count(pid) == 0) orphans.push_back(pid);
-    }
-    if (orphans.empty()) return;
-    for (pid_t pid : orphans) {
-      // Its group too, if it leads one (a job's command does); a pid that leads no group names
-      // no group, so this cannot hit anyone else.
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
-    }
-    for (pid_t pid : orphans) ::waitpid(pid, nullptr, 0);
-    spdlog::warn("killed {} process{} left behind by a worker that died", orphans.size(),
-                 orphans.size() == 1 ? "" : "es");
+  for (const auto& [raw, owned] : retired_) workers.push_back(raw->pid());
+  if (const std::size_t n = kill_children_except(workers)) {
+    spdlog::warn("killed {} process{} left behind by a worker that died", n, n == 1 ? "" : "es");
   }
 }
 

@@ -125,10 +125,7 @@ std::string SupervisorHarness::stderr_text() {
 
 std::vector<pid_t> children_of(pid_t pid, bool zombies) {
   std::vector<pid_t> kids;
-  std::istringstream in(
-      read_small_file("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children")
-          .value_or(""));
-  for (pid_t k; in >> k;) {
+  for (pid_t k : child_pids(pid)) {
     if (is_running(k) != zombies) kids.push_back(k);
   }
   return kids;

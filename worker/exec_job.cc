@@ -191,22 +191,6 @@ struct Capture {
   }
 };
 
-// Kills and reaps whatever is still a child of the worker: commands that left their group
-// (setsid) and were handed to the worker as subreaper when their parent died. The worker has no
-// children of its own between jobs, so every one of them is a leftover of the job. Killing one
-// can hand the worker its children in turn, so this goes in rounds until none are left.
-void kill_leftover_children() {
-  const std::string list = "/proc/self/task/" + std::to_string(::getpid()) + "/children";
-  for (int round = 0; round < 64; ++round) {
-    std::vector<pid_t> children;
-    std::istringstream in(read_small_file(list).value_or(""));
-    for (pid_t pid; in >> pid;) children.push_back(pid);
-    if (children.empty()) return;
-    for (pid_t pid : children) ::kill(pid, SIGKILL);
-    for (pid_t pid : children) ::waitpid(pid, nullptr, 0);
-  }
-}
-
 uint64_t micros(const timeval& tv) {
   return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
 }
@@ -352,7 +336,10 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
       err.fd.reset();
     }
   }
-  kill_leftover_children();
+  // Whatever is still a child of the worker is a leftover of the job: commands that left their
+  // group (setsid) and were handed to the worker as subreaper when their parent died. The worker
+  // has no children of its own between jobs.
+  kill_children_except({});
   const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
 
   if (timed_out) {
