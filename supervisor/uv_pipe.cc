@@ -76,8 +76,6 @@ void Pipe::write_cb(uv_write_t* req, int status) {
   auto* self = static_cast<Pipe*>(req->data);
   self->writing_ = false;
   self->in_flight_.clear();
-  // Keep large buffers from lingering after a burst.
-  if (self->in_flight_.capacity() > (1u << 20)) self->in_flight_.shrink_to_fit();
   if (status != 0) {
     self->write_failed_ = true;  // UV_EPIPE: the peer is gone; UV_ECANCELED: we are closing
     self->pending_.clear();
