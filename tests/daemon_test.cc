@@ -21,6 +21,7 @@ namespace {
 using kiln::testing::Child;
 using kiln::testing::environment_with;
 using kiln::testing::pipe_pair;
+using kiln::testing::processes_with;
 using kiln::testing::read_all;
 using kiln::testing::wait_until;
 using namespace std::chrono_literals;
@@ -41,19 +42,6 @@ class TempDir {
 bool exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
-}
-
-// Pids of the processes whose command line holds `needle`.
-std::vector<pid_t> processes_with(const std::string& needle) {
-  std::vector<pid_t> pids;
-  for (pid_t pid : kiln::testing::all_pids()) {
-    std::string cmd =
-        kiln::read_small_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
-    for (char& c : cmd) c = c == '\0' ? ' ' : c;
-    if (cmd.find(needle) != std::string::npos && kiln::testing::is_running(pid))
-      pids.push_back(pid);
-  }
-  return pids;
 }
 
 Child start_daemon(const std::string& socket, std::vector<std::string> extra = {},

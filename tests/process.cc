@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -192,6 +193,16 @@ std::vector<pid_t> processes_in_group(pid_t pgid) {
   for (pid_t pid : all_pids()) {
     const auto f = stat_fields(pid);
     if (f.size() > 2 && f[0] != "Z" && std::atoi(f[2].c_str()) == pgid) pids.push_back(pid);
+  }
+  return pids;
+}
+
+std::vector<pid_t> processes_with(const std::string& needle) {
+  std::vector<pid_t> pids;
+  for (pid_t pid : all_pids()) {
+    std::string cmd = read_small_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    if (cmd.find(needle) != std::string::npos && is_running(pid)) pids.push_back(pid);
   }
   return pids;
 }

@@ -90,6 +90,9 @@ std::string read_all(int fd, std::chrono::milliseconds timeout);
 std::vector<pid_t> all_pids();
 // Pids of the processes whose process group is `pgid`, from /proc.
 std::vector<pid_t> processes_in_group(pid_t pgid);
+// Pids of the running processes whose command line (arguments joined by spaces) contains
+// `needle`.
+std::vector<pid_t> processes_with(const std::string& needle);
 // True if `pid` exists and is not a zombie.
 bool is_running(pid_t pid);
 // Open fds of a process with what they point to ("3 -> pipe:[123]").

@@ -36,10 +36,12 @@
 #include <thread>
 #include <vector>
 
+#include "client/pool.h"
 #include "common/fd.h"
 #include "common/frame.h"
 #include "common/protocol.h"
 #include "tests/process.h"
+#include "tests/supervisor_harness.h"
 
 namespace kiln::soak {
 namespace {
@@ -113,18 +115,12 @@ std::string payload(Fields&&... fields) {
   return std::string(buf.data(), buf.size());
 }
 
-std::string exec_payload(const std::vector<std::string>& argv, const std::string& stdin_data = "") {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(stdin_data.empty() ? 1 : 2);
-  pk.pack("argv");
-  pk.pack(argv);
-  if (!stdin_data.empty()) {
-    pk.pack("stdin");
-    pk.pack_bin(static_cast<uint32_t>(stdin_data.size()));
-    pk.pack_bin_body(stdin_data.data(), static_cast<uint32_t>(stdin_data.size()));
-  }
-  return std::string(buf.data(), buf.size());
+std::string exec_payload(std::vector<std::string> argv,
+                         std::optional<std::string> stdin_data = {}) {
+  client::ExecRequest r;
+  r.argv = std::move(argv);
+  r.stdin_data = std::move(stdin_data);
+  return client::exec_payload(r).bytes;
 }
 
 Expect echo_of(const std::string& payload) {
@@ -430,32 +426,6 @@ std::unique_ptr<Link> connect_socket(const std::string& path, bool paused = fals
   return std::make_unique<Link>(std::move(fd), std::move(second), paused);
 }
 
-// The supervisor's direct children that are workers (exec commands are their children).
-std::vector<pid_t> workers_of(pid_t sup) {
-  std::vector<pid_t> out;
-  std::istringstream in(
-      read_small_file("/proc/" + std::to_string(sup) + "/task/" + std::to_string(sup) + "/children")
-          .value_or(""));
-  for (pid_t p; in >> p;) out.push_back(p);
-  return out;
-}
-
-char state_of(pid_t pid) {
-  const std::string stat = read_small_file("/proc/" + std::to_string(pid) + "/stat").value_or("");
-  const auto close = stat.rfind(')');
-  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
-}
-
-std::vector<pid_t> processes_with(const std::string& needle) {
-  std::vector<pid_t> out;
-  for (pid_t pid : testing::all_pids()) {
-    std::string cmd = read_small_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find(needle) != std::string::npos && testing::is_running(pid)) out.push_back(pid);
-  }
-  return out;
-}
-
 int run(const Config& c) {
   const std::string token =
       "kiln-soak-" + std::to_string(::getpid()) + "-" + std::to_string(c.seed);
@@ -538,12 +508,11 @@ int run(const Config& c) {
           for (const auto& w : st->worker_list)
             if (w.state == "idle" || w.state == "busy") up.push_back(static_cast<pid_t>(w.pid));
         }
-        const auto kids = workers_of(sup_pid);
-        for (pid_t k : kids) {
-          if (state_of(k) != 'Z') {
-            zombie_since.erase(k);
-            continue;
-          }
+        const auto zombies = testing::children_of(sup_pid, /*zombies=*/true);
+        std::erase_if(zombie_since, [&](const auto& z) {
+          return std::find(zombies.begin(), zombies.end(), z.first) == zombies.end();
+        });
+        for (pid_t k : zombies) {
           ++zombie_samples;
           auto [it, fresh] = zombie_since.emplace(k, Clock::now());
           if (!fresh && Clock::now() - it->second > 1s)
@@ -551,7 +520,7 @@ int run(const Config& c) {
         }
         if (!up.empty() && rng() % 3 != 0) {
           const pid_t victim = up[rng() % up.size()];
-          if (state_of(victim) != 'Z') {
+          if (testing::is_running(victim)) {
             if (rng() % 5 < 3) {
               {
                 std::lock_guard lock(g_killed_mu);
@@ -665,7 +634,7 @@ int run(const Config& c) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     stop = true;
     chaos.join();
-    for (pid_t w : workers_of(sup_pid)) ::kill(w, SIGCONT);
+    for (pid_t w : child_pids(sup_pid)) ::kill(w, SIGCONT);
     for (auto& l : finished_links) {
       l->abandon();
       answered += l->answered();
@@ -707,7 +676,7 @@ int run(const Config& c) {
               std::to_string(rss_end) + " KiB");
 
   // Shutdown, then nothing of ours may be left.
-  const std::vector<pid_t> last_workers = workers_of(sup_pid);
+  const std::vector<pid_t> last_workers = child_pids(sup_pid);
   if (c.mode == "pipe")
     control->close_write();  // end of input: shutdown
   else
@@ -718,7 +687,7 @@ int run(const Config& c) {
   std::vector<pid_t> left;
   wait_until(
       [&] {
-        left = processes_with(token);
+        left = testing::processes_with(token);
         for (pid_t w : last_workers)
           if (testing::is_running(w)) left.push_back(w);
         return left.empty();

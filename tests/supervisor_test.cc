@@ -504,16 +504,7 @@ TEST_F(SupervisorTest, WhatADeadWorkerLeavesBehindIsKilled) {
   sup_->submit(
       1, "exec",
       {{"argv", {"sh", "-c", "setsid sh -c 'sleep 300; :' " + marker + " & sleep 300", marker}}});
-  auto escaped = [&] {
-    std::vector<pid_t> found;
-    for (pid_t pid : all_pids()) {
-      std::string cmd = read_small_file("/proc/" + std::to_string(pid) + "/cmdline").value_or("");
-      std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-      if (cmd.rfind("sh -c sleep 300; : " + marker, 0) == 0 && is_running(pid))
-        found.push_back(pid);
-    }
-    return found;
-  };
+  auto escaped = [&] { return processes_with("sh -c sleep 300; : " + marker); };
   ASSERT_TRUE(wait_until([&] { return escaped().size() == 1; }, 10s));
   const pid_t worker = worker_pids().at(0);
   ::kill(worker, SIGKILL);
