@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+#include <thread>
 
 #include "common/build_key.h"
 
@@ -95,29 +96,37 @@ void write_all(int fd, std::string_view data) {
   }
 }
 
-Supervisor::Supervisor(const std::vector<std::string>& args) {
+LinkedChild spawn_linked(const std::vector<std::string>& argv) {
   auto [to_read, to_write] = make_pipe();
   auto [from_read, from_write] = make_pipe();
-  std::vector<std::string> argv = {
-      beside_self("kiln-supervisor"), "--read-fd", "3", "--write-fd", "4", "--log-level", "warn"};
-  argv.insert(argv.end(), args.begin(), args.end());
   const std::string key = "KILN_KEY=" + base64_encode("bench");
-  pid_ = ::fork();
-  if (pid_ < 0) die("fork failed");
-  if (pid_ == 0) {
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) die("fork failed");
+  if (pid == 0) {
+    // Copies above the targets first: a source fd may itself be 3 or 4.
     const int in = ::fcntl(to_read.get(), F_DUPFD, 10),
               out = ::fcntl(from_write.get(), F_DUPFD, 10);
     ::dup2(in, 3);
     ::dup2(out, 4);
     ::putenv(const_cast<char*>(key.c_str()));
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
     ::execv(cargv[0], cargv.data());
     ::_exit(127);
   }
-  to_ = std::move(to_write);
-  from_ = std::move(from_read);
+  return {pid, std::move(to_write), std::move(from_read)};
+}
+
+Supervisor::Supervisor(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {
+      beside_self("kiln-supervisor"), "--read-fd", "3", "--write-fd", "4", "--log-level", "warn"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  LinkedChild child = spawn_linked(argv);
+  pid_ = child.pid;
+  to_ = std::move(child.to);
+  from_ = std::move(child.from);
   const proto::ClientEvent first = next();
   if (!std::holds_alternative<proto::Hello>(first)) die("the supervisor did not say hello first");
   hello_ = std::get<proto::Hello>(first);
@@ -192,14 +201,26 @@ void Supervisor::await_idle_workers(std::size_t count, const std::vector<uint64_
   }
 }
 
-std::string submit_frame(uint64_t id, const std::string& kind, const std::string& payload) {
+std::string Supervisor::submit_frame(const std::string& kind, const std::string& payload) {
   proto::Submit s;
-  s.id = id;
+  s.id = next_id_++;
   s.kind = kind;
   s.payload.bytes = payload;
   std::string frame;
   proto::encode(s, frame);
   return frame;
+}
+
+double Supervisor::burst(const std::string& kind, const std::string& payload, int n) {
+  std::string all;
+  for (int i = 0; i < n; ++i) all += submit_frame(kind, payload);
+  const auto start = Clock::now();
+  std::thread writer([&] { send(all); });
+  for (int i = 0; i < n; ++i) {
+    if (!next_result().ok) die("a " + kind + " job failed");
+  }
+  writer.join();
+  return micros_since(start);
 }
 
 std::string bin_payload(std::size_t n) {
@@ -219,15 +240,6 @@ std::string sleep_payload(uint64_t ms) {
   pk.pack("sleep");
   pk.pack("ms");
   pk.pack(ms);
-  return std::string(buf.data(), buf.size());
-}
-
-std::string exec_payload(const std::vector<std::string>& argv) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(1);
-  pk.pack("argv");
-  pk.pack(argv);
   return std::string(buf.data(), buf.size());
 }
 

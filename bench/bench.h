@@ -60,6 +60,14 @@ struct Options {
 };
 Options parse_options(int argc, char** argv, const char* usage);
 
+// A link to a child process the way Kiln's binaries take one: our ends of two close-on-exec
+// pipes, the child's at its fds 3 (reads) and 4 (writes), KILN_KEY set to the benchmarks' key.
+struct LinkedChild {
+  pid_t pid = -1;
+  UniqueFd to, from;
+};
+LinkedChild spawn_linked(const std::vector<std::string>& argv);
+
 // A kiln-supervisor of our own with its client link on a pipe pair, spoken to in raw frames.
 class Supervisor {
  public:
@@ -73,6 +81,11 @@ class Supervisor {
   const proto::Hello& hello() const { return hello_; }
 
   void send(const std::string& frame);
+  // An encoded submit of a job with the next unused id.
+  std::string submit_frame(const std::string& kind, const std::string& payload_msgpack);
+  // Submits n such jobs at once (written from a second thread while this one reads) and waits
+  // for their n results; the time that took in microseconds. Exits if a job fails.
+  double burst(const std::string& kind, const std::string& payload_msgpack, int n);
   // The next message; exits the program with a message if the link ends or breaks.
   proto::ClientEvent next();
   proto::Result next_result();
@@ -89,14 +102,13 @@ class Supervisor {
   FrameReader reader_;
   std::deque<std::string> bodies_;
   proto::Hello hello_;
+  uint64_t next_id_ = 1;
 };
 
-// An encoded submit frame.
-std::string submit_frame(uint64_t id, const std::string& kind, const std::string& payload_msgpack);
-// msgpack of a bin of n bytes, and of a map {action: "sleep", ms: N} for selftest.
+// msgpack of a bin of n bytes, and of a map {action: "sleep", ms: N} for selftest. (An exec
+// payload: kiln::client::exec_payload.)
 std::string bin_payload(std::size_t n);
 std::string sleep_payload(uint64_t ms);
-std::string exec_payload(const std::vector<std::string>& argv);
 
 // Runs a command (argv[0] found on PATH) to completion with stdout and stderr to /dev/null;
 // its wall time in microseconds, or exits the program if it fails.

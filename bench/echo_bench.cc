@@ -152,11 +152,11 @@ double relay_throughput(Relay& relay, int n) {
   return n / (micros_since(start) / 1e6);
 }
 
-RoundTrips kiln_round_trips(Supervisor& sup, int n, uint64_t& next_id) {
+RoundTrips kiln_round_trips(Supervisor& sup, int n) {
   const std::string payload = bin_payload(30);
   std::vector<double> samples;
   for (int i = 0; i < n; ++i) {
-    const std::string frame = submit_frame(next_id++, "echo", payload);
+    const std::string frame = sup.submit_frame("echo", payload);
     const auto start = Clock::now();
     sup.send(frame);
     const proto::Result r = sup.next_result();
@@ -165,19 +165,6 @@ RoundTrips kiln_round_trips(Supervisor& sup, int n, uint64_t& next_id) {
   }
   const Summary s = summarize(samples);
   return {s.median, s.p99};
-}
-
-double kiln_throughput(Supervisor& sup, int n, uint64_t& next_id) {
-  const std::string payload = bin_payload(30);
-  std::string all;
-  for (int i = 0; i < n; ++i) all += submit_frame(next_id++, "echo", payload);
-  const auto start = Clock::now();
-  std::thread writer([&] { sup.send(all); });
-  for (int i = 0; i < n; ++i) {
-    if (!sup.next_result().ok) die("an echo job failed");
-  }
-  writer.join();
-  return n / (micros_since(start) / 1e6);
 }
 
 }  // namespace
@@ -193,19 +180,18 @@ int main(int argc, char** argv) {
   Relay relay;
   Supervisor sup({"--workers", "2"});
   sup.await_idle_workers(2);
-  uint64_t next_id = 1;
-  kiln_round_trips(sup, 200, next_id);  // warm both up
+  kiln_round_trips(sup, 200);  // warm both up
   relay_round_trips(relay, 200);
   for (int round = 0; round < o.rounds; ++round) {
     // Interleaved, so that whatever else the machine does falls on all of them alike.
     const RoundTrips r = relay_round_trips(relay, trips);
     relay_med.push_back(r.median);
     relay_p99.push_back(r.p99);
-    const RoundTrips k = kiln_round_trips(sup, trips, next_id);
+    const RoundTrips k = kiln_round_trips(sup, trips);
     kiln_med.push_back(k.median);
     kiln_p99.push_back(k.p99);
     relay_rate.push_back(relay_throughput(relay, burst));
-    kiln_rate.push_back(kiln_throughput(sup, burst, next_id));
+    kiln_rate.push_back(burst / (sup.burst("echo", bin_payload(30), burst) / 1e6));
     const auto p = python_figures({"echo-rtt", std::to_string(trips)});
     ppe_med.push_back(p.at(0));
     ppe_p99.push_back(p.at(1));

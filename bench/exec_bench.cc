@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench/bench.h"
+#include "client/pool.h"
 
 extern char** environ;
 
@@ -33,19 +34,6 @@ double spawn_loop(int commands) {
   return micros_since(start);
 }
 
-double kiln_jobs(Supervisor& sup, int commands, uint64_t& next_id) {
-  const std::string payload = exec_payload({"/bin/true"});
-  std::string all;
-  for (int i = 0; i < commands; ++i) all += submit_frame(next_id++, "exec", payload);
-  const auto start = Clock::now();
-  std::thread writer([&] { sup.send(all); });
-  for (int i = 0; i < commands; ++i) {
-    if (!sup.next_result().ok) die("an exec job failed");
-  }
-  writer.join();
-  return micros_since(start);
-}
-
 }  // namespace
 }  // namespace kiln::bench
 
@@ -56,12 +44,14 @@ int main(int argc, char** argv) {
   std::vector<double> kiln, xargs, spawn;
   Supervisor sup({"--workers", "2"});
   sup.await_idle_workers(2);
-  uint64_t next_id = 1;
-  kiln_jobs(sup, 100, next_id);  // warm up
+  kiln::client::ExecRequest true_command;
+  true_command.argv = {"/bin/true"};
+  const std::string payload = kiln::client::exec_payload(true_command).bytes;
+  sup.burst("exec", payload, 100);  // warm up
   const std::string xargs_cmd = "seq " + std::to_string(commands) + " | xargs -P2 -n1 /bin/true";
   for (int round = 0; round < o.rounds; ++round) {
     spawn.push_back(spawn_loop(commands));
-    kiln.push_back(kiln_jobs(sup, commands, next_id));
+    kiln.push_back(sup.burst("exec", payload, commands));
     xargs.push_back(time_command({"sh", "-c", xargs_cmd}));
     std::printf("round %d: posix_spawn %.0f ms, kiln %.0f ms, xargs %.0f ms\n", round + 1,
                 spawn.back() / 1000, kiln.back() / 1000, xargs.back() / 1000);

@@ -52,13 +52,13 @@ void supervisor_memory(const Options& o) {
     sup.await_idle_workers(1);
     idle.push_back(static_cast<double>(rss_kb(sup.pid())));
     // One job holds the only worker, so every later one waits in the queue.
-    sup.send(submit_frame(1, "selftest", sleep_payload(600000)));
+    sup.send(sup.submit_frame("selftest", sleep_payload(600000)));
     while (sup.stats().jobs_running != 1) {
     }
     const double before = static_cast<double>(rss_kb(sup.pid()));
     const std::string payload = bin_payload(30);
     std::string all;
-    for (int i = 0; i < queued; ++i) all += submit_frame(2 + i, "echo", payload);
+    for (int i = 0; i < queued; ++i) all += sup.submit_frame("echo", payload);
     sup.send(all);
     const proto::Stats s = sup.stats();  // answered after every submit before it was read
     if (s.jobs_queued != static_cast<uint64_t>(queued)) die("the queue did not fill");
