@@ -152,16 +152,28 @@ int exec_command(const ExecCommandOptions& options) {
   return signal != 0 ? exit_code::kSignalBase + signal : v.value("exit_code", 0);
 }
 
-int stats_command(const std::string& socket_option) {
+namespace {
+
+// The daemon on --socket (or the default socket), for a subcommand that only talks to one that
+// runs: nothing is started. Says why on stderr, under `command`'s name, when it cannot.
+std::unique_ptr<Pool> running_daemon(const std::string& socket_option, const char* command) {
   Expected<std::string> socket =
       socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
   Expected<std::unique_ptr<Pool>> pool =
       socket ? Pool::connect(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
   if (!pool) {
-    std::fprintf(stderr, "kiln stats: %s\n", pool.error().c_str());
-    return 1;
+    std::fprintf(stderr, "kiln %s: %s\n", command, pool.error().c_str());
+    return nullptr;
   }
-  Expected<proto::Stats> st = (*pool)->stats();
+  return std::move(*pool);
+}
+
+}  // namespace
+
+int stats_command(const std::string& socket_option) {
+  std::unique_ptr<Pool> pool = running_daemon(socket_option, "stats");
+  if (!pool) return 1;
+  Expected<proto::Stats> st = pool->stats();
   if (!st) {
     std::fprintf(stderr, "kiln stats: %s\n", st.error().c_str());
     return 1;
@@ -173,15 +185,9 @@ int stats_command(const std::string& socket_option) {
 }
 
 int shutdown_command(const std::string& socket_option, bool drain) {
-  Expected<std::string> socket =
-      socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
-  Expected<std::unique_ptr<Pool>> pool =
-      socket ? Pool::connect(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
-  if (!pool) {
-    std::fprintf(stderr, "kiln shutdown: %s\n", pool.error().c_str());
-    return 1;
-  }
-  (*pool)->shutdown(drain);
+  std::unique_ptr<Pool> pool = running_daemon(socket_option, "shutdown");
+  if (!pool) return 1;
+  pool->shutdown(drain);
   return 0;
 }
 
