@@ -292,77 +292,74 @@ def test_a_given_key_is_the_pools_key(supervisor):
         assert p.hello["workers"] == 1 and p.hello["kinds"] == ["echo", "exec"]
 
 
-def test_connect_to_a_daemon(supervisor):
+@pytest.fixture
+def daemon(supervisor):
+    """start(*options) runs kiln-supervisor --listen on a fresh socket and returns (process,
+    path) once the path exists; whatever a test leaves running is killed afterwards."""
+    started = []
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "kiln.sock")
-        daemon = subprocess.Popen([supervisor, "--listen", path, "--workers", "2"])
-        try:
-            assert wait_until(lambda: os.path.exists(path))
-            first = kiln.connect(path)
-            assert first.submit("echo", "one").result(10) == "one"
-            first.close()  # only the connection ends
-            assert daemon.poll() is None
 
-            with kiln.connect(path) as second:
-                r = second.exec(["sh", "-c", "echo two"]).result(10)
-                assert r.stdout == b"two\n"
-                assert second.pid == daemon.pid
-                assert second.shutdown(drain=True) is None
-            assert daemon.wait(10) == 0
-            assert not os.path.exists(path)
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+        def start(*options):
+            path = os.path.join(d, f"kiln{len(started)}.sock")
+            proc = subprocess.Popen([supervisor, "--listen", path, *options])
+            started.append(proc)
+            assert wait_until(lambda: os.path.exists(path))
+            return proc, path
+
+        yield start
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_connect_to_a_daemon(daemon):
+    proc, path = daemon("--workers", "2")
+    first = kiln.connect(path)
+    assert first.submit("echo", "one").result(10) == "one"
+    first.close()  # only the connection ends
+    assert proc.poll() is None
+
+    with kiln.connect(path) as second:
+        r = second.exec(["sh", "-c", "echo two"]).result(10)
+        assert r.stdout == b"two\n"
+        assert second.pid == proc.pid
+        assert second.shutdown(drain=True) is None
+    assert proc.wait(10) == 0
+    assert not os.path.exists(path)
 
     with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
-        kiln.connect(os.path.join(d, "gone.sock"))
+        kiln.connect(path)
 
 
-def test_closing_a_connection_cancels_only_its_own_jobs(supervisor):
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "kiln.sock")
-        daemon = subprocess.Popen([supervisor, "--listen", path, "--workers", "2", "--enable-selftest"])
-        try:
-            assert wait_until(lambda: os.path.exists(path))
-            leaving, staying = kiln.connect(path), kiln.connect(path)
-            lost = leaving.submit("selftest", {"action": "sleep", "ms": 60000})
-            kept = staying.submit("selftest", {"action": "sleep", "ms": 300})
-            assert wait_until(lambda: staying.stats()["jobs_running"] == 2)
-            leaving.close()
-            with pytest.raises(kiln.JobError) as e:
-                lost.result(0)
-            assert (e.value.code, e.value.message) == ("cancelled", "the connection was closed")
-            assert kept.result(10) is None
-            assert wait_until(lambda: staying.stats()["jobs_running"] == 0)
-            staying.shutdown()
-            assert daemon.wait(10) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+def test_closing_a_connection_cancels_only_its_own_jobs(daemon):
+    proc, path = daemon("--workers", "2", "--enable-selftest")
+    leaving, staying = kiln.connect(path), kiln.connect(path)
+    lost = leaving.submit("selftest", {"action": "sleep", "ms": 60000})
+    kept = staying.submit("selftest", {"action": "sleep", "ms": 300})
+    assert wait_until(lambda: staying.stats()["jobs_running"] == 2)
+    leaving.close()
+    with pytest.raises(kiln.JobError) as e:
+        lost.result(0)
+    assert (e.value.code, e.value.message) == ("cancelled", "the connection was closed")
+    assert kept.result(10) is None
+    assert wait_until(lambda: staying.stats()["jobs_running"] == 0)
+    staying.shutdown()
+    assert proc.wait(10) == 0
 
 
-def test_socket_peers_see_the_protocol_errors_of_others_only(supervisor):
+def test_socket_peers_see_the_protocol_errors_of_others_only(daemon):
     """A client that breaks the protocol loses its own connection; a kiln.Pool beside it goes on."""
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "kiln.sock")
-        daemon = subprocess.Popen([supervisor, "--listen", path, "--workers", "1"])
-        try:
-            assert wait_until(lambda: os.path.exists(path))
-            good = kiln.connect(path)
-            bad = socket.socket(socket.AF_UNIX)
-            bad.connect(path)
-            bad.sendall(b"\x00\x00\x00\x00")  # length 0
-            data = b""
-            while chunk := bad.recv(65536):
-                data += chunk
-            assert b"protocol_error" in data
-            bad.close()
-            assert good.submit("echo", "fine").result(10) == "fine"
-            good.shutdown()
-            assert daemon.wait(10) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+    proc, path = daemon("--workers", "1")
+    good = kiln.connect(path)
+    bad = socket.socket(socket.AF_UNIX)
+    bad.connect(path)
+    bad.sendall(b"\x00\x00\x00\x00")  # length 0
+    data = b""
+    while chunk := bad.recv(65536):
+        data += chunk
+    assert b"protocol_error" in data
+    bad.close()
+    assert good.submit("echo", "fine").result(10) == "fine"
+    good.shutdown()
+    assert proc.wait(10) == 0
