@@ -2,10 +2,13 @@
 # Installs the Debian 12 packages that building and testing Kiln need, and only those that are
 # missing. Idempotent: silent when nothing is missing; `apt-get update` only when something must
 # be installed. Without root and with packages missing, names them and exits 1.
+# Installs with --no-install-recommends, so what is only recommended is listed here: clang's
+# libFuzzer and sanitizer runtimes (libclang-rt-dev) are such a package.
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang clang-format
+  libclang-rt-dev
   libuv1-dev libmsgpack-cxx-dev libspdlog-dev libcli11-dev
   libbackward-cpp-dev libdw-dev libsodium-dev
   googletest libgtest-dev libgmock-dev nlohmann-json3-dev
