@@ -457,7 +457,8 @@ int run(const Config& c) {
     sup = Child::spawn({argv, testing::environment_with({}), {{3, to_r.get()}, {4, from_w.get()}}});
     control = std::make_unique<Link>(std::move(from_r), std::move(to_w));
   } else {
-    argv.insert(argv.end(), {"--listen", sock});
+    // --parent: the daemon shuts down with this driver, even when a signal ends it.
+    argv.insert(argv.end(), {"--listen", sock, "--parent", std::to_string(::getpid())});
     sup = Child::spawn({argv, testing::environment_with({}), {}});
     if (!wait_until([&] { return ::access(sock.c_str(), F_OK) == 0; }, 10s)) {
       std::fprintf(stderr, "soak: the supervisor did not listen\n");
