@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -416,12 +417,17 @@ class Link {
   bool ended_ = false;
 };
 
+// A new client of the daemon; nullptr, with the reason recorded as a violation, when it cannot
+// connect (the daemon must accept every client for as long as the run lasts).
 std::unique_ptr<Link> connect_socket(const std::string& path, bool paused = false) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return nullptr;
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    violation("cannot connect to " + path + ": " + std::strerror(errno));
+    return nullptr;
+  }
   UniqueFd second(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
   return std::make_unique<Link>(std::move(fd), std::move(second), paused);
 }
@@ -465,6 +471,10 @@ int run(const Config& c) {
       return 1;
     }
     control = connect_socket(sock);
+    if (!control) {
+      std::fprintf(stderr, "soak: %s\n", g_violations.back().c_str());
+      return 1;
+    }
   }
   const pid_t sup_pid = sup.pid();
 
@@ -562,6 +572,7 @@ int run(const Config& c) {
         const bool slow_reader = socket && k == 2;  // this one stops reading for a while
         std::unique_ptr<Link> own = socket ? connect_socket(sock) : nullptr;
         Link* link = socket ? own.get() : control.get();
+        if (!link) return;
         const uint64_t id_base = (static_cast<uint64_t>(k) << 40) + first_id;
         uint64_t n = 0;
         while (n < quota) {
@@ -590,11 +601,13 @@ int run(const Config& c) {
             }
             own = connect_socket(sock);
             link = own.get();
+            if (!link) return;
           }
           if (slow_reader && n % 500 == 250) {
             // A burst of large echoes to a client that reads nothing for a while: the supervisor
             // must hold their results back (and go on serving everyone else) until it reads.
             auto slow = connect_socket(sock, /*paused=*/true);
+            if (!slow) return;
             std::string big(128 << 10, 'x');
             msgpack::sbuffer buf;
             msgpack::packer<msgpack::sbuffer> pk(buf);
