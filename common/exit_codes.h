@@ -12,7 +12,8 @@ inline constexpr int kUsage = 2;
 inline constexpr int kProtocolError = 3;
 // kiln-supervisor --listen: another supervisor already serves that socket.
 inline constexpr int kAlreadyServing = 5;
-// The system refused something that cannot fail in normal use (see fatal()).
+// The system refused something that cannot fail in normal use (see fatal()), or
+// kiln-supervisor found a libuv handle still open at exit (uv_loop_close() != 0).
 inline constexpr int kInternal = 4;
 // `kiln exec`: kiln itself could not run the command (no daemon, a broken link); env(1)'s code.
 inline constexpr int kLauncherFailed = 125;

@@ -139,7 +139,7 @@ int Supervisor::run() {
   const int rc = uv_loop_close(&loop_);
   if (rc != 0) {
     spdlog::error("the event loop still had open handles at exit: {}", uv_strerror(rc));
-    return 4;
+    return exit_code::kInternal;
   }
   spdlog::info("kiln-supervisor stopped");
   return status;
