@@ -42,6 +42,8 @@ class Pipe {
   void flush();
   // Bytes queued or in flight.
   std::size_t queued() const { return pending_.size() + in_flight_.size(); }
+  // Memory the two write buffers hold (their capacity); once drained, at most 64 KiB each.
+  std::size_t held_bytes() const { return pending_.capacity() + in_flight_.capacity(); }
   bool write_failed() const { return write_failed_; }
   // Called whenever a write completes and nothing is left to send.
   void on_drained(std::function<void()> callback) { on_drained_ = std::move(callback); }
