@@ -182,7 +182,10 @@ void Pool::disconnect() {
 
 bool Pool::send_frame(const std::string& frame) {
   std::lock_guard lock(write_mu_);
-  std::string_view rest = frame;
+  return write_all(frame);
+}
+
+bool Pool::write_all(std::string_view rest) {
   while (!rest.empty()) {
     const ssize_t n = ::send(link_.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
     if (n < 0) {
@@ -250,16 +253,26 @@ void Pool::wakeup() {
   send_frame(frame);
 }
 
-Expected<proto::Stats> Pool::stats() {
-  std::unique_lock lock(mu_);
-  const std::size_t before = stats_.size();
-  lock.unlock();
+Expected<proto::Stats> Pool::stats(std::chrono::milliseconds timeout) {
   std::string frame;
   proto::encode(proto::StatsRequest{}, frame);
-  send_frame(frame);
-  lock.lock();
-  stats_cv_.wait(lock, [&] { return stats_.size() > before || gone_; });
-  if (stats_.size() > before) return stats_.back();
+  uint64_t mine;
+  {
+    std::lock_guard write_lock(write_mu_);  // numbered in the order the requests go out
+    {
+      std::lock_guard lock(mu_);
+      mine = ++stats_asked_;
+    }
+    write_all(frame);  // a failed send shows as the link's end in the reader
+  }
+  std::unique_lock lock(mu_);
+  const bool settled =
+      stats_cv_.wait_for(lock, timeout, [&] { return stats_answered_ >= mine || gone_; });
+  if (stats_answered_ >= mine) return *latest_stats_;
+  if (!settled) {
+    return fail("the supervisor did not answer stats within " + std::to_string(timeout.count()) +
+                " ms");
+  }
   return fail("the supervisor is gone: " + gone_why_);
 }
 
@@ -286,7 +299,8 @@ void Pool::read_loop() {
       if (done) done(std::move(*r));
     } else if (auto* st = std::get_if<proto::Stats>(&event.value())) {
       std::lock_guard lock(mu_);
-      stats_.push_back(std::move(*st));
+      latest_stats_ = std::move(*st);
+      ++stats_answered_;
       stats_cv_.notify_all();
     } else if (auto* err = std::get_if<proto::Error>(&event.value())) {
       why = "the supervisor ended the connection: " + err->code + ": " + err->message;

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <future>
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -65,7 +67,9 @@ class Pool {
   void cancel(uint64_t id);
   void quiesce();
   void wakeup();
-  Expected<proto::Stats> stats();
+  // The supervisor's counters, asked now: an answer to this request or a later one. An error if
+  // the supervisor is gone or does not answer within `timeout` (a stopped supervisor).
+  Expected<proto::Stats> stats(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Asks the supervisor to stop (drain: finish queued jobs first) and waits for it to exit.
   // Returns its exit status (0 for a daemon reached through connect()).
   int shutdown(bool drain = false);
@@ -78,6 +82,7 @@ class Pool {
   Expected<bool> attach();
   void read_loop();
   bool send_frame(const std::string& frame);
+  bool write_all(std::string_view bytes);  // with write_mu_ held
   void fail_open(const std::string& why);
 
   pid_t pid_ = -1;
@@ -87,12 +92,16 @@ class Pool {
   mutable std::mutex mu_;
   std::condition_variable stats_cv_;
   std::map<uint64_t, Callback> open_;
-  std::vector<proto::Stats> stats_;
+  // Stats answers come in the order of the requests: the n-th request is answered by the n-th
+  // answer. Only the latest is kept.
+  uint64_t stats_asked_ = 0;
+  uint64_t stats_answered_ = 0;
+  std::optional<proto::Stats> latest_stats_;
   uint64_t next_id_ = 1;
   bool gone_ = false;
   std::string gone_why_;
   std::optional<int> exit_status_;
-  std::mutex write_mu_;
+  std::mutex write_mu_;  // taken before mu_ when both are held
 };
 
 // The payload of an exec job, encoded.

@@ -1,5 +1,6 @@
 // The client side: shell splitting, JSON conversion, the C++ Pool against a real supervisor, and
 // the `kiln` command as a real process.
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 
 #include <msgpack.hpp>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -139,6 +141,40 @@ TEST(ClientPool, SafeFromManyThreads) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(ok.load(), 1000);
+}
+
+TEST(ClientPool, StatsAreFreshFromManyThreadsAndBoundedByADeadline) {
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options());
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  // Each thread's stats answer counts at least every job answered before it asked.
+  std::atomic<uint64_t> answered{0};
+  std::atomic<int> fresh{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if ((*pool)->submit("echo", to_msgpack(i)).get().ok) ++answered;
+        const uint64_t before = answered.load();
+        Expected<proto::Stats> st = (*pool)->stats();
+        if (st.ok() && st->jobs_submitted >= before) ++fresh;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(answered.load(), 200u);
+  EXPECT_EQ(fresh.load(), 200);
+
+  // A stopped supervisor: stats gives up at its deadline, then works again once it runs.
+  const auto pid = static_cast<pid_t>((*pool)->hello().pid);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  Expected<proto::Stats> late = (*pool)->stats(200ms);
+  ::kill(pid, SIGCONT);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error(), "the supervisor did not answer stats within 200 ms");
+  Expected<proto::Stats> st = (*pool)->stats();
+  ASSERT_TRUE(st.ok()) << st.error();
+  EXPECT_EQ(st->jobs_submitted, 200u);
+  EXPECT_EQ((*pool)->shutdown(false), 0);
 }
 
 TEST(ClientPool, OpenJobsFailWhenTheSupervisorDies) {
