@@ -30,6 +30,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -38,6 +39,7 @@
 #include <vector>
 
 #include "client/pool.h"
+#include "common/cli.h"
 #include "common/fd.h"
 #include "common/frame.h"
 #include "common/protocol.h"
@@ -745,37 +747,15 @@ int main(int argc, char** argv) {
   kiln::soak::Config c;
   c.seed = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) %
            1'000'000'007;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "kiln_soak: %s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--mode")
-      c.mode = value();
-    else if (a == "--jobs")
-      c.jobs = std::stoull(value());
-    else if (a == "--clients")
-      c.clients = std::stoi(value());
-    else if (a == "--workers")
-      c.workers = std::stoi(value());
-    else if (a == "--seed")
-      c.seed = std::stoull(value());
-    else if (a == "--supervisor")
-      c.supervisor = value();
-    else {
-      std::fprintf(stderr,
-                   "usage: kiln_soak [--mode pipe|socket] [--jobs N] [--clients N] [--workers N] "
-                   "[--seed S] [--supervisor PATH]\n");
-      return a == "--help" ? 0 : 2;
-    }
-  }
-  if ((c.mode != "pipe" && c.mode != "socket") || c.clients < 1 || c.workers < 1) {
-    std::fprintf(stderr, "kiln_soak: bad --mode, --clients or --workers\n");
-    return 2;
-  }
+  CLI::App app("kiln_soak: a randomized mix of jobs and faults against one kiln-supervisor.");
+  app.add_option("--mode", c.mode, "the client link: socket (several clients) or pipe (one)")
+      ->check(CLI::IsMember({"pipe", "socket"}));
+  app.add_option("--jobs", c.jobs, "how many jobs in all")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000'000}));
+  app.add_option("--clients", c.clients, "concurrent clients")->check(CLI::Range(1, 256));
+  app.add_option("--workers", c.workers, "the supervisor's pool size")->check(CLI::Range(1, 256));
+  app.add_option("--seed", c.seed, "replays a run's choices (default: from the clock, printed)");
+  app.add_option("--supervisor", c.supervisor, "the kiln-supervisor binary");
+  if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   return kiln::soak::run(c);
 }
