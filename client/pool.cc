@@ -266,14 +266,11 @@ Expected<proto::Stats> Pool::stats(std::chrono::milliseconds timeout) {
     write_all(frame);  // a failed send shows as the link's end in the reader
   }
   std::unique_lock lock(mu_);
-  const bool settled =
-      stats_cv_.wait_for(lock, timeout, [&] { return stats_answered_ >= mine || gone_; });
+  stats_cv_.wait_for(lock, timeout, [&] { return stats_answered_ >= mine || gone_; });
   if (stats_answered_ >= mine) return *latest_stats_;
-  if (!settled) {
-    return fail("the supervisor did not answer stats within " + std::to_string(timeout.count()) +
-                " ms");
-  }
-  return fail("the supervisor is gone: " + gone_why_);
+  if (gone_) return fail("the supervisor is gone: " + gone_why_);
+  return fail("the supervisor did not answer stats within " + std::to_string(timeout.count()) +
+              " ms");
 }
 
 void Pool::read_loop() {
