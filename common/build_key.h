@@ -1,4 +1,4 @@
-// The build key: which toolchain and configuration a pool serves (PROTOCOL.md, `key_id`).
+// The build key: which toolchain and configuration a pool serves (docs/protocol.md, `key_id`).
 #pragma once
 
 #include <optional>

@@ -1,4 +1,4 @@
-// Framing (PROTOCOL.md): a 4-byte big-endian body length L, 1 <= L <= max_frame, then L bytes.
+// Framing (docs/protocol.md): a 4-byte big-endian body length L, 1 <= L <= max_frame, then L bytes.
 #pragma once
 
 #include <cstddef>

@@ -25,6 +25,7 @@ KILN_FIELDS(JobError) {
   f("code", m.code);
   f("message", m.message);
   f("detail", m.detail);
+  f("data", m.data);
 }
 KILN_FIELDS(WorkerInfo) {
   f("pid", m.pid);
@@ -193,6 +194,10 @@ class Writer {
   void put(int64_t v) { pk_.pack_int64(v); }
   void put(bool v) { v ? pk_.pack_true() : pk_.pack_false(); }
   void put(const RawObject& raw) { sink_.out->append(raw.bytes); }
+  void put(const Bytes& b) {
+    pk_.pack_bin(static_cast<uint32_t>(b.bytes.size()));
+    pk_.pack_bin_body(b.bytes.data(), static_cast<uint32_t>(b.bytes.size()));
+  }
   template <class T>
   void put(const std::vector<T>& items) {
     pk_.pack_array(static_cast<uint32_t>(items.size()));
@@ -268,6 +273,11 @@ std::string convert(const msgpack::object& o, bool& out) {
 std::string convert(const msgpack::object& o, std::string& out) {
   if (o.type != msgpack::type::STR) return expected("str", o);
   out.assign(o.via.str.ptr, o.via.str.size);
+  return "";
+}
+std::string convert(const msgpack::object& o, Bytes& out) {
+  if (o.type != msgpack::type::BIN) return expected("bin", o);
+  out.bytes.assign(o.via.bin.ptr, o.via.bin.size);
   return "";
 }
 template <class T>

@@ -1,6 +1,6 @@
-// The messages of PROTOCOL.md, both links, with encode and decode. Encoding appends one whole
+// The messages of docs/protocol.md, both links, with encode and decode. Encoding appends one whole
 // frame to a buffer (so that several frames go out in one write). Decoding takes one frame body,
-// validates everything PROTOCOL.md calls a protocol error, and returns the message or an error
+// validates everything docs/protocol.md calls a protocol error, and returns the message or an error
 // that names the field ("submit.id: expected uint, got str"); it never throws.
 #pragma once
 
@@ -26,14 +26,21 @@ struct RawObject {
   bool operator==(const RawObject&) const = default;
 };
 
+// A msgpack `bin` value: bytes for the other end, passed through untouched.
+struct Bytes {
+  std::string bytes;
+  bool operator==(const Bytes&) const = default;
+};
+
 struct JobError {
   std::string code;
   std::string message;
   std::optional<std::string> detail;
+  std::optional<Bytes> data;  // `error.data`: only tools set it (a pickled exception)
   bool operator==(const JobError&) const = default;
 };
 
-// Error codes of `result` (PROTOCOL.md).
+// Error codes of `result` (docs/protocol.md).
 namespace code {
 inline constexpr std::string_view kJobFailed = "job_failed";
 inline constexpr std::string_view kSpawnFailed = "spawn_failed";

@@ -10,7 +10,7 @@ int main(int argc, char** argv) {
   kiln::supervisor::Options o;
   CLI::App app{
       "kiln-supervisor: a supervised pool of warm kiln-worker processes for compile jobs.\n"
-      "Speaks length-prefixed msgpack frames (PROTOCOL.md) on --read-fd/--write-fd, on\n"
+      "Speaks length-prefixed msgpack frames (docs/protocol.md) on --read-fd/--write-fd, on\n"
       "stdin/stdout, or to every client of a Unix socket (--listen). The build key comes from\n"
       "--key-file, else KILN_KEY (base64), else is random."};
   app.set_version_flag("--version", "kiln-supervisor " + std::string(kiln::kVersion));

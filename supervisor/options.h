@@ -1,4 +1,4 @@
-// kiln-supervisor's options (main.cc parses them; DESIGN.md "The supervisor's life").
+// kiln-supervisor's options (main.cc parses them; docs/design.md "The supervisor's life").
 #pragma once
 
 #include <sys/types.h>

@@ -578,7 +578,8 @@ void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
 void Pool::fail(Job& job, std::string_view code, std::string message,
                 std::optional<std::string> detail, std::optional<pid_t> worker_pid) {
   finish(job, false, std::nullopt,
-         proto::JobError{std::string(code), std::move(message), std::move(detail)}, worker_pid);
+         proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt},
+         worker_pid);
 }
 
 void Pool::fail_queued(std::string_view code, const std::string& message) {

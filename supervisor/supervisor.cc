@@ -157,7 +157,7 @@ Expected<bool> Supervisor::open_client_link() {
       return fail(std::string("the client link ") + name + " " + std::to_string(fd) + " is " +
                   handle_kind(type) +
                   "; kiln-supervisor speaks length-prefixed msgpack frames over a pipe or a "
-                  "socket (PROTOCOL.md)");
+                  "socket (docs/protocol.md)");
     }
   }
   ClientConnection& client = add_client();

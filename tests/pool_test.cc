@@ -500,9 +500,10 @@ TEST_F(PoolTest, StatsCountWhatHappened) {
   env_.clock += 300;
   pool_->on_result(env_.jobs_sent[0].first, ok_result(1));
   pool_->submit(1, job(2));
-  pool_->on_result(env_.jobs_sent[1].first,
-                   proto::WorkerResult{2, false, std::nullopt,
-                                       proto::JobError{"job_failed", "no", std::nullopt}, 1});
+  pool_->on_result(
+      env_.jobs_sent[1].first,
+      proto::WorkerResult{2, false, std::nullopt,
+                          proto::JobError{"job_failed", "no", std::nullopt, std::nullopt}, 1});
   const proto::Stats st = pool_->stats();
   EXPECT_EQ(st.workers_configured, 2u);
   EXPECT_EQ(st.workers_alive, 2u);

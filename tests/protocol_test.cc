@@ -47,11 +47,13 @@ TEST(Protocol, ClientEventsRoundTrip) {
   expect_round_trip(Hello{1, "kiln-supervisor 0.1.0", 100, 2, {"echo", "exec"}, "0123456789abcdef"},
                     d);
   expect_round_trip(Result{9, true, packed(std::string("v")), std::nullopt, 77, 12, 34}, d);
-  expect_round_trip(
-      Result{10, false, std::nullopt, JobError{"worker_crashed", "SIGSEGV", "#0 f"}, 77, 1, 2}, d);
-  expect_round_trip(Result{11, false, std::nullopt, JobError{"overloaded", "full", std::nullopt},
-                           std::nullopt, 0, 0},
+  expect_round_trip(Result{10, false, std::nullopt,
+                           JobError{"worker_crashed", "SIGSEGV", "#0 f", std::nullopt}, 77, 1, 2},
                     d);
+  expect_round_trip(
+      Result{11, false, std::nullopt, JobError{"overloaded", "full", std::nullopt, std::nullopt},
+             std::nullopt, 0, 0},
+      d);
   expect_round_trip(Status{3, 10000, 5, "running"}, d);
   expect_round_trip(Status{3, 10000, 5, std::nullopt}, d);
   Stats stats;
@@ -70,8 +72,10 @@ TEST(Protocol, WorkerLinkRoundTrips) {
   expect_round_trip(Ready{1, 77, {"echo", "exec", "selftest"}, "0123456789abcdef"},
                     &decode_worker_event);
   expect_round_trip(WorkerResult{1, true, RawObject::nil(), std::nullopt, 5}, &decode_worker_event);
-  expect_round_trip(WorkerResult{1, false, std::nullopt, JobError{"job_failed", "m", "d"}, 5},
-                    &decode_worker_event);
+  expect_round_trip(
+      WorkerResult{1, false, std::nullopt,
+                   JobError{"job_failed", "m", "d", Bytes{std::string("\x80\x04\0", 3)}}, 5},
+      &decode_worker_event);
   expect_round_trip(Phase{1, "spawned", 4242}, &decode_worker_event);
   expect_round_trip(Phase{1, "compiling", std::nullopt}, &decode_worker_event);
 }
@@ -115,7 +119,8 @@ TEST(Protocol, ResultWithoutOkNeedsAnError) {
 }
 
 TEST(Protocol, NestedFieldErrorsNameThePath) {
-  Result r{1, false, std::nullopt, JobError{"c", "m", std::nullopt}, std::nullopt, 0, 0};
+  Result r{1, false, std::nullopt, JobError{"c", "m", std::nullopt, std::nullopt}, std::nullopt,
+           0, 0};
   std::string body = body_of(r);
   // Replace the error map's "code" key with "kode": code goes missing.
   body.replace(body.find("code"), 4, "kode");

@@ -1,4 +1,4 @@
-// Every frame of ../shared/protocol-vectors.json: valid ones decode to exactly their `expect`,
+// Every frame of tests/data/protocol-vectors.json: valid ones decode to exactly their `expect`,
 // invalid ones are rejected as protocol errors without an exception or a large allocation.
 #include <gtest/gtest.h>
 
@@ -149,6 +149,7 @@ TEST(ProtocolVectors, RejectionsNameTheProblem) {
   EXPECT_EQ(first_error["array32 bomb in payload"],
             "body: truncated: container declares more than the body");
   EXPECT_EQ(first_error["nesting 100000 deep"], "body: nesting deeper than 64");
+  EXPECT_EQ(first_error["result error data not bin"], "result.error.data: expected bin, got str");
   EXPECT_EQ(first_error["worker result without ok"], "result.ok: missing");
   EXPECT_EQ(first_error["worker ready kinds not array"], "ready.kinds: expected array, got str");
 }

@@ -1,5 +1,5 @@
 // The soak: one kiln-supervisor, several concurrent clients, a long randomized mix of jobs and
-// faults, and the guarantees of DESIGN.md checked on every answer and at the end.
+// faults, and the guarantees of docs/design.md checked on every answer and at the end.
 //
 //   kiln_soak [--mode pipe|socket] [--jobs N] [--clients N] [--workers N] [--seed S]
 //             [--supervisor PATH]

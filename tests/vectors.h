@@ -1,4 +1,4 @@
-// Access to ../shared/protocol-vectors.json and msgpack-to-JSON conversion for tests.
+// Access to tests/data/protocol-vectors.json and msgpack-to-JSON conversion for tests.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -8,7 +8,8 @@
 
 namespace kiln::testing {
 
-// The parsed vectors file: $KILN_PROTOCOL_VECTORS if set, else ../shared beside the checkout.
+// The parsed vectors file: $KILN_PROTOCOL_VECTORS if set, else the checkout's
+// tests/data/protocol-vectors.json.
 const nlohmann::json& protocol_vectors();
 
 std::string from_hex(std::string_view hex);

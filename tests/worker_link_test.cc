@@ -1,4 +1,4 @@
-// The worker's link reader against every invalid frame of ../shared/protocol-vectors.json, and
+// The worker's link reader against every invalid frame of tests/data/protocol-vectors.json, and
 // against commands split across reads.
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
-// The worker's crash handler (DESIGN.md start-up step 6). On SIGSEGV, SIGBUS, SIGFPE, SIGILL and
-// SIGABRT, on an alternate signal stack: first `kiln-worker <pid> crashed: SIGSEGV (address 0x..)`
-// written with write(2) alone, then SIGKILL to the running command's group, then a symbolized
-// stack trace (backward-cpp with libdw) as best effort — it allocates, which is not
+// The worker's crash handler (docs/design.md start-up step 6). On SIGSEGV, SIGBUS, SIGFPE, SIGILL
+// and SIGABRT, on an alternate signal stack: first `kiln-worker <pid> crashed: SIGSEGV (address
+// 0x..)` written with write(2) alone, then SIGKILL to the running command's group, then a
+// symbolized stack trace (backward-cpp with libdw) as best effort — it allocates, which is not
 // async-signal-safe; if it hangs the supervisor's timer ends the worker — then the default
 // action is restored and the signal raised again, so the exit status names it.
 #pragma once

@@ -1,5 +1,5 @@
-// The `exec` job (PROTOCOL.md): one command in its own process group, stdin fed while stdout and
-// stderr are read, output capped per stream, the job's timeout enforced here (SIGTERM to the
+// The `exec` job (docs/protocol.md): one command in its own process group, stdin fed while stdout
+// and stderr are read, output capped per stream, the job's timeout enforced here (SIGTERM to the
 // group, SIGKILL after the grace period), and nothing of the command left behind afterwards.
 #include <fcntl.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-// The job kinds a worker serves (PROTOCOL.md "Job kinds"), one file each.
+// The job kinds a worker serves (docs/protocol.md "Job kinds"), one file each.
 #pragma once
 
 #include <string>
@@ -35,7 +35,7 @@ inline proto::WorkerResult job_error(std::string_view code, std::string message,
                                      std::optional<std::string> detail = std::nullopt) {
   proto::WorkerResult r;
   r.ok = false;
-  r.error = proto::JobError{std::string(code), std::move(message), std::move(detail)};
+  r.error = proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt};
   return r;
 }
 

@@ -1,4 +1,4 @@
-// Fault injection for tests (PROTOCOL.md `selftest`), served only with --enable-selftest.
+// Fault injection for tests (docs/protocol.md `selftest`), served only with --enable-selftest.
 #include <time.h>
 #include <unistd.h>
 

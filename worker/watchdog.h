@@ -1,4 +1,4 @@
-// The worker's watchdog thread (DESIGN.md start-up step 4): the one place that ends the worker
+// The worker's watchdog thread (docs/design.md start-up step 4): the one place that ends the worker
 // from outside events. It waits on a pidfd of the parent and on a signalfd for SIGTERM, which is
 // blocked in every thread (PR_SET_PDEATHSIG delivers SIGTERM too). Either way it first kills the
 // running command's process group, so no compiler outlives the worker, then exits at once.

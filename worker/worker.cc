@@ -1,4 +1,4 @@
-// The worker's start-up, in DESIGN.md's order (that of PyTorch's compile_worker __main__ and
+// The worker's start-up, in docs/design.md's order (that of PyTorch's compile_worker __main__ and
 // _async_compile_initializer), then the serve loop.
 #include "worker/worker.h"
 

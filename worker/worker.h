@@ -1,5 +1,5 @@
 // kiln-worker: launched only by kiln-supervisor; makes itself safe, then serves jobs over its
-// link (DESIGN.md "Processes", PROTOCOL.md "Worker link").
+// link (docs/design.md "Processes", docs/protocol.md "Worker link").
 #pragma once
 
 #include <sys/types.h>
@@ -21,7 +21,7 @@ struct Options {
   std::string log_level;
 };
 
-// Start-up in DESIGN.md's order, then the serve loop. Returns the exit status.
+// Start-up in docs/design.md's order, then the serve loop. Returns the exit status.
 int run(const Options& options);
 
 }  // namespace kiln::worker

@@ -34,17 +34,19 @@ class PoolClosedError(KilnError, RuntimeError):
 
 
 class JobError(KilnError):
-    """A job that ended without a value: `code` is one of PROTOCOL.md's error codes
+    """A job that ended without a value: `code` is one of docs/protocol.md's error codes
     (job_failed, spawn_failed, bad_payload, unknown_kind, worker_crashed, worker_protocol_error,
     timeout, cancelled, shutdown, overloaded, pool_unavailable); `detail` holds what more the
-    supervisor said, a crashed worker's stack trace for worker_crashed."""
+    supervisor said, a crashed worker's stack trace for worker_crashed; `data` holds the opaque
+    bytes a tool attached (`error.data`: the Python tool's pickled exception), or None."""
 
-    def __init__(self, code, message, detail=None, worker_pid=None):
+    def __init__(self, code, message, detail=None, worker_pid=None, data=None):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.detail = detail
         self.worker_pid = worker_pid
+        self.data = data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +267,7 @@ class Pool:
         self._send({"type": "wakeup"})
 
     def stats(self, timeout=30.0):
-        """The supervisor's counters (PROTOCOL.md, `stats`) as a dict."""
+        """The supervisor's counters (docs/protocol.md, `stats`) as a dict."""
         waiter = concurrent.futures.Future()
         with self._write_lock:
             with self._lock:
@@ -406,7 +408,13 @@ class Pool:
             else:
                 err = m.get("error") or {"code": "job_failed", "message": "no error given"}
                 future.set_exception(
-                    JobError(err["code"], err["message"], err.get("detail"), m.get("worker_pid"))
+                    JobError(
+                        err["code"],
+                        err["message"],
+                        err.get("detail"),
+                        m.get("worker_pid"),
+                        err.get("data"),
+                    )
                 )
         elif kind == "hello":
             if self._hello is not None:

@@ -1,6 +1,6 @@
-"""The client link of PROTOCOL.md: frames, message checks, and the build key's id.
+"""The client link of docs/protocol.md: frames, message checks, and the build key's id.
 
-Everything here is pure (no I/O), so it is tested against ../shared/protocol-vectors.json on its
+Everything here is pure (no I/O), so it is tested against tests/data/protocol-vectors.json on its
 own. The supervisor is trusted less than it could be: a frame it sends is bounded before it is
 buffered, and a message that breaks the protocol is an error, never a guess.
 """
@@ -17,7 +17,7 @@ _HEADER = struct.Struct(">I")
 
 
 class ProtocolError(Exception):
-    """A frame or message that breaks PROTOCOL.md."""
+    """A frame or message that breaks docs/protocol.md."""
 
 
 def key_id(key: bytes) -> str:
@@ -102,6 +102,7 @@ def _is_error(v):
         and isinstance(v.get("code"), str)
         and isinstance(v.get("message"), str)
         and isinstance(v.get("detail", ""), str)
+        and isinstance(v.get("data", b""), bytes)
     )
 
 
@@ -112,7 +113,7 @@ _TYPE_NAMES = {
     _is_bool: "bool",
     _is_any: "any",
     _is_str_list: "array of str",
-    _is_error: "map {code: str, message: str, detail?: str}",
+    _is_error: "map {code: str, message: str, detail?: str, data?: bin}",
 }
 
 # type -> {field: (check, required)}, for both directions of the client link.
@@ -166,7 +167,7 @@ FROM_SUPERVISOR = _SUPERVISOR_TO_CLIENT
 def decode(body: bytes, allowed=CLIENT_LINK) -> dict:
     """The message in one frame body, checked against `allowed` (type -> field checks).
 
-    Raises ProtocolError for everything PROTOCOL.md calls a protocol error: not exactly one map,
+    Raises ProtocolError for everything docs/protocol.md calls a protocol error: not exactly one map,
     keys that are not str, a missing or unknown type, a required field missing or mistyped.
     """
     try:

@@ -1,5 +1,5 @@
 """Where the tests find what they run against: the supervisor built by CMake (KILN_SUPERVISOR,
-set by ctest) and the shared protocol vectors (KILN_PROTOCOL_VECTORS)."""
+set by ctest) and the protocol vectors (KILN_PROTOCOL_VECTORS, else tests/data/)."""
 
 import os
 import sys

@@ -1,4 +1,4 @@
-"""kiln._wire against ../shared/protocol-vectors.json: every valid client-link frame decodes to
+"""kiln._wire against tests/data/protocol-vectors.json: every valid client-link frame decodes to
 what the vectors expect, every invalid one is a ProtocolError, in any split of its bytes."""
 
 import json
@@ -10,7 +10,7 @@ from kiln import _wire
 
 VECTORS_PATH = os.environ.get(
     "KILN_PROTOCOL_VECTORS",
-    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "protocol-vectors.json"),
+    os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "protocol-vectors.json"),
 )
 with open(VECTORS_PATH) as f:
     VECTORS = json.load(f)
@@ -44,8 +44,8 @@ def decode_frame(frame, split=None):
 
 
 def test_the_vectors_cover_both_kinds():
-    assert len(client_link("valid")) == 19
-    assert len(client_link("invalid")) == 28
+    assert len(client_link("valid")) == 20
+    assert len(client_link("invalid")) == 29
 
 
 @pytest.mark.parametrize("vector", client_link("valid"), ids=lambda v: v["name"])

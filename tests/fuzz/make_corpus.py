@@ -1,5 +1,5 @@
 """Writes the seed corpora of the fuzz targets into corpus/<target>/: every frame of
-../shared/protocol-vectors.json (whole frames for the frame reader, bodies for the decoders) and
+tests/data/protocol-vectors.json (whole frames for the frame reader, bodies for the decoders) and
 hand-written examples of kiln run's JSON lines and of compile databases. Inputs that the fuzzers
 found to crash are added beside them by hand as regression-<what>; this script keeps those.
 
@@ -13,7 +13,7 @@ import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 vectors_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    here, "..", "..", "..", "shared", "protocol-vectors.json")
+    here, "..", "data", "protocol-vectors.json")
 vectors = json.load(open(vectors_path))
 
 
