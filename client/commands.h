@@ -31,6 +31,9 @@ int compile_db(const CompileDbOptions& options);
 // --socket, else $KILN_SOCKET, else $XDG_RUNTIME_DIR/kiln/supervisor.sock, else
 // /tmp/kiln-$UID/supervisor.sock; the directory is created 0700 and must be private to us.
 Expected<std::string> default_socket_path();
+// Connects to the daemon on `socket`: one served by this user, for the build of $KILN_KEY when it
+// is set (Pool::connect's checks).
+Expected<std::unique_ptr<Pool>> connect_to_daemon(const std::string& socket);
 // Connects to the daemon on `socket`, starting one (detached, idle exit after 5 minutes) if none
 // answers. Exactly one daemon survives when many launchers start one at once.
 Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,

@@ -92,18 +92,25 @@ Expected<std::string> default_socket_path() {
   return dir + "/supervisor.sock";
 }
 
+Expected<std::unique_ptr<Pool>> connect_to_daemon(const std::string& socket) {
+  Expected<std::optional<std::string>> key_id = key_id_from_env();
+  if (!key_id) return fail(key_id.error());
+  return Pool::connect(socket, *key_id);
+}
+
 Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
                                                  const std::string& supervisor) {
-  Expected<std::unique_ptr<Pool>> pool = Pool::connect(socket);
-  if (pool) return pool;
+  Expected<std::unique_ptr<Pool>> pool = connect_to_daemon(socket);
+  // A daemon we refuse holds the path: starting another cannot take it over.
+  if (pool || pool.error_code() == Pool::kRefused) return pool;
   spawn_daemon(supervisor, socket);
   // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
   // and everybody connects to the winner.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   auto pause = std::chrono::milliseconds(2);
   while (std::chrono::steady_clock::now() < deadline) {
-    pool = Pool::connect(socket);
-    if (pool) return pool;
+    pool = connect_to_daemon(socket);
+    if (pool || pool.error_code() == Pool::kRefused) return pool;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }
@@ -160,7 +167,7 @@ std::unique_ptr<Pool> running_daemon(const std::string& socket_option, const cha
   Expected<std::string> socket =
       socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
   Expected<std::unique_ptr<Pool>> pool =
-      socket ? Pool::connect(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
+      socket ? connect_to_daemon(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
   if (!pool) {
     std::fprintf(stderr, "kiln %s: %s\n", command, pool.error().c_str());
     return nullptr;

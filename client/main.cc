@@ -5,6 +5,7 @@
 
 #include "client/commands.h"
 #include "common/cli.h"
+#include "common/exit_codes.h"
 #include "common/fd.h"
 #include "common/version.h"
 
@@ -34,9 +35,10 @@ struct PoolFlags {
       cmd->add_flag("--enable-selftest", selftest, "serve the `selftest` kind (for tests)");
     }
   }
-  kiln::client::PoolOptions options() const {
+  kiln::client::PoolOptions options(std::optional<std::string> key_id) const {
     kiln::client::PoolOptions o;
     o.socket = socket;
+    o.key_id = std::move(key_id);
     o.supervisor = supervisor;
     if (workers) o.args.insert(o.args.end(), {"--workers", std::to_string(*workers)});
     if (job_timeout_ms) {
@@ -115,10 +117,16 @@ int main(int argc, char** argv) {
   }
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);
   if (shutdown_cmd->parsed()) return kiln::client::shutdown_command(shutdown_socket, drain);
+  // A daemon reached with --socket must serve the build of $KILN_KEY, when one is given.
+  kiln::Expected<std::optional<std::string>> key_id = kiln::client::key_id_from_env();
+  if (!key_id) {
+    std::fprintf(stderr, "kiln: %s\n", key_id.error().c_str());
+    return kiln::exit_code::kUsage;
+  }
   if (run_cmd->parsed()) {
-    run.pool = run_pool.options();
+    run.pool = run_pool.options(*key_id);
     return kiln::client::run_jobs(run);
   }
-  db.pool = db_pool.options();
+  db.pool = db_pool.options(*key_id);
   return kiln::client::compile_db(db);
 }

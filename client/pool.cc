@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/build_key.h"
 #include "common/frame.h"
 
 extern char** environ;
@@ -125,7 +126,39 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   return pool;
 }
 
-Expected<std::unique_ptr<Pool>> Pool::connect(const std::string& socket_path) {
+Expected<std::optional<std::string>> key_id_from_env() {
+  const char* text = std::getenv("KILN_KEY");
+  if (text == nullptr || *text == '\0') return std::optional<std::string>();
+  std::optional<std::string> key = base64_decode(text);
+  if (!key) return fail("KILN_KEY is not valid base64 (standard, with padding)");
+  return std::optional<std::string>(kiln::key_id(*key));
+}
+
+namespace {
+
+// Anyone who can put a socket at a path we connect to (a shared KILN_SOCKET, a directory someone
+// else created or swapped) would get every command, directory and environment we send and could
+// answer with forged output. The kernel says who listens: only our own user is trusted, checked on
+// the connected socket itself, before a byte is sent.
+Expected<bool> check_peer_is_this_user(int fd, const std::string& socket_path) {
+  ucred peer{};
+  socklen_t len = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {
+    return fail("cannot tell who serves " + socket_path +
+                ": getsockopt(SO_PEERCRED): " + std::strerror(errno));
+  }
+  if (peer.uid != ::getuid()) {
+    return fail(socket_path + " is served by uid " + std::to_string(peer.uid) + " (pid " +
+                std::to_string(peer.pid) + "), not by this user (uid " +
+                std::to_string(::getuid()) + "): refusing to use it");
+  }
+  return true;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Pool>> Pool::connect(const std::string& socket_path,
+                                              const std::optional<std::string>& key_id) {
   sockaddr_un addr{};
   if (socket_path.size() >= sizeof addr.sun_path)
     return fail("socket path too long: " + socket_path);
@@ -134,16 +167,26 @@ Expected<std::unique_ptr<Pool>> Pool::connect(const std::string& socket_path) {
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return fail("cannot connect to " + socket_path + ": " + std::strerror(errno));
+    return fail("cannot connect to " + socket_path + ": " + std::strerror(errno), kUnreachable);
+  }
+  if (Expected<bool> ours = check_peer_is_this_user(fd.get(), socket_path); !ours) {
+    return fail(ours.error(), kRefused);
   }
   std::unique_ptr<Pool> pool(new Pool());
   pool->link_ = std::move(fd);
   if (Expected<bool> attached = pool->attach(); !attached) return fail(attached.error());
+  if (key_id && pool->hello_.key_id != *key_id) {
+    const std::string theirs = pool->hello_.key_id;
+    pool->disconnect();
+    return fail("the supervisor on " + socket_path + " serves another build (key_id " + theirs +
+                    ", not " + *key_id + " of KILN_KEY): refusing to use it",
+                kRefused);
+  }
   return pool;
 }
 
 Expected<std::unique_ptr<Pool>> Pool::open(const PoolOptions& options) {
-  return options.socket.empty() ? start(options) : connect(options.socket);
+  return options.socket.empty() ? start(options) : connect(options.socket, options.key_id);
 }
 
 void Pool::close() {

@@ -30,6 +30,8 @@ struct PoolOptions {
   std::string supervisor;         // "": kiln-supervisor beside this binary
   std::vector<std::string> args;  // extra supervisor options (--workers 4, ...)
   std::vector<std::string> env;   // extra environment entries (KILN_KEY=...)
+  // With `socket`: refuse a daemon whose hello names another build key (see key_id_from_env).
+  std::optional<std::string> key_id;
 };
 
 struct ExecRequest {
@@ -43,10 +45,17 @@ struct ExecRequest {
 
 class Pool {
  public:
+  static constexpr const char* kUnreachable = "unreachable";
+  static constexpr const char* kRefused = "refused";
+
   // Starts a supervisor and waits for its hello.
   static Expected<std::unique_ptr<Pool>> start(const PoolOptions& options);
-  // Connects to a supervisor serving a Unix socket (--listen) and waits for its hello.
-  static Expected<std::unique_ptr<Pool>> connect(const std::string& socket_path);
+  // Connects to a supervisor serving a Unix socket (--listen) and waits for its hello. Refuses,
+  // before sending anything, a socket served by another user (SO_PEERCRED), and, after hello, a
+  // supervisor whose key_id is not `key_id`: those fail with error_code() kRefused, and nobody
+  // listening on the path with kUnreachable.
+  static Expected<std::unique_ptr<Pool>> connect(
+      const std::string& socket_path, const std::optional<std::string>& key_id = std::nullopt);
   // connect(options.socket) when a socket is given, else start(options).
   static Expected<std::unique_ptr<Pool>> open(const PoolOptions& options);
   // Done with the pool: a supervisor of our own is shut down, a daemon is left serving.
@@ -103,6 +112,10 @@ class Pool {
   std::optional<int> exit_status_;
   std::mutex write_mu_;  // taken before mu_ when both are held
 };
+
+// The key_id of the build key in $KILN_KEY (base64), which a daemon we use must serve; nullopt
+// when KILN_KEY is unset or empty, an error when it is not valid base64.
+Expected<std::optional<std::string>> key_id_from_env();
 
 // The payload of an exec job, encoded.
 proto::RawObject exec_payload(const ExecRequest& request);

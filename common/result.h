@@ -9,9 +9,12 @@ namespace kiln {
 
 struct Failure {
   std::string message;
+  std::string code;  // "" unless callers branch on what failed (say which codes a function gives)
 };
 
-inline Failure fail(std::string message) { return Failure{std::move(message)}; }
+inline Failure fail(std::string message, std::string code = "") {
+  return Failure{std::move(message), std::move(code)};
+}
 
 template <class T>
 class [[nodiscard]] Expected {
@@ -32,6 +35,7 @@ class [[nodiscard]] Expected {
   T&& operator*() && { return std::move(*this).value(); }
 
   const std::string& error() const { return std::get<1>(v_).message; }
+  const std::string& error_code() const { return std::get<1>(v_).code; }
 
  private:
   std::variant<T, Failure> v_;

@@ -1,4 +1,5 @@
 // The shared daemon (kiln-supervisor --listen) and the commands that use it, as real processes.
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -7,11 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <sstream>
 #include <thread>
 
 #include "client/json_msgpack.h"
 #include "client/pool.h"
+#include "common/build_key.h"
 #include "common/exit_codes.h"
 #include "tests/process.h"
 
@@ -96,21 +99,148 @@ TEST(Daemon, RefusesPeersOfAnotherUser) {
   ::chmod((dir / "").c_str(), 0755);
   ::chmod(sock.c_str(), 0666);
   auto [report_read, report_write] = pipe_pair();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, sock.data(), sock.size());
   const pid_t child = ::fork();
   if (child == 0) {
+    // A raw connection: Pool::connect would refuse a daemon of another user first.
     if (::setuid(65534) != 0) ::_exit(3);
-    Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
-    const std::string what = pool ? "connected" : pool.error();
-    (void)!::write(report_write.get(), what.data(), what.size());
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(4);
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) {
+      (void)!::write(report_write.get(), buf, static_cast<std::size_t>(n));
+    }
     ::_exit(0);
   }
   report_write.reset();
-  const std::string what = read_all(report_read.get(), 10s);
+  const std::string sent = read_all(report_read.get(), 10s);
   ::waitpid(child, nullptr, 0);
-  EXPECT_EQ(what,
-            "the supervisor refused: permission_denied: this kiln-supervisor serves only uid 0");
+  FrameReader reader;
+  std::vector<std::string> bodies;
+  ASSERT_TRUE(reader.feed(sent, [&](std::string_view b) {
+    bodies.emplace_back(b);
+    return true;
+  }));
+  ASSERT_EQ(bodies.size(), 1u) << "one error, then the connection ends";
+  Expected<proto::ClientEvent> event = proto::decode_client_event(bodies[0]);
+  ASSERT_TRUE(event) << event.error();
+  EXPECT_EQ(std::get<proto::Error>(*event),
+            (proto::Error{"permission_denied", "this kiln-supervisor serves only uid 0"}));
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// A forger: a process of another user (an unused uid, which root may take without an account)
+// listening on `socket`. It answers every connection with a forged hello and a forged result,
+// and counts the bytes its clients send until `stop()`. Needs root.
+class ForeignListener {
+ public:
+  static constexpr uid_t kUid = 54321;
+
+  ForeignListener(const std::string& dir, const std::string& socket) {
+    if (::chown(dir.c_str(), kUid, kUid) != 0) return;
+    std::string forged;  // encoded before fork: the child only makes system calls
+    proto::Hello hello;
+    hello.server = "kiln-supervisor 0.1.0";
+    hello.workers = 1;
+    hello.kinds = {"echo", "exec"};
+    hello.key_id = "0000000000000000";
+    proto::encode(hello, forged);
+    proto::encode(proto::Result{1, true, proto::RawObject::nil(), std::nullopt, 1, 0, 0}, forged);
+    auto [ready_read, ready_write] = pipe_pair();
+    auto [stop_read, stop_write] = pipe_pair();
+    auto [report_read, report_write] = pipe_pair();
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socket.data(), socket.size());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      stop_write.reset();
+      if (::setresgid(kUid, kUid, kUid) != 0 || ::setresuid(kUid, kUid, kUid) != 0) ::_exit(3);
+      const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+          ::listen(listener, 64) != 0) {
+        ::_exit(4);
+      }
+      (void)!::write(ready_write.get(), "r", 1);
+      const uint64_t received = serve(listener, stop_read.get(), forged);
+      (void)!::write(report_write.get(), &received, sizeof received);
+      ::_exit(0);
+    }
+    ready_write.reset();
+    report_write.reset();
+    char c = 0;
+    ready_ = ::read(ready_read.get(), &c, 1) == 1;
+    stop_ = std::move(stop_write);
+    report_ = std::move(report_read);
+  }
+  ~ForeignListener() { stop(); }
+
+  bool ready() const { return ready_; }
+  pid_t pid() const { return pid_; }
+  // Ends the forger; the number of bytes its clients sent it.
+  uint64_t stop() {
+    if (pid_ <= 0) return received_;
+    stop_.reset();
+    (void)!::read(report_.get(), &received_, sizeof received_);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return received_;
+  }
+
+ private:
+  // Accepts, forges, counts, until the stop pipe closes. Every client is read to its end.
+  static uint64_t serve(int listener, int stop, const std::string& forged) {
+    uint64_t received = 0;
+    std::vector<pollfd> fds = {{stop, POLLIN, 0}, {listener, POLLIN, 0}};
+    while (::poll(fds.data(), fds.size(), -1) >= 0 && fds[0].revents == 0) {
+      if (fds[1].revents & POLLIN) {
+        const int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+          (void)!::write(c, forged.data(), forged.size());
+          fds.push_back({c, POLLIN, 0});
+        }
+      }
+      for (std::size_t i = 2; i < fds.size(); ++i) {
+        if (fds[i].revents == 0) continue;
+        char buf[4096];
+        const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        if (n > 0) {
+          received += static_cast<uint64_t>(n);
+        } else {
+          ::close(fds[i].fd);
+          fds.erase(fds.begin() + static_cast<std::ptrdiff_t>(i--));
+        }
+      }
+    }
+    return received;
+  }
+
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  uint64_t received_ = 0;
+  UniqueFd stop_;
+  UniqueFd report_;
+};
+
+std::string refusal(const std::string& sock, pid_t pid) {
+  return sock + " is served by uid 54321 (pid " + std::to_string(pid) +
+         "), not by this user (uid 0): refusing to use it";
+}
+
+TEST(DaemonTrust, PoolConnectRefusesASocketOfAnotherUserBeforeSendingAnything) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to listen as another user";
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  ForeignListener forger(dir / "", sock);
+  ASSERT_TRUE(forger.ready());
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_FALSE(pool);
+  EXPECT_EQ(pool.error_code(), Pool::kRefused);
+  EXPECT_EQ(pool.error(), refusal(sock, forger.pid()));
+  EXPECT_EQ(forger.stop(), 0u) << "not one byte reaches the forger";
 }
 
 TEST(Daemon, ADisconnectingClientCancelsOnlyItsOwnJobs) {
@@ -215,6 +345,61 @@ Ran kiln_exec(const std::string& sock, const std::vector<std::string>& command) 
   r.err = read_all(err_read.get(), 10s);
   r.status = c.exit_code(60s);
   return r;
+}
+
+TEST(DaemonTrust, KilnExecAndStatsRefuseADaemonOfAnotherUser) {
+  if (::getuid() != 0) GTEST_SKIP() << "needs root to listen as another user";
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  ForeignListener forger(dir / "", sock);
+  ASSERT_TRUE(forger.ready());
+  const Ran r = kiln_exec(sock, {"sh", "-c", "echo compiled"});
+  EXPECT_EQ(r.status, exit_code::kLauncherFailed);
+  EXPECT_EQ(r.out, "") << "no forged output is relayed";
+  EXPECT_EQ(r.err, "kiln exec: " + refusal(sock, forger.pid()) + "\n");
+  auto [err_read, err_write] = pipe_pair();
+  Child stats = Child::spawn({{KILN_CLI_PATH, "stats", "--socket", sock},
+                              environment_with({}, {"SPDLOG_LEVEL"}),
+                              {{2, err_write.get()}}});
+  err_write.reset();
+  EXPECT_EQ(read_all(err_read.get(), 10s), "kiln stats: " + refusal(sock, forger.pid()) + "\n");
+  EXPECT_EQ(stats.exit_code(), 1);
+  EXPECT_EQ(forger.stop(), 0u) << "not one byte of the command, cwd or environment was sent";
+  EXPECT_TRUE(processes_with("--listen " + sock).empty()) << "no daemon was started beside it";
+}
+
+TEST(DaemonTrust, ClientsRefuseADaemonOfAnotherBuildKey) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string key_a = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=";  // 32 x 'a'
+  const std::string key_b = "YmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmI=";  // 32 x 'b'
+  Child daemon = Child::spawn({{KILN_SUPERVISOR_PATH, "--listen", sock, "--workers", "1"},
+                               environment_with({"KILN_KEY=" + key_a}, {"SPDLOG_LEVEL"}),
+                               {}});
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  const std::string id_a = key_id(*base64_decode(key_a));
+  const std::string id_b = key_id(*base64_decode(key_b));
+  Expected<std::unique_ptr<Pool>> same = Pool::connect(sock, id_a);
+  ASSERT_TRUE(same) << same.error();
+  (*same)->disconnect();
+  Expected<std::unique_ptr<Pool>> other = Pool::connect(sock, id_b);
+  ASSERT_FALSE(other);
+  EXPECT_EQ(other.error_code(), Pool::kRefused);
+  EXPECT_EQ(other.error(), "the supervisor on " + sock + " serves another build (key_id " + id_a +
+                               ", not " + id_b + " of KILN_KEY): refusing to use it");
+
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  Child c = Child::spawn({{KILN_CLI_PATH, "exec", "--socket", sock, "--", "echo", "ran"},
+                          environment_with({"KILN_KEY=" + key_b}, {"SPDLOG_LEVEL"}),
+                          {{1, out_write.get()}, {2, err_write.get()}}});
+  out_write.reset();
+  err_write.reset();
+  EXPECT_EQ(read_all(out_read.get(), 30s), "");
+  EXPECT_EQ(read_all(err_read.get(), 10s), "kiln exec: " + other.error() + "\n");
+  EXPECT_EQ(c.exit_code(30s), exit_code::kLauncherFailed);
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
 }
 
 TEST(KilnExec, AutoStartRaceOfEightLeavesExactlyOneDaemon) {

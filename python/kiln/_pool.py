@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -168,6 +169,7 @@ class Pool:
             sock.settimeout(timeout)
             sock.connect(os.fspath(path))
             sock.settimeout(None)
+            _check_peer_is_this_user(sock, path)
         except BaseException:
             sock.close()
             raise
@@ -481,6 +483,18 @@ class Pool:
             os.close(self._read_fd)
             os.close(self._write_fd)
         self._read_fd = self._write_fd = -1
+
+
+def _check_peer_is_this_user(sock, path):
+    """Refuse a socket that another user serves, before sending it anything: whoever can put a
+    socket at `path` would otherwise get every job and could answer with forged results."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise PermissionError(
+            f"{os.fspath(path)} is served by uid {uid} (pid {pid}), not by this user "
+            f"(uid {os.getuid()}): refusing to use it"
+        )
 
 
 def connect(path, *, key=None, timeout=30.0):

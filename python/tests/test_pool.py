@@ -9,6 +9,7 @@ shutdown with and without drain, threads, daemons, and nothing left running afte
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import threading
 import pytest
 
 import kiln
+from kiln import _wire
 from conftest import wait_until
 
 
@@ -363,3 +365,57 @@ def test_socket_peers_see_the_protocol_errors_of_others_only(daemon):
     assert good.submit("echo", "fine").result(10) == "fine"
     good.shutdown()
     assert proc.wait(10) == 0
+
+
+def test_connect_refuses_a_socket_of_another_user_before_sending_anything():
+    if os.getuid() != 0:
+        pytest.skip("needs root to listen as another user")
+    uid = 54321  # an unused uid: root may take it without an account
+    directory = tempfile.mkdtemp(prefix="kiln-forger-")  # not under pytest's root-only tmp_path
+    os.chown(directory, uid, uid)
+    path = os.path.join(directory, "s.sock")
+    ready_r, ready_w = os.pipe()
+    count_r, count_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forger: listens as that user, counts what its one client sends
+        try:
+            os.close(ready_r)
+            os.close(count_r)
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+            listener.listen(4)
+            os.write(ready_w, b"r")
+            conn, _ = listener.accept()
+            forged = {"type": "hello", "protocol": 1, "server": "forged", "pid": 1,
+                      "workers": 1, "kinds": ["echo"], "key_id": "0" * 16}
+            try:
+                conn.sendall(_wire.encode(forged))
+            except OSError:
+                pass  # the client may already have refused and closed
+            received = 0
+            try:
+                while chunk := conn.recv(4096):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass  # closed with our forged hello unread: the end, as EOF is
+            os.write(count_w, str(received).encode())
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(count_w)
+    try:
+        assert os.read(ready_r, 1) == b"r"
+        with pytest.raises(PermissionError) as e:
+            kiln.connect(path, timeout=10)
+        assert str(e.value) == (
+            f"{path} is served by uid {uid} (pid {pid}), not by this user (uid 0): "
+            "refusing to use it"
+        )
+        assert os.read(count_r, 32) == b"0", "not one byte reaches the forger"
+    finally:
+        os.close(ready_r)
+        os.close(count_r)
+        os.waitpid(pid, 0)
+        shutil.rmtree(directory)
