@@ -112,7 +112,12 @@ int main(int argc, char** argv) {
 
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (exec_cmd->parsed()) {
-    if (exec.supervisor.empty()) exec.supervisor = kiln::beside_self("kiln-supervisor");
+    kiln::Expected<std::string> supervisor = kiln::client::find_supervisor(exec.supervisor);
+    if (!supervisor) {
+      std::fprintf(stderr, "kiln exec: %s\n", supervisor.error().c_str());
+      return kiln::exit_code::kLauncherFailed;
+    }
+    exec.supervisor = *supervisor;
     return kiln::client::exec_command(exec);
   }
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);

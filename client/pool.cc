@@ -1,5 +1,6 @@
 #include "client/pool.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -83,15 +84,46 @@ proto::RawObject exec_payload(const ExecRequest& r) {
   return proto::RawObject{std::string(buf.data(), buf.size())};
 }
 
+namespace {
+
+// The directory of the file this code was loaded from: the shared library when the client is
+// one, else the program.
+std::string this_code_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&this_code_dir), &info) == 0 || info.dli_fname == nullptr) {
+    return beside_self("");
+  }
+  std::string file = info.dli_fname;
+  return file.substr(0, file.rfind('/') + 1);
+}
+
+}  // namespace
+
+Expected<std::string> find_supervisor(const std::string& given) {
+  if (!given.empty()) return given;
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("KILN_SUPERVISOR"); env != nullptr && *env != '\0') {
+    candidates.emplace_back(env);
+  }
+  candidates.push_back(beside_self("kiln-supervisor"));                 // build tree, bin/
+  candidates.push_back(this_code_dir() + "../bin/kiln-supervisor");     // PREFIX/lib/libkiln-client
+  candidates.push_back(this_code_dir() + "../../bin/kiln-supervisor");  // PREFIX/lib/<triplet>/
+  candidates.emplace_back("kiln-supervisor");                           // $PATH
+  if (std::optional<std::string> found = first_executable(candidates)) return *found;
+  std::string looked;
+  for (const std::string& c : candidates) looked += (looked.empty() ? "" : ", ") + c;
+  return fail("kiln-supervisor not found (looked at " + looked + " in $PATH)");
+}
+
 Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     return fail(std::string("socketpair: ") + std::strerror(errno));
   }
   UniqueFd ours(sv[0]), theirs(sv[1]);
-  const std::string path =
-      options.supervisor.empty() ? beside_self("kiln-supervisor") : options.supervisor;
-  std::vector<std::string> args = {path, "--read-fd", "3", "--write-fd", "3"};
+  Expected<std::string> path = find_supervisor(options.supervisor);
+  if (!path) return fail(path.error());
+  std::vector<std::string> args = {*path, "--read-fd", "3", "--write-fd", "3"};
   args.insert(args.end(), options.args.begin(), options.args.end());
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);

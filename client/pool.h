@@ -27,7 +27,7 @@ namespace kiln::client {
 
 struct PoolOptions {
   std::string socket;             // connect to this daemon instead of starting a supervisor
-  std::string supervisor;         // "": kiln-supervisor beside this binary
+  std::string supervisor;         // "": find_supervisor()
   std::vector<std::string> args;  // extra supervisor options (--workers 4, ...)
   std::vector<std::string> env;   // extra environment entries (KILN_KEY=...)
   // With `socket`: refuse a daemon whose hello names another build key (see key_id_from_env).
@@ -112,6 +112,11 @@ class Pool {
   std::optional<int> exit_status_;
   std::mutex write_mu_;  // taken before mu_ when both are held
 };
+
+// The kiln-supervisor to start: `given` if not empty, else the first executable of
+// $KILN_SUPERVISOR, beside this program, in the bin/ of the prefix this library is installed in,
+// and $PATH; an error naming every place looked at when none is.
+Expected<std::string> find_supervisor(const std::string& given);
 
 // The key_id of the build key in $KILN_KEY (base64), which a daemon we use must serve; nullopt
 // when KILN_KEY is unset or empty, an error when it is not valid base64.

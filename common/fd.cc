@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -142,6 +143,35 @@ std::string beside_self(std::string_view name) {
   const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
   const std::string self(path, n > 0 ? static_cast<std::size_t>(n) : 0);
   return self.substr(0, self.rfind('/') + 1) + std::string(name);
+}
+
+namespace {
+
+bool is_executable_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+std::optional<std::string> first_executable(const std::vector<std::string>& candidates) {
+  for (const std::string& c : candidates) {
+    if (c.find('/') != std::string::npos) {
+      if (is_executable_file(c)) return c;
+      continue;
+    }
+    const char* path = std::getenv("PATH");
+    std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    while (true) {
+      const std::size_t colon = dirs.find(':');
+      std::string dir(dirs.substr(0, colon));
+      if (dir.empty()) dir = ".";
+      if (std::string full = dir + "/" + c; is_executable_file(full)) return full;
+      if (colon == std::string_view::npos) break;
+      dirs.remove_prefix(colon + 1);
+    }
+  }
+  return std::nullopt;
 }
 
 std::string signal_name(int sig) {

@@ -78,6 +78,10 @@ std::size_t kill_children_except(const std::vector<pid_t>& spare);
 // binary finds its siblings (kiln-worker, kiln-supervisor) by default.
 std::string beside_self(std::string_view name);
 
+// The first of `candidates` that is an executable regular file, or nullopt. A candidate without
+// a '/' is looked up in $PATH, as execvp would.
+std::optional<std::string> first_executable(const std::vector<std::string>& candidates);
+
 // "SIGSEGV" for SIGSEGV; "signal 42" for one without a name.
 std::string signal_name(int sig);
 

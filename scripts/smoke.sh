@@ -3,8 +3,9 @@
 #
 #   scripts/smoke.sh [BIN_DIR]
 #
-# BIN_DIR holds kiln, kiln-supervisor and kiln-worker (default: $KILN_BIN, else the directory of
-# `kiln` on PATH, else this checkout's build/bin). Starts a daemon on a temporary socket, runs
+# BIN_DIR holds kiln and kiln-supervisor, with kiln-worker beside them (a build tree) or in
+# BIN_DIR/../libexec/kiln (an install) (default: $KILN_BIN, else the directory of `kiln` on PATH,
+# else this checkout's build/bin). Starts a daemon on a temporary socket, runs
 # jobs through `kiln run` and `kiln exec`, crashes a worker and SIGKILLs another and checks that
 # the next jobs still run, shuts the daemon down, and checks with ps that nothing is left. One
 # line per check, `N passed, N failed` last; exit status 0 only when every check passed.
@@ -26,17 +27,22 @@ if [[ -z "$bin" ]]; then
     bin=$(cd "$(dirname "$0")/.." && pwd)/build/bin
   fi
 fi
-for b in kiln kiln-supervisor kiln-worker; do
+for b in kiln kiln-supervisor; do
   if [[ ! -x "$bin/$b" ]]; then
     echo "smoke: $bin/$b is missing or not executable (build first, or pass BIN_DIR)" >&2
     exit 2
   fi
 done
+if [[ ! -x "$bin/kiln-worker" && ! -x "$bin/../libexec/kiln/kiln-worker" ]]; then
+  echo "smoke: no kiln-worker in $bin or $bin/../libexec/kiln (build first, or pass BIN_DIR)" >&2
+  exit 2
+fi
 kiln=$bin/kiln
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-smoke.XXXXXX")
 sock=$tmp/kiln.sock
 daemon=
+daemon_pid=  # kept after shutdown, for the last check
 cleanup() {
   [[ -n "$daemon" ]] && kill -KILL "$daemon" 2>/dev/null
   rm -rf "$tmp"
@@ -105,6 +111,7 @@ start_daemon() {
   "$bin/kiln-supervisor" --listen "$sock" --workers 2 --enable-selftest --grace-ms 300 \
     --log-file "$tmp/daemon.log" &
   daemon=$!
+  daemon_pid=$daemon
   wait_for 10 test -S "$sock" && wait_for 10 worker_count_is 2 || { cat "$tmp/daemon.log"; return 1; }
   [[ $(stat -c %a "$sock") == 600 ]] || { echo "socket mode $(stat -c %a "$sock")"; return 1; }
 }
@@ -151,7 +158,6 @@ shut_down() {
   expect_status 0 "$kiln" shutdown --socket "$sock" || return 1
   wait "$daemon"
   local status=$?
-  daemon_pid=$daemon
   daemon=
   [[ $status -eq 0 ]] || { echo "daemon exit status $status"; return 1; }
   [[ ! -e "$sock" ]] || { echo "socket file left behind"; return 1; }

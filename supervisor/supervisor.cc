@@ -43,7 +43,12 @@ const char* handle_kind(uv_handle_type t) {
 Supervisor::Supervisor(Options options, std::string key)
     : options_(std::move(options)), key_(std::move(key)), key_id_(key_id(key_)) {
   if (options_.workers == 0) options_.workers = std::max(1u, std::thread::hardware_concurrency());
-  if (options_.worker_path.empty()) options_.worker_path = beside_self("kiln-worker");
+  if (options_.worker_path.empty()) {
+    // Beside us in a build tree; in libexec/kiln/ when installed (it is not a command to run).
+    options_.worker_path =
+        first_executable({beside_self("kiln-worker"), beside_self("../libexec/kiln/kiln-worker")})
+            .value_or(beside_self("kiln-worker"));
+  }
   kinds_ = {"echo", "exec"};
   if (options_.enable_selftest) kinds_.push_back("selftest");
 

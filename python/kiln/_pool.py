@@ -85,15 +85,36 @@ def _timeout_ms(timeout):
     return max(1, math.ceil(timeout * 1000))
 
 
+def _supervisor_candidates():
+    """Where kiln-supervisor may be, in order, after $KILN_SUPERVISOR: the bin/ of the prefix
+    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln), the build trees of the
+    checkout this package is in (python/ beside build/bin/), then $PATH."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = []
+    candidates.append(os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
+                                                    "kiln-supervisor")))
+    checkout = os.path.normpath(os.path.join(here, "..", ".."))
+    for build in ("build", "build-debug", "build-asan", "build-tsan"):
+        candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
+    return candidates
+
+
 def _find_supervisor(path):
     if path:
         return os.fspath(path)
-    path = os.environ.get("KILN_SUPERVISOR") or shutil.which("kiln-supervisor")
-    if not path:
-        raise FileNotFoundError(
-            "kiln-supervisor not found: pass supervisor=PATH, set KILN_SUPERVISOR, or put it on PATH"
-        )
-    return path
+    if os.environ.get("KILN_SUPERVISOR"):
+        return os.environ["KILN_SUPERVISOR"]  # an explicit choice, checked when it is started
+    candidates = _supervisor_candidates()
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("kiln-supervisor")
+    if found:
+        return found
+    raise FileNotFoundError(
+        "kiln-supervisor not found: looked at " + ", ".join(candidates) + " and in $PATH; "
+        "pass supervisor=PATH or set KILN_SUPERVISOR"
+    )
 
 
 def _option_flags(options):
