@@ -41,6 +41,57 @@ std::string join(const std::vector<std::string>& argv) {
   return s;
 }
 
+// What one finished entry prints: "" for a clean compile, else its diagnostics as one block (like
+// ninja's), named by the entry's label. Counts failures and the compiles' own wall time.
+std::string report(const CompileEntry& e, const proto::Result& r, std::size_t& failed,
+                   uint64_t& compile_us) {
+  if (!r.ok) {
+    ++failed;
+    return "FAILED: " + e.label() + "\n" + join(e.argv) + "\n" + r.error->code + ": " +
+           r.error->message + "\n" + r.error->detail.value_or("");
+  }
+  const json v = to_json(*r.value);
+  compile_us += v.value("wall_us", uint64_t{0});
+  const std::string output = text_of(v, "stdout") + text_of(v, "stderr");
+  if (v.value("exit_code", 0) != 0) {
+    ++failed;
+    return "FAILED: " + e.label() + "\n" + join(e.argv) + "\n" + output;
+  }
+  return output.empty() ? "" : e.label() + ":\n" + output;
+}
+
+void print_progress(std::size_t finished, std::size_t total, std::size_t failed,
+                    Clock::time_point start) {
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  const double rate = secs > 0 ? static_cast<double>(finished) / secs : 0;
+  const double eta = rate > 0 ? static_cast<double>(total - finished) / rate : 0;
+  std::fprintf(stderr, "[%zu/%zu] %zu failed, %.1f jobs/s, ETA %.0f s", finished, total, failed,
+               rate, eta);
+  std::fflush(stderr);
+}
+
+// The speed-up is the compiles' own times summed, over the wall time they took together: what
+// the pool did against one worker doing the same compiles back to back.
+void print_summary(Pool& pool, std::size_t total, std::size_t failed, double wall,
+                   uint64_t compile_us) {
+  const double compile = static_cast<double>(compile_us) / 1e6;
+  const uint64_t workers = pool.hello().workers;
+  std::printf("kiln compile-db: %zu succeeded, %zu failed, on %llu worker%s\n", total - failed,
+              failed, static_cast<unsigned long long>(workers), workers == 1 ? "" : "s");
+  std::printf(
+      "  wall time %.2f s; the compiles' own times add up to %.2f s; speed-up %.2fx (summed "
+      "compile time / wall time)\n",
+      wall, compile, wall > 0 ? compile / wall : 0.0);
+  if (Expected<proto::Stats> st = pool.stats()) {
+    std::printf(
+        "  pool: %llu worker starts, %llu crashes, queue p50 %.1f ms, run p50 %.1f ms, "
+        "run p95 %.1f ms\n",
+        static_cast<unsigned long long>(st->worker_starts),
+        static_cast<unsigned long long>(st->worker_crashes), st->queue_us_p50 / 1e3,
+        st->run_us_p50 / 1e3, st->run_us_p95 / 1e3);
+  }
+}
+
 }  // namespace
 
 int compile_db(const CompileDbOptions& options) {
@@ -59,10 +110,9 @@ int compile_db(const CompileDbOptions& options) {
   std::condition_variable cv;
   std::deque<std::pair<std::size_t, proto::Result>> done;
   for (std::size_t i = 0; i < entries->size(); ++i) {
-    const CompileEntry& e = (*entries)[i];
     ExecRequest r;
-    r.argv = e.argv;
-    r.cwd = e.directory;
+    r.argv = (*entries)[i].argv;
+    r.cwd = (*entries)[i].directory;
     (*pool)->submit("exec", exec_payload(r), std::nullopt, std::nullopt,
                     [&, i](proto::Result result) {
                       std::lock_guard lock(mu);
@@ -77,63 +127,22 @@ int compile_db(const CompileDbOptions& options) {
   std::unique_lock lock(mu);
   while (finished < entries->size()) {
     cv.wait(lock, [&] { return !done.empty(); });
-    while (!done.empty()) {
-      auto [i, r] = std::move(done.front());
-      done.pop_front();
-      ++finished;
-      const CompileEntry& e = (*entries)[i];
-      // Diagnostics as one block per file, like ninja.
-      std::string block;
-      if (!r.ok) {
-        ++failed;
-        block = "FAILED: " + e.file + "\n" + join(e.argv) + "\n" + r.error->code + ": " +
-                r.error->message + "\n" + r.error->detail.value_or("");
-      } else {
-        const json v = to_json(*r.value);
-        compile_us += v.value("wall_us", uint64_t{0});
-        const std::string output = text_of(v, "stdout") + text_of(v, "stderr");
-        if (v.value("exit_code", 0) != 0) {
-          ++failed;
-          block = "FAILED: " + e.file + "\n" + join(e.argv) + "\n" + output;
-        } else if (!output.empty()) {
-          block = e.file + ":\n" + output;
-        }
-      }
-      if (tty) std::fprintf(stderr, "\r\x1b[K");
-      if (!block.empty()) {
-        std::fputs(block.c_str(), stdout);
-        if (block.back() != '\n') std::fputc('\n', stdout);
-        std::fflush(stdout);
-      }
-      if (tty) {
-        const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-        const double rate = secs > 0 ? static_cast<double>(finished) / secs : 0;
-        const double eta = rate > 0 ? static_cast<double>(entries->size() - finished) / rate : 0;
-        std::fprintf(stderr, "[%zu/%zu] %zu failed, %.1f jobs/s, ETA %.0f s", finished,
-                     entries->size(), failed, rate, eta);
-        std::fflush(stderr);
-      }
+    auto [i, r] = std::move(done.front());
+    done.pop_front();
+    ++finished;
+    const std::string block = report((*entries)[i], r, failed, compile_us);
+    if (tty) std::fprintf(stderr, "\r\x1b[K");
+    if (!block.empty()) {
+      std::fputs(block.c_str(), stdout);
+      if (block.back() != '\n') std::fputc('\n', stdout);
+      std::fflush(stdout);
     }
+    if (tty) print_progress(finished, entries->size(), failed, start);
   }
   lock.unlock();
   if (tty) std::fprintf(stderr, "\r\x1b[K");
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  const double compile = static_cast<double>(compile_us) / 1e6;
-  Expected<proto::Stats> st = (*pool)->stats();
-  const uint64_t workers = (*pool)->hello().workers;
-  std::printf("kiln compile-db: %zu succeeded, %zu failed, on %llu worker%s\n",
-              entries->size() - failed, failed, static_cast<unsigned long long>(workers),
-              workers == 1 ? "" : "s");
-  std::printf("  wall time %.2f s; compile time %.2f s in all; speed-up %.2fx\n", wall, compile,
-              wall > 0 ? compile / wall : 0.0);
-  if (st) {
-    std::printf(
-        "  pool: %llu worker starts, %llu crashes, queue p50 %.1f ms, run p50 %.1f ms, "
-        "run p95 %.1f ms\n",
-        static_cast<unsigned long long>(st->worker_starts),
-        static_cast<unsigned long long>(st->worker_crashes), st->queue_us_p50 / 1e3,
-        st->run_us_p50 / 1e3, st->run_us_p95 / 1e3);
-  }
+  print_summary(**pool, entries->size(), failed, wall, compile_us);
   (*pool)->close();
   return failed == 0 ? 0 : 1;
 }

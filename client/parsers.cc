@@ -77,6 +77,19 @@ Expected<JobLine> parse_job_line(std::string_view line) {
   }
 }
 
+namespace {
+
+// The argument of a compiler's -o ("-o a.o" or "-oa.o"), or "".
+std::string output_argument(const std::vector<std::string>& argv) {
+  for (std::size_t i = 1; i < argv.size(); ++i) {
+    if (argv[i] == "-o" && i + 1 < argv.size()) return argv[i + 1];
+    if (argv[i].size() > 2 && argv[i].compare(0, 2, "-o") == 0) return argv[i].substr(2);
+  }
+  return "";
+}
+
+}  // namespace
+
 Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, const std::string& path,
                                                      const std::string& filter) {
   json db;
@@ -105,7 +118,7 @@ Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, cons
         !e.contains("file") || !e["file"].is_string()) {
       return fail(where + ": needs \"directory\" and \"file\" strings");
     }
-    CompileEntry entry{e["directory"], e["file"], {}};
+    CompileEntry entry{e["directory"], e["file"], {}, ""};
     if (re && !std::regex_search(entry.file, *re)) continue;
     if (e.contains("arguments")) {
       if (!e["arguments"].is_array()) return fail(where + ": \"arguments\" is not an array");
@@ -121,7 +134,16 @@ Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, cons
       return fail(where + ": needs \"arguments\" or \"command\"");
     }
     if (entry.argv.empty()) return fail(where + ": the command is empty");
+    if (e.contains("output") && e["output"].is_string()) {
+      entry.output = e["output"];
+    } else {
+      entry.output = output_argument(entry.argv);
+    }
     entries.push_back(std::move(entry));
+  }
+  if (re && entries.empty()) {
+    return fail("--filter " + filter + " matches none of the " + std::to_string(db.size()) +
+                " entries of " + path);
   }
   return entries;
 }

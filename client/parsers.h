@@ -30,9 +30,13 @@ Expected<JobLine> parse_job_line(std::string_view line);
 struct CompileEntry {
   std::string directory, file;
   std::vector<std::string> argv;
+  std::string output;  // "output", else the command's -o argument, else ""
+
+  // How a report names the entry: "a.c -> a.o", so two entries of one source differ.
+  std::string label() const { return output.empty() ? file : file + " -> " + output; }
 };
 // The entries of a compile database whose "file" matches `filter` (an ECMAScript regex; "" for
-// all). `path` names the database in error messages.
+// all); a filter that matches no entry is an error. `path` names the database in error messages.
 Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, const std::string& path,
                                                      const std::string& filter);
 

@@ -5,6 +5,8 @@
 #   asan    -> build-asan/  (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   tsan    -> build-tsan/  (ThreadSanitizer)
 # Each build folder has its own compile_commands.json; release's is linked at the top level.
+# Every run configures with this build's options (and $KILN_CMAKE_ARGS, split on spaces), so a
+# changed option takes effect in an existing folder instead of the first run's cache winning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +22,11 @@ esac
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
-if [[ ! -f "$dir/CMakeCache.txt" ]]; then
-  cmake -S . -B "$dir" "${generator[@]}" "${opts[@]}" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
+if [[ -f "$dir/CMakeCache.txt" ]]; then
+  generator=()  # an existing folder keeps its generator; cmake refuses to change it
 fi
+read -r -a extra <<<"${KILN_CMAKE_ARGS:-}"
+cmake -S . -B "$dir" "${generator[@]}" "${opts[@]}" "${extra[@]}" \
+  -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 cmake --build "$dir" -j "$(nproc)"
 if [[ "$flavor" == release ]]; then ln -sfn build/compile_commands.json compile_commands.json; fi

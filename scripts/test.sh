@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test through ctest twice, on the release
 # build (with the short soak) and under ASan+UBSan, then replays the fuzz corpora and fuzzes each
-# target for 30 s. The README's test command; .ci/run calls it. Under 15 minutes on 2 cores;
+# target for 30 s. The README's test command; .ci/run calls it. Under 20 minutes on 2 cores;
 # scripts/check-all.sh adds the TSan pass and longer fuzzing, which do not fit.
 #   KILN_TEST_SANITIZERS=0 runs the release pass only (a quick local run).
 set -euo pipefail

@@ -269,7 +269,8 @@ TEST(KilnCompileDb, RunsBothEntryFormsAndReportsFailures) {
 
   Ran r = run_kiln({"compile-db", "--workers", "2", dir + "/compile_commands.json"});
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("FAILED: bad.c\ncc -c bad.c -o bad.o\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAILED: bad.c -> bad.o\ncc -c bad.c -o bad.o\n"), std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("undeclared"), std::string::npos);
   EXPECT_NE(r.out.find("kiln compile-db: 1 succeeded, 1 failed, on 2 workers"), std::string::npos);
   struct stat st;
@@ -278,6 +279,25 @@ TEST(KilnCompileDb, RunsBothEntryFormsAndReportsFailures) {
   r = run_kiln({"compile-db", "--filter", "good", dir + "/compile_commands.json"});
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("1 succeeded, 0 failed"), std::string::npos);
+  EXPECT_NE(r.out.find("(summed compile time / wall time)"), std::string::npos) << r.out;
+
+  r = run_kiln({"compile-db", "--filter", "nomatch", dir + "/compile_commands.json"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "kiln compile-db: --filter nomatch matches none of the 2 entries of " + dir +
+                       "/compile_commands.json\n");
+
+  // Two entries of one source, told apart by their outputs.
+  const json twice = json::array(
+      {{{"directory", dir}, {"file", "bad.c"}, {"arguments", {"cc", "-c", "bad.c", "-o", "x.o"}}},
+       {{"directory", dir},
+        {"file", "bad.c"},
+        {"output", "y.o"},
+        {"arguments", {"cc", "-DY", "-c", "bad.c", "-oy.o"}}}});
+  std::ofstream(dir + "/twice.json") << twice.dump();
+  r = run_kiln({"compile-db", "--workers", "1", dir + "/twice.json"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("FAILED: bad.c -> x.o\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAILED: bad.c -> y.o\n"), std::string::npos) << r.out;
 
   std::ofstream(dir + "/broken.json") << "[{\"directory\": \"/\"}]";
   r = run_kiln({"compile-db", dir + "/broken.json"});
