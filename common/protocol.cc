@@ -337,6 +337,25 @@ requires std::is_class_v<T> std::string convert(const msgpack::object& o, T& out
 
 bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
 
+// Every top-level key of every message of both links, sorted: taken from the field lists
+// themselves, so a field added to a message is known here at once.
+bool is_known_key(std::string_view key) {
+  static const std::vector<std::string_view> known = [] {
+    std::vector<std::string_view> keys = {"type"};
+    auto collect = [&keys](auto message) {
+      fields([&keys](std::string_view k, const auto&) { keys.push_back(k); }, message);
+    };
+    (collect(Submit{}), collect(Cancel{}), collect(Quiesce{}), collect(Wakeup{}),
+     collect(StatsRequest{}), collect(Shutdown{}), collect(Hello{}), collect(Result{}),
+     collect(Status{}), collect(Stats{}), collect(Error{}), collect(Bye{}), collect(Job{}),
+     collect(WorkerShutdown{}), collect(Ready{}), collect(WorkerResult{}), collect(Phase{}));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    return keys;
+  }();
+  return std::binary_search(known.begin(), known.end(), key);
+}
+
 // The top-level map of one body: its keys and the raw bytes of each value.
 class Body {
  public:
@@ -356,7 +375,7 @@ class Body {
       return fail(std::string("body: expected map, got ") + mp::kind_name(h.kind));
     }
     Body b;
-    b.entries_.reserve(h.size);
+    b.entries_.reserve(std::min<uint64_t>(h.size, 16));
     std::size_t pos = h.header_len;
     for (uint64_t i = 0; i < h.size; ++i) {
       mp::Header kh;
@@ -368,6 +387,10 @@ class Body {
       pos += kh.header_len + kh.size;
       const std::size_t value_start = pos;
       (void)mp::skip_object(body, pos, mp::kMaxDepth, nullptr);
+      // Only keys some message has are kept (receivers ignore the others): at most a few dozen,
+      // so the duplicate check and find() cost a constant per key, and a body of n keys O(n).
+      // (Checking every key against all before it once took 82 s for 160,000 keys.)
+      if (!is_known_key(key)) continue;
       if (b.find(key) != nullptr) return fail("body: key \"" + std::string(key) + "\" twice");
       b.entries_.emplace_back(key, body.substr(value_start, pos - value_start));
     }

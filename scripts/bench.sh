@@ -33,6 +33,7 @@ run "$bin/exec_bench" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 run "$bin/compile_bench" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 run "$bin/pool_bench" --rounds "$rounds"
 run "$bin/worker_idle_rss" --workers 8
+run "$bin/decode_bench" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
