@@ -138,7 +138,9 @@ int exec_command(const ExecCommandOptions& options) {
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry = *e;
     const auto eq = entry.find('=');
-    if (eq != std::string::npos) r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+    // The caller's build key selects the daemon; it is no compiler's business.
+    if (eq == std::string::npos || entry.compare(0, eq, "KILN_KEY") == 0) continue;
+    r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
   }
   r.clear_env = true;
   const proto::Result result = (*pool)->exec(r).get();

@@ -1,5 +1,10 @@
 #include "common/build_key.h"
 
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
 #include <sodium.h>
 
 #include "common/fd.h"
@@ -51,6 +56,20 @@ std::string key_id(std::string_view key) {
     id += kHex[hash[i] & 0xf];
   }
   return id;
+}
+
+std::optional<std::string> take_key_from_env() {
+  static constexpr std::string_view kName = "KILN_KEY=";
+  std::optional<std::string> text;
+  std::vector<char*> entries;  // every KILN_KEY= entry, the first being getenv's
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).starts_with(kName)) entries.push_back(*e);
+  }
+  if (entries.empty()) return text;
+  text = std::string(entries.front() + kName.size());
+  ::unsetenv("KILN_KEY");  // every entry of that name
+  for (char* entry : entries) sodium_memzero(entry, std::strlen(entry));
+  return text;
 }
 
 std::string random_key(std::size_t bytes) {

@@ -17,8 +17,9 @@
 namespace kiln::supervisor {
 namespace {
 
-// The build key: --key-file, else KILN_KEY, else a random one; base64 text either way.
-Expected<std::string> load_key(const Options& options) {
+// The build key: --key-file, else KILN_KEY (`from_env`), else a random one; base64 text either
+// way.
+Expected<std::string> load_key(const Options& options, const std::optional<std::string>& from_env) {
   std::string text;
   std::string source;
   if (!options.key_file.empty()) {
@@ -28,8 +29,8 @@ Expected<std::string> load_key(const Options& options) {
     ss << in.rdbuf();
     text = ss.str();
     source = "--key-file " + options.key_file;
-  } else if (const char* env = std::getenv("KILN_KEY"); env != nullptr && *env != '\0') {
-    text = env;
+  } else if (from_env && !from_env->empty()) {
+    text = *from_env;
     source = "KILN_KEY";
   } else {
     return random_key();
@@ -43,7 +44,8 @@ Expected<std::string> load_key(const Options& options) {
 }  // namespace
 
 int run(Options options) {
-  Expected<std::string> key = load_key(options);
+  // Taken out of the environment first, so no job and no /proc/<pid>/environ reader sees it.
+  Expected<std::string> key = load_key(options, take_key_from_env());
   if (!key) {
     std::fprintf(stderr, "kiln-supervisor: %s\n", key.error().c_str());
     return exit_code::kUsage;
@@ -59,7 +61,6 @@ int run(Options options) {
   cloexec_from(3);
   // A write to a dead worker or client is an error to handle, not the supervisor's death.
   std::signal(SIGPIPE, SIG_IGN);
-  ::unsetenv("KILN_KEY");
   Supervisor supervisor(std::move(options), std::move(*key));
   const int status = supervisor.run();
   spdlog::shutdown();

@@ -402,6 +402,25 @@ TEST(DaemonTrust, ClientsRefuseADaemonOfAnotherBuildKey) {
   EXPECT_EQ(daemon.exit_code(), 0);
 }
 
+TEST(KilnExec, TheCallersBuildKeyChoosesTheDaemonAndDoesNotReachTheCommand) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string key = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE=";
+  auto [out_read, out_write] = pipe_pair();
+  Child c = Child::spawn(
+      {{KILN_CLI_PATH, "exec", "--socket", sock, "--", "sh", "-c", "echo ${KILN_KEY-unset}"},
+       environment_with({"KILN_KEY=" + key}, {"SPDLOG_LEVEL"}),
+       {{1, out_write.get()}}});
+  out_write.reset();
+  EXPECT_EQ(read_all(out_read.get(), 30s), "unset\n");
+  EXPECT_EQ(c.exit_code(30s), 0);
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_TRUE(pool) << pool.error();
+  EXPECT_EQ((*pool)->hello().key_id, key_id(*base64_decode(key))) << "the daemon serves that key";
+  (*pool)->shutdown(false);
+  EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+}
+
 TEST(KilnExec, AutoStartRaceOfEightLeavesExactlyOneDaemon) {
   TempDir dir;
   const std::string sock = dir / "s.sock";

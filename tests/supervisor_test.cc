@@ -93,6 +93,33 @@ TEST_F(SupervisorTest, KeyFromTheEnvironmentReachesWorkers) {
   EXPECT_EQ(value_of(sup_->result(1)), "x");
 }
 
+// /proc/<pid>/environ shows the environment block a process started with, whatever unsetenv
+// did since: the key must be gone from the supervisor's, every worker's and every job's.
+std::string environ_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST_F(SupervisorTest, TheKeyIsInNoProcessEnvironmentBlock) {
+  const std::string key = "c2VjcmV0LWJ1aWxkLWtleS1vZi10aGUtdGVzdA==";
+  start({.env = {"KILN_KEY=" + key}});
+  ASSERT_TRUE(all_idle());
+  ASSERT_NE(environ_of(sup_->process().pid()), "") << "the block is readable";
+  EXPECT_EQ(environ_of(sup_->process().pid()).find(key), std::string::npos);
+  for (pid_t w : worker_pids()) {
+    EXPECT_EQ(environ_of(w).find(key), std::string::npos) << "worker " << w;
+    EXPECT_EQ(environ_of(w).find("KILN_KEY="), std::string::npos) << "worker " << w;
+  }
+  // A job reads its own environment and its worker's block.
+  sup_->submit(1, "exec", {{"argv", {"sh", "-c", "env; tr '\\0' '\\n' </proc/$PPID/environ"}}});
+  const json v = value_of(sup_->result(1));
+  const auto& out = v["stdout"].get_binary();
+  const std::string text(out.begin(), out.end());
+  EXPECT_NE(text.find("PATH="), std::string::npos) << "the job saw its environment";
+  EXPECT_EQ(text.find(key), std::string::npos) << text;
+  EXPECT_EQ(text.find("KILN_KEY"), std::string::npos) << text;
+}
+
 // ---- PyTorch compile_worker scenarios ----
 
 TEST_F(SupervisorTest, BasicJobs) {

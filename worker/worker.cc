@@ -30,18 +30,18 @@ int run(const Options& options) {
   // The parent may have died between the check and prctl: then no signal would ever come.
   if (::getppid() != options.parent) return exit_code::kOk;
 
-  // 3. The build key; commands the worker runs must not see it.
-  const char* encoded = std::getenv("KILN_KEY");
-  if (encoded == nullptr || *encoded == '\0') {
+  // 3. The build key, out of the environment at once: commands the worker runs must not see it,
+  // in their environment or in ours under /proc.
+  const std::optional<std::string> encoded = take_key_from_env();
+  if (!encoded || encoded->empty()) {
     std::fprintf(stderr, "kiln-worker: KILN_KEY is not set (the supervisor passes the key)\n");
     return exit_code::kUsage;
   }
-  std::optional<std::string> key = base64_decode(encoded);
+  std::optional<std::string> key = base64_decode(*encoded);
   if (!key || key->empty()) {
     std::fprintf(stderr, "kiln-worker: KILN_KEY is not valid padded base64\n");
     return exit_code::kUsage;
   }
-  ::unsetenv("KILN_KEY");
 
   Expected<bool> logging = setup_logging("kiln-worker", LogOptions{options.log_level, ""});
   if (!logging) {
