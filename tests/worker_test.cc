@@ -303,6 +303,21 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
   EXPECT_EQ(e.code, "spawn_failed");
   EXPECT_EQ(e.message, "cannot execute '" + std::string(path) + "': Permission denied");
 
+  // As execvp: an entry of PATH where the name is not executable, then one where it is missing,
+  // do not stop the search for the real one further on; alone, EACCES is what is reported.
+  char dir[] = "/tmp/kiln-noexec-dir-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fake = std::string(dir) + "/true";
+  std::ofstream(fake) << "#!/bin/sh\nexit 9\n";
+  ::chmod(fake.c_str(), 0644);
+  const json searched =
+      exec({{"argv", {"true"}}, {"env", {{"PATH", std::string(dir) + ":/nonexistent:/usr/bin"}}}});
+  EXPECT_EQ(searched["exit_code"], 0) << "/usr/bin/true ran";
+  e = exec_error({{"argv", {"true"}}, {"env", {{"PATH", std::string(dir) + ":/nonexistent"}}}});
+  EXPECT_EQ(e.message, "cannot execute 'true': Permission denied");
+  ::unlink(fake.c_str());
+  ::rmdir(dir);
+
   e = exec_error({{"argv", {"true"}}, {"cwd", "/nonexistent-dir"}});
   EXPECT_EQ(e.code, "spawn_failed");
   EXPECT_EQ(e.message,

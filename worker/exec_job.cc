@@ -151,12 +151,25 @@ constexpr int kStageExec = 2;
   if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
   // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  // As execvp searches: a directory where the name is missing, or is not executable (EACCES),
+  // does not end the search, though EACCES is what is reported if nothing later is found; any
+  // other error is that of the command found, and ends it.
   int error = ENOENT;
   for (const char* candidate : p.candidate_ptrs) {
     ::execve(candidate, p.argv.data(), p.envp.data());
-    // Like execvp: a permission problem is more telling than "not found" further down PATH.
-    if (errno != ENOENT && errno != ENOTDIR) error = errno;
-    if (error != ENOENT && errno != EACCES) break;
+    switch (errno) {
+      case EACCES:
+        error = EACCES;
+        break;
+      case ENOENT:
+      case ENOTDIR:
+      case ESTALE:
+      case ENODEV:
+      case ETIMEDOUT:
+        break;
+      default:
+        child_fail(report_fd, kStageExec, errno);
+    }
   }
   child_fail(report_fd, kStageExec, error);
 }
