@@ -79,6 +79,9 @@ void Pipe::write_cb(uv_write_t* req, int status) {
   if (status != 0) {
     self->write_failed_ = true;  // UV_EPIPE: the peer is gone; UV_ECANCELED: we are closing
     self->pending_.clear();
+    // Nothing is left to write, ever: that is drained too. Whoever waits for the drain (the
+    // last `bye` to a client whose tooling was SIGKILLed) goes on now, not at its deadline.
+    if (self->on_drained_ && !self->closing_) self->on_drained_();
     return;
   }
   self->flush();
