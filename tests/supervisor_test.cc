@@ -487,6 +487,26 @@ TEST(SupervisorLifetime, ParentSigkilledTakesSupervisorAndWorkersWithItAtOnce) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
+// A command that left its job's process group (setsid) is still the worker's to end when the
+// supervisor dies: it was found running under init after a SIGKILL of the supervisor.
+TEST(SupervisorLifetime, SupervisorSigkilledTakesEvenWhatEscapedTheJobsGroup) {
+  SupervisorHarness sup;
+  ASSERT_TRUE(sup.await_hello());
+  sup.submit(1, "exec", {{"argv", {"sh", "-c", "n=31415; setsid sleep $n & sleep 100"}}});
+  ASSERT_TRUE(wait_until([&] { return processes_with("sleep 31415").size() == 1; }, 10s));
+  const pid_t escaped = processes_with("sleep 31415").front();
+  sup.process().kill(SIGKILL);
+  ASSERT_TRUE(sup.process().wait(5s).has_value());
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(wait_until([&] { return !is_running(escaped); }, 1s))
+      << "sleep 31415 (pid " << escaped << ") outlived the supervisor";
+  std::printf(
+      "the escaped command was gone %lld ms after the supervisor's SIGKILL\n",
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count()));
+  if (is_running(escaped)) ::kill(escaped, SIGKILL);
+}
+
 TEST(SupervisorLifetime, SupervisorSigkilledTakesWorkersAndTheirCommandsWithIt) {
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   SupervisorHarness sup;

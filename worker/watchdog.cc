@@ -51,6 +51,10 @@ void Watchdog::watch() {
     if (parent_gone || terminate) break;
   }
   kill_job_group();
+  // Then what left the group (setsid, a daemonizing compiler server): the worker is their
+  // subreaper, so once their parents die they are its children, and kill_children_except goes
+  // round until none is left. Without this, a SIGKILLed supervisor left them running under init.
+  kill_children_except({});
   ::_exit(exit_code::kSignalBase + SIGTERM);
 }
 

@@ -1,7 +1,8 @@
 // The worker's watchdog thread (docs/design.md start-up step 4): the one place that ends the worker
 // from outside events. It waits on a pidfd of the parent and on a signalfd for SIGTERM, which is
 // blocked in every thread (PR_SET_PDEATHSIG delivers SIGTERM too). Either way it first kills the
-// running command's process group, so no compiler outlives the worker, then exits at once.
+// running command's process group and every other descendant the worker has (it is their
+// subreaper), so nothing a job started outlives the worker, then exits at once.
 #pragma once
 
 #include <sys/types.h>
