@@ -1,7 +1,11 @@
 // The subcommands that talk to a shared daemon (`kiln-supervisor --listen`): exec (a compiler
 // launcher that starts the daemon when none is there), stats and shutdown.
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +38,36 @@ Expected<bool> private_directory(const std::string& dir) {
   return true;
 }
 
+// In the detached child, before exec: a daemon shared by every later build must carry nothing of
+// the build that happened to start it. Its pipes (held open, that build would never see end of
+// file), its directory, umask, signal mask and ignored signals, its nice value (lowered only as
+// far as we may) and its soft limits (raised to their hard limits). System calls only: this runs
+// between fork and exec. Each job still runs with its own caller's settings.
+void become_clean_daemon() {
+  const int null = ::open("/dev/null", O_RDWR);
+  ::dup2(null, 0);
+  ::dup2(null, 1);
+  ::dup2(null, 2);
+  ::syscall(SYS_close_range, 3, ~0U, 0);
+  if (::chdir("/") != 0) ::_exit(127);
+  ::umask(022);
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::setpriority(PRIO_PROCESS, 0, 0);
+  for (int resource :
+       {RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC}) {
+    rlimit limit;
+    if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      ::setrlimit(resource, &limit);
+    }
+  }
+}
+
 void spawn_daemon(const std::string& supervisor, const std::string& socket) {
   // Built before fork: the children only call async-signal-safe functions.
   std::vector<std::string> args = {supervisor, "--listen",   socket,         "--idle-exit-ms",
@@ -46,10 +80,7 @@ void spawn_daemon(const std::string& supervisor, const std::string& socket) {
     // Detached: its own session, and orphaned at once so that nobody has to reap it.
     ::setsid();
     if (::fork() != 0) ::_exit(0);
-    const int null = ::open("/dev/null", O_RDWR);
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
+    become_clean_daemon();
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

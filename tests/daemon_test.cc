@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -180,11 +181,13 @@ class ForeignListener {
 
   bool ready() const { return ready_; }
   pid_t pid() const { return pid_; }
-  // Ends the forger; the number of bytes its clients sent it.
+  // Ends the forger; the number of bytes its clients sent it, or kLost if it died without
+  // saying (so that a dead forger can never pass for one that received nothing).
+  static constexpr uint64_t kLost = ~uint64_t{0};
   uint64_t stop() {
     if (pid_ <= 0) return received_;
     stop_.reset();
-    (void)!::read(report_.get(), &received_, sizeof received_);
+    if (::read(report_.get(), &received_, sizeof received_) != sizeof received_) received_ = kLost;
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
     return received_;
@@ -199,7 +202,8 @@ class ForeignListener {
       if (fds[1].revents & POLLIN) {
         const int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) {
-          (void)!::write(c, forged.data(), forged.size());
+          // MSG_NOSIGNAL: a client that refused us may have closed already.
+          (void)!::send(c, forged.data(), forged.size(), MSG_NOSIGNAL);
           fds.push_back({c, POLLIN, 0});
         }
       }
@@ -417,6 +421,61 @@ TEST(KilnExec, TheCallersBuildKeyChoosesTheDaemonAndDoesNotReachTheCommand) {
   Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
   ASSERT_TRUE(pool) << pool.error();
   EXPECT_EQ((*pool)->hello().key_id, key_id(*base64_decode(key))) << "the daemon serves that key";
+  (*pool)->shutdown(false);
+  EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+}
+
+std::string proc_field(pid_t pid, const std::string& file, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) == 0) return line.substr(key.size());
+  }
+  return "";
+}
+
+// The daemon outlives the build that happened to start it and serves every later one: it must
+// carry nothing of that first caller's process.
+TEST(KilnExec, TheAutoStartedDaemonKeepsNothingOfItsFirstCaller) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  auto [held_read, held_write] = pipe_pair();  // a build's pipe, inherited as fd 7
+  const std::string script = "cd " + (dir / "") +
+                             " && umask 077 && ulimit -S -n 200 && exec nice -n 5 " +
+                             std::string(KILN_CLI_PATH) + " exec --socket " + sock + " -- true";
+  Child c = Child::spawn({{"/bin/sh", "-c", script},
+                          environment_with({}, {"SPDLOG_LEVEL", "KILN_KEY"}),
+                          {{7, held_write.get()}}});
+  held_write.reset();
+  ASSERT_EQ(c.exit_code(30s), 0);
+  const std::vector<pid_t> daemons = processes_with("--listen " + sock);
+  ASSERT_EQ(daemons.size(), 1u);
+  const pid_t d = daemons[0];
+  // Its end of the pipe is closed: the build sees end of file as soon as kiln exec is gone.
+  pollfd p{held_read.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  char byte;
+  EXPECT_EQ(::read(held_read.get(), &byte, 1), 0) << "the daemon holds the caller's pipe";
+  char cwd[4096] = {};
+  ASSERT_GT(::readlink(("/proc/" + std::to_string(d) + "/cwd").c_str(), cwd, sizeof cwd - 1), 0);
+  EXPECT_STREQ(cwd, "/");
+  EXPECT_EQ(proc_field(d, "status", "Umask:\t"), "0022");
+  std::ifstream stat("/proc/" + std::to_string(d) + "/stat");
+  std::string field;
+  for (int i = 0; i < 19 && stat >> field;) {
+    if (field.back() == ')')
+      i = 2;  // the command name may hold spaces; fields count after it
+    else
+      ++i;
+  }
+  EXPECT_EQ(field, "0") << "nice value";
+  const std::string nofile = proc_field(d, "limits", "Max open files");
+  std::istringstream limits(nofile);
+  std::string soft, hard;
+  limits >> soft >> hard;
+  EXPECT_EQ(soft, hard) << nofile;
+  EXPECT_NE(soft, "200");
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_TRUE(pool) << pool.error();
   (*pool)->shutdown(false);
   EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
 }
