@@ -91,9 +91,11 @@ void ClientConnection::check_backpressure() {
   } else if (!paused_ && queued > kHighWater && !ended_) {
     paused_ = true;
     in_->stop_reading();
+    events_.on_paused(*this, true);
   } else if (paused_ && queued < kLowWater && !ended_) {
     paused_ = false;
     in_->resume_reading();
+    events_.on_paused(*this, false);
   }
 }
 

@@ -30,6 +30,9 @@ class ClientConnection {
     // has been answered with `error`). Its jobs are the owner's to cancel.
     std::function<void(ClientConnection& client)> on_end;
     std::function<void(ClientConnection& client)> on_closed;
+    // It stopped reading its answers (more than 4 MiB unread: we stop reading its requests too),
+    // or reads them again: the owner holds back its queued jobs meanwhile.
+    std::function<void(ClientConnection& client, bool paused)> on_paused;
   };
 
   ClientConnection(uv_loop_t* loop, ClientId id, uint32_t max_frame, Events events);

@@ -52,6 +52,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-queue", o.max_queue, "jobs that may wait; more are `overloaded`")
       ->capture_default_str();
+  app.add_option("--max-queue-mb", o.max_queue_mb,
+                 "payload MiB that may wait, all connections together; more are `overloaded`")
+      ->capture_default_str();
+  app.add_option("--max-client-queue", o.max_client_queue,
+                 "jobs one connection may have waiting; more are `overloaded` (default 0: "
+                 "--max-queue in pipe mode, a quarter of it with --listen; connections take "
+                 "turns for the workers)")
+      ->capture_default_str();
+  app.add_option("--max-client-queue-mb", o.max_client_queue_mb,
+                 "payload MiB one connection may have waiting; more are `overloaded` (default 0: "
+                 "as for --max-client-queue, of --max-queue-mb)")
+      ->capture_default_str();
   app.add_option("--max-frame", o.max_frame, "largest frame body in bytes")
       ->capture_default_str()
       ->check(CLI::Range(4096u, 0xffffffffu));

@@ -25,6 +25,9 @@ struct Options {
   uint64_t max_jobs_per_worker = 0;
   uint64_t max_worker_rss_mb = 0;
   std::size_t max_queue = 100000;
+  uint64_t max_queue_mb = 1024;
+  std::size_t max_client_queue = 0;  // 0: max_queue in pipe mode, a quarter of it with --listen
+  uint64_t max_client_queue_mb = 0;  // 0: the same of max_queue_mb
   uint32_t max_frame = kDefaultMaxFrame;
   uint64_t status_interval_ms = 10000;
   bool enable_selftest = false;

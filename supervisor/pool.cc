@@ -28,7 +28,7 @@ std::string last_line(const std::string& text) {
 }  // namespace
 
 Pool::Pool(PoolConfig config, PoolEnv& env)
-    : config_(std::move(config)), env_(env), slots_(config_.workers) {}
+    : config_(std::move(config)), env_(env), slots_(config_.workers), queue_(config_.queue) {}
 
 const char* Pool::state_name(State s) {
   switch (s) {
@@ -130,22 +130,21 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   }
   if (quiesced_) wakeup();
   idle_since_ = 0;
-  const bool idle_worker = std::any_of(slots_.begin(), slots_.end(),
-                                       [](const Slot& s) { return s.state == State::kIdle; });
-  if (!idle_worker && queue_.size() >= config_.max_queue) {
+  // A job an idle worker takes at once never waits, so the queue's limits are not its business.
+  const bool runs_now =
+      !queue_.paused(client) && std::any_of(slots_.begin(), slots_.end(),
+                                            [](const Slot& s) { return s.state == State::kIdle; });
+  if (std::string full = runs_now ? "" : queue_.refuse(client, job.payload.bytes.size());
+      !full.empty()) {
     // Said once per overload, not once per job: a flood must not become a flood of log lines.
     if (overloaded_since_room_++ == 0) {
-      spdlog::warn("the queue is full ({} jobs, --max-queue): new jobs are answered overloaded",
-                   queue_.size());
+      spdlog::warn("queue limit reached: new jobs are answered overloaded ({})", full);
     }
-    fail(job, proto::code::kOverloaded,
-         "the queue already holds " + std::to_string(queue_.size()) + " jobs (--max-queue)");
+    fail(job, proto::code::kOverloaded, std::move(full));
     return Submitted::kAccepted;
   }
   note_room();
-  const QueueKey qk{submit.priority.value_or(0), next_seq_++};
-  open_[key] = qk;
-  queue_.emplace(qk, std::move(job));
+  open_[key] = queue_.push(std::move(job), submit.priority.value_or(0));
   max_queue_depth_ = std::max<uint64_t>(max_queue_depth_, queue_.size());
   dispatch();
   return Submitted::kAccepted;
@@ -154,9 +153,8 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
 void Pool::cancel(ClientId client, uint64_t id) {
   const auto it = open_.find({client, id});
   if (it == open_.end()) return;  // unknown or finished: ignored
-  if (const auto* qk = std::get_if<QueueKey>(&it->second)) {
-    Job job = std::move(queue_.at(*qk));
-    queue_.erase(*qk);
+  if (const auto* qk = std::get_if<JobQueue::Key>(&it->second)) {
+    Job job = std::move(*queue_.take(client, *qk));
     fail(job, proto::code::kCancelled, "cancelled by the client");
   } else {
     const std::size_t slot = std::get<std::size_t>(it->second);
@@ -171,10 +169,9 @@ void Pool::cancel(ClientId client, uint64_t id) {
 }
 
 void Pool::client_gone(ClientId client) {
+  (void)queue_.take_client(client);  // nobody is left to answer
   for (auto it = open_.lower_bound({client, 0}); it != open_.end() && it->first.first == client;) {
-    if (const auto* qk = std::get_if<QueueKey>(&it->second)) {
-      queue_.erase(*qk);
-    } else {
+    if (std::holds_alternative<std::size_t>(it->second)) {
       const std::size_t slot = std::get<std::size_t>(it->second);
       slots_[slot].job.reset();
       stop(slot, /*graceful=*/false);
@@ -184,6 +181,11 @@ void Pool::client_gone(ClientId client) {
   }
   idle_check();
   maybe_finish_drain();
+}
+
+void Pool::client_paused(ClientId client, bool paused) {
+  queue_.set_paused(client, paused);
+  if (!paused) dispatch();
 }
 
 void Pool::quiesce() {
@@ -484,18 +486,19 @@ bool Pool::stopped() const {
 
 void Pool::dispatch() {
   if (phase_ == Phase::kStopping) return;
+  // A draining shutdown must finish every job, read or not.
+  const bool ignore_pauses = phase_ == Phase::kDraining;
   for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
     if (slots_[i].state != State::kIdle) continue;
-    auto head = queue_.begin();
-    Job job = std::move(head->second);
-    queue_.erase(head);
-    run_on(i, std::move(job));
+    std::optional<Job> job = queue_.pop(ignore_pauses);
+    if (!job) break;
+    run_on(i, std::move(*job));
   }
   note_room();
 }
 
 void Pool::note_room() {
-  if (overloaded_since_room_ == 0 || queue_.size() >= config_.max_queue) return;
+  if (overloaded_since_room_ == 0 || queue_.size() >= config_.queue.max_jobs) return;
   spdlog::info("the queue has room again after {} jobs were answered overloaded",
                overloaded_since_room_);
   overloaded_since_room_ = 0;
@@ -583,11 +586,7 @@ void Pool::fail(Job& job, std::string_view code, std::string message,
 }
 
 void Pool::fail_queued(std::string_view code, const std::string& message) {
-  while (!queue_.empty()) {
-    Job job = std::move(queue_.begin()->second);
-    queue_.erase(queue_.begin());
-    fail(job, code, message);
-  }
+  for (Job& job : queue_.take_all()) fail(job, code, message);
 }
 
 void Pool::idle_check() {

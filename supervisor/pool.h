@@ -35,11 +35,9 @@
 #include "common/protocol.h"
 #include "common/result.h"
 #include "supervisor/histogram.h"
+#include "supervisor/job_queue.h"
 
 namespace kiln::supervisor {
-
-using ClientId = uint64_t;
-using Micros = uint64_t;  // a point on the environment's monotonic clock, in microseconds
 
 struct PoolConfig {
   std::size_t workers = 1;
@@ -48,7 +46,7 @@ struct PoolConfig {
   uint64_t idle_quiesce_ms = 0;      // 0: never
   uint64_t max_jobs_per_worker = 0;  // 0: unlimited
   uint64_t max_worker_rss_kb = 0;    // 0: unlimited
-  std::size_t max_queue = 100000;
+  QueueLimits queue;  // jobs and payload bytes that may wait, in all and per connection
   uint64_t status_interval_ms = 10000;  // 0: never
   std::vector<std::string> kinds;
   std::string key_id;
@@ -100,6 +98,9 @@ class Pool {
   void cancel(ClientId client, uint64_t id);
   // The client's connection is gone: its queued jobs are dropped and its running ones killed.
   void client_gone(ClientId client);
+  // The client is not reading its answers (paused) or reads them again: while paused its queued
+  // jobs wait (others run), so what it has not read stays bounded.
+  void client_paused(ClientId client, bool paused);
   void quiesce();
   void wakeup();
   void shutdown(bool drain);
@@ -126,23 +127,7 @@ class Pool {
   enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping };
   enum class Phase { kRunning, kDraining, kStopping };
 
-  struct Job {
-    ClientId client = 0;
-    uint64_t id = 0;
-    std::string kind;
-    proto::RawObject payload;
-    uint64_t timeout_ms = 0;
-    Micros submitted = 0;
-    Micros started = 0;
-  };
-  // Queue order: higher priority first, then submit order.
-  struct QueueKey {
-    int64_t priority;
-    uint64_t seq;
-    bool operator<(const QueueKey& o) const {
-      return priority != o.priority ? priority > o.priority : seq < o.seq;
-    }
-  };
+  using Job = PoolJob;
   struct Slot {
     State state = State::kEmpty;
     pid_t pid = 0;
@@ -158,7 +143,7 @@ class Pool {
     Micros next_status = 0;
   };
   using OpenKey = std::pair<ClientId, uint64_t>;
-  using Where = std::variant<QueueKey, std::size_t>;  // queued, or running on a slot
+  using Where = std::variant<JobQueue::Key, std::size_t>;  // queued, or running on a slot
 
   static const char* state_name(State s);
   bool wants_workers() const;
@@ -186,9 +171,8 @@ class Pool {
   PoolConfig config_;
   PoolEnv& env_;
   std::vector<Slot> slots_;
-  std::map<QueueKey, Job> queue_;
+  JobQueue queue_;
   std::map<OpenKey, Where> open_;
-  uint64_t next_seq_ = 0;
   Phase phase_ = Phase::kRunning;
   bool quiesced_ = false;
   Micros idle_since_ = 0;  // 0: not idle

@@ -1,6 +1,7 @@
 #include "supervisor/supervisor.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -81,7 +82,18 @@ Supervisor::Supervisor(Options options, std::string key)
   config.idle_quiesce_ms = options_.idle_quiesce_ms;
   config.max_jobs_per_worker = options_.max_jobs_per_worker;
   config.max_worker_rss_kb = options_.max_worker_rss_mb * 1024;
-  config.max_queue = options_.max_queue;
+  // One connection (pipe mode) may use the whole queue; of a daemon's, none more than a quarter,
+  // so that one build cannot get every other build's jobs answered overloaded.
+  const uint64_t share = options_.listen.empty() ? 1 : 4;
+  config.queue.max_jobs = options_.max_queue;
+  config.queue.max_bytes = options_.max_queue_mb << 20;
+  config.queue.max_client_jobs = options_.max_client_queue != 0
+                                     ? options_.max_client_queue
+                                     : std::max<std::size_t>(1, options_.max_queue / share);
+  config.queue.max_client_bytes =
+      (options_.max_client_queue_mb != 0 ? options_.max_client_queue_mb
+                                         : std::max<uint64_t>(1, options_.max_queue_mb / share))
+      << 20;
   config.status_interval_ms = options_.status_interval_ms;
   config.kinds = kinds_;
   config.key_id = key_id_;
@@ -186,8 +198,16 @@ ClientConnection& Supervisor::add_client() {
                                  on_client_end(c);
                                  settle();
                                },
-                               // Destroys c (and this callback): nothing may follow.
-                               [this](ClientConnection& c) { clients_.erase(c.id()); }});
+                               // Destroys c (and this callback): nothing may follow but
+                               // giving its buffers' pages back (a flood may have left them).
+                               [this](ClientConnection& c) {
+                                 clients_.erase(c.id());
+                                 ::malloc_trim(0);
+                               },
+                               [this](ClientConnection& c, bool paused) {
+                                 pool_->client_paused(c.id(), paused);
+                                 settle();
+                               }});
   ClientConnection& ref = *client;
   clients_.emplace(id, std::move(client));
   return ref;

@@ -127,6 +127,47 @@ TEST_F(PoolTest, QueueRunsByPriorityThenSubmitOrder) {
   EXPECT_EQ(env_.answers.size(), 5u);
 }
 
+TEST_F(PoolTest, ConnectionsTakeTurnsAndOneCannotFillTheOthersQueue) {
+  PoolConfig c = config(1);
+  c.queue.max_client_jobs = 3;
+  start(c);
+  all_ready();
+  pool_->submit(1, job(1));  // runs at once
+  for (uint64_t id = 2; id <= 5; ++id) pool_->submit(1, job(id));
+  EXPECT_EQ(env_.last_code(), "overloaded") << "connection 1 may have only 3 waiting";
+  EXPECT_EQ(env_.last().error->message,
+            "this connection already has 3 jobs waiting (--max-client-queue)");
+  pool_->submit(2, job(1));
+  pool_->submit(2, job(2));
+  EXPECT_EQ(env_.answers.size(), 1u) << "connection 2's jobs were accepted";
+  std::vector<std::pair<ClientId, uint64_t>> ran;
+  for (int n = 0; n < 6; ++n) {
+    const uint64_t id = env_.jobs_sent.back().second.id;
+    pool_->on_result(0, ok_result(id));
+    ran.emplace_back(env_.answers.back().first, id);
+  }
+  using R = std::vector<std::pair<ClientId, uint64_t>>;
+  EXPECT_EQ(ran, (R{{1, 1}, {1, 2}, {2, 1}, {1, 3}, {2, 2}, {1, 4}}));
+}
+
+TEST_F(PoolTest, APausedConnectionsJobsWaitUntilItReadsAgain) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));  // runs at once
+  pool_->submit(1, job(2));
+  pool_->submit(2, job(1));
+  pool_->client_paused(1, true);
+  pool_->on_result(0, ok_result(1));
+  ASSERT_EQ(env_.jobs_sent.size(), 2u);
+  EXPECT_EQ(env_.answers.back().first, 1u);
+  EXPECT_EQ(env_.jobs_sent.back().second.id, 1u) << "connection 2's job, not 1's second";
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(env_.jobs_sent.size(), 2u) << "the idle worker waits while 1 is paused";
+  pool_->client_paused(1, false);
+  ASSERT_EQ(env_.jobs_sent.size(), 3u);
+  EXPECT_EQ(env_.jobs_sent.back().second.id, 2u);
+}
+
 TEST_F(PoolTest, DuplicateUnfinishedIdIsRefusedButFinishedIdsMayReturn) {
   start(config(1));
   all_ready();
@@ -139,7 +180,7 @@ TEST_F(PoolTest, DuplicateUnfinishedIdIsRefusedButFinishedIdsMayReturn) {
 
 TEST_F(PoolTest, OverloadAnswersAtOnceWhenTheQueueIsFull) {
   PoolConfig c = config(1);
-  c.max_queue = 2;
+  c.queue.max_jobs = 2;
   start(c);
   all_ready();
   pool_->submit(1, job(1));  // running

@@ -754,9 +754,9 @@ TEST_F(SupervisorTest, AFloodOfSubmitsIsAnsweredOverloadedWithMemoryBounded) {
       << rss_before << " KiB before, " << rss_peak << " KiB at the peak";
 #endif
   const std::string log = sup_->stderr_text();
-  EXPECT_NE(
-      log.find("the queue is full (1000 jobs, --max-queue): new jobs are answered overloaded"),
-      std::string::npos)
+  EXPECT_NE(log.find("queue limit reached: new jobs are answered overloaded (the queue already "
+                     "holds 1000 jobs (--max-queue))"),
+            std::string::npos)
       << log;
   EXPECT_NE(log.find("the queue has room again after 49000 jobs were answered overloaded"),
             std::string::npos)
