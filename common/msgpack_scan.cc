@@ -160,7 +160,8 @@ bool read_header(std::string_view data, std::size_t off, Header& h) {
   }
 }
 
-bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error) {
+bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error,
+                 uint64_t* objects) {
   // pending[d] = objects still to read at depth d+1; a map's pairs count twice. Each slot is
   // written before it is read, so it is not zero-filled: this runs once per map value of every
   // body, where clearing 65 slots was most of the cost of a body of many small keys.
@@ -179,6 +180,7 @@ bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, st
       continue;
     }
     --pending[depth - 1];
+    if (objects != nullptr) ++*objects;
     Header h;
     if (!read_header(data, pos, h)) {
       if (pos < data.size() && static_cast<unsigned char>(data[pos]) == 0xc1) {

@@ -35,7 +35,10 @@ struct Header {
 bool read_header(std::string_view data, std::size_t off, Header& h);
 
 // Advances `off` past one complete object. On failure returns false with a reason in *error
-// ("truncated", "invalid byte 0xc1 at offset N", "nesting deeper than 64").
-bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error);
+// ("truncated", "invalid byte 0xc1 at offset N", "nesting deeper than 64"). With `objects`, adds
+// the number of objects it holds, itself and every element and key at any depth: what
+// msgpack::unpack would allocate one msgpack::object (24 bytes) for.
+bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error,
+                 uint64_t* objects = nullptr);
 
 }  // namespace kiln::mp

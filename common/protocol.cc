@@ -9,6 +9,7 @@
 
 #include "common/frame.h"
 #include "common/msgpack_scan.h"
+#include "common/text.h"
 
 namespace kiln::proto {
 namespace {
@@ -469,7 +470,8 @@ std::string check(const M&) {
 template <class V, std::size_t I = 0>
 kiln::Expected<V> decode_type(std::string_view type, const Body& body) {
   if constexpr (I == std::variant_size_v<V>) {
-    return fail("unknown message type \"" + std::string(type) + "\"");
+    // The client's own string, escaped and cut: it goes into the log and back to the client.
+    return fail("unknown message type \"" + printable(type, 64) + "\"");
   } else {
     using M = std::variant_alternative_t<I, V>;
     if (type != kType<M>) return decode_type<V, I + 1>(type, body);

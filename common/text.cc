@@ -58,4 +58,29 @@ std::string to_valid_utf8(std::string_view bytes) {
   return out;
 }
 
+std::string printable(std::string_view bytes, std::size_t max) {
+  const std::string text = to_valid_utf8(bytes);
+  std::string out;
+  std::size_t i = 0;
+  for (; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    // Cut only before the first byte of a character, never inside one.
+    if (out.size() >= max && (c & 0xc0) != 0x80) break;
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (i < text.size()) out += "... (" + std::to_string(bytes.size()) + " bytes)";
+  return out;
+}
+
 }  // namespace kiln

@@ -184,6 +184,18 @@ TEST(Protocol, ABodyAtTheSizeLimitWithMillionsOfKeysDecodesInLinearTime) {
   }
 }
 
+TEST(Protocol, AnUnknownTypeIsQuotedEscapedAndCut) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1);
+  pk.pack(std::string("type")), pk.pack("x\n[error] forged log line" + std::string(500, 'z'));
+  kiln::Expected<ClientRequest> got =
+      decode_client_request(std::string_view(buf.data(), buf.size()));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error(), "unknown message type \"x\\n[error] forged log line" +
+                             std::string(38, 'z') + "... (525 bytes)\"");
+}
+
 TEST(Protocol, AcceptsNonNegativeSignedEncodingsAsUint) {
   // {type: cancel, id: int8 5}: msgpack allows a signed encoding of a non-negative number.
   const std::string body(

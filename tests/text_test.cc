@@ -25,3 +25,19 @@ TEST(Utf8, ReplacesEachInvalidByte) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+
+TEST(Printable, EscapesControlCharactersAndCutsLongText) {
+  EXPECT_EQ(printable("launch"), "launch");
+  EXPECT_EQ(printable("a\nb\\c\x01\x7f"), "a\\nb\\\\c\\x01\\x7f");
+  EXPECT_EQ(printable(std::string("x\0y", 3)), "x\\x00y");
+  EXPECT_EQ(printable("\xff"), "\xef\xbf\xbd") << "invalid UTF-8 becomes U+FFFD";
+  EXPECT_EQ(printable(std::string(300, 'k'), 10), std::string(10, 'k') + "... (300 bytes)");
+  // Never cut inside a character: "é" is two bytes.
+  EXPECT_EQ(printable("aé", 1), "a... (3 bytes)");
+  EXPECT_EQ(printable("aé", 2), "aé");
+  EXPECT_EQ(printable("aéb", 2), "aé... (4 bytes)");
+}
+
+}  // namespace kiln

@@ -284,6 +284,73 @@ TEST_F(WorkerTest, ExecCommandGetsDefaultSignalsInItsOwnGroup) {
   EXPECT_EQ(pgid, pid);
 }
 
+TEST_F(WorkerTest, ExecRefusesNulInCwdAndEnvAndEqualsInEnvNames) {
+  // "/tmp\0/etc" would have run in /tmp, the kernel reading up to the NUL.
+  proto::JobError e = exec_error({{"argv", {"true"}}, {"cwd", std::string("/tmp\0/etc", 9)}});
+  EXPECT_EQ(e.code, "bad_payload");
+  EXPECT_EQ(e.message, "exec.cwd: contains a NUL byte");
+  e = exec_error({{"argv", {"true"}}, {"env", {{"A=B", "c"}}}});
+  EXPECT_EQ(e.code, "bad_payload");
+  EXPECT_EQ(e.message, "exec.env: the name \"A=B\" is empty or contains '=' or a NUL byte");
+  e = exec_error({{"argv", {"true"}}, {"env", {{std::string("A\0B", 3), "c"}}}});
+  EXPECT_EQ(e.message, "exec.env: the name \"A\\x00B\" is empty or contains '=' or a NUL byte");
+  e = exec_error({{"argv", {"true"}}, {"env", {{"", "c"}}}});
+  EXPECT_EQ(e.message, "exec.env: the name \"\" is empty or contains '=' or a NUL byte");
+  e = exec_error({{"argv", {"true"}}, {"env", {{"A", std::string("x\0y", 3)}}}});
+  EXPECT_EQ(e.code, "bad_payload");
+  EXPECT_EQ(e.message, "exec.env: the value of A contains a NUL byte");
+}
+
+TEST_F(WorkerTest, ExecPayloadsOfMillionsOfValuesAreRefusedBeforeTheyAreUnpacked) {
+  // 2,000,000 small ints: 2 MB on the wire, 48 MB as msgpack objects.
+  proto::RawObject raw;
+  raw.bytes = std::string("\x82\xa4") + "argv" + "\x91\xa4" + "true" + "\xa5" + "extra" + "\xdd";
+  const uint32_t n = 2'000'000;
+  for (int shift = 24; shift >= 0; shift -= 8) raw.bytes += static_cast<char>((n >> shift) & 0xff);
+  raw.bytes += std::string(n, '\x01');
+  const auto r = worker_.run_raw("exec", raw);
+  ASSERT_TRUE(r && r->error);
+  EXPECT_EQ(r->error->code, "bad_payload");
+  EXPECT_EQ(r->error->message,
+            "exec.payload: 2000006 msgpack values, more than the 1000000 a payload may hold");
+  EXPECT_LT(proc_kb(worker_.process().pid(), "status", "VmHWM"), 100u << 10)
+      << "the worker never held them unpacked";
+}
+
+TEST_F(WorkerTest, ExecMergesTensOfThousandsOfVariablesInLinearTime) {
+  json env = json::object();
+  for (int i = 0; i < 40000; ++i) env["KILN_TEST_VAR_" + std::to_string(i)] = std::to_string(i);
+  env["PATH"] = "/usr/bin:/bin";  // replaces the worker's own
+  const auto start = std::chrono::steady_clock::now();
+  const json v =
+      exec({{"argv", {"sh", "-c", "echo $KILN_TEST_VAR_39999 $PATH; env | wc -l"}}, {"env", env}});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "it once took 12.7 s";
+  std::istringstream out(text(v["stdout"]));
+  std::string last, path;
+  int count = 0;
+  out >> last >> path >> count;
+  EXPECT_EQ(last, "39999");
+  EXPECT_EQ(path, "/usr/bin:/bin");
+  EXPECT_GE(count, 40000);
+}
+
+// max_output_bytes is clamped to what a result frame can carry (half of it per stream): asking
+// for 2^64-1 once held 200 MB in the worker before the job failed as too big to send.
+TEST(WorkerLimits, MaxOutputBytesIsClampedToWhatAResultFrameCarries) {
+  WorkerStart start;
+  start.extra_args = {"--max-frame", "2000000"};
+  WorkerHarness worker(start);
+  ASSERT_TRUE(worker.await_ready());
+  const auto r = worker.run(
+      "exec", {{"argv", {"head", "-c", "3000000", "/dev/zero"}}, {"max_output_bytes", UINT64_MAX}});
+  ASSERT_TRUE(r && r->ok) << (r && r->error ? r->error->message : "no result");
+  const json v = from_raw(*r->value);
+  EXPECT_EQ(v["stdout"].get_binary().size(), 1000000u);
+  EXPECT_EQ(v["stdout_truncated"], true);
+  worker.link().send(proto::WorkerShutdown{});
+  EXPECT_EQ(worker.process().exit_code(), 0);
+}
+
 TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
   proto::JobError e = exec_error({{"argv", {"/nonexistent/cc", "-c"}}});
   EXPECT_EQ(e.code, "spawn_failed");

@@ -15,9 +15,14 @@
 
 namespace kiln::worker {
 
+// The most msgpack values (every element and key, at any depth) a payload may hold: 24 MB once
+// unpacked. An exec job with 100,000 arguments and as many variables holds about 300,000.
+inline constexpr uint64_t kMaxPayloadObjects = 1'000'000;
+
 class Payload {
  public:
-  // Unpacks the payload of a job of `kind`; fails unless it is a map.
+  // Unpacks the payload of a job of `kind`; fails unless it is a map of at most
+  // kMaxPayloadObjects values.
   static Expected<Payload> parse(std::string_view kind, const proto::RawObject& raw);
 
   // Each returns false after recording the first problem in error(). An absent key leaves `out`
