@@ -112,6 +112,19 @@ TEST(WorkerStartup, BadOrMissingKeyExitsTwo) {
   }
 }
 
+TEST(WorkerStartup, LinkFdsThatWereNeverPassedAreRefusedBeforeAnythingIsOpened) {
+  // Started by hand, as its own --parent, with nothing at fds 3 and 4: its own signalfd and
+  // pidfd would have taken those numbers and made them look open.
+  auto [err_read, err_write] = pipe_pair();
+  Child c = Child::spawn({{KILN_WORKER_PATH, "--parent", std::to_string(::getpid()), "--read-fd",
+                           "3", "--write-fd", "4"},
+                          environment_with({"KILN_KEY=a2lsbg=="}),
+                          {{2, err_write.get()}}});
+  err_write.reset();
+  EXPECT_EQ(read_all(err_read.get(), 10s), "kiln-worker: --read-fd 3 / --write-fd 4 is not open\n");
+  EXPECT_EQ(c.exit_code(), exit_code::kUsage);
+}
+
 TEST(WorkerStartup, HelpAndVersionExitZero) {
   auto [out_read, out_write] = pipe_pair();
   Child c =

@@ -2,6 +2,7 @@
 // _async_compile_initializer), then the serve loop.
 #include "worker/worker.h"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -29,6 +30,13 @@ int run(const Options& options) {
   if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) fatal_errno("prctl(PR_SET_PDEATHSIG)");
   // The parent may have died between the check and prctl: then no signal would ever come.
   if (::getppid() != options.parent) return exit_code::kOk;
+  // Before the worker opens anything: its own fds (the watchdog's signalfd and pidfd) would take
+  // the lowest free numbers, and a link fd that was never passed would then look open.
+  if (::fcntl(options.read_fd, F_GETFD) == -1 || ::fcntl(options.write_fd, F_GETFD) == -1) {
+    std::fprintf(stderr, "kiln-worker: --read-fd %d / --write-fd %d is not open\n", options.read_fd,
+                 options.write_fd);
+    return exit_code::kUsage;
+  }
 
   // 3. The build key, out of the environment at once: commands the worker runs must not see it,
   // in their environment or in ours under /proc.
@@ -67,9 +75,7 @@ int run(const Options& options) {
   // 7. Only the link (and the watchdog's own close-on-exec fds) stay open.
   close_fds_except({options.read_fd, options.write_fd, watchdog->pidfd(), watchdog->signalfd()});
   if (!set_cloexec(options.read_fd) || !set_cloexec(options.write_fd)) {
-    std::fprintf(stderr, "kiln-worker: --read-fd %d / --write-fd %d is not open\n", options.read_fd,
-                 options.write_fd);
-    return exit_code::kUsage;
+    fatal_errno("fcntl(FD_CLOEXEC) on the link");  // checked open at the start
   }
 
   // 8.
