@@ -1,13 +1,69 @@
 #include "common/logging.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <spdlog/cfg/env.h>
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "common/fd.h"
 
 namespace kiln {
+namespace {
+
+// Each line written with one write(2) to a file we opened ourselves: nothing is buffered (a
+// crash loses no line), and the file was opened the safe way (open_log_file).
+class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit FdSink(UniqueFd fd) : fd_(std::move(fd)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    std::string_view rest(line.data(), line.size());
+    while (!rest.empty()) {
+      const ssize_t n = ::write(fd_.get(), rest.data(), rest.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // a full disk loses log lines, never the process
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+  }
+  void flush_() override {}
+
+ private:
+  UniqueFd fd_;
+};
+
+// A log file beside a socket may sit in a directory others can write: a symbolic link there
+// (to a file of ours they want overwritten, or read) is refused, as is anything but a regular
+// file (a FIFO would block us), and the file is made ours alone.
+Expected<UniqueFd> open_log_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(),
+                     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  if (!fd) {
+    const int e = errno;
+    return fail("cannot open log file " + path + ": " +
+                (e == ELOOP ? std::string("it is a symbolic link") : std::strerror(e)));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return fail("cannot open log file " + path + ": not a regular file");
+  }
+  if ((st.st_mode & 077) != 0) ::fchmod(fd.get(), 0600);
+  ::fcntl(fd.get(), F_SETFL, O_WRONLY | O_APPEND);
+  return fd;
+}
+
+}  // namespace
 
 bool valid_log_level(const std::string& level) {
   static constexpr std::array kLevels = {"trace", "debug",    "info", "warn",
@@ -20,16 +76,13 @@ bool valid_log_level(const std::string& level) {
 
 Expected<bool> setup_logging(const std::string& program, const LogOptions& options) {
   std::shared_ptr<spdlog::logger> logger;
-  try {
-    if (options.file.empty()) {
-      logger = std::make_shared<spdlog::logger>(program,
-                                                std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    } else {
-      logger = std::make_shared<spdlog::logger>(
-          program, std::make_shared<spdlog::sinks::basic_file_sink_mt>(options.file));
-    }
-  } catch (const spdlog::spdlog_ex& e) {
-    return fail("cannot open log file " + options.file + ": " + e.what());
+  if (options.file.empty()) {
+    logger = std::make_shared<spdlog::logger>(program,
+                                              std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  } else {
+    Expected<UniqueFd> fd = open_log_file(options.file);
+    if (!fd) return fail(fd.error());
+    logger = std::make_shared<spdlog::logger>(program, std::make_shared<FdSink>(std::move(*fd)));
   }
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n %P] [%l] %v");
   // Crashes and _exit lose buffered lines: flush anything that matters at once.

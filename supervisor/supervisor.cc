@@ -225,7 +225,8 @@ Expected<bool> Supervisor::listen_socket() {
   // Exactly one daemon per path: the one holding PATH.lock. It decides races between daemons
   // started at once, and lets the holder replace a socket file that nobody serves any more.
   const std::string lock_path = path + ".lock";
-  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  // O_NOFOLLOW: a symbolic link planted at PATH.lock is refused, not followed to its target.
+  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!lock_fd_) return fail("cannot open " + lock_path + ": " + std::strerror(errno));
   if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     setup_status_ = exit_code::kAlreadyServing;

@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -309,6 +310,52 @@ TEST(Daemon, QueuedBytesAreBoundedPerConnectionAndGivenBackWhenItGoes) {
   (*other)->disconnect();
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// In a shared directory, someone else may plant a symbolic link where the daemon writes its
+// lock or its log: it must refuse it, never follow it to the file it names.
+TEST(Daemon, RefusesASymbolicLinkAtItsLockOrItsLog) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string victim = dir / "victim";
+  std::ofstream(victim) << "precious\n";
+  auto run = [&](const std::vector<std::string>& extra) {
+    auto [err_read, err_write] = pipe_pair();
+    Child d = start_daemon(sock, extra, err_write.get());
+    err_write.reset();
+    const std::string err = read_all(err_read.get(), 10s);
+    return std::make_pair(d.exit_code(), err);
+  };
+  ASSERT_EQ(::symlink(victim.c_str(), (sock + ".log").c_str()), 0);
+  auto [status, err] = run({"--log-file", sock + ".log"});
+  EXPECT_EQ(status, exit_code::kUsage);
+  EXPECT_EQ(err, "kiln-supervisor: cannot open log file " + sock + ".log: it is a symbolic link\n");
+  ::unlink((sock + ".log").c_str());
+
+  ASSERT_EQ(::symlink(victim.c_str(), (sock + ".lock").c_str()), 0);
+  std::tie(status, err) = run({});
+  EXPECT_NE(status, 0);
+  EXPECT_NE(err.find("cannot open " + sock + ".lock: Too many levels of symbolic links"),
+            std::string::npos)
+      << err;
+  std::ifstream in(victim);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "precious\n");
+  ::unlink((sock + ".lock").c_str());
+
+  // A log that existed with a wider mode becomes the daemon's alone.
+  std::ofstream(sock + ".log") << "";
+  ::chmod((sock + ".log").c_str(), 0644);
+  Child d = start_daemon(sock, {"--log-file", sock + ".log"});
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  struct stat st;
+  ASSERT_EQ(::stat((sock + ".log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  d.kill(SIGTERM);
+  EXPECT_EQ(d.exit_code(), 0);
+  std::ifstream log(sock + ".log");
+  EXPECT_NE(std::string(std::istreambuf_iterator<char>(log), {}).find("kiln-supervisor stopped"),
+            std::string::npos)
+      << "the log is written";
 }
 
 TEST(Daemon, ADisconnectingClientCancelsOnlyItsOwnJobs) {
