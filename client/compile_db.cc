@@ -7,11 +7,14 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
 #include "client/parsers.h"
+#include "client/submit_window.h"
 
 namespace kiln::client {
 namespace {
@@ -19,7 +22,7 @@ namespace {
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-Expected<std::vector<CompileEntry>> load(const std::string& path, const std::string& filter) {
+Expected<CompileDb> load(const std::string& path, const std::string& filter) {
   std::ifstream in(path);
   if (!in) return fail("cannot read " + path);
   std::stringstream text;
@@ -95,11 +98,15 @@ void print_summary(Pool& pool, std::size_t total, std::size_t failed, double wal
 }  // namespace
 
 int compile_db(const CompileDbOptions& options) {
-  Expected<std::vector<CompileEntry>> entries = load(options.database, options.filter);
-  if (!entries) {
-    std::fprintf(stderr, "kiln compile-db: %s\n", entries.error().c_str());
+  Expected<CompileDb> db = load(options.database, options.filter);
+  if (!db) {
+    std::fprintf(stderr, "kiln compile-db: %s\n", db.error().c_str());
     return 2;
   }
+  // An entry that is not one fails alone, reported like a failed compile; the others still run.
+  for (const std::string& problem : db->problems) std::printf("FAILED: %s\n", problem.c_str());
+  std::fflush(stdout);
+  const std::vector<CompileEntry>* entries = &db->entries;
   Expected<std::unique_ptr<Pool>> pool = Pool::open(options.pool);
   if (!pool) {
     std::fprintf(stderr, "kiln compile-db: %s\n", pool.error().c_str());
@@ -109,20 +116,25 @@ int compile_db(const CompileDbOptions& options) {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::pair<std::size_t, proto::Result>> done;
-  for (std::size_t i = 0; i < entries->size(); ++i) {
-    ExecRequest r;
-    r.argv = (*entries)[i].argv;
-    r.cwd = (*entries)[i].directory;
-    (*pool)->submit("exec", exec_payload(r), std::nullopt, std::nullopt,
-                    [&, i](proto::Result result) {
-                      std::lock_guard lock(mu);
-                      done.emplace_back(i, std::move(result));
-                      cv.notify_all();
-                    });
-  }
+  // Submits from its own thread, so results are reported while later entries wait for room.
+  std::optional<SubmitWindow> window;
+  window.emplace(**pool);
+  std::thread submitter([&] {
+    for (std::size_t i = 0; i < entries->size(); ++i) {
+      ExecRequest r;
+      r.argv = (*entries)[i].argv;
+      r.cwd = (*entries)[i].directory;
+      window->submit("exec", exec_payload(r), std::nullopt, std::nullopt,
+                     [&, i](proto::Result result) {
+                       std::lock_guard lock(mu);
+                       done.emplace_back(i, std::move(result));
+                       cv.notify_all();
+                     });
+    }
+  });
 
   const bool tty = ::isatty(STDERR_FILENO) != 0;
-  std::size_t finished = 0, failed = 0;
+  std::size_t finished = 0, failed = db->problems.size();
   uint64_t compile_us = 0;
   std::unique_lock lock(mu);
   while (finished < entries->size()) {
@@ -140,9 +152,11 @@ int compile_db(const CompileDbOptions& options) {
     if (tty) print_progress(finished, entries->size(), failed, start);
   }
   lock.unlock();
+  submitter.join();
+  window.reset();
   if (tty) std::fprintf(stderr, "\r\x1b[K");
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  print_summary(**pool, entries->size(), failed, wall, compile_us);
+  print_summary(**pool, entries->size() + db->problems.size(), failed, wall, compile_us);
   (*pool)->close();
   return failed == 0 ? 0 : 1;
 }

@@ -90,8 +90,38 @@ std::string output_argument(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, const std::string& path,
-                                                     const std::string& filter) {
+namespace {
+
+// One entry of a compile database, or why it is not one.
+Expected<CompileEntry> parse_compile_entry(const json& e, const std::string& where) {
+  if (!e.is_object() || !e.contains("directory") || !e["directory"].is_string() ||
+      !e.contains("file") || !e["file"].is_string()) {
+    return fail(where + ": needs \"directory\" and \"file\" strings");
+  }
+  CompileEntry entry{e["directory"], e["file"], {}, ""};
+  if (e.contains("arguments")) {
+    if (!e["arguments"].is_array()) return fail(where + ": \"arguments\" is not an array");
+    for (const json& a : e["arguments"]) {
+      if (!a.is_string()) return fail(where + ": \"arguments\" holds a non-string");
+      entry.argv.push_back(a);
+    }
+  } else if (e.contains("command") && e["command"].is_string()) {
+    Expected<std::vector<std::string>> words = shell_split(e["command"].get<std::string>());
+    if (!words) return fail(where + ": \"command\": " + words.error());
+    entry.argv = std::move(*words);
+  } else {
+    return fail(where + ": needs \"arguments\" or \"command\"");
+  }
+  if (entry.argv.empty()) return fail(where + ": the command is empty");
+  entry.output = e.contains("output") && e["output"].is_string() ? e["output"].get<std::string>()
+                                                                 : output_argument(entry.argv);
+  return entry;
+}
+
+}  // namespace
+
+Expected<CompileDb> parse_compile_db(std::string_view text, const std::string& path,
+                                     const std::string& filter) {
   json db;
   try {
     db = parse_bounded(text);
@@ -110,42 +140,27 @@ Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, cons
       return fail("--filter " + filter + ": " + e.what());
     }
   }
-  std::vector<CompileEntry> entries;
+  CompileDb out;
   for (std::size_t i = 0; i < db.size(); ++i) {
     const json& e = db[i];
-    const std::string where = path + ": entry " + std::to_string(i + 1);
-    if (!e.is_object() || !e.contains("directory") || !e["directory"].is_string() ||
-        !e.contains("file") || !e["file"].is_string()) {
-      return fail(where + ": needs \"directory\" and \"file\" strings");
+    // The filter is on the file; an entry without one is reported whatever the filter.
+    if (re && e.is_object() && e.contains("file") && e["file"].is_string() &&
+        !std::regex_search(e["file"].get<std::string>(), *re)) {
+      continue;
     }
-    CompileEntry entry{e["directory"], e["file"], {}, ""};
-    if (re && !std::regex_search(entry.file, *re)) continue;
-    if (e.contains("arguments")) {
-      if (!e["arguments"].is_array()) return fail(where + ": \"arguments\" is not an array");
-      for (const json& a : e["arguments"]) {
-        if (!a.is_string()) return fail(where + ": \"arguments\" holds a non-string");
-        entry.argv.push_back(a);
-      }
-    } else if (e.contains("command") && e["command"].is_string()) {
-      Expected<std::vector<std::string>> words = shell_split(e["command"].get<std::string>());
-      if (!words) return fail(where + ": \"command\": " + words.error());
-      entry.argv = std::move(*words);
+    Expected<CompileEntry> entry =
+        parse_compile_entry(e, path + ": entry " + std::to_string(i + 1));
+    if (entry) {
+      out.entries.push_back(std::move(*entry));
     } else {
-      return fail(where + ": needs \"arguments\" or \"command\"");
+      out.problems.push_back(entry.error());
     }
-    if (entry.argv.empty()) return fail(where + ": the command is empty");
-    if (e.contains("output") && e["output"].is_string()) {
-      entry.output = e["output"];
-    } else {
-      entry.output = output_argument(entry.argv);
-    }
-    entries.push_back(std::move(entry));
   }
-  if (re && entries.empty()) {
+  if (re && out.entries.empty() && out.problems.empty()) {
     return fail("--filter " + filter + " matches none of the " + std::to_string(db.size()) +
                 " entries of " + path);
   }
-  return entries;
+  return out;
 }
 
 }  // namespace kiln::client

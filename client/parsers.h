@@ -35,9 +35,16 @@ struct CompileEntry {
   // How a report names the entry: "a.c -> a.o", so two entries of one source differ.
   std::string label() const { return output.empty() ? file : file + " -> " + output; }
 };
+// A compile database's entries, and what is wrong with each entry that is not one (each
+// "PATH: entry N: why"): one bad entry costs only itself.
+struct CompileDb {
+  std::vector<CompileEntry> entries;
+  std::vector<std::string> problems;
+};
 // The entries of a compile database whose "file" matches `filter` (an ECMAScript regex; "" for
-// all); a filter that matches no entry is an error. `path` names the database in error messages.
-Expected<std::vector<CompileEntry>> parse_compile_db(std::string_view text, const std::string& path,
-                                                     const std::string& filter);
+// all). Fails for what spoils the whole file (not JSON, not an array, a bad filter, a filter that
+// matches nothing). `path` names the database in messages.
+Expected<CompileDb> parse_compile_db(std::string_view text, const std::string& path,
+                                     const std::string& filter);
 
 }  // namespace kiln::client

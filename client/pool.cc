@@ -148,6 +148,13 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   theirs.reset();
   std::unique_ptr<Pool> pool(new Pool());
   pool->pid_ = pid;
+  for (std::size_t i = 0; i + 1 < options.args.size(); ++i) {
+    // A bad value is the supervisor's to refuse; here it just leaves the default.
+    if (options.args[i] == "--max-frame") {
+      const unsigned long v = std::strtoul(options.args[i + 1].c_str(), nullptr, 10);
+      if (v > 0 && v <= UINT32_MAX) pool->max_frame_ = static_cast<uint32_t>(v);
+    }
+  }
   pool->link_ = std::move(ours);
   if (Expected<bool> attached = pool->attach(); !attached) {
     pool->link_.reset();
@@ -302,6 +309,21 @@ uint64_t Pool::submit(const std::string& kind, proto::RawObject payload,
   }
   std::string frame;
   proto::encode(proto::Submit{id, kind, std::move(payload), timeout_ms, priority}, frame);
+  if (frame.size() - kFrameHeaderSize > max_frame_) {
+    // The supervisor would have to end the whole connection for it (a protocol error), and
+    // every other job with it: this one job is refused here instead.
+    Callback done;
+    {
+      std::lock_guard lock(mu_);
+      done = std::move(open_.at(id));
+      open_.erase(id);
+    }
+    done(error_result(id, proto::code::kBadPayload,
+                      "the job is " + std::to_string(frame.size() - kFrameHeaderSize) +
+                          " bytes encoded, more than the maximum frame of " +
+                          std::to_string(max_frame_) + " bytes (--max-frame)"));
+    return id;
+  }
   send_frame(frame);  // a failed send shows as the link's end in the reader
   return id;
 }
@@ -352,6 +374,7 @@ void Pool::read_loop() {
   FrameReader reader;
   std::vector<std::string> ready;
   std::string why = "the supervisor closed the link";
+  bool said_why = false;  // an `error` named the reason
   while (std::optional<std::string> body = read_frame(link_.get(), reader, ready)) {
     Expected<proto::ClientEvent> event = proto::decode_client_event(*body);
     if (!event) {
@@ -376,7 +399,9 @@ void Pool::read_loop() {
       stats_cv_.notify_all();
     } else if (auto* err = std::get_if<proto::Error>(&event.value())) {
       why = "the supervisor ended the connection: " + err->code + ": " + err->message;
-    } else if (std::holds_alternative<proto::Bye>(event.value())) {
+      said_why = true;
+    } else if (std::holds_alternative<proto::Bye>(event.value()) && !said_why) {
+      // After an `error`, the bye that may follow must not hide why the connection ended.
       why = "the supervisor shut down";
     }
   }

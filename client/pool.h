@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/fd.h"
+#include "common/frame.h"
 #include "common/protocol.h"
 #include "common/result.h"
 
@@ -96,6 +97,9 @@ class Pool {
 
   pid_t pid_ = -1;
   UniqueFd link_;
+  // What the supervisor accepts: its --max-frame when we started it with one, else the default
+  // (a daemon's own is not told; it refuses larger frames by ending the connection).
+  uint32_t max_frame_ = kDefaultMaxFrame;
   proto::Hello hello_;
   std::thread reader_;
   mutable std::mutex mu_;

@@ -5,10 +5,12 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
 #include "client/parsers.h"
+#include "client/submit_window.h"
 
 namespace kiln::client {
 namespace {
@@ -18,6 +20,20 @@ using nlohmann::json;
 bool succeeded(const proto::Result& r, const std::string& kind, const json& value) {
   if (!r.ok) return false;
   return kind != "exec" || (value.is_object() && value.value("exit_code", 0) == 0);
+}
+
+// The JSON line printed for one result.
+json result_line(std::size_t line, const proto::Result& r, const json& value) {
+  json out = {{"line", line}, {"ok", r.ok}};
+  if (r.value) out["value"] = value;
+  if (r.error) {
+    out["error"] = {{"code", r.error->code}, {"message", r.error->message}};
+    if (r.error->detail) out["error"]["detail"] = *r.error->detail;
+  }
+  if (r.worker_pid) out["worker_pid"] = *r.worker_pid;
+  out["queue_us"] = r.queue_us;
+  out["run_us"] = r.run_us;
+  return out;
 }
 
 }  // namespace
@@ -42,6 +58,9 @@ int run_jobs(const RunOptions& options) {
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::size_t, std::pair<std::string, proto::Result>> done;  // by line
+  // Declared after what its callbacks use, so that it is destroyed (waiting for them) first.
+  std::optional<SubmitWindow> window;
+  window.emplace(**pool);
   bool all_ok = true;
   std::vector<std::size_t> order;  // the lines submitted, in input order
   std::size_t line_no = 0;
@@ -57,12 +76,12 @@ int run_jobs(const RunOptions& options) {
     }
     order.push_back(line_no);
     const std::string kind = job->kind;
-    (*pool)->submit(job->kind, std::move(job->payload), job->timeout_ms, job->priority,
-                    [&, n = line_no, kind](proto::Result r) {
-                      std::lock_guard lock(mu);
-                      done.emplace(n, std::make_pair(kind, std::move(r)));
-                      cv.notify_all();
-                    });
+    window->submit(job->kind, std::move(job->payload), job->timeout_ms, job->priority,
+                   [&, n = line_no, kind](proto::Result r) {
+                     std::lock_guard lock(mu);
+                     done.emplace(n, std::make_pair(kind, std::move(r)));
+                     cv.notify_all();
+                   });
   }
 
   std::size_t printed = 0;
@@ -78,23 +97,15 @@ int run_jobs(const RunOptions& options) {
       auto [n, entry] = std::move(*it);
       done.erase(it);
       auto& [kind, r] = entry;
-      json out = {{"line", n}, {"ok", r.ok}};
       const json value = r.value ? to_json(*r.value) : json();
-      if (r.value) out["value"] = value;
-      if (r.error) {
-        out["error"] = {{"code", r.error->code}, {"message", r.error->message}};
-        if (r.error->detail) out["error"]["detail"] = *r.error->detail;
-      }
-      if (r.worker_pid) out["worker_pid"] = *r.worker_pid;
-      out["queue_us"] = r.queue_us;
-      out["run_us"] = r.run_us;
       all_ok = all_ok && succeeded(r, kind, value);
-      std::printf("%s\n", out.dump().c_str());
+      std::printf("%s\n", result_line(n, r, value).dump().c_str());
       if (++printed == order.size()) break;
     }
     std::fflush(stdout);
   }
   lock.unlock();
+  window.reset();
   (*pool)->close();
   return all_ok ? 0 : 1;
 }

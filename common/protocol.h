@@ -57,6 +57,7 @@ inline constexpr std::string_view kPoolUnavailable = "pool_unavailable";
 inline constexpr std::string_view kProtocolError = "protocol_error";
 inline constexpr std::string_view kDuplicateId = "duplicate_id";
 inline constexpr std::string_view kPermissionDenied = "permission_denied";
+inline constexpr std::string_view kTooManyConnections = "too_many_connections";
 }  // namespace code
 
 // ---- Client link, client -> supervisor ----

@@ -27,6 +27,10 @@ int main(int argc, char** argv) {
                                 "serve clients on this Unix socket (mode 0600, same user only) "
                                 "instead of a pipe pair");
   listen->excludes(read_fd)->excludes(write_fd);
+  app.add_option("--max-connections", o.max_connections,
+                 "--listen: clients served at once; more are refused with too_many_connections "
+                 "(default 0: the open-file limit less what the workers need, at most 4096)")
+      ->capture_default_str();
   app.add_option("--idle-exit-ms", o.idle_exit_ms,
                  "with --listen: exit after this long with no client and no job (0: never)")
       ->capture_default_str()

@@ -1,6 +1,9 @@
 // The supervisor's start: the key, logging, process-wide settings, then the loop.
+#include <sys/resource.h>
+
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +44,23 @@ Expected<std::string> load_key(const Options& options, const std::optional<std::
   return std::move(*key);
 }
 
+// Every fd the hard limit allows, and a connection limit that leaves room for the workers: each
+// worker takes a few fds (its link, its stderr, its process), and a crowd of idle connections
+// must not stop a dead worker from being replaced. About 1,020 idle connections used to exhaust
+// a daemon with the default limit of 1024.
+std::size_t connection_limit(const Options& options) {
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  if (options.max_connections != 0) return options.max_connections;
+  const uint64_t reserve =
+      64 + 8 * static_cast<uint64_t>(std::max<std::size_t>(options.workers, 64));
+  const uint64_t limit = nofile.rlim_cur > reserve ? nofile.rlim_cur - reserve : 1;
+  return static_cast<std::size_t>(std::clamp<uint64_t>(limit, 1, 4096));
+}
+
 }  // namespace
 
 int run(Options options) {
@@ -61,6 +81,7 @@ int run(Options options) {
   cloexec_from(3);
   // A write to a dead worker or client is an error to handle, not the supervisor's death.
   std::signal(SIGPIPE, SIG_IGN);
+  options.max_connections = connection_limit(options);
   Supervisor supervisor(std::move(options), std::move(*key));
   const int status = supervisor.run();
   spdlog::shutdown();

@@ -281,6 +281,21 @@ void Supervisor::on_connection() {
     c.finish(options_.grace_ms, /*bye=*/false);
     return;
   }
+  // clients_ holds this one too; those still closing count, since they still hold their fd.
+  if (clients_.size() > options_.max_connections) {
+    if (!warned_connections_) {
+      spdlog::warn("{} connections: refusing more (--max-connections {})", clients_.size() - 1,
+                   options_.max_connections);
+    }
+    warned_connections_ = true;
+    c.send(proto::Error{std::string(proto::code::kTooManyConnections),
+                        "this kiln-supervisor already serves " +
+                            std::to_string(options_.max_connections) +
+                            " connections (--max-connections)"});
+    c.finish(options_.grace_ms, /*bye=*/false);
+    return;
+  }
+  warned_connections_ = false;
   spdlog::debug("client {} connected (pid {})", c.id(), cred.pid);
   c.start(hello());
 }

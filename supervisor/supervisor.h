@@ -77,6 +77,7 @@ class Supervisor : public PoolEnv {
   uv_poll_t parent_poll_;
   uv_pipe_t listener_;
   bool listening_ = false;
+  bool warned_connections_ = false;  // said once per crowd, not once per refused connection
   UniqueFd lock_fd_;  // PATH.lock, held for the daemon's life: one daemon per socket path
   uv_timer_t idle_exit_;
   int setup_status_ = 0;

@@ -299,10 +299,25 @@ TEST(KilnCompileDb, RunsBothEntryFormsAndReportsFailures) {
   EXPECT_NE(r.out.find("FAILED: bad.c -> x.o\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("FAILED: bad.c -> y.o\n"), std::string::npos) << r.out;
 
-  std::ofstream(dir + "/broken.json") << "[{\"directory\": \"/\"}]";
+  // One bad entry fails alone: the good one beside it still compiles.
+  const json mixed =
+      json::array({{{"directory", "/"}},
+                   {{"directory", dir},
+                    {"file", "good.c"},
+                    {"arguments", {"cc", "-DMSG_LEN=1", "-c", "good.c", "-o", "again.o"}}}});
+  std::ofstream(dir + "/broken.json") << mixed.dump();
   r = run_kiln({"compile-db", dir + "/broken.json"});
-  EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("entry 1: needs \"directory\" and \"file\" strings"), std::string::npos);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("FAILED: " + dir +
+                       "/broken.json: entry 1: needs \"directory\" and \"file\" "
+                       "strings\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("kiln compile-db: 1 succeeded, 1 failed"), std::string::npos) << r.out;
+  EXPECT_EQ(::stat((dir + "/again.o").c_str(), &st), 0);
+  std::ofstream(dir + "/notjson.json") << "[{";
+  r = run_kiln({"compile-db", dir + "/notjson.json"});
+  EXPECT_EQ(r.status, 2) << "a file that is not JSON at all is still an error of the whole";
   std::system(("rm -rf " + dir).c_str());
 }
 

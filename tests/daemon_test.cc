@@ -358,6 +358,42 @@ TEST(Daemon, RefusesASymbolicLinkAtItsLockOrItsLog) {
       << "the log is written";
 }
 
+TEST(Daemon, RefusesConnectionsBeyondItsLimitAndStillReplacesWorkers) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock, {"--max-connections", "3"});
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  std::vector<std::unique_ptr<Pool>> held;
+  for (int i = 0; i < 3; ++i) {
+    Expected<std::unique_ptr<Pool>> p = Pool::connect(sock);
+    ASSERT_TRUE(p) << i << ": " << p.error();
+    held.push_back(std::move(*p));
+  }
+  Expected<std::unique_ptr<Pool>> fourth = Pool::connect(sock);
+  ASSERT_FALSE(fourth);
+  EXPECT_EQ(fourth.error(),
+            "the supervisor refused: too_many_connections: this kiln-supervisor already serves 3 "
+            "connections (--max-connections)");
+  // At the limit, a killed worker is still replaced: the limit keeps fds for the workers.
+  const proto::Stats before = *held[0]->stats();
+  ASSERT_EQ(before.worker_list.size(), 2u);
+  ::kill(static_cast<pid_t>(before.worker_list[0].pid), SIGKILL);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto st = held[0]->stats();
+        return st && st->worker_starts == before.worker_starts + 1 && st->workers_alive == 2;
+      },
+      10s));
+  EXPECT_TRUE(held[1]->submit("echo", to_msgpack(1)).get().ok);
+  // One leaves: another may come.
+  held.back()->disconnect();
+  held.pop_back();
+  EXPECT_TRUE(wait_until([&] { return Pool::connect(sock).ok(); }, 10s));
+  for (auto& p : held) p->disconnect();
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
 TEST(Daemon, ADisconnectingClientCancelsOnlyItsOwnJobs) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
@@ -653,6 +689,72 @@ TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
   const std::string out = read_all(out_read.get(), 30s);
   EXPECT_EQ(run.exit_code(30s), 0);
   EXPECT_NE(out.find("\"value\":5"), std::string::npos) << out;
+  EXPECT_TRUE(Pool::connect(sock).ok()) << "the daemon still serves";
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// Output of `kiln run --socket SOCK -` given `input`, and its exit code.
+std::pair<std::string, int> kiln_run(const std::string& sock, const std::string& input) {
+  auto [in_read, in_write] = pipe_pair();
+  auto [out_read, out_write] = pipe_pair();
+  Child run = Child::spawn({{KILN_CLI_PATH, "run", "--socket", sock, "--ordered", "-"},
+                            environment_with({}),
+                            {{0, in_read.get()}, {1, out_write.get()}}});
+  in_read.reset();
+  out_write.reset();
+  std::thread writer([&, w = std::move(in_write)]() mutable {
+    (void)!::write(w.get(), input.data(), input.size());
+    w.reset();
+  });
+  std::string out = read_all(out_read.get(), 60s);
+  writer.join();
+  return {out, run.exit_code(60s)};
+}
+
+// More jobs than the daemon lets one connection queue: kiln run waits for room, it does not fail
+// them `overloaded`.
+TEST(KilnRun, MoreJobsThanTheQueueHoldsAllRun) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock, {"--max-queue", "8"});  // 2 per connection
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  std::string input;
+  for (int i = 0; i < 200; ++i)
+    input += "{\"kind\": \"echo\", \"payload\": " + std::to_string(i) + "}\n";
+  auto [out, status] = kiln_run(sock, input);
+  EXPECT_EQ(status, 0) << out;
+  int ok = 0;
+  for (std::size_t at = 0; (at = out.find("\"ok\":true", at)) != std::string::npos; ++at) ++ok;
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ(out.find("overloaded"), std::string::npos);
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// A job too big for a frame fails alone, with its own reason: it once ended the connection, and
+// every other job failed "the supervisor shut down".
+TEST(KilnRun, AnOversizedJobFailsAloneWithItsOwnReason) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  const std::string input =
+      "{\"kind\": \"echo\", \"payload\": 1}\n{\"kind\": \"echo\", \"payload\": \"" +
+      std::string(70u << 20, 'x') + "\"}\n{\"kind\": \"echo\", \"payload\": 3}\n";
+  auto [out, status] = kiln_run(sock, input);
+  EXPECT_EQ(status, 1);
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u) << out.substr(0, 2000);
+  EXPECT_NE(lines[0].find("\"ok\":true"), std::string::npos) << lines[0];
+  EXPECT_NE(
+      lines[1].find("\"code\":\"bad_payload\",\"message\":\"the job is 73400360 bytes encoded, "
+                    "more than the maximum frame of 67108864 bytes (--max-frame)\""),
+      std::string::npos)
+      << lines[1];
+  EXPECT_NE(lines[2].find("\"ok\":true"), std::string::npos) << lines[2];
   EXPECT_TRUE(Pool::connect(sock).ok()) << "the daemon still serves";
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
