@@ -11,34 +11,16 @@
 #include "bench/bench.h"
 #include "common/msgpack_scan.h"
 #include "common/protocol.h"
-
-namespace {
+#include "tests/hostile_frames.h"
 
 using kiln::bench::Clock;
-
-std::string body_of_many_keys(std::size_t size, bool distinct) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  const auto n = static_cast<uint32_t>((size - 64) / 10);  // 8-byte key and nil: 10 bytes
-  pk.pack_map(n + 2);
-  pk.pack(std::string("type")), pk.pack(std::string("cancel"));
-  pk.pack(std::string("id")), pk.pack(1);
-  char key[9];
-  for (uint32_t i = 0; i < n; ++i) {
-    std::snprintf(key, sizeof key, "x%07u", distinct ? i % 10000000 : 0);
-    pk.pack_str(8), pk.pack_str_body(key, 8), pk.pack_nil();
-  }
-  return std::string(buf.data(), buf.size());
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const kiln::bench::Options o =
       kiln::bench::parse_options(argc, argv, "decode_bench [--quick] [--rounds N]");
   const std::size_t size = o.quick ? (1u << 20) : kiln::kDefaultMaxFrame;
   for (bool distinct : {true, false}) {
-    const std::string body = body_of_many_keys(size, distinct);
+    const std::string body = kiln::testing::body_of_many_keys(size, distinct);
     std::vector<double> decode, scan;
     for (int r = 0; r < o.rounds; ++r) {
       auto start = Clock::now();

@@ -51,12 +51,7 @@ void become_clean_daemon() {
   ::syscall(SYS_close_range, 3, ~0U, 0);
   if (::chdir("/") != 0) ::_exit(127);
   ::umask(022);
-  struct sigaction dfl = {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  reset_signals_for_exec();
   ::setpriority(PRIO_PROCESS, 0, 0);
   for (int resource :
        {RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC}) {

@@ -174,6 +174,15 @@ std::optional<std::string> first_executable(const std::vector<std::string>& cand
   return std::nullopt;
 }
 
+void reset_signals_for_exec() {
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   if (abbrev == nullptr) return "signal " + std::to_string(sig);

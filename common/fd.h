@@ -82,6 +82,11 @@ std::string beside_self(std::string_view name);
 // a '/' is looked up in $PATH, as execvp would.
 std::optional<std::string> first_executable(const std::vector<std::string>& candidates);
 
+// Every signal to its default action and an empty signal mask: what a process about to exec
+// another program owes it (exec keeps ignored signals and the mask). System calls only: safe
+// between fork (or vfork) and exec.
+void reset_signals_for_exec();
+
 // "SIGSEGV" for SIGSEGV; "signal 42" for one without a name.
 std::string signal_name(int sig);
 

@@ -7,6 +7,7 @@
 
 #include "common/frame.h"
 #include "common/protocol.h"
+#include "tests/hostile_frames.h"
 
 namespace kiln::proto {
 namespace {
@@ -155,24 +156,9 @@ TEST(Protocol, RejectsAKeyGivenTwice) {
 // A body at the frame-size limit with millions of keys, each new or each a repeat of one
 // unknown key: decoding is linear in the size (it once was quadratic: 82 s for 160,000 keys).
 // bench/decode_bench measures it; this bound is loose on purpose (sanitizer builds, a busy CPU).
-std::string body_of_many_keys(bool distinct) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  const uint32_t n = (kDefaultMaxFrame - 64) / 10;  // 8-byte key, nil: 10 bytes a pair
-  pk.pack_map(n + 2);
-  pk.pack(std::string("type")), pk.pack(std::string("cancel"));
-  pk.pack(std::string("id")), pk.pack(1);
-  char key[9];
-  for (uint32_t i = 0; i < n; ++i) {
-    std::snprintf(key, sizeof key, "x%07u", distinct ? i % 10000000 : 0);
-    pk.pack_str(8), pk.pack_str_body(key, 8), pk.pack_nil();
-  }
-  return std::string(buf.data(), buf.size());
-}
-
 TEST(Protocol, ABodyAtTheSizeLimitWithMillionsOfKeysDecodesInLinearTime) {
   for (bool distinct : {true, false}) {
-    const std::string body = body_of_many_keys(distinct);
+    const std::string body = testing::body_of_many_keys(kDefaultMaxFrame, distinct);
     ASSERT_LE(body.size(), kDefaultMaxFrame);
     ASSERT_GE(body.size(), kDefaultMaxFrame - 128);
     const auto start = std::chrono::steady_clock::now();

@@ -161,12 +161,7 @@ constexpr int kStageExec = 2;
     child_fail(report_fd, kStageExec, errno);
   }
   // The worker ignores SIGINT and SIGPIPE and blocks SIGTERM: the command gets the defaults.
-  struct sigaction dfl = {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  reset_signals_for_exec();
   if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
   // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
