@@ -43,6 +43,11 @@ int main(int argc, char** argv) {
   app.add_option("--job-timeout-ms", o.job_timeout_ms,
                  "run-time limit of jobs that set none (0: none)")
       ->capture_default_str();
+  app.add_option("--start-timeout-ms", o.start_timeout_ms,
+                 "a worker that has not said ready this long after its start is stopped as a "
+                 "failed start (crash-loop back-off applies)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{86'400'000}));
   app.add_option("--grace-ms", o.grace_ms, "after SIGTERM, wait this long before SIGKILL")
       ->capture_default_str();
   app.add_option("--idle-quiesce-ms", o.idle_quiesce_ms,

@@ -16,9 +16,10 @@ struct Options {
   std::string worker_path;               // "": kiln-worker beside this binary
   std::optional<int> read_fd, write_fd;  // client link; default stdin/stdout
   std::string listen;                    // serve this Unix socket instead
-  uint64_t idle_exit_ms = 0;             // --listen: exit after this long with no client, no job
-  std::size_t max_connections = 0;       // --listen: 0 = what the fd limit allows (see run.cc)
-  std::optional<pid_t> parent;           // default: the process that started us
+  uint64_t start_timeout_ms = 30000;
+  uint64_t idle_exit_ms = 0;        // --listen: exit after this long with no client, no job
+  std::size_t max_connections = 0;  // --listen: 0 = what the fd limit allows (see run.cc)
+  std::optional<pid_t> parent;      // default: the process that started us
   std::string key_file;
   uint64_t job_timeout_ms = 0;
   uint64_t grace_ms = 2000;

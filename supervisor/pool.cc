@@ -80,7 +80,7 @@ void Pool::start_slot(std::size_t slot) {
   }
   s.state = State::kStarting;
   s.pid = *pid;
-  s.deadline = env_.now() + kStartTimeoutUs;
+  s.deadline = env_.now() + config_.start_timeout_ms * 1000;
 }
 
 void Pool::schedule_restart(std::size_t slot, Micros delay) {
@@ -399,10 +399,12 @@ void Pool::on_tick() {
         break;
       case State::kStarting:
         if (now >= s.deadline) {
-          spdlog::error("worker {} did not say ready within {} s; stopping it", s.pid,
-                        kStartTimeoutUs / 1'000'000);
+          spdlog::error(
+              "worker {} did not say ready within {} ms (--start-timeout-ms); stopping it", s.pid,
+              config_.start_timeout_ms);
           s.bad_start = true;
-          last_failure_ = "worker did not say ready in time";
+          last_failure_ = "worker did not say ready within " +
+                          std::to_string(config_.start_timeout_ms) + " ms (--start-timeout-ms)";
           stop(i, /*graceful=*/false);
         }
         break;

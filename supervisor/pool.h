@@ -43,6 +43,9 @@ struct PoolConfig {
   std::size_t workers = 1;
   uint64_t job_timeout_ms = 0;  // for submits without one; 0: none
   uint64_t grace_ms = 2000;
+  // A worker (with its tools) that has not said `ready` this long after its start is stopped as
+  // a failed start: a tool importing a large compiler stack may need more on a slow machine.
+  uint64_t start_timeout_ms = 30000;
   uint64_t idle_quiesce_ms = 0;      // 0: never
   uint64_t max_jobs_per_worker = 0;  // 0: unlimited
   uint64_t max_worker_rss_kb = 0;    // 0: unlimited
@@ -57,8 +60,6 @@ struct PoolConfig {
 inline constexpr Micros kBackoffFirstUs = 10'000;
 inline constexpr Micros kBackoffMaxUs = 5'000'000;
 inline constexpr int kUnavailableAfter = 5;
-// A worker that has not said `ready` this long after its start is stopped as a failed start.
-inline constexpr Micros kStartTimeoutUs = 30'000'000;
 
 // How a worker process ended, with the last lines it wrote to stderr.
 struct ExitInfo {

@@ -79,6 +79,7 @@ Supervisor::Supervisor(Options options, std::string key)
   config.workers = options_.workers;
   config.job_timeout_ms = options_.job_timeout_ms;
   config.grace_ms = options_.grace_ms;
+  config.start_timeout_ms = options_.start_timeout_ms;
   config.idle_quiesce_ms = options_.idle_quiesce_ms;
   config.max_jobs_per_worker = options_.max_jobs_per_worker;
   config.max_worker_rss_kb = options_.max_worker_rss_mb * 1024;

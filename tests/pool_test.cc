@@ -168,6 +168,29 @@ TEST_F(PoolTest, APausedConnectionsJobsWaitUntilItReadsAgain) {
   EXPECT_EQ(env_.jobs_sent.back().second.id, 2u);
 }
 
+TEST_F(PoolTest, AWorkerThatNeverSaysReadyIsStoppedAtTheStartTimeoutAsAFailedStart) {
+  PoolConfig c = config(1);
+  c.start_timeout_ms = 5000;
+  start(c);
+  pool_->submit(1, job(1));
+  advance_ms(4999);
+  EXPECT_TRUE(env_.signals.empty()) << "not yet";
+  advance_ms(1);
+  ASSERT_EQ(env_.signals.size(), 1u);
+  EXPECT_EQ(env_.signals[0], std::make_pair(std::size_t{0}, SIGTERM));
+  advance_ms(c.grace_ms);
+  ASSERT_EQ(env_.signals.size(), 2u);
+  EXPECT_EQ(env_.signals[1].second, SIGKILL) << "SIGKILL after the grace period";
+  gone(0, SIGKILL);
+  EXPECT_EQ(env_.starts, 1) << "a failed start: restarted after a back-off, not at once";
+  EXPECT_TRUE(env_.answers.empty()) << "the job waits for a worker that starts";
+  advance_ms(kBackoffFirstUs / 1000);
+  EXPECT_EQ(env_.starts, 2);
+  pool_->on_ready(0, ready(env_.pids.at(0)));
+  ASSERT_EQ(env_.jobs_sent.size(), 1u);
+  EXPECT_EQ(env_.jobs_sent[0].second.id, 1u);
+}
+
 TEST_F(PoolTest, DuplicateUnfinishedIdIsRefusedButFinishedIdsMayReturn) {
   start(config(1));
   all_ready();
