@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <string_view>
+
 #include "client/commands.h"
 #include "common/cli.h"
 #include "common/exit_codes.h"
@@ -49,6 +51,26 @@ struct PoolFlags {
     return o;
   }
 };
+
+// `kiln exec cc -c a.c`: without `--`, the compiler's flags look like kiln's own, and CLI11 says
+// only "The following argument was not expected: -c". The command's words after its first one,
+// if any starts with '-' and no `--` came before, get a hint instead.
+bool exec_command_needs_separator(int argc, char** argv) {
+  if (argc < 3 || std::string_view(argv[1]) != "exec") return false;
+  bool command_seen = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") return false;
+    if (!command_seen && (a == "--socket" || a == "--supervisor")) {
+      ++i;
+      continue;
+    }
+    if (!command_seen && a.starts_with("-")) continue;  // kiln's own, or a typo CLI11 names
+    if (command_seen && a.starts_with("-")) return true;
+    command_seen = true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -110,6 +132,13 @@ int main(int argc, char** argv) {
                            "the daemon's socket (default as for exec)");
   shutdown_cmd->add_flag("--drain", drain, "finish queued and running jobs first");
 
+  if (exec_command_needs_separator(argc, argv)) {
+    std::fprintf(stderr,
+                 "kiln exec: put -- before the command, so that its options are not taken for "
+                 "kiln's: kiln exec [--socket PATH] -- %s ...\n",
+                 argv[2][0] == '-' ? "cc" : argv[2]);
+    return kiln::exit_code::kUsage;
+  }
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (exec_cmd->parsed()) {
     kiln::Expected<std::string> supervisor = kiln::client::find_supervisor(exec.supervisor);

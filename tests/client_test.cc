@@ -329,5 +329,15 @@ TEST(KilnCommand, HelpAndVersion) {
   EXPECT_EQ(run_kiln({"launch"}).status, 2);
 }
 
+TEST(KilnCommand, ExecWithoutTheSeparatorSaysToAddIt) {
+  const Ran r = run_kiln({"exec", "cc", "-c", "a.c"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err,
+            "kiln exec: put -- before the command, so that its options are not taken for kiln's: "
+            "kiln exec [--socket PATH] -- cc ...\n");
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(run_kiln({"exec", "--socket", "/nonexistent/s", "cc", "-O2"}).status, 2);
+}
+
 }  // namespace
 }  // namespace kiln::client
