@@ -63,10 +63,12 @@ void become_clean_daemon() {
   }
 }
 
-void spawn_daemon(const std::string& supervisor, const std::string& socket) {
+void spawn_daemon(const std::string& supervisor, const std::string& socket,
+                  std::optional<unsigned> workers) {
   // Built before fork: the children only call async-signal-safe functions.
   std::vector<std::string> args = {supervisor, "--listen",   socket,         "--idle-exit-ms",
                                    "300000",   "--log-file", socket + ".log"};
+  if (workers) args.insert(args.end(), {"--workers", std::to_string(*workers)});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -124,12 +126,28 @@ Expected<std::unique_ptr<Pool>> connect_to_daemon(const std::string& socket) {
   return Pool::connect(socket, *key_id);
 }
 
+// $KILN_WORKERS: the pool size of a daemon kiln exec starts (a build at -j8 on a 2-CPU machine
+// wants 8, not the CPU count). nullopt when unset; an error when it is not a number of workers.
+Expected<std::optional<unsigned>> workers_from_env() {
+  const char* text = std::getenv("KILN_WORKERS");
+  if (text == nullptr || *text == '\0') return std::optional<unsigned>();
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long n = std::strtoul(text, &end, 10);
+  if (errno != 0 || *end != '\0' || n < 1 || n > 4096 || text[0] == '-') {
+    return fail(std::string("KILN_WORKERS=") + text + " is not a number of workers (1 to 4096)");
+  }
+  return std::optional<unsigned>(static_cast<unsigned>(n));
+}
+
 Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
                                                  const std::string& supervisor) {
   Expected<std::unique_ptr<Pool>> pool = connect_to_daemon(socket);
   // A daemon we refuse holds the path: starting another cannot take it over.
   if (pool || pool.error_code() == Pool::kRefused) return pool;
-  spawn_daemon(supervisor, socket);
+  Expected<std::optional<unsigned>> workers = workers_from_env();
+  if (!workers) return fail(workers.error());
+  spawn_daemon(supervisor, socket, *workers);
   // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
   // and everybody connects to the winner.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

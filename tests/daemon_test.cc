@@ -627,6 +627,30 @@ TEST(KilnExec, TheAutoStartedDaemonKeepsNothingOfItsFirstCaller) {
   EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
 }
 
+TEST(KilnExec, KilnWorkersSizesTheDaemonItStarts) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  auto run = [&](const std::string& workers) {
+    auto [err_read, err_write] = pipe_pair();
+    Child c = Child::spawn({{KILN_CLI_PATH, "exec", "--socket", sock, "--", "true"},
+                            environment_with({"KILN_WORKERS=" + workers}, {"SPDLOG_LEVEL"}),
+                            {{2, err_write.get()}}});
+    err_write.reset();
+    const std::string err = read_all(err_read.get(), 30s);
+    return std::make_pair(c.exit_code(30s), err);
+  };
+  auto [status, err] = run("many");
+  EXPECT_EQ(status, exit_code::kLauncherFailed);
+  EXPECT_EQ(err, "kiln exec: KILN_WORKERS=many is not a number of workers (1 to 4096)\n");
+  std::tie(status, err) = run("5");
+  EXPECT_EQ(status, 0) << err;
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_TRUE(pool) << pool.error();
+  EXPECT_EQ((*pool)->hello().workers, 5u);
+  (*pool)->shutdown(false);
+  EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+}
+
 TEST(KilnExec, AutoStartRaceOfEightLeavesExactlyOneDaemon) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
