@@ -40,13 +40,17 @@ Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
                                                  const std::string& supervisor);
 
 struct ExecCommandOptions {
-  std::string socket;      // "": default_socket_path()
-  std::string supervisor;  // for auto-start
+  std::string socket;        // resolved: --socket or default_socket_path()
+  std::string supervisor;    // for auto-start
+  std::string cannot_start;  // why no daemon can be started ("" when one can)
   std::vector<std::string> argv;
 };
 // One command through the daemon, in this directory and environment, as a compiler launcher:
 // its stdout and stderr relayed, its exit code returned (128+signal when killed; 127 when it
-// cannot be started; 125 when kiln itself cannot serve).
+// cannot be started). When the daemon cannot serve it (none can be started or reached, it is
+// shutting down, overloaded, unavailable, or dies mid-job) the command runs here, with one line
+// on stderr saying so; KILN_FALLBACK=0 makes that exit 125 instead, and so does a daemon we
+// refuse to trust (another user's, another build key's).
 int exec_command(const ExecCommandOptions& options);
 int stats_command(const std::string& socket);
 int shutdown_command(const std::string& socket, bool drain);

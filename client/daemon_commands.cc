@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -150,7 +151,8 @@ Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
   spawn_daemon(supervisor, socket, *workers);
   // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
   // and everybody connects to the winner.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  // Short: with nothing coming up, the launcher runs the command itself instead of waiting.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   auto pause = std::chrono::milliseconds(2);
   while (std::chrono::steady_clock::now() < deadline) {
     pool = connect_to_daemon(socket);
@@ -162,36 +164,54 @@ Expected<std::unique_ptr<Pool>> connect_or_start(const std::string& socket,
               ".log): " + pool.error());
 }
 
-int exec_command(const ExecCommandOptions& options) {
-  Expected<std::string> socket =
-      options.socket.empty() ? default_socket_path() : Expected<std::string>(options.socket);
-  if (!socket) {
-    std::fprintf(stderr, "kiln exec: %s\n", socket.error().c_str());
-    return exit_code::kLauncherFailed;
+namespace {
+
+// The caller's environment as it is, but for its build key: that selects the daemon, and is no
+// compiler's business.
+std::vector<std::string> command_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("KILN_KEY=")) env.emplace_back(*e);
   }
-  Expected<std::unique_ptr<Pool>> pool = connect_or_start(*socket, options.supervisor);
-  if (!pool) {
-    std::fprintf(stderr, "kiln exec: %s\n", pool.error().c_str());
-    return exit_code::kLauncherFailed;
-  }
-  // The command runs as if here: this directory and this whole environment.
+  return env;
+}
+
+// Codes that say the daemon could not serve the job, not how the command went: the command is
+// then run here.
+bool daemon_could_not_serve(const std::string& code) {
+  return code != proto::code::kSpawnFailed && code != proto::code::kTimeout &&
+         code != proto::code::kCancelled;
+}
+
+// The daemon to serve the job: the one running, else one started now. Without a way to start
+// one (no supervisor binary, no private socket directory) only one already running can serve.
+Expected<std::unique_ptr<Pool>> reach_daemon(const ExecCommandOptions& options) {
+  if (options.cannot_start.empty()) return connect_or_start(options.socket, options.supervisor);
+  if (options.socket.empty()) return fail(options.cannot_start);
+  Expected<std::unique_ptr<Pool>> running = connect_to_daemon(options.socket);
+  if (running || running.error_code() == Pool::kRefused) return running;
+  return fail(options.cannot_start);
+}
+
+// The command through the daemon: its exit status, or why the daemon could not serve it.
+Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
+  Expected<std::unique_ptr<Pool>> pool = reach_daemon(options);
+  if (!pool) return fail(pool.error(), pool.error_code());
   ExecRequest r;
   r.argv = options.argv;
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) r.cwd = cwd;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
+  for (const std::string& entry : command_environment()) {
     const auto eq = entry.find('=');
-    // The caller's build key selects the daemon; it is no compiler's business.
-    if (eq == std::string::npos || entry.compare(0, eq, "KILN_KEY") == 0) continue;
-    r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+    if (eq != std::string::npos) r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
   }
   r.clear_env = true;
   const proto::Result result = (*pool)->exec(r).get();
   (*pool)->disconnect();
   if (!result.ok) {
-    std::fprintf(stderr, "kiln exec: %s: %s\n", result.error->code.c_str(),
-                 result.error->message.c_str());
+    const std::string why = result.error->code + ": " + result.error->message;
+    if (daemon_could_not_serve(result.error->code)) return fail(why);
+    std::fprintf(stderr, "kiln exec: %s\n", why.c_str());
     if (result.error->detail) std::fprintf(stderr, "%s\n", result.error->detail->c_str());
     return result.error->code == proto::code::kSpawnFailed ? exit_code::kNotFound
                                                            : exit_code::kLauncherFailed;
@@ -203,6 +223,44 @@ int exec_command(const ExecCommandOptions& options) {
   const nlohmann::json v = to_json(*result.value);
   const int signal = v.value("signal", 0);
   return signal != 0 ? exit_code::kSignalBase + signal : v.value("exit_code", 0);
+}
+
+// The command run by kiln exec itself, as the build would have run it: here, with our stdio.
+int run_here(const std::vector<std::string>& command) {
+  std::vector<std::string> env = command_environment();
+  std::vector<char*> argv, envp;
+  for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  if (const int e = ::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data());
+      e != 0) {
+    std::fprintf(stderr, "kiln exec: cannot execute '%s': %s\n", argv[0], std::strerror(e));
+    return e == ENOENT ? exit_code::kNotFound : exit_code::kCannotExecute;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) return exit_code::kSignalBase + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : exit_code::kLauncherFailed;
+}
+
+}  // namespace
+
+int exec_command(const ExecCommandOptions& options) {
+  Expected<int> served = exec_through_daemon(options);
+  if (served) return *served;
+  // A build never fails because of Kiln where it would have passed without it: unless told not
+  // to, a job the daemon cannot serve runs here, and one line says why.
+  const char* fallback = std::getenv("KILN_FALLBACK");
+  if ((fallback != nullptr && std::string_view(fallback) == "0") ||
+      served.error_code() == Pool::kRefused) {
+    std::fprintf(stderr, "kiln exec: %s\n", served.error().c_str());
+    return exit_code::kLauncherFailed;
+  }
+  std::fprintf(stderr, "kiln exec: running the command here: %s\n", served.error().c_str());
+  return run_here(options.argv);
 }
 
 namespace {

@@ -141,12 +141,20 @@ int main(int argc, char** argv) {
   }
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (exec_cmd->parsed()) {
+    kiln::Expected<std::string> socket = exec.socket.empty()
+                                             ? kiln::client::default_socket_path()
+                                             : kiln::Expected<std::string>(exec.socket);
     kiln::Expected<std::string> supervisor = kiln::client::find_supervisor(exec.supervisor);
-    if (!supervisor) {
-      std::fprintf(stderr, "kiln exec: %s\n", supervisor.error().c_str());
-      return kiln::exit_code::kLauncherFailed;
+    if (!socket) {
+      exec.cannot_start = socket.error();
+    } else {
+      exec.socket = *socket;
+      if (supervisor) {
+        exec.supervisor = *supervisor;
+      } else {
+        exec.cannot_start = supervisor.error();
+      }
     }
-    exec.supervisor = *supervisor;
     return kiln::client::exec_command(exec);
   }
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);

@@ -100,7 +100,10 @@ std::string this_code_dir() {
 }  // namespace
 
 Expected<std::string> find_supervisor(const std::string& given) {
-  if (!given.empty()) return given;
+  if (!given.empty()) {
+    if (first_executable({given})) return given;
+    return fail("kiln-supervisor not found: " + given + " is not an executable file");
+  }
   std::vector<std::string> candidates;
   if (const char* env = std::getenv("KILN_SUPERVISOR"); env != nullptr && *env != '\0') {
     candidates.emplace_back(env);

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -640,8 +641,10 @@ TEST(KilnExec, KilnWorkersSizesTheDaemonItStarts) {
     return std::make_pair(c.exit_code(30s), err);
   };
   auto [status, err] = run("many");
-  EXPECT_EQ(status, exit_code::kLauncherFailed);
-  EXPECT_EQ(err, "kiln exec: KILN_WORKERS=many is not a number of workers (1 to 4096)\n");
+  EXPECT_EQ(status, 0) << "the command runs here, and the line says why";
+  EXPECT_EQ(err,
+            "kiln exec: running the command here: KILN_WORKERS=many is not a number of workers "
+            "(1 to 4096)\n");
   std::tie(status, err) = run("5");
   EXPECT_EQ(status, 0) << err;
   Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
@@ -649,6 +652,105 @@ TEST(KilnExec, KilnWorkersSizesTheDaemonItStarts) {
   EXPECT_EQ((*pool)->hello().workers, 5u);
   (*pool)->shutdown(false);
   EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+}
+
+// kiln exec with the given environment: exit status, stdout, stderr.
+struct Launched {
+  int status;
+  std::string out, err;
+};
+Launched launch(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  std::vector<std::string> argv = {KILN_CLI_PATH, "exec"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Child c = Child::spawn({argv,
+                          environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
+                          {{1, out_write.get()}, {2, err_write.get()}}});
+  out_write.reset();
+  err_write.reset();
+  Launched l;
+  l.out = read_all(out_read.get(), 60s);
+  l.err = read_all(err_read.get(), 10s);
+  l.status = c.exit_code(60s);
+  return l;
+}
+
+const std::vector<std::string> kCommand = {"sh", "-c", "echo out; echo err >&2; exit 3"};
+
+TEST(KilnExecFallback, WithoutASupervisorTheCommandRunsHere) {
+  TempDir dir;
+  std::vector<std::string> args = {"--socket", dir / "s.sock", "--supervisor", "/nonexistent/sup",
+                                   "--"};
+  args.insert(args.end(), kCommand.begin(), kCommand.end());
+  const Launched l = launch(args);
+  EXPECT_EQ(l.status, 3);
+  EXPECT_EQ(l.out, "out\n");
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: kiln-supervisor not found: /nonexistent/sup is "
+            "not an executable file\nerr\n");
+  const Launched off = launch(args, {"KILN_FALLBACK=0"});
+  EXPECT_EQ(off.status, exit_code::kLauncherFailed) << "KILN_FALLBACK=0: the failure, as asked";
+  EXPECT_EQ(off.out, "");
+}
+
+TEST(KilnExecFallback, AnOverloadedDaemonsJobRunsHere) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock, {"--max-queue", "0"});
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  Expected<std::unique_ptr<Pool>> busy = Pool::connect(sock);
+  ASSERT_TRUE(busy);
+  // With no queue at all, a job runs only on an idle worker: both must be up first.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto st = (*busy)->stats();
+        return st && st->worker_list.size() == 2 &&
+               std::all_of(st->worker_list.begin(), st->worker_list.end(),
+                           [](const auto& w) { return w.state == "idle"; });
+      },
+      10s));
+  for (int i = 0; i < 2; ++i) {
+    (*busy)->submit("selftest", to_msgpack({{"action", "sleep"}, {"ms", 600000}}), std::nullopt,
+                    std::nullopt, [](proto::Result) {});
+  }
+  ASSERT_TRUE(wait_until([&] { return (*busy)->stats()->jobs_running == 2; }, 10s));
+  std::vector<std::string> args = {"--socket", sock, "--"};
+  args.insert(args.end(), kCommand.begin(), kCommand.end());
+  const Launched l = launch(args);
+  EXPECT_EQ(l.status, 3);
+  EXPECT_EQ(l.out, "out\n");
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: overloaded: the queue already holds 0 jobs "
+            "(--max-queue)\nerr\n");
+  (*busy)->disconnect();
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+TEST(KilnExecFallback, ADaemonThatDiesMidJobHasTheCommandRunAgainHere) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string marker = dir / "runs";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  Child c = Child::spawn(
+      {{KILN_CLI_PATH, "exec", "--socket", sock, "--", "sh", "-c",
+        "echo run >>" + marker + "; [ $(wc -l <" + marker + ") -gt 1 ] || sleep 100; echo done"},
+       environment_with({}, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
+       {{1, out_write.get()}, {2, err_write.get()}}});
+  out_write.reset();
+  err_write.reset();
+  ASSERT_TRUE(wait_until([&] { return exists(marker); }, 10s)) << "the first run started";
+  daemon.kill(SIGKILL);
+  EXPECT_EQ(read_all(out_read.get(), 30s), "done\n");
+  EXPECT_EQ(read_all(err_read.get(), 10s),
+            "kiln exec: running the command here: shutdown: the supervisor closed the link\n");
+  EXPECT_EQ(c.exit_code(30s), 0);
+  std::ifstream runs(marker);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(runs), {}), "run\nrun\n");
 }
 
 TEST(KilnExec, AutoStartRaceOfEightLeavesExactlyOneDaemon) {
