@@ -176,6 +176,9 @@ std::vector<std::string> command_environment() {
   return env;
 }
 
+// What the worker returns of each stream by default (docs/protocol.md, exec: max_output_bytes).
+constexpr uint64_t kExecOutputCap = 16u << 20;
+
 // Codes that say the daemon could not serve the job, not how the command went: the command is
 // then run here.
 bool daemon_could_not_serve(const std::string& code) {
@@ -216,11 +219,17 @@ Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
     return result.error->code == proto::code::kSpawnFailed ? exit_code::kNotFound
                                                            : exit_code::kLauncherFailed;
   }
+  const nlohmann::json v = to_json(*result.value);
+  if (v.value("stdout_truncated", false) || v.value("stderr_truncated", false)) {
+    // Never a cut output with the command's status: nothing has been written yet, so the
+    // command runs here instead, where its output streams in full.
+    return fail("its output passed the " + std::to_string(kExecOutputCap) +
+                " bytes per stream a job may return");
+  }
   const msgpack::object_handle h =
       msgpack::unpack(result.value->bytes.data(), result.value->bytes.size());
   write_all(STDOUT_FILENO, bin_field(h.get(), "stdout"));
   write_all(STDERR_FILENO, bin_field(h.get(), "stderr"));
-  const nlohmann::json v = to_json(*result.value);
   const int signal = v.value("signal", 0);
   return signal != 0 ? exit_code::kSignalBase + signal : v.value("exit_code", 0);
 }

@@ -694,6 +694,20 @@ TEST(KilnExecFallback, WithoutASupervisorTheCommandRunsHere) {
   EXPECT_EQ(off.out, "");
 }
 
+TEST(KilnExecFallback, OutputPastTheCapIsNeverCutButRunsHereInFull) {
+  TempDir dir;
+  const Launched l =
+      launch({"--socket", dir / "s.sock", "--", "sh", "-c", "head -c 20000000 /dev/zero; exit 4"});
+  EXPECT_EQ(l.status, 4);
+  EXPECT_EQ(l.out.size(), 20000000u) << "all of it, not 16 MiB";
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: its output passed the 16777216 bytes per stream "
+            "a job may return\n");
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(dir / "s.sock");
+  ASSERT_TRUE(pool) << pool.error();
+  (*pool)->shutdown(false);
+}
+
 TEST(KilnExecFallback, AnOverloadedDaemonsJobRunsHere) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
