@@ -12,6 +12,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -196,8 +197,23 @@ Expected<std::unique_ptr<Pool>> reach_daemon(const ExecCommandOptions& options) 
   return fail(options.cannot_start);
 }
 
+// A command that reads its standard input: one given "-" (a compiler's way to say so, as in
+// `cc -x c -`) with a pipe, a socket or a non-empty file there. A job gets no stream of input
+// (reading it all first could wait forever on a pipe that stays open), so such a command runs
+// here with its real stdin. Others get none, as before: a build whose own stdin happens to be a
+// pipe (a CI runner, ssh) must not send every compile here.
+bool reads_stdin(const std::vector<std::string>& argv) {
+  if (std::find(argv.begin() + 1, argv.end(), "-") == argv.end()) return false;
+  struct stat st;
+  if (::fstat(STDIN_FILENO, &st) != 0) return false;
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > 0);
+}
+
 // The command through the daemon: its exit status, or why the daemon could not serve it.
 Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
+  if (reads_stdin(options.argv)) {
+    return fail("it reads its standard input (\"-\"), which a job cannot have");
+  }
   Expected<std::unique_ptr<Pool>> pool = reach_daemon(options);
   if (!pool) return fail(pool.error(), pool.error_code());
   ExecRequest r;

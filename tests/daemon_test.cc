@@ -272,7 +272,7 @@ TEST(Daemon, QueuedBytesAreBoundedPerConnectionAndGivenBackWhenItGoes) {
                      std::nullopt, [](proto::Result) {});
   }
   ASSERT_TRUE(wait_until([&] { return (*other)->stats()->jobs_running == 2; }, 10s));
-  const unsigned long rss_before = rss_kb(daemon.pid());
+  [[maybe_unused]] const unsigned long rss_before = rss_kb(daemon.pid());
   std::vector<std::future<proto::Result>> results;
   // Each payload is 8 MiB as sent (5 bytes of bin header included): 8 of them fill 64 MiB.
   for (int i = 0; i < 20; ++i) {
@@ -280,7 +280,7 @@ TEST(Daemon, QueuedBytesAreBoundedPerConnectionAndGivenBackWhenItGoes) {
   }
   std::future<proto::Result> served = (*other)->submit("echo", bin_payload(1 << 20));
   ASSERT_TRUE(wait_until([&] { return (*other)->stats()->jobs_submitted == 23; }, 30s));
-  const unsigned long rss_flood = rss_kb(daemon.pid());
+  [[maybe_unused]] const unsigned long rss_flood = rss_kb(daemon.pid());
   // 8 of 8 MiB fit in 64 MiB; the other 12 are answered at once, with the limit named.
   int overloaded = 0;
   for (int i = 8; i < 20; ++i) {
@@ -706,6 +706,29 @@ TEST(KilnExecFallback, OutputPastTheCapIsNeverCutButRunsHereInFull) {
   Expected<std::unique_ptr<Pool>> pool = Pool::connect(dir / "s.sock");
   ASSERT_TRUE(pool) << pool.error();
   (*pool)->shutdown(false);
+}
+
+TEST(KilnExecFallback, ACommandGivenInputGetsItsRealStdin) {
+  TempDir dir;
+  auto [in_read, in_write] = pipe_pair();
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  Child c =
+      Child::spawn({{KILN_CLI_PATH, "exec", "--socket", dir / "s.sock", "--", "wc", "-c", "-"},
+                    environment_with({}, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
+                    {{0, in_read.get()}, {1, out_write.get()}, {2, err_write.get()}}});
+  in_read.reset();
+  out_write.reset();
+  err_write.reset();
+  const std::string input(100000, 'i');
+  ASSERT_EQ(::write(in_write.get(), input.data(), input.size()), 100000);
+  in_write.reset();
+  EXPECT_EQ(read_all(out_read.get(), 30s), "100000 -\n") << "wc read all of it";
+  EXPECT_EQ(read_all(err_read.get(), 10s),
+            "kiln exec: running the command here: it reads its standard input (\"-\"), which a "
+            "job cannot have\n");
+  EXPECT_EQ(c.exit_code(30s), 0);
+  EXPECT_TRUE(processes_with("--listen " + (dir / "s.sock")).empty()) << "no daemon was needed";
 }
 
 TEST(KilnExecFallback, AnOverloadedDaemonsJobRunsHere) {
