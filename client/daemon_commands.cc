@@ -177,9 +177,6 @@ std::vector<std::string> command_environment() {
   return env;
 }
 
-// What the worker returns of each stream by default (docs/protocol.md, exec: max_output_bytes).
-constexpr uint64_t kExecOutputCap = 16u << 20;
-
 // Codes that say the daemon could not serve the job, not how the command went: the command is
 // then run here.
 bool daemon_could_not_serve(const std::string& code) {
@@ -239,7 +236,7 @@ Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
   if (v.value("stdout_truncated", false) || v.value("stderr_truncated", false)) {
     // Never a cut output with the command's status: nothing has been written yet, so the
     // command runs here instead, where its output streams in full.
-    return fail("its output passed the " + std::to_string(kExecOutputCap) +
+    return fail("its output passed the " + std::to_string(proto::kExecDefaultMaxOutput) +
                 " bytes per stream a job may return");
   }
   const msgpack::object_handle h =

@@ -17,6 +17,9 @@ namespace kiln::proto {
 
 inline constexpr uint64_t kProtocolVersion = 1;
 
+// What an `exec` job returns of each output stream when its payload sets no max_output_bytes.
+inline constexpr uint64_t kExecDefaultMaxOutput = 16u << 20;
+
 // One msgpack object kept as its encoded bytes. `payload` and `value` travel from client to
 // worker and back as these bytes, never decoded into C++ types and re-encoded.
 struct RawObject {

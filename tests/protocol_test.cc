@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -153,22 +154,46 @@ TEST(Protocol, RejectsAKeyGivenTwice) {
   EXPECT_EQ(got.error(), "body: key \"id\" twice");
 }
 
-// A body at the frame-size limit with millions of keys, each new or each a repeat of one
-// unknown key: decoding is linear in the size (it once was quadratic: 82 s for 160,000 keys).
-// bench/decode_bench measures it; this bound is loose on purpose (sanitizer builds, a busy CPU).
-TEST(Protocol, ABodyAtTheSizeLimitWithMillionsOfKeysDecodesInLinearTime) {
-  for (bool distinct : {true, false}) {
-    const std::string body = testing::body_of_many_keys(kDefaultMaxFrame, distinct);
-    ASSERT_LE(body.size(), kDefaultMaxFrame);
-    ASSERT_GE(body.size(), kDefaultMaxFrame - 128);
+// Bodies of millions of keys, each new or each a repeat of one unknown key, decode in time linear
+// in their size (duplicate detection was quadratic: 82 s for 160,000 keys). What is asserted is the
+// shape, not a speed (bench/decode_bench measures that): four times the bytes must cost well under
+// the sixteen times a quadratic decoder would take, in every build, sanitizers included. The
+// fastest of three rounds of each size keeps a busy machine's pauses out of the ratio.
+std::chrono::nanoseconds fastest_decode(const std::string& body) {
+  auto best = std::chrono::nanoseconds::max();
+  for (int round = 0; round < 3; ++round) {
     const auto start = std::chrono::steady_clock::now();
     kiln::Expected<ClientRequest> got = decode_client_request(body);
-    const auto took = std::chrono::steady_clock::now() - start;
-    ASSERT_TRUE(got.ok()) << got.error();
-    EXPECT_EQ(std::get<Cancel>(got.value()).id, 1u) << "unknown keys are ignored";
-    EXPECT_LT(took, std::chrono::seconds(5)) << (distinct ? "distinct" : "repeated") << " keys";
+    best = std::min(best, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - start));
+    EXPECT_TRUE(got.ok()) << got.error();
+    if (got.ok()) {
+      EXPECT_EQ(std::get<Cancel>(got.value()).id, 1u) << "unknown keys are ignored";
+    }
+  }
+  return best;
+}
+
+TEST(Protocol, DecodingABodyOfMillionsOfKeysIsLinearInItsSize) {
+  for (bool distinct : {true, false}) {
+    const auto small = fastest_decode(testing::body_of_many_keys(2u << 20, distinct));
+    const auto large = fastest_decode(testing::body_of_many_keys(8u << 20, distinct));
+    EXPECT_LT(large.count(), small.count() * 8)
+        << (distinct ? "distinct" : "repeated") << " keys: " << small.count() << " ns for 2 MiB, "
+        << large.count() << " ns for 8 MiB";
   }
 }
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// And at the frame-size limit itself, where a quadratic decoder would hold the loop for hours:
+// loosely bounded, in builds whose speed is Kiln's (a sanitizer's is not).
+TEST(Protocol, ABodyAtTheSizeLimitWithMillionsOfKeysDecodesWellUnderTheBound) {
+  const std::string body = testing::body_of_many_keys(kDefaultMaxFrame, true);
+  ASSERT_LE(body.size(), kDefaultMaxFrame);
+  ASSERT_GE(body.size(), kDefaultMaxFrame - 128);
+  EXPECT_LT(fastest_decode(body), std::chrono::seconds(5));
+}
+#endif
 
 TEST(Protocol, AnUnknownTypeIsQuotedEscapedAndCut) {
   msgpack::sbuffer buf;

@@ -31,7 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr uint64_t kDefaultMaxOutput = 16u << 20;
 // How much of stderr a `timeout` error carries in its detail.
 constexpr std::size_t kDetailBytes = 4096;
 
@@ -41,7 +40,7 @@ struct ExecRequest {
   std::vector<std::pair<std::string, std::string>> env;
   bool clear_env = false;
   std::string stdin_data;
-  uint64_t max_output = kDefaultMaxOutput;
+  uint64_t max_output = proto::kExecDefaultMaxOutput;
 };
 
 Expected<ExecRequest> parse_request(const proto::RawObject& raw) {
