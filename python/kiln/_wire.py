@@ -52,17 +52,21 @@ class FrameReader:
     def feed(self, data: bytes):
         self._buf += data
         bodies = []
-        while len(self._buf) >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(self._buf)
+        # Frames are read at an offset and the consumed bytes dropped once at the end: deleting
+        # each frame from the front moved the rest every time, quadratic in a read of many frames.
+        pos = 0
+        while len(self._buf) - pos >= _HEADER.size:
+            (length,) = _HEADER.unpack_from(self._buf, pos)
             if length == 0:
                 raise ProtocolError("frame length 0")
             if length > self._max_frame:
                 raise ProtocolError(f"frame length {length} exceeds max_frame {self._max_frame}")
-            end = _HEADER.size + length
+            end = pos + _HEADER.size + length
             if len(self._buf) < end:
                 break
-            bodies.append(bytes(self._buf[_HEADER.size:end]))
-            del self._buf[:end]
+            bodies.append(bytes(self._buf[pos + _HEADER.size : end]))
+            pos = end
+        del self._buf[:pos]
         return bodies
 
     @property

@@ -101,3 +101,15 @@ def test_the_supervisor_may_not_send_client_messages():
 def test_key_id_is_blake2b_256_truncated():
     assert _wire.key_id(b"kiln") == "eac7579295a99dff"
     assert _wire.encode_key(b"kiln") == "a2lsbg=="
+
+
+def test_a_read_of_many_frames_costs_linear_time():
+    """300,000 frames in one read: each is taken at an offset, not deleted from the front (which
+    moved the rest of a 3 MB buffer 300,000 times)."""
+    frame = _wire.encode({"type": "bye"})
+    reader = _wire.FrameReader(MAX_FRAME)
+    bodies = reader.feed(frame * 300_000 + frame[:3])
+    assert len(bodies) == 300_000
+    assert reader.pending == 3, "the cut-off frame's bytes wait for the rest"
+    assert reader.feed(frame[3:]) == [frame[4:]]
+    assert reader.pending == 0
