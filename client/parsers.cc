@@ -6,7 +6,7 @@
 
 #include "client/json_msgpack.h"
 #include "client/pool.h"
-#include "client/shell_split.h"
+#include "common/shell_split.h"
 
 namespace kiln::client {
 namespace {

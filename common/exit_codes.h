@@ -12,6 +12,8 @@ inline constexpr int kUsage = 2;
 inline constexpr int kProtocolError = 3;
 // kiln-supervisor --listen: another supervisor already serves that socket.
 inline constexpr int kAlreadyServing = 5;
+// kiln-worker: one of its warm tools failed to start, or died between jobs.
+inline constexpr int kToolFailed = 6;
 // The system refused something that cannot fail in normal use (see fatal()), or
 // kiln-supervisor found a libuv handle still open at exit (uv_loop_close() != 0).
 inline constexpr int kInternal = 4;

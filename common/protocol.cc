@@ -107,6 +107,7 @@ KILN_FIELDS(Ready) {
   f("pid", m.pid);
   f("kinds", m.kinds);
   f("key_id", m.key_id);
+  f("tools", m.tools);
 }
 KILN_FIELDS(WorkerResult) {
   f("id", m.id);
@@ -114,11 +115,27 @@ KILN_FIELDS(WorkerResult) {
   f("value", m.value);
   f("error", m.error);
   f("run_us", m.run_us);
+  f("retire", m.retire);
 }
 KILN_FIELDS(Phase) {
   f("id", m.id);
   f("phase", m.phase);
   f("pgid", m.pgid);
+}
+KILN_FIELDS(ToolJob) {
+  f("id", m.id);
+  f("payload", m.payload);
+  f("timeout_ms", m.timeout_ms);
+}
+KILN_FIELDS(ToolReady) {
+  f("protocol", m.protocol);
+  f("pid", m.pid);
+}
+KILN_FIELDS(ToolResult) {
+  f("id", m.id);
+  f("ok", m.ok);
+  f("value", m.value);
+  f("error", m.error);
 }
 #undef KILN_FIELDS
 
@@ -158,6 +175,12 @@ template <>
 constexpr std::string_view kType<WorkerResult> = "result";
 template <>
 constexpr std::string_view kType<Phase> = "phase";
+template <>
+constexpr std::string_view kType<ToolJob> = "job";
+template <>
+constexpr std::string_view kType<ToolReady> = "ready";
+template <>
+constexpr std::string_view kType<ToolResult> = "result";
 
 template <class T>
 struct IsOptional : std::false_type {};
@@ -349,7 +372,8 @@ bool is_known_key(std::string_view key) {
     (collect(Submit{}), collect(Cancel{}), collect(Quiesce{}), collect(Wakeup{}),
      collect(StatsRequest{}), collect(Shutdown{}), collect(Hello{}), collect(Result{}),
      collect(Status{}), collect(Stats{}), collect(Error{}), collect(Bye{}), collect(Job{}),
-     collect(WorkerShutdown{}), collect(Ready{}), collect(WorkerResult{}), collect(Phase{}));
+     collect(WorkerShutdown{}), collect(Ready{}), collect(WorkerResult{}), collect(Phase{}),
+     collect(ToolJob{}), collect(ToolReady{}), collect(ToolResult{}));
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     return keys;
@@ -462,6 +486,9 @@ std::string check(const Result& m) {
 std::string check(const WorkerResult& m) {
   return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
 }
+std::string check(const ToolResult& m) {
+  return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
+}
 template <class M>
 std::string check(const M&) {
   return "";
@@ -522,6 +549,12 @@ kiln::Expected<WorkerCommand> decode_worker_command(std::string_view body) {
 kiln::Expected<WorkerEvent> decode_worker_event(std::string_view body) {
   return decode<WorkerEvent>(body);
 }
+kiln::Expected<ToolCommand> decode_tool_command(std::string_view body) {
+  return decode<ToolCommand>(body);
+}
+kiln::Expected<ToolEvent> decode_tool_event(std::string_view body) {
+  return decode<ToolEvent>(body);
+}
 
 void encode(const Submit& m, std::string& out) { encode_message(m, out); }
 void encode(const Cancel& m, std::string& out) { encode_message(m, out); }
@@ -540,10 +573,15 @@ void encode(const WorkerShutdown& m, std::string& out) { encode_message(m, out);
 void encode(const Ready& m, std::string& out) { encode_message(m, out); }
 void encode(const WorkerResult& m, std::string& out) { encode_message(m, out); }
 void encode(const Phase& m, std::string& out) { encode_message(m, out); }
+void encode(const ToolJob& m, std::string& out) { encode_message(m, out); }
+void encode(const ToolReady& m, std::string& out) { encode_message(m, out); }
+void encode(const ToolResult& m, std::string& out) { encode_message(m, out); }
 
 std::string_view type_name(const ClientRequest& m) { return type_of(m); }
 std::string_view type_name(const ClientEvent& m) { return type_of(m); }
 std::string_view type_name(const WorkerCommand& m) { return type_of(m); }
 std::string_view type_name(const WorkerEvent& m) { return type_of(m); }
+std::string_view type_name(const ToolCommand& m) { return type_of(m); }
+std::string_view type_name(const ToolEvent& m) { return type_of(m); }
 
 }  // namespace kiln::proto

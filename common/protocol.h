@@ -63,6 +63,9 @@ inline constexpr std::string_view kPermissionDenied = "permission_denied";
 inline constexpr std::string_view kTooManyConnections = "too_many_connections";
 }  // namespace code
 
+// The job kinds the worker serves itself; a tool may not take one of these names.
+inline constexpr std::string_view kBuiltinKinds[] = {"echo", "exec", "selftest"};
+
 // ---- Client link, client -> supervisor ----
 struct Submit {
   uint64_t id = 0;
@@ -173,6 +176,9 @@ struct Ready {
   uint64_t pid = 0;
   std::vector<std::string> kinds;
   std::string key_id;
+  // The pids of the worker's tools (each leads its own process group), for the supervisor to
+  // count their memory with the worker's and to end their groups when the worker is gone.
+  std::optional<std::vector<uint64_t>> tools;
   bool operator==(const Ready&) const = default;
 };
 struct WorkerResult {
@@ -181,6 +187,9 @@ struct WorkerResult {
   std::optional<RawObject> value;
   std::optional<JobError> error;
   uint64_t run_us = 0;
+  // The worker ends after this result (its tool died, broke the tool link or timed out): the
+  // supervisor sends it nothing more and replaces it once it is gone.
+  std::optional<bool> retire;
   bool operator==(const WorkerResult&) const = default;
 };
 struct Phase {
@@ -190,16 +199,41 @@ struct Phase {
   bool operator==(const Phase&) const = default;
 };
 
+// ---- Tool link (worker <-> a warm tool); its `shutdown` is WorkerShutdown, its `phase` Phase
+// (a tool's pgid is not used) ----
+struct ToolJob {
+  uint64_t id = 0;
+  RawObject payload;
+  uint64_t timeout_ms = 0;  // 0: none
+  bool operator==(const ToolJob&) const = default;
+};
+struct ToolReady {
+  uint64_t protocol = kProtocolVersion;
+  uint64_t pid = 0;
+  bool operator==(const ToolReady&) const = default;
+};
+struct ToolResult {
+  uint64_t id = 0;
+  bool ok = false;
+  std::optional<RawObject> value;
+  std::optional<JobError> error;
+  bool operator==(const ToolResult&) const = default;
+};
+
 // What each side of each link receives.
 using ClientRequest = std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown>;
 using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye>;
 using WorkerCommand = std::variant<Job, WorkerShutdown>;
 using WorkerEvent = std::variant<Ready, WorkerResult, Phase>;
+using ToolCommand = std::variant<ToolJob, WorkerShutdown>;
+using ToolEvent = std::variant<ToolReady, ToolResult, Phase>;
 
 Expected<ClientRequest> decode_client_request(std::string_view body);
 Expected<ClientEvent> decode_client_event(std::string_view body);
 Expected<WorkerCommand> decode_worker_command(std::string_view body);
 Expected<WorkerEvent> decode_worker_event(std::string_view body);
+Expected<ToolCommand> decode_tool_command(std::string_view body);
+Expected<ToolEvent> decode_tool_event(std::string_view body);
 
 // Each appends one whole frame (header and body) to `out`.
 void encode(const Submit& m, std::string& out);
@@ -219,6 +253,9 @@ void encode(const WorkerShutdown& m, std::string& out);
 void encode(const Ready& m, std::string& out);
 void encode(const WorkerResult& m, std::string& out);
 void encode(const Phase& m, std::string& out);
+void encode(const ToolJob& m, std::string& out);
+void encode(const ToolReady& m, std::string& out);
+void encode(const ToolResult& m, std::string& out);
 
 template <class... Ts>
 void encode(const std::variant<Ts...>& m, std::string& out) {
@@ -230,5 +267,7 @@ std::string_view type_name(const ClientRequest& m);
 std::string_view type_name(const ClientEvent& m);
 std::string_view type_name(const WorkerCommand& m);
 std::string_view type_name(const WorkerEvent& m);
+std::string_view type_name(const ToolCommand& m);
+std::string_view type_name(const ToolEvent& m);
 
 }  // namespace kiln::proto

@@ -1,8 +1,12 @@
 // kiln-supervisor: parses its options and calls in (supervisor/run.cc).
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "common/cli.h"
+#include "common/exit_codes.h"
 #include "common/logging.h"
+#include "common/tool_spec.h"
 #include "common/version.h"
 #include "supervisor/options.h"
 
@@ -79,6 +83,14 @@ int main(int argc, char** argv) {
   app.add_option("--status-interval-ms", o.status_interval_ms,
                  "send `status` for jobs running this long, every this long (0: never)")
       ->capture_default_str();
+  app.add_option("--tool", o.tools,
+                 "NAME=COMMAND: every worker keeps one warm process of COMMAND (split as a shell "
+                 "would, not run by one) and runs jobs of kind NAME on it (docs/protocol.md "
+                 "\"Tool link\"; repeatable)")
+      ->check([](const std::string& spec) {
+        kiln::Expected<kiln::ToolSpec> t = kiln::parse_tool_spec(spec);
+        return t ? std::string() : t.error();
+      });
   app.add_flag("--enable-selftest", o.enable_selftest,
                "serve the `selftest` kind (fault injection for tests)");
   app.add_option("--log-level", o.log_level,
@@ -89,5 +101,9 @@ int main(int argc, char** argv) {
       });
   app.add_option("--log-file", o.log_file, "log here instead of stderr");
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
+  if (kiln::Expected<std::vector<kiln::ToolSpec>> tools = kiln::parse_tool_specs(o.tools); !tools) {
+    std::fprintf(stderr, "kiln-supervisor: %s\n", tools.error().c_str());
+    return kiln::exit_code::kUsage;
+  }
   return kiln::supervisor::run(std::move(o));
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/frame.h"
 
@@ -33,6 +34,7 @@ struct Options {
   uint32_t max_frame = kDefaultMaxFrame;
   uint64_t status_interval_ms = 10000;
   bool enable_selftest = false;
+  std::vector<std::string> tools;  // NAME=COMMAND, checked by main.cc, passed on to the workers
   std::string log_level;
   std::string log_file;
 };

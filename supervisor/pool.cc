@@ -93,6 +93,7 @@ void Pool::schedule_restart(std::size_t slot, Micros delay) {
 void Pool::note_start_failure(const std::string& why) {
   ++start_failures_;
   last_failure_ = why;
+  last_failure_line_ = last_line(why);
   // A slot that cannot start a worker is only a crash loop of the pool when no other worker is
   // up: while one serves, jobs wait for it instead of failing.
   if (start_failures_ >= kUnavailableAfter && !unavailable_ && !any_worker_up()) {
@@ -101,7 +102,8 @@ void Pool::note_start_failure(const std::string& why) {
         "workers keep failing to start ({} times in a row); jobs end with pool_unavailable "
         "until one starts. The last failure: {}",
         start_failures_, why);
-    fail_queued(proto::code::kPoolUnavailable, "workers keep failing to start: " + last_line(why));
+    fail_queued(proto::code::kPoolUnavailable,
+                "workers keep failing to start: " + last_failure_line_, why);
   }
 }
 
@@ -124,8 +126,8 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
     return Submitted::kAccepted;
   }
   if (unavailable_) {
-    fail(job, proto::code::kPoolUnavailable,
-         "workers keep failing to start: " + last_line(last_failure_));
+    fail(job, proto::code::kPoolUnavailable, "workers keep failing to start: " + last_failure_line_,
+         last_failure_);
     return Submitted::kAccepted;
   }
   if (quiesced_) wakeup();
@@ -291,6 +293,7 @@ void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
   s.state = State::kIdle;
   s.ready_seen = true;
   s.deadline = 0;
+  if (ready.tools) s.tools.assign(ready.tools->begin(), ready.tools->end());
   start_failures_ = 0;
   if (unavailable_) {
     unavailable_ = false;
@@ -317,8 +320,32 @@ void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
   s.job.reset();
   s.job_group = 0;
   ++s.jobs;
+  const bool retiring = result.retire.value_or(false);
+  const std::optional<proto::JobError> error = retiring ? result.error : std::nullopt;
   finish(job, result.ok, std::move(result.value), std::move(result.error), s.pid);
-  after_job(slot);
+  if (retiring) {
+    retire(slot, error);
+  } else {
+    after_job(slot);
+  }
+}
+
+void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error) {
+  Slot& s = slots_[slot];
+  if (error && error->code == proto::code::kWorkerCrashed) {
+    ++worker_crashes_;
+    spdlog::warn("worker {}: {}", s.pid, error->message);
+  } else {
+    spdlog::info("worker {} ends after its job ({}); replacing it", s.pid,
+                 error ? error->message : "it said so");
+  }
+  // It exits by itself; SIGKILL after the grace period if it does not.
+  s.state = State::kStopping;
+  s.deadline = env_.now() + config_.grace_ms * 1000;
+  s.killed = false;
+  dispatch();
+  idle_check();
+  maybe_finish_drain();
 }
 
 void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
@@ -345,7 +372,7 @@ void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
   }
   if (!s.ready_seen) {
     s.bad_start = true;
-    last_failure_ = why;
+    s.start_failure = "worker " + std::to_string(s.pid) + " broke the protocol: " + why;
   }
   env_.signal_worker(slot, SIGKILL);
   if (s.job_group != 0) env_.kill_group(s.job_group);
@@ -367,6 +394,11 @@ void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
     fail(job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
   }
   if (s.job_group != 0) env_.kill_group(s.job_group);
+  // A worker killed outright stopped none of its tools: what they started is ended here. (One
+  // that exited stopped and reaped them itself; their pids may be another's by now.)
+  if (exit.term_signal != 0) {
+    for (const pid_t tool : s.tools) env_.kill_group(tool);
+  }
   if (!requested) {
     ++worker_crashes_;
     if (exit.stderr_tail.empty()) {
@@ -376,7 +408,10 @@ void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
     }
   }
   if (failed_start) {
-    note_start_failure(exit.stderr_tail.empty() ? what : what + ": " + exit.stderr_tail);
+    // Why the pool stopped it, if it did; then what its stderr said last.
+    const std::string reason = s.start_failure.empty() ? what : s.start_failure;
+    note_start_failure(exit.stderr_tail.empty() ? reason : reason + ": " + exit.stderr_tail);
+    if (!s.start_failure.empty()) last_failure_line_ = s.start_failure;
   }
   const bool restart = s.restart && wants_workers();
   s = Slot{};
@@ -403,8 +438,8 @@ void Pool::on_tick() {
               "worker {} did not say ready within {} ms (--start-timeout-ms); stopping it", s.pid,
               config_.start_timeout_ms);
           s.bad_start = true;
-          last_failure_ = "worker did not say ready within " +
-                          std::to_string(config_.start_timeout_ms) + " ms (--start-timeout-ms)";
+          s.start_failure = "worker " + std::to_string(s.pid) + " did not say ready within " +
+                            std::to_string(config_.start_timeout_ms) + " ms (--start-timeout-ms)";
           stop(i, /*graceful=*/false);
         }
         break;
@@ -511,7 +546,9 @@ void Pool::run_on(std::size_t slot, Job job) {
   const Micros now = env_.now();
   job.started = now;
   s.state = State::kBusy;
-  s.deadline = job.timeout_ms != 0 ? now + (job.timeout_ms + config_.grace_ms) * 1000 : 0;
+  // The backstop, for a worker that does not enforce the timeout itself: that one sends SIGTERM
+  // at the timeout and SIGKILL a grace period later, and needs time to say so.
+  s.deadline = job.timeout_ms != 0 ? now + (job.timeout_ms + 2 * config_.grace_ms) * 1000 : 0;
   s.next_status = config_.status_interval_ms != 0 ? now + config_.status_interval_ms * 1000 : 0;
   s.job_group = 0;
   s.job_phase.clear();
@@ -541,7 +578,7 @@ void Pool::after_job(std::size_t slot) {
     spdlog::info("worker {} ran {} jobs: replacing it", s.pid, s.jobs);
     stop(slot, /*graceful=*/true);
   } else if (config_.max_worker_rss_kb != 0) {
-    const uint64_t rss = env_.rss_kb(s.pid);
+    const uint64_t rss = worker_rss_kb(s);
     if (rss > config_.max_worker_rss_kb) {
       spdlog::info("worker {} holds {} KiB (over {} KiB): replacing it", s.pid, rss,
                    config_.max_worker_rss_kb);
@@ -587,8 +624,15 @@ void Pool::fail(Job& job, std::string_view code, std::string message,
          worker_pid);
 }
 
-void Pool::fail_queued(std::string_view code, const std::string& message) {
-  for (Job& job : queue_.take_all()) fail(job, code, message);
+void Pool::fail_queued(std::string_view code, const std::string& message,
+                       const std::optional<std::string>& detail) {
+  for (Job& job : queue_.take_all()) fail(job, code, message, detail);
+}
+
+uint64_t Pool::worker_rss_kb(const Slot& s) const {
+  uint64_t kb = env_.rss_kb(s.pid);
+  for (const pid_t tool : s.tools) kb += env_.rss_kb(tool);
+  return kb;
 }
 
 void Pool::idle_check() {
@@ -619,7 +663,7 @@ proto::Stats Pool::stats() const {
     st.workers_busy += s.state == State::kBusy ? 1 : 0;
     if (alive) {
       st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid), state_name(s.state),
-                                                 s.jobs, env_.rss_kb(s.pid)});
+                                                 s.jobs, worker_rss_kb(s)});
     }
   }
   st.jobs_submitted = jobs_submitted_;

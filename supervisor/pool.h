@@ -135,12 +135,14 @@ class Pool {
     uint64_t jobs = 0;
     std::optional<Job> job;
     pid_t job_group = 0;
+    std::vector<pid_t> tools;  // its tools' pids, each leading its own group (from `ready`)
     std::string job_phase;
     Micros deadline = 0;  // kBusy: timeout backstop (0: none); kStopping: SIGKILL; kBackoff: start
     bool killed = false;  // SIGKILL sent while stopping
     bool restart = true;  // start another when this one is gone
-    bool ready_seen = false;  // it said `ready`
-    bool bad_start = false;   // stopped before `ready` for a fault of its own
+    bool ready_seen = false;    // it said `ready`
+    bool bad_start = false;     // stopped before `ready` for a fault of its own
+    std::string start_failure;  // what that fault was
     Micros next_status = 0;
   };
   using OpenKey = std::pair<ClientId, uint64_t>;
@@ -162,7 +164,11 @@ class Pool {
   void fail(Job& job, std::string_view code, std::string message,
             std::optional<std::string> detail = std::nullopt,
             std::optional<pid_t> worker_pid = std::nullopt);
-  void fail_queued(std::string_view code, const std::string& message);
+  void fail_queued(std::string_view code, const std::string& message,
+                   const std::optional<std::string>& detail = std::nullopt);
+  // A worker that said it ends after its result (retire): nothing more goes to it.
+  void retire(std::size_t slot, const std::optional<proto::JobError>& error);
+  uint64_t worker_rss_kb(const Slot& s) const;
   void after_job(std::size_t slot);
   void idle_check();
   void maybe_finish_drain();
@@ -180,7 +186,8 @@ class Pool {
   int start_failures_ = 0;
   uint64_t overloaded_since_room_ = 0;  // jobs answered overloaded since the queue was last full
   bool unavailable_ = false;
-  std::string last_failure_;
+  std::string last_failure_;       // the last failed start, with the worker's last output
+  std::string last_failure_line_;  // its one-line summary, for pool_unavailable's message
   Micros started_at_ = 0;
 
   // Stats.

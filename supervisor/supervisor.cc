@@ -65,6 +65,12 @@ Supervisor::Supervisor(Options options, std::string key)
                   "--grace-ms",
                   std::to_string(options_.grace_ms)};
   if (options_.enable_selftest) worker_args_.push_back("--enable-selftest");
+  // main.cc checked every spec; each worker reads them again, as they came.
+  for (const std::string& spec : options_.tools) {
+    kinds_.push_back(spec.substr(0, spec.find('=')));
+    worker_args_.push_back("--tool");
+    worker_args_.push_back(spec);
+  }
   if (!options_.log_level.empty()) {
     worker_args_.push_back("--log-level");
     worker_args_.push_back(options_.log_level);

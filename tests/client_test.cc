@@ -17,7 +17,7 @@
 #include "client/json_msgpack.h"
 #include "client/parsers.h"
 #include "client/pool.h"
-#include "client/shell_split.h"
+#include "common/shell_split.h"
 #include "tests/process.h"
 #include "tests/worker_harness.h"
 

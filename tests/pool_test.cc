@@ -69,11 +69,11 @@ proto::Submit job(uint64_t id, std::optional<int64_t> priority = std::nullopt,
 }
 
 proto::Ready ready(pid_t pid, std::string key = kKey) {
-  return proto::Ready{1, static_cast<uint64_t>(pid), {"echo"}, std::move(key)};
+  return proto::Ready{1, static_cast<uint64_t>(pid), {"echo"}, std::move(key), std::nullopt};
 }
 
 proto::WorkerResult ok_result(uint64_t id) {
-  return proto::WorkerResult{id, true, RawObject::nil(), std::nullopt, 5};
+  return proto::WorkerResult{id, true, RawObject::nil(), std::nullopt, 5, std::nullopt};
 }
 
 class PoolTest : public ::testing::Test {
@@ -335,7 +335,7 @@ TEST_F(PoolTest, TimeoutBackstopAnswersAndKillsAfterGrace) {
   all_ready();
   pool_->submit(1, job(1, std::nullopt, 1000));
   EXPECT_EQ(env_.jobs_sent[0].second.timeout_ms, 1000u);
-  advance_ms(1000 + 99);
+  advance_ms(1000 + 2 * 100 - 1);
   EXPECT_TRUE(env_.answers.empty()) << "the worker enforces the timeout; this is the backstop";
   advance_ms(1);
   EXPECT_EQ(env_.last_code(), "timeout");
@@ -567,7 +567,8 @@ TEST_F(PoolTest, StatsCountWhatHappened) {
   pool_->on_result(
       env_.jobs_sent[1].first,
       proto::WorkerResult{2, false, std::nullopt,
-                          proto::JobError{"job_failed", "no", std::nullopt, std::nullopt}, 1});
+                          proto::JobError{"job_failed", "no", std::nullopt, std::nullopt}, 1,
+                          std::nullopt});
   const proto::Stats st = pool_->stats();
   EXPECT_EQ(st.workers_configured, 2u);
   EXPECT_EQ(st.workers_alive, 2u);

@@ -74,15 +74,34 @@ TEST(Protocol, WorkerLinkRoundTrips) {
   expect_round_trip(Job{1ull << 40, "exec", packed(std::map<std::string, int>{{"a", 1}}), 0},
                     &decode_worker_command);
   expect_round_trip(WorkerShutdown{}, &decode_worker_command);
-  expect_round_trip(Ready{1, 77, {"echo", "exec", "selftest"}, "0123456789abcdef"},
+  expect_round_trip(Ready{1, 77, {"echo", "exec", "selftest"}, "0123456789abcdef", std::nullopt},
                     &decode_worker_event);
-  expect_round_trip(WorkerResult{1, true, RawObject::nil(), std::nullopt, 5}, &decode_worker_event);
+  expect_round_trip(Ready{1, 77, {"echo", "py"}, "0123456789abcdef", std::vector<uint64_t>{78}},
+                    &decode_worker_event);
+  expect_round_trip(WorkerResult{1, true, RawObject::nil(), std::nullopt, 5, std::nullopt},
+                    &decode_worker_event);
   expect_round_trip(
       WorkerResult{1, false, std::nullopt,
-                   JobError{"job_failed", "m", "d", Bytes{std::string("\x80\x04\0", 3)}}, 5},
+                   JobError{"job_failed", "m", "d", Bytes{std::string("\x80\x04\0", 3)}}, 5, true},
       &decode_worker_event);
   expect_round_trip(Phase{1, "spawned", 4242}, &decode_worker_event);
   expect_round_trip(Phase{1, "compiling", std::nullopt}, &decode_worker_event);
+}
+
+TEST(Protocol, ToolLinkRoundTrips) {
+  expect_round_trip(ToolJob{9, packed(std::string("x")), 250}, &decode_tool_command);
+  expect_round_trip(WorkerShutdown{}, &decode_tool_command);
+  expect_round_trip(ToolReady{1, 4321}, &decode_tool_event);
+  expect_round_trip(ToolResult{9, true, packed(3), std::nullopt}, &decode_tool_event);
+  expect_round_trip(
+      ToolResult{9, false, std::nullopt,
+                 JobError{"job_failed", "ValueError: x", "Traceback", Bytes{std::string("\x80")}}},
+      &decode_tool_event);
+  expect_round_trip(Phase{9, "lowering", std::nullopt}, &decode_tool_event);
+  // What only the worker link has is not a tool's to send.
+  EXPECT_FALSE(decode_tool_event(body_of(Job{1, "echo", RawObject::nil(), 0})).ok());
+  EXPECT_EQ(decode_tool_event(body_of(ToolResult{9, false, std::nullopt, std::nullopt})).error(),
+            "result.error: missing (required when ok is false)");
 }
 
 TEST(Protocol, PayloadBytesPassThroughUnchanged) {

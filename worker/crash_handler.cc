@@ -70,7 +70,7 @@ void on_crash(int sig, siginfo_t* info, void* context) {
   }
   line.add("\n");
   line.write_to(STDERR_FILENO);
-  kill_job_group();
+  kill_job_groups();
 
   // Best effort from here on (see the header).
   backward::StackTrace trace;

@@ -16,13 +16,13 @@
 #include <csignal>
 #include <cstring>
 #include <map>
-#include <sstream>
 
 #include "common/fd.h"
 #include "common/text.h"
 #include "worker/job_group.h"
 #include "worker/jobs.h"
 #include "worker/payload.h"
+#include "worker/spawn.h"
 
 extern char** environ;
 
@@ -112,21 +112,7 @@ Prepared prepare(ExecRequest& r) {
   for (auto& a : r.argv) p.argv.push_back(a.data());
   p.argv.push_back(nullptr);
 
-  // execvp's search, done here: a name with a slash is used as is; otherwise each PATH entry.
-  const std::string& file = r.argv[0];
-  if (file.find('/') != std::string::npos) {
-    p.candidates.push_back(file);
-  } else {
-    std::string path = "/usr/local/bin:/usr/bin:/bin";
-    for (const auto& e : p.env_storage) {
-      if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
-    }
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      p.candidates.push_back((dir.empty() ? "." : dir) + "/" + file);
-    }
-  }
+  p.candidates = exec_candidates(r.argv[0], p.env_storage);
   for (const auto& c : p.candidates) p.candidate_ptrs.push_back(c.c_str());
   return p;
 }
@@ -164,27 +150,7 @@ constexpr int kStageExec = 2;
   if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
   // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  // As execvp searches: a directory where the name is missing, or is not executable (EACCES),
-  // does not end the search, though EACCES is what is reported if nothing later is found; any
-  // other error is that of the command found, and ends it.
-  int error = ENOENT;
-  for (const char* candidate : p.candidate_ptrs) {
-    ::execve(candidate, p.argv.data(), p.envp.data());
-    switch (errno) {
-      case EACCES:
-        error = EACCES;
-        break;
-      case ENOENT:
-      case ENOTDIR:
-      case ESTALE:
-      case ENODEV:
-      case ETIMEDOUT:
-        break;
-      default:
-        child_fail(report_fd, kStageExec, errno);
-    }
-  }
-  child_fail(report_fd, kStageExec, error);
+  child_fail(report_fd, kStageExec, exec_first(p.candidate_ptrs, p.argv.data(), p.envp.data()));
 }
 
 void set_nonblocking(int fd) {
@@ -367,8 +333,8 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
   }
   // Whatever is still a child of the worker is a leftover of the job: commands that left their
   // group (setsid) and were handed to the worker as subreaper when their parent died. The worker
-  // has no children of its own between jobs.
-  kill_children_except({});
+  // has no children of its own between jobs but its tools.
+  kill_children_except(context.tool_pids);
   const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
 
   if (timed_out) {

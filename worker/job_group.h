@@ -1,18 +1,24 @@
-// The process group of the exec command that is running now (0: none). Written by the exec job,
-// read by the watchdog and the crash handler, which must kill it before the worker dies: this is
-// signal-context state, so it is a lock-free atomic and not an object passed around.
+// The process groups the worker must end before it dies: that of the exec command running now,
+// and that of each warm tool (0: none). Written by the exec job and the tools, read by the
+// watchdog and the crash handler: this is signal-context state, so it is lock-free atomics and
+// not objects passed around.
 #pragma once
 
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstddef>
+
+#include "common/tool_spec.h"
 
 namespace kiln::worker {
 
 inline std::atomic<pid_t> g_job_group{0};
 static_assert(std::atomic<pid_t>::is_always_lock_free);
 
-// SIGKILL to the running command's group, if any. Async-signal-safe.
-void kill_job_group();
+inline std::atomic<pid_t> g_tool_groups[kMaxTools] = {};
+
+// SIGKILL to the running command's group and to every tool's group. Async-signal-safe.
+void kill_job_groups();
 
 }  // namespace kiln::worker

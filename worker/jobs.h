@@ -1,11 +1,14 @@
 // The job kinds a worker serves (docs/protocol.md "Job kinds"), one file each.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/protocol.h"
 #include "worker/link.h"
+#include "worker/tool.h"
 #include "worker/watchdog.h"
 #include "worker/worker.h"
 
@@ -15,6 +18,8 @@ struct JobContext {
   const Options& options;
   Link& link;
   Watchdog& watchdog;
+  std::vector<std::unique_ptr<Tool>>& tools;
+  std::vector<pid_t> tool_pids;  // the worker's own children between jobs
 };
 
 // A handler fills ok/value/error; the serve loop adds id and run_us.

@@ -33,6 +33,9 @@ class Link {
   bool send_raw(std::string_view bytes);
 
   const std::string& error() const { return error_; }
+  int read_fd() const { return read_fd_; }
+  // A whole command has been read already: receive() will not block.
+  bool has_buffered() const { return !bodies_.empty(); }
 
  private:
   int read_fd_;

@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   app.add_option("--grace-ms", options.grace_ms,
                  "after SIGTERM to a timed-out command, wait this long before SIGKILL")
       ->capture_default_str();
+  app.add_option("--tool", options.tools,
+                 "NAME=COMMAND: keep one warm process of this tool and serve kind NAME on it "
+                 "(docs/protocol.md \"Tool link\"; repeatable)");
   app.add_flag("--enable-selftest", options.enable_selftest,
                "serve the `selftest` kind (fault injection for tests)");
   app.add_option("--log-level", options.log_level,

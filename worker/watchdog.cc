@@ -14,9 +14,13 @@
 
 namespace kiln::worker {
 
-void kill_job_group() {
+void kill_job_groups() {
   const pid_t group = g_job_group.load();
   if (group > 0) ::kill(-group, SIGKILL);
+  for (const std::atomic<pid_t>& tool : g_tool_groups) {
+    const pid_t g = tool.load();
+    if (g > 0) ::kill(-g, SIGKILL);
+  }
 }
 
 Watchdog::Watchdog(pid_t parent) : parent_(parent) {
@@ -50,7 +54,7 @@ void Watchdog::watch() {
     }
     if (parent_gone || terminate) break;
   }
-  kill_job_group();
+  kill_job_groups();
   // Then what left the group (setsid, a daemonizing compiler server): the worker is their
   // subreaper, so once their parents die they are its children, and kill_children_except goes
   // round until none is left. Without this, a SIGKILLed supervisor left them running under init.

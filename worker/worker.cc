@@ -17,7 +17,9 @@
 #include "common/fd.h"
 #include "common/logging.h"
 #include "worker/crash_handler.h"
+#include "worker/job_group.h"
 #include "worker/serve.h"
+#include "worker/tool.h"
 #include "worker/watchdog.h"
 
 namespace kiln::worker {
@@ -51,6 +53,12 @@ int run(const Options& options) {
     return exit_code::kUsage;
   }
 
+  Expected<std::vector<ToolSpec>> specs = parse_tool_specs(options.tools);
+  if (!specs) {
+    std::fprintf(stderr, "kiln-worker: %s\n", specs.error().c_str());
+    return exit_code::kUsage;
+  }
+
   Expected<bool> logging = setup_logging("kiln-worker", LogOptions{options.log_level, ""});
   if (!logging) {
     std::fprintf(stderr, "kiln-worker: %s\n", logging.error().c_str());
@@ -78,16 +86,34 @@ int run(const Options& options) {
     fatal_errno("fcntl(FD_CLOEXEC) on the link");  // checked open at the start
   }
 
-  // 8.
+  // 8. The tools, warm before the first job. One that fails ends the worker before its ready,
+  // so the supervisor's crash-loop handling applies; what it printed is on our stderr already.
+  std::vector<std::unique_ptr<Tool>> tools;
+  proto::Ready ready{proto::kProtocolVersion, static_cast<uint64_t>(::getpid()),
+                     served_kinds(options.enable_selftest), key_id(*key), std::nullopt};
+  std::vector<pid_t> tool_pids;
+  for (ToolSpec& spec : *specs) {
+    ready.kinds.push_back(spec.name);
+    tools.push_back(
+        std::make_unique<Tool>(std::move(spec), tools.size(), options.max_frame, options.grace_ms));
+    if (Expected<bool> started = tools.back()->start(*encoded); !started) {
+      std::fprintf(stderr, "kiln-worker: %s\n", started.error().c_str());
+      return exit_code::kToolFailed;
+    }
+    tool_pids.push_back(tools.back()->pid());
+  }
+  if (!tools.empty()) ready.tools.emplace(tool_pids.begin(), tool_pids.end());
+
+  // 9.
   Link link(options.read_fd, options.write_fd, options.max_frame);
-  const proto::Ready ready{proto::kProtocolVersion, static_cast<uint64_t>(::getpid()),
-                           served_kinds(options.enable_selftest), key_id(*key)};
   if (!link.send(ready)) {
     spdlog::error("{}", link.error());
     return exit_code::kOk;
   }
-  JobContext context{options, link, *watchdog};
-  return serve(context);
+  JobContext context{options, link, *watchdog, tools, tool_pids};
+  const int status = serve(context);
+  for (auto& tool : tools) tool->stop();
+  return status;
 }
 
 }  // namespace kiln::worker

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/frame.h"
 
@@ -18,6 +19,7 @@ struct Options {
   uint32_t max_frame = kDefaultMaxFrame;
   uint32_t grace_ms = 2000;
   bool enable_selftest = false;
+  std::vector<std::string> tools;  // NAME=COMMAND, as kiln-supervisor's --tool
   std::string log_level;
 };
 

@@ -12,6 +12,7 @@ import itertools
 import logging
 import math
 import os
+import shlex
 import shutil
 import socket
 import struct
@@ -117,6 +118,17 @@ def _find_supervisor(path):
     )
 
 
+def _tool_flags(tools):
+    """{name: command} as --tool NAME=COMMAND flags; a command given as a list of arguments is
+    quoted so that the supervisor's shell-like split gives the same list back."""
+    flags = []
+    for name, command in (tools or {}).items():
+        if not isinstance(command, str):
+            command = " ".join(shlex.quote(os.fspath(a)) for a in command)
+        flags += ["--tool", f"{name}={command}"]
+    return flags
+
+
 def _option_flags(options):
     """Keyword options as supervisor flags: job_timeout_ms=500 -> --job-timeout-ms 500,
     enable_selftest=True -> --enable-selftest; False and None leave a flag out."""
@@ -136,8 +148,9 @@ class Pool:
     """A pool of warm kiln-worker processes behind one kiln-supervisor.
 
     Pool(workers=4, job_timeout_ms=60000, log_file="kiln.log") starts a supervisor of our own;
-    every other keyword becomes one of its options (see `kiln-supervisor --help`). kiln.connect()
-    makes a Pool that talks to a shared daemon instead.
+    every other keyword becomes one of its options (see `kiln-supervisor --help`). tools={NAME:
+    COMMAND} gives every worker a warm tool (a command line, or a list of arguments) that runs
+    the jobs of kind NAME. kiln.connect() makes a Pool that talks to a shared daemon instead.
 
     As a context manager it finishes the jobs already submitted on a normal exit and cancels them
     when the block raises.
@@ -151,12 +164,14 @@ class Pool:
         key=None,
         stderr=None,
         start_timeout=30.0,
+        tools=None,
+        env=None,
         **options,
     ):
         self._max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
         argv = [_find_supervisor(supervisor)]
-        argv += _option_flags({"workers": workers, **options})
-        env = dict(os.environ)
+        argv += _option_flags({"workers": workers, **options}) + _tool_flags(tools)
+        env = dict(os.environ if env is None else env)
         if key is not None:
             env["KILN_KEY"] = _wire.encode_key(key)
         to_sup_r, to_sup_w = os.pipe()

@@ -1,6 +1,6 @@
-#include "client/shell_split.h"
+#include "common/shell_split.h"
 
-namespace kiln::client {
+namespace kiln {
 
 Expected<std::vector<std::string>> shell_split(std::string_view s) {
   std::vector<std::string> words;
@@ -45,4 +45,4 @@ Expected<std::vector<std::string>> shell_split(std::string_view s) {
   return words;
 }
 
-}  // namespace kiln::client
+}  // namespace kiln

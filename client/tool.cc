@@ -1,0 +1,136 @@
+#include "client/tool.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <exception>
+
+#include "common/exit_codes.h"
+#include "common/frame.h"
+#include "common/protocol.h"
+
+namespace kiln::tool {
+namespace {
+
+constexpr int kCommandsFd = 3;
+constexpr int kEventsFd = 4;
+
+bool write_all(int fd, const std::string& bytes) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+template <class M>
+bool send(const M& message) {
+  std::string frame;
+  proto::encode(message, frame);
+  return write_all(kEventsFd, frame);
+}
+
+// Blocking reads of whole commands from fd 3.
+class Commands {
+ public:
+  explicit Commands(uint32_t max_frame) : reader_(max_frame) {}
+
+  enum class Status { kCommand, kEnd, kError };
+  Status next(proto::ToolCommand& out, std::string& error) {
+    while (bodies_.empty()) {
+      char buf[64 << 10];
+      const ssize_t n = ::read(kCommandsFd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) return Status::kEnd;
+      if (n < 0) {
+        error = std::string("reading fd 3: ") + std::strerror(errno);
+        return Status::kError;
+      }
+      if (!reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)),
+                        [this](std::string_view b) {
+                          bodies_.emplace_back(b);
+                          return true;
+                        })) {
+        error = reader_.error();
+        return Status::kError;
+      }
+    }
+    Expected<proto::ToolCommand> decoded = proto::decode_tool_command(bodies_.front());
+    bodies_.pop_front();
+    if (!decoded) {
+      error = decoded.error();
+      return Status::kError;
+    }
+    out = std::move(*decoded);
+    return Status::kCommand;
+  }
+
+ private:
+  FrameReader reader_;
+  std::deque<std::string> bodies_;
+};
+
+proto::ToolResult run_one(const Handler& handler, const proto::ToolJob& job) {
+  proto::ToolResult result;
+  result.id = job.id;
+  try {
+    const Reply reply = handler(Job(job.id, job.payload.bytes, job.timeout_ms, kEventsFd));
+    result.ok = reply.ok();
+    if (reply.ok()) {
+      result.value = proto::RawObject{reply.value()};
+    } else {
+      result.error = proto::JobError{
+          reply.code(), reply.message(),
+          reply.detail().empty() ? std::nullopt : std::optional(reply.detail()), std::nullopt};
+    }
+  } catch (const std::exception& e) {
+    result.ok = false;
+    result.error = proto::JobError{std::string(proto::code::kJobFailed),
+                                   std::string("the tool's handler threw: ") + e.what(),
+                                   std::nullopt, std::nullopt};
+  }
+  return result;
+}
+
+}  // namespace
+
+void Job::phase(std::string_view what) const {
+  (void)send(proto::Phase{id_, std::string(what), std::nullopt});
+}
+
+int serve(const Handler& handler) {
+  if (std::getenv("KILN_TOOL") == nullptr) {
+    std::fprintf(stderr,
+                 "this program is a kiln tool: kiln-worker starts it (kiln-supervisor --tool "
+                 "NAME=COMMAND) with the tool link on fds 3 and 4\n");
+    return exit_code::kProtocolError;
+  }
+  if (!send(proto::ToolReady{proto::kProtocolVersion, static_cast<uint64_t>(::getpid())})) {
+    return exit_code::kOk;  // the worker is gone already
+  }
+  Commands commands(kDefaultMaxFrame);
+  for (;;) {
+    proto::ToolCommand command;
+    std::string error;
+    switch (commands.next(command, error)) {
+      case Commands::Status::kEnd:
+        return exit_code::kOk;
+      case Commands::Status::kError:
+        std::fprintf(stderr, "kiln tool: protocol error from kiln-worker: %s\n", error.c_str());
+        return exit_code::kProtocolError;
+      case Commands::Status::kCommand:
+        break;
+    }
+    if (std::holds_alternative<proto::WorkerShutdown>(command)) return exit_code::kOk;
+    if (!send(run_one(handler, std::get<proto::ToolJob>(command)))) return exit_code::kOk;
+  }
+}
+
+}  // namespace kiln::tool

@@ -1,0 +1,362 @@
+// Warm tools (docs/protocol.md "Tool link") through a real kiln-supervisor, its workers and
+// tests/tools/test_tool.cc: every guarantee of docs/design.md, for tool jobs.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/fd.h"
+#include "tests/supervisor_harness.h"
+#include "tests/worker_harness.h"
+
+namespace kiln::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string code_of(const std::optional<proto::Result>& r) {
+  if (!r) return "<no result>";
+  return r->ok ? "ok" : (r->error ? r->error->code : "<no error>");
+}
+
+json value_of(const std::optional<proto::Result>& r) {
+  EXPECT_TRUE(r && r->ok && r->value) << code_of(r) << (r && r->error ? r->error->message : "");
+  return r && r->value ? from_raw(*r->value) : json();
+}
+
+std::string tool_arg(const std::string& flags = "") {
+  return std::string("t=") + KILN_TEST_TOOL_PATH + (flags.empty() ? "" : " " + flags);
+}
+
+// Every process below `pid`, children first: a supervisor's workers, their tools, what those
+// started (orphans are handed to the supervisor, its workers' subreaper, so they stay below it).
+std::vector<pid_t> descendants_of(pid_t pid) {
+  std::vector<pid_t> all;
+  for (pid_t c : children_of(pid)) {
+    all.push_back(c);
+    for (pid_t d : descendants_of(c)) all.push_back(d);
+  }
+  return all;
+}
+
+json act(const std::string& action, json fields = json::object()) {
+  fields["action"] = action;
+  return fields;
+}
+
+class ToolTest : public ::testing::Test {
+ protected:
+  void start(SupervisorStart s = {}, const std::string& flags = "") {
+    s.args.insert(s.args.begin(), {"--tool", tool_arg(flags)});
+    sup_ = std::make_unique<SupervisorHarness>(s);
+    ASSERT_TRUE(sup_->await_hello());
+  }
+  void TearDown() override {
+    if (!sup_ || ended_) return;
+    sup_->send(proto::Shutdown{});
+    EXPECT_TRUE(sup_->await_bye());
+    EXPECT_EQ(sup_->process().exit_code(), 0) << sup_->stderr_text();
+    for (const auto& [id, n] : sup_->result_counts) EXPECT_EQ(n, 1) << "job " << id;
+  }
+  // The pid of the tool that runs job `id` (an `pid` action).
+  pid_t tool_pid(uint64_t id) {
+    sup_->submit(id, "t", act("pid"));
+    return static_cast<pid_t>(value_of(sup_->result(id)).get<int64_t>());
+  }
+  bool all_idle(std::size_t n) {
+    return wait_until(
+        [&] {
+          auto st = sup_->stats();
+          return st && st->worker_list.size() == n &&
+                 std::all_of(st->worker_list.begin(), st->worker_list.end(),
+                             [](const auto& w) { return w.state == "idle"; });
+        },
+        20s);
+  }
+
+  std::unique_ptr<SupervisorHarness> sup_;
+  bool ended_ = false;
+};
+
+TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
+  start({.args = {"--log-level", "info"}, .workers = 1}, "--print-env");
+  EXPECT_EQ(sup_->hello().kinds, (std::vector<std::string>{"echo", "exec", "selftest", "t"}));
+  for (uint64_t id = 1; id <= 3; ++id) {
+    sup_->submit(id, "t", act("count"));
+    EXPECT_EQ(value_of(sup_->result(id)), id) << "one warm process served every job";
+  }
+  sup_->submit(4, "t", act("echo", {{"value", {{"nested", {1, "two", nullptr}}}}}));
+  EXPECT_EQ(value_of(sup_->result(4)), (json{{"nested", {1, "two", nullptr}}}));
+  EXPECT_NE(sup_->stderr_text().find("test tool env: KILN_TOOL=t KILN_KEY=set"), std::string::npos)
+      << sup_->stderr_text();
+}
+
+TEST_F(ToolTest, AToolsFailuresKeepTheirCodeMessageAndDetail) {
+  start({.workers = 1});
+  sup_->submit(1, "t", act("fail", {{"message", "no such symbol"}}));
+  auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "job_failed");
+  EXPECT_EQ(r->error->message, "no such symbol");
+  EXPECT_EQ(r->error->detail, std::optional<std::string>("the detail"));
+  sup_->submit(2, "t", act("nonsense"));
+  r = sup_->result(2);
+  EXPECT_EQ(code_of(r), "bad_payload");
+  EXPECT_EQ(r->error->message, "unknown action \"nonsense\"");
+  // A code that is the pool's to give is not a tool's: it arrives as job_failed.
+  sup_->submit(3, "t", act("code", {{"code", "worker_crashed"}}));
+  r = sup_->result(3);
+  EXPECT_EQ(code_of(r), "job_failed");
+  EXPECT_EQ(r->error->message, "a foreign code");
+  sup_->submit(4, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(4)), 4) << "failures cost the tool nothing";
+}
+
+TEST_F(ToolTest, AToolThatDiesBeforeReadyIsACrashLoopWithWhatItPrinted) {
+  start({}, "--die-before-ready");
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  EXPECT_EQ(r->error->message.rfind("workers keep failing to start: kiln-worker: tool t (pid ", 0),
+            0u)
+      << r->error->message;
+  EXPECT_NE(r->error->message.find(") exited with status 3 before it was ready"), std::string::npos)
+      << r->error->message;
+  ASSERT_TRUE(r->error->detail.has_value());
+  EXPECT_NE(r->error->detail->find("test tool: cannot load the model"), std::string::npos)
+      << *r->error->detail;
+  // Backoff, not a fork storm: five failures in a row make the pool unavailable.
+  const auto st = sup_->stats();
+  EXPECT_GE(st->worker_starts, 5u);
+  EXPECT_LT(st->worker_starts, 40u);
+}
+
+TEST_F(ToolTest, AToolThatNeverSaysReadyIsStoppedAtTheStartTimeout) {
+  start({.args = {"--start-timeout-ms", "300"}, .workers = 1}, "--never-ready");
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1, 60s);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  EXPECT_NE(r->error->message.find("did not say ready within 300 ms"), std::string::npos)
+      << r->error->message;
+  // The failed starts leave nothing: each tool went with its worker (one may be starting now).
+  sup_->send(proto::Shutdown{});
+  ASSERT_TRUE(sup_->await_bye());
+  EXPECT_EQ(sup_->process().exit_code(), 0);
+  ended_ = true;
+}
+
+TEST_F(ToolTest, AToolThatBreaksTheLinkBeforeReadyIsAFailedStart) {
+  start({.workers = 1}, "--garbage-before-ready");
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  ASSERT_TRUE(r->error->detail.has_value());
+  EXPECT_NE(r->error->detail->find("broke the tool link before it was ready: frame: length"),
+            std::string::npos)
+      << *r->error->detail;
+}
+
+TEST_F(ToolTest, AToolThatDiesMidJobCostsThatJobAlone) {
+  start();
+  ASSERT_TRUE(all_idle(2));
+  sup_->submit(1, "t", act("sleep", {{"ms", 400}}));
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->submit(2, "t", act("crash"));
+  auto r = sup_->result(2);
+  EXPECT_EQ(code_of(r), "worker_crashed");
+  EXPECT_EQ(r->error->message.rfind("tool t (pid ", 0), 0u) << r->error->message;
+  EXPECT_NE(r->error->message.find(") was killed by SIGSEGV during the job"), std::string::npos)
+      << r->error->message;
+  EXPECT_EQ(r->error->detail, std::optional<std::string>("test tool: about to crash in job 2\n"));
+  EXPECT_EQ(value_of(sup_->result(1)), nullptr) << "the sibling job finished";
+  sup_->submit(3, "t", act("exit", {{"code", 7}}));
+  r = sup_->result(3);
+  EXPECT_EQ(code_of(r), "worker_crashed");
+  EXPECT_NE(r->error->message.find(") exited with status 7 during the job"), std::string::npos)
+      << r->error->message;
+  // The pool serves on, on fresh workers and tools.
+  ASSERT_TRUE(all_idle(2));
+  for (uint64_t id = 4; id < 8; ++id) sup_->submit(id, "t", act("echo", {{"value", id}}));
+  for (uint64_t id = 4; id < 8; ++id) EXPECT_EQ(value_of(sup_->result(id)), id);
+  const auto st = sup_->stats();
+  EXPECT_EQ(st->worker_crashes, 2u);
+  EXPECT_EQ(st->jobs_failed, 2u);
+}
+
+TEST_F(ToolTest, AToolKilledBetweenJobsCostsNoJob) {
+  start({.workers = 1});
+  const pid_t tool = tool_pid(1);
+  ASSERT_EQ(::kill(tool, SIGKILL), 0);
+  // The worker notices at once and is replaced; the next job finds a fresh tool.
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->worker_starts == 2; }, 10s));
+  ASSERT_TRUE(all_idle(1));
+  sup_->submit(2, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(2)), 1);
+  EXPECT_EQ(sup_->stats()->jobs_failed, 0u);
+}
+
+TEST_F(ToolTest, TimeoutOfAToolJobThatIgnoresSigterm) {
+  start({.workers = 1});
+  const pid_t first = tool_pid(1);
+  sup_->submit(2, "t", act("hang"), 200);
+  const auto r = sup_->result(2);
+  EXPECT_EQ(code_of(r), "timeout");
+  EXPECT_EQ(r->error->message, "the job ran past its timeout of 200 ms; tool t (pid " +
+                                   std::to_string(first) + ") was stopped");
+  EXPECT_FALSE(is_running(first));
+  EXPECT_NE(tool_pid(3), first) << "a replacement tool";
+  EXPECT_EQ(sup_->stats()->worker_crashes, 0u);
+}
+
+TEST_F(ToolTest, CancelOfARunningToolJob) {
+  start({.workers = 1});
+  const pid_t first = tool_pid(1);
+  sup_->submit(2, "t", act("sleep", {{"ms", 100000}}));
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->send(proto::Cancel{2});
+  EXPECT_EQ(code_of(sup_->result(2)), "cancelled");
+  EXPECT_TRUE(wait_until([&] { return !is_running(first); }, 5s));
+  sup_->submit(3, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(3)), 1) << "a fresh tool on the replacement worker";
+}
+
+TEST_F(ToolTest, AToolsChildrenDieWithIt) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  start({.workers = 1});
+  sup_->submit(1, "t", act("child"));
+  const auto in_group = static_cast<pid_t>(value_of(sup_->result(1)).get<int64_t>());
+  sup_->submit(2, "t", act("child", {{"setsid", true}}));
+  const auto escaped = static_cast<pid_t>(value_of(sup_->result(2)).get<int64_t>());
+  ASSERT_TRUE(is_running(in_group));
+  ASSERT_TRUE(is_running(escaped));
+  sup_->submit(3, "t", act("crash"));
+  EXPECT_EQ(code_of(sup_->result(3)), "worker_crashed");
+  for (pid_t p : {in_group, escaped}) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+          }
+          return !is_running(p);
+        },
+        2s))
+        << p;
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_F(ToolTest, SupervisorSigkilledLeavesNoToolBehindWithinASecond) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  start();
+  ASSERT_TRUE(all_idle(2));
+  sup_->submit(1, "t", act("child"));
+  std::vector<pid_t> doomed{static_cast<pid_t>(value_of(sup_->result(1)).get<int64_t>())};
+  sup_->submit(2, "t", act("sleep", {{"ms", 100000}}));
+  sup_->submit(3, "t", act("sleep", {{"ms", 100000}}));
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 2; }, 10s));
+  for (pid_t p : descendants_of(sup_->process().pid())) {
+    if (p != doomed[0]) doomed.push_back(p);
+  }
+  ASSERT_EQ(doomed.size(), 5u) << "two workers, their tools, one tool's child";
+  sup_->process().kill(SIGKILL);
+  ASSERT_TRUE(sup_->process().wait(5s).has_value());
+  ended_ = true;
+  for (pid_t p : doomed) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+          }
+          return !is_running(p);
+        },
+        1s))
+        << p;
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_F(ToolTest, QuiesceStopsTheToolsAndTheNextJobStartsThem) {
+  start({.workers = 1});
+  for (int round = 0; round < 3; ++round) {
+    const pid_t tool = tool_pid(10 * round + 1);
+    sup_->send(proto::Quiesce{});
+    ASSERT_TRUE(wait_until([&] { return sup_->stats()->workers_alive == 0; }, 20s));
+    EXPECT_FALSE(is_running(tool)) << "its memory is given back";
+    sup_->submit(10 * round + 2, "t", act("count"));
+    EXPECT_EQ(value_of(sup_->result(10 * round + 2)), 1) << "a tool started again";
+  }
+}
+
+TEST_F(ToolTest, RssCountsTheWorkerTogetherWithItsTools) {
+  start({.args = {"--max-worker-rss-mb", "100"}, .workers = 1});
+  sup_->submit(1, "t", act("alloc", {{"mb", 60}}));
+  const auto first = sup_->result(1);
+  ASSERT_EQ(code_of(first), "ok");
+  const auto st = sup_->stats();
+  ASSERT_EQ(st->worker_list.size(), 1u);
+  EXPECT_GE(st->worker_list[0].rss_kb, 60u * 1024);
+  sup_->submit(2, "t", act("alloc", {{"mb", 60}}));
+  ASSERT_EQ(code_of(sup_->result(2)), "ok");
+  // 120 MiB in the tool, a few in the worker: over the limit only counted together.
+  sup_->submit(3, "t", act("count"));
+  const auto r = sup_->result(3);
+  EXPECT_NE(*r->worker_pid, *first->worker_pid);
+  EXPECT_EQ(value_of(r), 1);
+}
+
+TEST_F(ToolTest, WhatAToolPrintsToStdoutCannotCorruptTheLink) {
+  start({.workers = 1});
+  sup_->submit(1, "t", act("stdout", {{"bytes", 1 << 20}}));
+  EXPECT_EQ(value_of(sup_->result(1)), nullptr);
+  sup_->submit(2, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(2)), 2) << "the same tool, link intact";
+}
+
+TEST_F(ToolTest, AToolThatBreaksTheProtocolIsWorkerProtocolError) {
+  start({.workers = 1});
+  const pid_t first = tool_pid(1);
+  sup_->submit(2, "t", act("garbage"));
+  const auto r = sup_->result(2);
+  EXPECT_EQ(code_of(r), "worker_protocol_error");
+  EXPECT_EQ(r->error->message, "tool t (pid " + std::to_string(first) +
+                                   ") broke the tool link: frame: length 4294967295 exceeds the "
+                                   "maximum of 67108864; it was killed");
+  sup_->submit(3, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(3)), 1);
+}
+
+TEST_F(ToolTest, AToolsPhaseReachesTheClientAsStatus) {
+  start({.args = {"--status-interval-ms", "100"}, .workers = 1});
+  sup_->submit(1, "t", act("phase", {{"ms", 600}}));
+  EXPECT_EQ(value_of(sup_->result(1)), nullptr);
+  ASSERT_FALSE(sup_->statuses.empty());
+  EXPECT_EQ(sup_->statuses.back().id, 1u);
+  EXPECT_EQ(sup_->statuses.back().phase, std::optional<std::string>("lowering"));
+}
+
+TEST_F(ToolTest, AToolHasOnlyStdioAndItsLinkOpen) {
+  start({.workers = 1});
+  const pid_t tool = tool_pid(1);
+  EXPECT_EQ(open_fds(tool), (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+TEST(ToolCommandLine, BadToolsAreRefusedWithAMessage) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--tool", "Py=python3"}, "Py: a tool's name is [a-z][a-z0-9_.-]*, at most 64 characters"},
+      {{"--tool", "exec=cc"}, "exec: that is a built-in job kind"},
+      {{"--tool", "py="}, "py: no command"},
+      {{"--tool", "py"}, "py: expected NAME=COMMAND"},
+      {{"--tool", "py=python3 'open"}, "py: unterminated ' quote"},
+      {{"--tool", "py=a", "--tool", "py=b"}, "--tool py: given twice"},
+  };
+  for (const auto& [args, message] : cases) {
+    SupervisorHarness sup({.args = args});
+    EXPECT_EQ(sup.process().exit_code(), 2) << message;
+    EXPECT_NE(sup.stderr_text().find(message), std::string::npos) << sup.stderr_text();
+  }
+}
+
+}  // namespace
+}  // namespace kiln::testing

@@ -1,0 +1,45 @@
+#include "worker/spawn.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <sstream>
+
+namespace kiln::worker {
+
+std::vector<std::string> exec_candidates(const std::string& file,
+                                         const std::vector<std::string>& env) {
+  if (file.find('/') != std::string::npos) return {file};
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& e : env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  std::vector<std::string> candidates;
+  std::stringstream dirs(path);
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) candidates.push_back((dir.empty() ? "." : dir) + "/" + file);
+  return candidates;
+}
+
+int exec_first(const std::vector<const char*>& candidates, char* const argv[], char* const envp[]) {
+  int error = ENOENT;
+  for (const char* candidate : candidates) {
+    ::execve(candidate, argv, envp);
+    switch (errno) {
+      case EACCES:
+        error = EACCES;
+        break;
+      case ENOENT:
+      case ENOTDIR:
+      case ESTALE:
+      case ENODEV:
+      case ETIMEDOUT:
+        break;
+      default:
+        return errno;
+    }
+  }
+  return error;
+}
+
+}  // namespace kiln::worker

@@ -1,0 +1,20 @@
+// Starting a program from the worker as execvp would, split in two so that the child of a fork
+// or vfork only makes system calls: the search list is made before, the execve calls after.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kiln::worker {
+
+// The paths execvp would try for `file`, given the environment the program will get (its PATH,
+// else /usr/local/bin:/usr/bin:/bin): `file` itself when it holds a '/', else each PATH entry.
+std::vector<std::string> exec_candidates(const std::string& file,
+                                         const std::vector<std::string>& env);
+
+// In the child: execve each candidate in turn. A candidate that is missing (or not executable)
+// does not end the search, though EACCES is what is reported if nothing later is found; any other
+// error is that of the program found, and ends it. Returns that errno (it returns only on failure).
+int exec_first(const std::vector<const char*>& candidates, char* const argv[], char* const envp[]);
+
+}  // namespace kiln::worker

@@ -1,0 +1,387 @@
+#include "worker/tool.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "common/text.h"
+#include "worker/job_group.h"
+#include "worker/jobs.h"
+#include "worker/spawn.h"
+
+extern char** environ;
+
+namespace kiln::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How much of a tool's last output a crash report carries.
+constexpr std::size_t kTailBytes = 8192;
+
+std::string describe_status(int status) {
+  if (WIFSIGNALED(status)) return "was killed by " + signal_name(WTERMSIG(status));
+  return "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+// A copy of `fd` at 10 or above, close-on-exec: the child's dup2 onto 0-4 then never overwrites
+// a source it has yet to copy.
+UniqueFd high(UniqueFd fd) {
+  UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 10));
+  if (!moved) fatal_errno("fcntl(F_DUPFD_CLOEXEC)");
+  return moved;
+}
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) fatal_errno("fcntl");
+}
+
+struct ChildFds {
+  int devnull, output, commands, events;
+};
+
+// The forked child, until exec: system calls only (the worker has other threads).
+[[noreturn]] void tool_child(const ChildFds& fds, pid_t worker, char* const argv[],
+                             char* const envp[], const std::vector<const char*>& candidates) {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != worker) ::_exit(127);
+  if (::dup2(fds.devnull, 0) < 0 || ::dup2(fds.output, 1) < 0 || ::dup2(fds.output, 2) < 0 ||
+      ::dup2(fds.commands, 3) < 0 || ::dup2(fds.events, 4) < 0) {
+    ::_exit(127);
+  }
+  reset_signals_for_exec();
+  ::syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC);
+  const int error = exec_first(candidates, argv, envp);
+  // fd 2 is the output pipe: this line reaches the worker's stderr and the crash report.
+  const char* what = ::strerror(error);
+  (void)!::write(2, "kiln-worker: cannot execute the tool's command: ", 48);
+  (void)!::write(2, what, std::strlen(what));
+  (void)!::write(2, "\n", 1);
+  ::_exit(127);
+}
+
+}  // namespace
+
+// ---- ToolOutput ----
+
+ToolOutput::ToolOutput(UniqueFd fd)
+    : fd_(std::move(fd)), stop_(::eventfd(0, EFD_CLOEXEC)), thread_(&ToolOutput::pump, this) {
+  if (!stop_) fatal_errno("eventfd");
+}
+
+ToolOutput::~ToolOutput() {
+  // Something that left the tool's group may hold the pipe open for ever: stop reading.
+  const uint64_t one = 1;
+  (void)!::write(stop_.get(), &one, sizeof one);
+  thread_.join();
+}
+
+void ToolOutput::pump() {
+  char buf[16 << 10];
+  for (;;) {
+    pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0) break;  // stopped
+    const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    const std::string_view chunk(buf, static_cast<std::size_t>(n));
+    for (std::string_view rest = chunk; !rest.empty();) {
+      const ssize_t w = ::write(STDERR_FILENO, rest.data(), rest.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;  // the worker's stderr is gone: keep reading, so the tool never blocks
+      rest.remove_prefix(static_cast<std::size_t>(w));
+    }
+    std::lock_guard lock(mutex_);
+    tail_.append(chunk);
+    if (tail_.size() > 2 * kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
+  }
+  std::lock_guard lock(mutex_);
+  ended_ = true;
+  ended_cv_.notify_all();
+}
+
+std::string ToolOutput::tail() {
+  std::lock_guard lock(mutex_);
+  std::string t = tail_.size() > kTailBytes ? tail_.substr(tail_.size() - kTailBytes) : tail_;
+  if (t.size() == kTailBytes) {
+    if (const auto nl = t.find('\n'); nl != std::string::npos) t.erase(0, nl + 1);
+  }
+  return to_valid_utf8(t);
+}
+
+void ToolOutput::wait_end(Clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  ended_cv_.wait_until(lock, deadline, [this] { return ended_; });
+}
+
+// ---- Tool ----
+
+Tool::Tool(ToolSpec spec, std::size_t slot, uint32_t max_frame, uint64_t grace_ms)
+    : spec_(std::move(spec)),
+      slot_(slot),
+      max_frame_(max_frame),
+      grace_ms_(grace_ms),
+      reader_(max_frame) {}
+
+Tool::~Tool() {
+  if (pid_ > 0 && !reaped_) kill_and_reap();
+}
+
+std::string Tool::who() const {
+  return "tool " + spec_.name + " (pid " + std::to_string(pid_) + ")";
+}
+
+Expected<bool> Tool::start(const std::string& encoded_key) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view v(*e);
+    if (v.rfind("KILN_KEY=", 0) != 0 && v.rfind("KILN_TOOL=", 0) != 0) env.emplace_back(v);
+  }
+  env.push_back("KILN_KEY=" + encoded_key);
+  env.push_back("KILN_TOOL=" + spec_.name);
+  std::vector<char*> envp, argv;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  for (auto& a : spec_.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::vector<std::string> candidates = exec_candidates(spec_.argv[0], env);
+  std::vector<const char*> candidate_ptrs;
+  for (const auto& c : candidates) candidate_ptrs.push_back(c.c_str());
+
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) fatal_errno("open /dev/null");
+  devnull = high(std::move(devnull));
+  auto [out_read, out_write] = make_pipe();
+  auto [commands_read, commands_write] = make_pipe();
+  auto [events_read, events_write] = make_pipe();
+  out_write = high(std::move(out_write));
+  commands_read = high(std::move(commands_read));
+  events_write = high(std::move(events_write));
+  const ChildFds fds{devnull.get(), out_write.get(), commands_read.get(), events_write.get()};
+
+  const pid_t worker = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
+  if (pid_ == 0) tool_child(fds, worker, argv.data(), envp.data(), candidate_ptrs);
+  // Set here too, so the group exists before either side goes on (whichever runs first).
+  ::setpgid(pid_, pid_);
+  g_tool_groups[slot_].store(pid_);
+  exit_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!exit_fd_) fatal_errno("pidfd_open");
+  output_.emplace(std::move(out_read));
+  to_tool_ = std::move(commands_write);
+  from_tool_ = std::move(events_read);
+  set_nonblocking(to_tool_.get());
+  set_nonblocking(from_tool_.get());
+
+  proto::ToolEvent event;
+  switch (next(std::nullopt, event)) {
+    case Event::kMessage:
+      if (std::holds_alternative<proto::ToolReady>(event)) {
+        const auto& ready = std::get<proto::ToolReady>(event);
+        if (ready.protocol == proto::kProtocolVersion) return true;
+        broken_ = "protocol " + std::to_string(ready.protocol) + " in its ready, expected 1";
+      } else {
+        broken_ = std::string("a ") + std::string(proto::type_name(event)) + " before its ready";
+      }
+      [[fallthrough]];
+    case Event::kBroken:
+      kill_and_reap();
+      return fail(who() + " broke the tool link before it was ready: " + broken_);
+    case Event::kGone:
+    case Event::kDeadline:
+      break;
+  }
+  kill_and_reap();
+  return fail(who() + " " + status_ + " before it was ready");
+}
+
+bool Tool::read_some() {
+  char buf[64 << 10];
+  for (;;) {
+    const ssize_t n = ::read(from_tool_.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return true;
+    if (n <= 0) {
+      link_ended_ = true;
+      return true;
+    }
+    if (!reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)),
+                      [this](std::string_view b) {
+                        bodies_.emplace_back(b);
+                        return true;
+                      })) {
+      broken_ = reader_.error();
+      return false;
+    }
+  }
+}
+
+Tool::Event Tool::next(std::optional<Clock::time_point> deadline, proto::ToolEvent& message) {
+  for (;;) {
+    if (!bodies_.empty()) {
+      Expected<proto::ToolEvent> decoded = proto::decode_tool_event(bodies_.front());
+      bodies_.pop_front();
+      if (!decoded) {
+        broken_ = decoded.error();
+        return Event::kBroken;
+      }
+      message = std::move(*decoded);
+      return Event::kMessage;
+    }
+    if (link_ended_) return Event::kGone;
+    pollfd fds[3] = {{from_tool_.get(), POLLIN, 0}, {exit_fd_.get(), POLLIN, 0}, {-1, 0, 0}};
+    if (outgoing_sent_ < outgoing_.size()) fds[2] = {to_tool_.get(), POLLOUT, 0};
+    int timeout = -1;
+    if (deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+      timeout = static_cast<int>(std::max<long long>(0, left.count()));
+    }
+    const int n = ::poll(fds, 3, timeout);
+    if (n < 0 && errno != EINTR) fatal_errno("poll");
+    if (n == 0 && deadline && Clock::now() >= *deadline) return Event::kDeadline;
+    if (fds[2].revents != 0) {
+      const ssize_t w = ::write(to_tool_.get(), outgoing_.data() + outgoing_sent_,
+                                outgoing_.size() - outgoing_sent_);
+      if (w > 0) outgoing_sent_ += static_cast<std::size_t>(w);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) return Event::kGone;  // EPIPE: it is gone
+    }
+    if (fds[0].revents != 0 && !read_some()) return Event::kBroken;
+    // Its exit, once what it wrote before exiting has been read.
+    if (fds[1].revents != 0 && fds[0].revents == 0 && bodies_.empty()) return Event::kGone;
+  }
+}
+
+void Tool::reap() {
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
+  status_ = describe_status(status);
+  g_tool_groups[slot_].store(0);
+  // Its output ends when the last process holding the pipe does: a grandchild that left the
+  // group may keep it open, so the wait is bounded.
+  if (output_) output_->wait_end(Clock::now() + std::chrono::milliseconds(grace_ms_));
+}
+
+void Tool::kill_and_reap() {
+  // The tool is not reaped yet, so its pid (the group's id) cannot have been reused.
+  ::kill(-pid_, SIGKILL);
+  reap();
+}
+
+Tool::Outcome Tool::end_job(std::string_view code, std::string message) {
+  return Outcome{job_error(code, std::move(message), output_ ? output_->tail() : std::string()),
+                 true};
+}
+
+Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
+  outgoing_.clear();
+  outgoing_sent_ = 0;
+  proto::encode(proto::ToolJob{job.id, job.payload, job.timeout_ms}, outgoing_);
+  const auto start = Clock::now();
+  std::optional<Clock::time_point> deadline;
+  if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);
+  bool terminated = false;
+  for (;;) {
+    proto::ToolEvent event;
+    switch (next(deadline, event)) {
+      case Event::kMessage:
+        break;
+      case Event::kDeadline:
+        if (!terminated) {
+          // SIGTERM first, as for an exec command; SIGKILL when the grace period is over.
+          ::kill(-pid_, SIGTERM);
+          terminated = true;
+          deadline = Clock::now() + std::chrono::milliseconds(grace_ms_);
+          continue;
+        }
+        kill_and_reap();
+        return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
+                                                  std::to_string(job.timeout_ms) + " ms; " + who() +
+                                                  " was stopped");
+      case Event::kGone:
+        kill_and_reap();
+        if (terminated) {
+          return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
+                                                    std::to_string(job.timeout_ms) + " ms; " +
+                                                    who() + " " + status_ + " on SIGTERM");
+        }
+        return end_job(proto::code::kWorkerCrashed, who() + " " + status_ + " during the job");
+      case Event::kBroken:
+        kill_and_reap();
+        return end_job(proto::code::kWorkerProtocolError,
+                       who() + " broke the tool link: " + broken_ + "; it was killed");
+    }
+    if (auto* phase = std::get_if<proto::Phase>(&event); phase && phase->id == job.id) {
+      link.send(proto::Phase{job.id, phase->phase, std::nullopt});
+      continue;
+    }
+    auto* result = std::get_if<proto::ToolResult>(&event);
+    if (result == nullptr || result->id != job.id) {
+      broken_ = result != nullptr ? "a result for job " + std::to_string(result->id) +
+                                        ", which it was not running"
+                                  : std::string("a ") + std::string(proto::type_name(event)) +
+                                        " during job " + std::to_string(job.id);
+      kill_and_reap();
+      return end_job(proto::code::kWorkerProtocolError,
+                     who() + " broke the tool link: " + broken_ + "; it was killed");
+    }
+    proto::WorkerResult r;
+    r.ok = result->ok;
+    r.value = std::move(result->value);
+    r.error = std::move(result->error);
+    // A tool speaks only for its job: every other code is the pool's to give.
+    if (r.error && r.error->code != proto::code::kJobFailed &&
+        r.error->code != proto::code::kBadPayload) {
+      r.error->code = std::string(proto::code::kJobFailed);
+    }
+    return Outcome{std::move(r), false};
+  }
+}
+
+void Tool::stop() {
+  if (pid_ <= 0 || reaped_) return;
+  std::string frame;
+  proto::encode(proto::WorkerShutdown{}, frame);
+  (void)!::write(to_tool_.get(), frame.data(), frame.size());  // small: fits any pipe
+  to_tool_.reset();  // end of input too, for a tool that only watches for that
+  pollfd exit_event{exit_fd_.get(), POLLIN, 0};
+  const auto deadline = Clock::now() + std::chrono::milliseconds(grace_ms_);
+  int n;
+  do {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    n = ::poll(&exit_event, 1, static_cast<int>(std::max<long long>(0, left.count())));
+  } while (n < 0 && errno == EINTR);
+  if (exit_event.revents == 0) {
+    spdlog::warn("{} did not exit within {} ms of shutdown; SIGKILL", who(), grace_ms_);
+  }
+  kill_and_reap();
+}
+
+std::string Tool::reap_idle() {
+  kill_and_reap();
+  std::string what = who() + " " + status_ + " between jobs";
+  if (std::string t = output_ ? output_->tail() : ""; !t.empty())
+    what += "; its last output:\n" + t;
+  return what;
+}
+
+}  // namespace kiln::worker
