@@ -12,7 +12,7 @@ packages=(
   libuv1-dev libmsgpack-cxx-dev libspdlog-dev libcli11-dev
   libbackward-cpp-dev libdw-dev libsodium-dev
   googletest libgtest-dev libgmock-dev nlohmann-json3-dev
-  procps python3 python3-msgpack python3-pytest python3-setuptools python3-pip
+  procps python3 python3-msgpack python3-cloudpickle python3-pytest python3-setuptools python3-pip
   help2man dpkg-dev file
 )
 

@@ -65,7 +65,21 @@ std::vector<std::string> decode_link(const std::string& link, std::string_view b
   if (link == "client") {
     return decode_both(body, &proto::decode_client_request, &proto::decode_client_event, errors);
   }
+  if (link == "tool") {
+    return decode_both(body, &proto::decode_tool_command, &proto::decode_tool_event, errors);
+  }
+  EXPECT_EQ(link, "worker");
   return decode_both(body, &proto::decode_worker_command, &proto::decode_worker_event, errors);
+}
+
+TEST(ProtocolVectors, EveryLinkHasVectorsBothWays) {
+  std::map<std::string, std::pair<int, int>> counts;  // link -> {valid, invalid}
+  for (const json& v : protocol_vectors()["valid"]) ++counts[v["link"]].first;
+  for (const json& v : protocol_vectors()["invalid"]) ++counts[v["link"]].second;
+  EXPECT_EQ(counts["client"], std::make_pair(20, 29));
+  EXPECT_EQ(counts["worker"], std::make_pair(7, 4));
+  EXPECT_EQ(counts["tool"], std::make_pair(7, 6));
+  EXPECT_EQ(counts.size(), 3u);
 }
 
 TEST(ProtocolVectors, EveryValidFrameDecodesToItsExpectation) {

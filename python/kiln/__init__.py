@@ -2,6 +2,9 @@
 
     import kiln
 
+    with kiln.Executor(max_workers=4, preload=["numpy"]) as ex:   # ProcessPoolExecutor's API
+        print(list(ex.map(pow, [2, 3], [10, 10])))                # [1024, 59049]
+
     with kiln.Pool(workers=4) as pool:
         fut = pool.exec(["cc", "-c", "a.c", "-o", "a.o"], cwd="/src")
         result = fut.result()          # kiln.ExecResult: exit_code, stdout, stderr, ...
@@ -11,23 +14,36 @@ Failures raise kiln.JobError with the protocol's `code`, `message` and `detail`.
 talks to a shared daemon (`kiln-supervisor --listen PATH`) instead of starting a supervisor.
 """
 
-from ._pool import (
-    ExecResult,
-    JobError,
-    KilnError,
-    Pool,
-    PoolClosedError,
-    connect,
-)
-from ._wire import ProtocolError, key_id
+import importlib
 
-__all__ = [
-    "ExecResult",
-    "JobError",
-    "KilnError",
-    "Pool",
-    "PoolClosedError",
-    "ProtocolError",
-    "connect",
-    "key_id",
-]
+# name -> the module that defines it, imported on first use (PEP 562): `python3 -m kiln.tool`,
+# the worker side, then imports only what it needs, not concurrent.futures and logging (70 ms).
+_EXPORTS = {
+    "ExecResult": "_pool",
+    "Executor": "_executor",
+    "JobError": "_pool",
+    "JobTimeout": "_pool",
+    "KilnError": "_pool",
+    "Pool": "_pool",
+    "PoolClosedError": "_pool",
+    "PoolUnavailable": "_pool",
+    "WorkerCrashed": "_pool",
+    "ProtocolError": "_wire",
+    "connect": "_pool",
+    "key_id": "_wire",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln' has no attribute {name!r}")
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -7,6 +7,7 @@ may be made from any thread. Each submit gets exactly one outcome: its result, i
 
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import itertools
 import logging
@@ -49,6 +50,35 @@ class JobError(KilnError):
         self.detail = detail
         self.worker_pid = worker_pid
         self.data = data
+
+
+class WorkerCrashed(JobError, concurrent.futures.process.BrokenProcessPool):
+    """worker_crashed: the worker (or its tool) died while running this job, and only this job
+    paid; `detail` holds its crash report (a Python tool's faulthandler traceback). Also a
+    BrokenProcessPool, so that code written for ProcessPoolExecutor still catches it, though the
+    pool is not broken: it serves on."""
+
+
+class PoolUnavailable(JobError, concurrent.futures.process.BrokenProcessPool):
+    """pool_unavailable: workers keep failing to start (a tool or initializer that fails);
+    `detail` holds what the last one printed."""
+
+
+class JobTimeout(JobError, TimeoutError):
+    """timeout: the job ran past its run-time limit; its worker was stopped and replaced."""
+
+
+_ERROR_CLASSES = {
+    "worker_crashed": WorkerCrashed,
+    "pool_unavailable": PoolUnavailable,
+    "timeout": JobTimeout,
+}
+
+
+def job_error(error, worker_pid=None):
+    """The JobError (or its subclass for the code) of a result's `error` map."""
+    cls = _ERROR_CLASSES.get(error["code"], JobError)
+    return cls(error["code"], error["message"], error.get("detail"), worker_pid, error.get("data"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,7 +377,7 @@ class Pool:
             return
         if wait:
             with self._lock:
-                futures = [f for f, _ in self._pending.values()]
+                futures = [entry[0] for entry in self._pending.values()]
             concurrent.futures.wait(futures)
         with self._shutdown_lock:
             with self._lock:
@@ -364,7 +394,9 @@ class Pool:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _submit(self, kind, payload, timeout_ms, priority, convert):
+    def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None):
+        """convert(value) is the future's result; convert_error(error map) the exception it
+        raises (default: job_error)."""
         message = {"type": "submit", "id": 0, "kind": str(kind), "payload": payload}
         if timeout_ms is not None:
             message["timeout_ms"] = timeout_ms
@@ -378,7 +410,7 @@ class Pool:
                 job_id = next(self._ids)
                 message["id"] = job_id
                 frame = _wire.encode(message, self._max_frame)  # TypeError/ValueError: nothing sent
-                self._pending[job_id] = (future, convert)
+                self._pending[job_id] = (future, convert, convert_error)
             self._write_frame(frame)
         future.add_done_callback(lambda f: f.cancelled() and self._cancel(job_id))
         return future
@@ -435,25 +467,18 @@ class Pool:
                 entry = self._pending.pop(m["id"], None)
             if entry is None:
                 raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
-            future, convert = entry
+            future, convert, convert_error = entry
             if not future.set_running_or_notify_cancel():
                 return  # cancelled by our caller; this is the supervisor's `cancelled`
             if m["ok"]:
                 try:
                     future.set_result(convert(m.get("value")) if convert else m.get("value"))
-                except (KeyError, TypeError) as e:
-                    future.set_exception(KilnError(f"malformed exec result: {e!r}"))
+                except Exception as e:  # noqa: BLE001 - a value the converter cannot take
+                    future.set_exception(KilnError(f"the value of job {m['id']} cannot be read: {e!r}"))
+            elif convert_error is not None:
+                future.set_exception(convert_error(m["error"]))
             else:
-                err = m.get("error") or {"code": "job_failed", "message": "no error given"}
-                future.set_exception(
-                    JobError(
-                        err["code"],
-                        err["message"],
-                        err.get("detail"),
-                        m.get("worker_pid"),
-                        err.get("data"),
-                    )
-                )
+                future.set_exception(job_error(m["error"], m.get("worker_pid")))
         elif kind == "hello":
             if self._hello is not None:
                 raise _wire.ProtocolError("a second hello")
@@ -481,7 +506,7 @@ class Pool:
             pending, self._pending = self._pending, {}
             waiters, self._stats_waiters = self._stats_waiters, collections.deque()
             code = self._gone_code
-        for future, _ in pending.values():
+        for future, *_ in pending.values():
             if future.set_running_or_notify_cancel():
                 future.set_exception(JobError(code, why))
         for waiter in waiters:

@@ -167,6 +167,22 @@ _SUPERVISOR_TO_CLIENT = {
 CLIENT_LINK = {**_CLIENT_TO_SUPERVISOR, **_SUPERVISOR_TO_CLIENT}
 FROM_SUPERVISOR = _SUPERVISOR_TO_CLIENT
 
+# The tool link (docs/protocol.md "Tool link"), both directions.
+TOOL_COMMANDS = {
+    "job": {"id": (_is_uint, True), "payload": (_is_any, True), "timeout_ms": (_is_uint, True)},
+    "shutdown": {},
+}
+TOOL_EVENTS = {
+    "ready": {"protocol": (_is_uint, True), "pid": (_is_uint, True)},
+    "phase": {"id": (_is_uint, True), "phase": (_is_str, True)},
+    "result": {
+        "id": (_is_uint, True),
+        "ok": (_is_bool, True),
+        "value": (_is_any, False),
+        "error": (_is_error, False),
+    },
+}
+
 
 def decode(body: bytes, allowed=CLIENT_LINK) -> dict:
     """The message in one frame body, checked against `allowed` (type -> field checks).
@@ -204,4 +220,6 @@ def decode(body: bytes, allowed=CLIENT_LINK) -> dict:
             raise ProtocolError(
                 f"{kind}.{name}: expected {_TYPE_NAMES[check]}, got {type(message[name]).__name__}"
             )
+    if kind == "result" and message["ok"] is False and "error" not in message:
+        raise ProtocolError("result.error: missing (required when ok is false)")
     return message

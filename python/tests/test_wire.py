@@ -46,6 +46,40 @@ def decode_frame(frame, split=None):
 def test_the_vectors_cover_both_kinds():
     assert len(client_link("valid")) == 20
     assert len(client_link("invalid")) == 29
+    assert len(tool_link("valid")) == 7
+    assert len(tool_link("invalid")) == 6
+
+
+def tool_link(kind):
+    return [v for v in VECTORS[kind] if v["link"] == "tool"]
+
+
+def decode_tool(body):
+    """Decoded as the side that receives it would: exactly one of the two must accept it."""
+    accepted, errors = [], []
+    for allowed in (_wire.TOOL_COMMANDS, _wire.TOOL_EVENTS):
+        try:
+            accepted.append(_wire.decode(body, allowed))
+        except _wire.ProtocolError as e:
+            errors.append(e)
+    return accepted, errors
+
+
+@pytest.mark.parametrize("vector", tool_link("valid"), ids=lambda v: v["name"])
+def test_valid_tool_link_frames_decode_one_way(vector):
+    (body,) = _wire.FrameReader(MAX_FRAME).feed(bytes.fromhex(vector["frame_hex"]))
+    accepted, _ = decode_tool(body)
+    assert len(accepted) == 1
+    expect = from_expect(vector["expect"])
+    assert {k: accepted[0][k] for k in expect} == expect
+
+
+@pytest.mark.parametrize("vector", tool_link("invalid"), ids=lambda v: v["name"])
+def test_invalid_tool_link_frames_are_refused_both_ways(vector):
+    (body,) = _wire.FrameReader(MAX_FRAME).feed(bytes.fromhex(vector["frame_hex"]))
+    accepted, errors = decode_tool(body)
+    assert accepted == []
+    assert len(errors) == 2
 
 
 @pytest.mark.parametrize("vector", client_link("valid"), ids=lambda v: v["name"])

@@ -1,0 +1,258 @@
+"""kiln.Executor: a concurrent.futures.Executor on a Kiln pool whose workers each keep a warm
+Python tool (`python3 -m kiln.tool`). Code written for ProcessPoolExecutor switches by changing
+one name, and gains what that one lacks: a crash fails only its own job, a job can time out and
+be cancelled while it runs, nothing outlives the caller.
+"""
+
+import concurrent.futures
+import concurrent.futures.process
+import functools
+import itertools
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import threading
+
+from . import _pool
+from . import _calls
+
+_KIND = "python"
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of the call in the worker, as the __cause__ of what it raised (as
+    ProcessPoolExecutor does it)."""
+
+    def __init__(self, tb):
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self):
+        return self.tb
+
+
+def _value(data):
+    return pickle.loads(data)
+
+
+def _raise_again(error):
+    """The exception a job's error becomes: what fn raised, as it was, with the remote
+    traceback as its cause; for Kiln's own codes, the kiln.JobError subclass of that code."""
+    exc = _pool.job_error(error)
+    data = error.get("data")
+    if error["code"] != "job_failed" or data is None:
+        return exc
+    try:
+        raised = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a class the client cannot import: keep the JobError
+        return exc
+    if not isinstance(raised, BaseException):
+        return exc
+    raised.__cause__ = _RemoteTraceback('\n"""\n' + (error.get("detail") or "") + '"""')
+    return raised
+
+
+def _chunks(chunksize, iterables):
+    it = zip(*iterables)
+    while True:
+        chunk = tuple(itertools.islice(it, chunksize))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _package_dir():
+    """The directory that holds this kiln package, for the tool's interpreter to import it."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Submitter:
+    """Executor.with_options(...): submit and map with a per-job timeout and priority."""
+
+    def __init__(self, executor, timeout, priority):
+        self._executor = executor
+        self._timeout_ms = _pool._timeout_ms(timeout)
+        self._priority = priority
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._executor._submit(fn, args, kwargs, self._timeout_ms, self._priority)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        return self._executor._map(self.submit, fn, iterables, timeout, chunksize)
+
+
+class Executor(concurrent.futures.Executor):
+    """A concurrent.futures.Executor whose workers are Kiln's, each with a warm interpreter.
+
+    Arguments as ProcessPoolExecutor's: max_workers (default: the number of CPUs), mp_context
+    (accepted and ignored: workers are never forked from the caller), initializer and initargs
+    (called once in each worker's interpreter before it serves; if it raises, the pool cannot
+    start and every job raises kiln.PoolUnavailable with its traceback), max_tasks_per_child.
+    Then Kiln's own: preload (modules each worker imports once, before its first job), python
+    (the interpreter; default the caller's, with the caller's sys.path), job_timeout (seconds of
+    run time per job), max_worker_rss_mb and idle_quiesce (seconds without jobs after which the
+    workers stop until the next job), supervisor (the kiln-supervisor binary), log_file (the
+    supervisor's log; default: errors only, on stderr), env (the workers' environment).
+
+    Functions, lambdas and closures defined in __main__ travel by value (cloudpickle). What fn
+    raises, result() raises again with its own type and args, the remote traceback as its
+    __cause__. A worker that crashes fails only its job, with kiln.WorkerCrashed (also a
+    BrokenProcessPool), and the executor serves on; a job past its timeout raises
+    kiln.JobTimeout (also a TimeoutError). Future.cancel() cancels a job that is queued or
+    running (a running one's worker is replaced); such a future never reports running().
+    """
+
+    def __init__(
+        self,
+        max_workers=None,
+        mp_context=None,
+        initializer=None,
+        initargs=(),
+        max_tasks_per_child=None,
+        *,
+        preload=(),
+        python=sys.executable,
+        job_timeout=None,
+        max_worker_rss_mb=None,
+        idle_quiesce=None,
+        supervisor=None,
+        log_file=None,
+        env=None,
+    ):
+        del mp_context  # see the docstring
+        if max_workers is None:
+            max_workers = os.cpu_count() or 1
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_child is not None:
+            if not isinstance(max_tasks_per_child, int):
+                raise TypeError("max_tasks_per_child must be an integer")
+            if max_tasks_per_child <= 0:
+                raise ValueError("max_tasks_per_child must be >= 1")
+        self._shutdown_lock = threading.Lock()
+        self._shutdown = False
+        self._futures = set()  # unfinished, for shutdown(cancel_futures=True)
+        self._futures_lock = threading.Lock()
+        self._private_dir = None
+        command = [python or sys.executable, "-m", "kiln.tool"]
+        for entry in sys.path:
+            command += ["--sys-path", entry or os.getcwd()]
+        for module in preload:
+            command += ["--preload", str(module)]
+        if initializer is not None:
+            self._private_dir = tempfile.mkdtemp(prefix="kiln-executor-")  # 0700, ours alone
+            path = os.path.join(self._private_dir, "initializer.pickle")
+            with open(path, "wb") as f:
+                f.write(_calls.dumps_by_value((initializer, tuple(initargs))))
+            command += ["--initializer", path]
+        env = dict(os.environ if env is None else env)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_package_dir(), env.get("PYTHONPATH")) if p
+        )
+        options = {
+            "job_timeout_ms": _pool._timeout_ms(job_timeout),
+            "max_jobs_per_worker": max_tasks_per_child,
+            "max_worker_rss_mb": max_worker_rss_mb,
+            "idle_quiesce_ms": _pool._timeout_ms(idle_quiesce),
+            "log_file": log_file,
+            "log_level": None if log_file else "error",
+        }
+        try:
+            self._pool = _pool.Pool(
+                max_workers, supervisor=supervisor, tools={_KIND: command}, env=env, **options
+            )
+        except BaseException:
+            self._remove_private_dir()
+            raise
+
+    # -- concurrent.futures.Executor --------------------------------------------------------
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._submit(fn, args, kwargs, None, None)
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        """As Executor.map; with chunksize > 1, each chunk of arguments travels as one job."""
+        return self._map(self.submit, fn, iterables, timeout, chunksize)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """As ProcessPoolExecutor.shutdown; cancel_futures=True cancels every job not finished,
+        running ones too (their workers are stopped). With wait=False the jobs left finish in the
+        background and the pool stops after them."""
+        with self._shutdown_lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+        if cancel_futures:
+            with self._futures_lock:
+                futures = list(self._futures)
+            for future in futures:
+                future.cancel()
+        if wait:
+            self._stop()
+        else:
+            threading.Thread(target=self._stop, name="kiln-executor-shutdown", daemon=True).start()
+
+    # -- Kiln's own -------------------------------------------------------------------------
+
+    def with_options(self, *, timeout=None, priority=None):
+        """submit() and map() with a run-time limit in seconds and a priority (higher first)
+        for each job: executor.with_options(timeout=5).submit(fn, x). Kept apart from submit()
+        so that no option can collide with a keyword argument of fn."""
+        return _Submitter(self, timeout, priority)
+
+    @property
+    def pool(self):
+        """The kiln.Pool underneath (stats(), quiesce(), wakeup())."""
+        return self._pool
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _submit(self, fn, args, kwargs, timeout_ms, priority):
+        with self._shutdown_lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+        payload = _calls.dumps_by_value((fn, args, kwargs))
+        future = self._pool._submit(_KIND, payload, timeout_ms, priority, _value, _raise_again)
+        with self._futures_lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future):
+        with self._futures_lock:
+            self._futures.discard(future)
+
+    def _map(self, submit, fn, iterables, timeout, chunksize):
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        if chunksize == 1:
+            return concurrent.futures.Executor.map(_Mapper(submit), fn, *iterables, timeout=timeout)
+        results = concurrent.futures.Executor.map(
+            _Mapper(submit),
+            functools.partial(_calls.process_chunk, fn),
+            _chunks(chunksize, iterables),
+            timeout=timeout,
+        )
+        return itertools.chain.from_iterable(results)
+
+    def _stop(self):
+        try:
+            self._pool.shutdown(drain=True)
+        finally:
+            self._remove_private_dir()
+
+    def _remove_private_dir(self):
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
+
+
+class _Mapper:
+    """concurrent.futures.Executor.map, run with a chosen submit."""
+
+    def __init__(self, submit):
+        self.submit = submit
