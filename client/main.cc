@@ -20,6 +20,7 @@ struct PoolFlags {
   std::string socket;
   std::string supervisor;
   std::string log_level = "error";  // crash reports reach the results anyway
+  std::vector<std::string> tools;   // NAME=COMMAND
   bool selftest = false;
 
   void add_to(CLI::App* cmd, bool with_selftest) {
@@ -33,6 +34,10 @@ struct PoolFlags {
                     "kiln-supervisor binary (default: the one beside kiln)");
     cmd->add_option("--log-level", log_level, "the supervisor's log level (on stderr)")
         ->capture_default_str();
+    cmd->add_option("--tool", tools,
+                    "NAME=COMMAND: a warm tool in every worker, for jobs of kind NAME (see "
+                    "kiln-supervisor --help; repeatable)")
+        ->allow_extra_args(false);
     if (with_selftest) {
       cmd->add_flag("--enable-selftest", selftest, "serve the `selftest` kind (for tests)");
     }
@@ -48,6 +53,7 @@ struct PoolFlags {
     }
     o.args.insert(o.args.end(), {"--log-level", log_level});
     if (selftest) o.args.push_back("--enable-selftest");
+    for (const std::string& t : tools) o.args.insert(o.args.end(), {"--tool", t});
     return o;
   }
 };

@@ -128,6 +128,7 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   if (!path) return fail(path.error());
   std::vector<std::string> args = {*path, "--read-fd", "3", "--write-fd", "3"};
   args.insert(args.end(), options.args.begin(), options.args.end());
+  for (const std::string& tool : options.tools) args.insert(args.end(), {"--tool", tool});
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   env.insert(env.end(), options.env.begin(), options.env.end());

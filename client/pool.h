@@ -30,7 +30,9 @@ struct PoolOptions {
   std::string socket;             // connect to this daemon instead of starting a supervisor
   std::string supervisor;         // "": find_supervisor()
   std::vector<std::string> args;  // extra supervisor options (--workers 4, ...)
-  std::vector<std::string> env;   // extra environment entries (KILN_KEY=...)
+  // Warm tools, NAME=COMMAND each (kiln-supervisor --tool): jobs of kind NAME run on them.
+  std::vector<std::string> tools;
+  std::vector<std::string> env;  // extra environment entries (KILN_KEY=...)
   // With `socket`: refuse a daemon whose hello names another build key (see key_id_from_env).
   std::optional<std::string> key_id;
 };

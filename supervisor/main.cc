@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
                  "NAME=COMMAND: every worker keeps one warm process of COMMAND (split as a shell "
                  "would, not run by one) and runs jobs of kind NAME on it (docs/protocol.md "
                  "\"Tool link\"; repeatable)")
+      ->allow_extra_args(false)
       ->check([](const std::string& spec) {
         kiln::Expected<kiln::ToolSpec> t = kiln::parse_tool_spec(spec);
         return t ? std::string() : t.error();

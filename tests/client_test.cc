@@ -123,6 +123,19 @@ TEST(ClientPool, SubmitExecStatsAndShutdown) {
   EXPECT_EQ((*pool)->submit("echo", to_msgpack(1)).get().error->code, "shutdown");
 }
 
+TEST(ClientPool, ToolsGivenInTheOptionsServeTheirKind) {
+  PoolOptions o = options();
+  o.tools = {std::string("upcase=") + KILN_UPCASE_TOOL_PATH};
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(o);
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  const std::vector<std::string>& kinds = (*pool)->hello().kinds;
+  EXPECT_NE(std::find(kinds.begin(), kinds.end(), "upcase"), kinds.end());
+  proto::Result r = (*pool)->submit("upcase", to_msgpack("kiln")).get();
+  ASSERT_TRUE(r.ok) << r.error->message;
+  EXPECT_EQ(to_json(*r.value)["text"], "KILN");
+  EXPECT_EQ((*pool)->shutdown(false), 0);
+}
+
 TEST(ClientPool, SafeFromManyThreads) {
   Expected<std::unique_ptr<Pool>> pool = Pool::start(options());
   ASSERT_TRUE(pool.ok()) << pool.error();
@@ -252,6 +265,21 @@ TEST(KilnRun, ExitsZeroOnlyWhenEveryJobSucceeded) {
   EXPECT_EQ(run_kiln({"run", "-"}, "{\"argv\": [\"true\"]}\n{\"kind\": \"echo\"}\n").status, 0);
   EXPECT_EQ(run_kiln({"run", "-"}, "{\"argv\": [\"false\"]}\n").status, 1);
   EXPECT_EQ(run_kiln({"run", "-"}, "{\"argv\": [\"/no/such/cc\"]}\n").status, 1);
+}
+
+TEST(KilnRun, JobsOfAToolRunOnItsWarmProcess) {
+  const Ran r = run_kiln({"run", "--ordered", "--workers", "1", "--tool",
+                          std::string("upcase=") + KILN_UPCASE_TOOL_PATH, "-"},
+                         "{\"kind\": \"upcase\", \"payload\": \"warm\"}\n"
+                         "{\"kind\": \"upcase\", \"payload\": \"again\"}\n"
+                         "{\"kind\": \"upcase\", \"payload\": 3}\n");
+  EXPECT_EQ(r.status, 1) << r.err;
+  const auto results = lines_of(r.out);
+  ASSERT_EQ(results.size(), 3u) << r.out;
+  EXPECT_EQ(results[0]["value"], (json{{"text", "WARM"}, {"served", 1}}));
+  EXPECT_EQ(results[1]["value"], (json{{"text", "AGAIN"}, {"served", 2}}));
+  EXPECT_EQ(results[2]["error"]["code"], "bad_payload");
+  EXPECT_EQ(results[2]["error"]["message"], "expected str");
 }
 
 TEST(KilnCompileDb, RunsBothEntryFormsAndReportsFailures) {

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tool", options.tools,
                  "NAME=COMMAND: keep one warm process of this tool and serve kind NAME on it "
-                 "(docs/protocol.md \"Tool link\"; repeatable)");
+                 "(docs/protocol.md \"Tool link\"; repeatable)")
+      ->allow_extra_args(false);
   app.add_flag("--enable-selftest", options.enable_selftest,
                "serve the `selftest` kind (fault injection for tests)");
   app.add_option("--log-level", options.log_level,

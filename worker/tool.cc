@@ -180,6 +180,11 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   pid_ = ::fork();
   if (pid_ < 0) return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
   if (pid_ == 0) tool_child(fds, worker, argv.data(), envp.data(), candidate_ptrs);
+  // The child's ends are the child's alone: the output pipe ends when the tool's side does.
+  devnull.reset();
+  out_write.reset();
+  commands_read.reset();
+  events_write.reset();
   // Set here too, so the group exists before either side goes on (whichever runs first).
   ::setpgid(pid_, pid_);
   g_tool_groups[slot_].store(pid_);

@@ -1,0 +1,281 @@
+"""kiln.Executor against real supervisors, workers and Python tools: the checks CPython's own
+concurrent.futures tests make of an executor, and PyTorch's compile-worker scenarios, written
+from their documented behaviour."""
+
+import concurrent.futures
+import concurrent.futures.process
+import os
+import sys
+import time
+
+import pytest
+
+import kiln
+from conftest import wait_until
+
+
+def square(x):
+    return x * x
+
+
+def capture(*args, **kwargs):
+    return args, kwargs
+
+
+def fail(*args):
+    raise ValueError(*args)
+
+
+def divide(a, b):
+    return a / b
+
+
+def crash():
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def set_marker(value):
+    os.environ["KILN_TEST_MARKER"] = value
+
+
+def read_marker():
+    return os.environ.get("KILN_TEST_MARKER")
+
+
+def no_compiler():
+    raise ValueError("no compiler found")
+
+
+@pytest.fixture
+def ex(supervisor):
+    with kiln.Executor(2) as executor:
+        yield executor
+
+
+# -- as concurrent.futures documents an executor ------------------------------------------
+
+
+def test_submit_runs_in_another_process(ex):
+    assert ex.submit(pow, 2, 8).result(timeout=30) == 256
+    assert ex.submit(os.getpid).result() != os.getpid()
+
+
+def test_keyword_arguments_reach_fn_whatever_their_names(ex):
+    got = ex.submit(capture, 1, fn=2, timeout=3, priority=4).result()
+    assert got == ((1,), {"fn": 2, "timeout": 3, "priority": 4})
+
+
+def test_lambdas_and_closures_travel_by_value(ex):
+    base = 40
+    assert ex.submit(lambda x: x + base, 2).result() == 42
+
+
+def test_map_keeps_order_with_and_without_chunks(ex):
+    expect = list(map(pow, range(20), range(20)))
+    assert list(ex.map(pow, range(20), range(20))) == expect
+    assert list(ex.map(pow, range(20), range(20), chunksize=7)) == expect
+    with pytest.raises(ValueError, match="chunksize must be >= 1"):
+        ex.map(pow, [1], [1], chunksize=0)
+
+
+def test_a_chunk_travels_as_one_job(ex):
+    before = ex.pool.stats()["jobs_submitted"]
+    assert list(ex.map(square, range(10), chunksize=5)) == [x * x for x in range(10)]
+    assert ex.pool.stats()["jobs_submitted"] - before == 2
+
+
+def test_map_raises_the_exception_where_it_happened(ex):
+    results = ex.map(divide, [1, 2, 3], [1, 0, 1])
+    assert next(results) == 1.0
+    with pytest.raises(ZeroDivisionError):
+        next(results)
+
+
+def test_map_timeout_raises_timeout_error(ex):
+    results = ex.map(sleep_then, [0, 10], [1, 2], timeout=1)
+    assert next(results) == 1
+    with pytest.raises(TimeoutError):
+        next(results)
+
+
+def test_an_exception_is_raised_again_with_its_type_args_and_remote_traceback(ex):
+    with pytest.raises(ValueError) as info:
+        ex.submit(fail, "bad input", 3).result()
+    assert info.value.args == ("bad input", 3)
+    cause = str(info.value.__cause__)
+    assert "Traceback (most recent call last)" in cause
+    assert "in fail" in cause
+    assert "ValueError: ('bad input', 3)" in cause
+
+
+def test_an_exception_class_of_the_callers_own_comes_back(ex):
+    class CompileError(Exception):
+        pass
+
+    def compile_it():
+        raise CompileError("undefined symbol")
+
+    with pytest.raises(Exception) as info:
+        ex.submit(compile_it).result()
+    assert type(info.value).__name__ == "CompileError"
+    assert info.value.args == ("undefined symbol",)
+
+
+def test_wait_and_as_completed(ex):
+    futures = [ex.submit(sleep_then, 0.05 * i, i) for i in range(4)]
+    done, not_done = concurrent.futures.wait(futures, timeout=30)
+    assert len(done) == 4 and not not_done
+    futures = [ex.submit(sleep_then, 0, i) for i in range(6)]
+    assert sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=30)) == list(
+        range(6)
+    )
+    slow = ex.submit(sleep_then, 10, "slow")
+    fast = ex.submit(square, 3)
+    done, not_done = concurrent.futures.wait(
+        [slow, fast], timeout=30, return_when=concurrent.futures.FIRST_COMPLETED
+    )
+    assert done == {fast} and not_done == {slow}
+    assert slow.cancel()
+
+
+def test_shutdown_waits_then_refuses_new_work(supervisor):
+    ex = kiln.Executor(2)
+    futures = [ex.submit(sleep_then, 0.1, i) for i in range(4)]
+    ex.shutdown(wait=True)
+    assert all(f.done() for f in futures)
+    assert [f.result() for f in futures] == [0, 1, 2, 3]
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        ex.submit(square, 1)
+    ex.shutdown()  # again: nothing happens
+
+
+def test_shutdown_without_wait_returns_and_the_jobs_still_finish(supervisor):
+    ex = kiln.Executor(1)
+    future = ex.submit(sleep_then, 0.5, "done")
+    start = time.monotonic()
+    ex.shutdown(wait=False)
+    assert time.monotonic() - start < 0.4
+    assert future.result(timeout=30) == "done"
+
+
+def test_shutdown_with_cancel_futures_cancels_what_did_not_finish(supervisor):
+    ex = kiln.Executor(1)
+    futures = [ex.submit(sleep_then, 10, i) for i in range(5)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert all(f.cancelled() for f in futures)
+
+
+def test_initializer_runs_once_in_each_worker_before_its_jobs(supervisor):
+    with kiln.Executor(2, initializer=set_marker, initargs=("warm",)) as ex:
+        assert [ex.submit(read_marker).result() for _ in range(4)] == ["warm"] * 4
+
+
+def test_a_failing_initializer_makes_every_job_raise_pool_unavailable(supervisor):
+    with kiln.Executor(1, initializer=no_compiler) as ex:
+        with pytest.raises(kiln.PoolUnavailable) as info:
+            ex.submit(square, 2).result(timeout=60)
+    assert isinstance(info.value, concurrent.futures.process.BrokenProcessPool)
+    assert "ValueError: no compiler found" in info.value.detail
+    assert "in no_compiler" in info.value.detail
+
+
+def test_max_tasks_per_child_replaces_the_worker(supervisor):
+    with kiln.Executor(1, max_tasks_per_child=1) as ex:
+        assert ex.submit(os.getpid).result() != ex.submit(os.getpid).result()
+
+
+def test_constructor_arguments_are_checked(supervisor):
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        kiln.Executor(0)
+    with pytest.raises(TypeError, match="initializer must be a callable"):
+        kiln.Executor(1, initializer=3)
+    with pytest.raises(ValueError, match="max_tasks_per_child must be >= 1"):
+        kiln.Executor(1, max_tasks_per_child=0)
+
+
+# -- what ProcessPoolExecutor cannot do ------------------------------------------------------
+
+
+def test_a_crash_fails_only_its_job_and_the_executor_serves_on(ex):
+    slow = ex.submit(sleep_then, 0.3, "sibling")
+    with pytest.raises(kiln.WorkerCrashed) as info:
+        ex.submit(crash).result()
+    assert isinstance(info.value, concurrent.futures.process.BrokenProcessPool)
+    assert info.value.code == "worker_crashed"
+    assert "tool python" in info.value.message and "SIGSEGV" in info.value.message
+    assert "Fatal Python error: Segmentation fault" in info.value.detail
+    assert slow.result() == "sibling"
+    assert list(ex.map(square, range(6))) == [0, 1, 4, 9, 16, 25]
+
+
+def test_a_job_past_its_timeout_raises_job_timeout(ex):
+    with pytest.raises(kiln.JobTimeout) as info:
+        ex.with_options(timeout=0.3).submit(time.sleep, 30).result()
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.message.startswith("the job ran past its timeout of 300 ms")
+    assert ex.submit(square, 5).result() == 25
+
+
+def test_cancel_stops_a_running_job(ex):
+    future = ex.submit(time.sleep, 30)
+    assert wait_until(lambda: ex.pool.stats()["jobs_running"] == 1)
+    assert future.cancel()
+    assert future.cancelled()
+    assert wait_until(lambda: ex.pool.stats()["jobs_running"] == 0)
+    assert ex.submit(square, 6).result() == 36
+
+
+def test_priority_runs_first(supervisor):
+    with kiln.Executor(1) as ex:
+        blocker = ex.submit(sleep_then, 0.3, None)
+        assert wait_until(lambda: ex.pool.stats()["jobs_running"] == 1)
+        order = []
+        low = ex.with_options(priority=0).submit(sleep_then, 0, "low")
+        high = ex.with_options(priority=5).submit(sleep_then, 0, "high")
+        for f in concurrent.futures.as_completed([low, high], timeout=30):
+            order.append(f.result())
+        blocker.result()
+    assert order == ["high", "low"]
+
+
+def test_workers_use_the_callers_interpreter_and_sys_path(ex):
+    executable, path = ex.submit(lambda: (sys.executable, list(sys.path))).result()
+    assert executable == sys.executable
+    assert all((entry or os.getcwd()) in path for entry in sys.path)
+
+
+def test_preloaded_modules_are_imported_before_the_first_job(supervisor):
+    assert "wave" not in sys.modules
+    with kiln.Executor(1, preload=["wave"]) as ex:
+        assert ex.submit(lambda: "wave" in sys.modules).result()
+
+
+# -- PyTorch's compile-worker scenarios -----------------------------------------------------
+
+
+def test_quiesce_then_jobs_again_repeatedly(ex):
+    for round_ in range(3):
+        ex.pool.quiesce()
+        assert wait_until(lambda: ex.pool.stats()["workers_alive"] == 0)
+        assert ex.submit(square, round_).result() == round_ * round_
+
+
+def test_logs_are_quiet_by_default_and_go_to_log_file(supervisor, tmp_path, capfd):
+    with kiln.Executor(1) as ex:
+        with pytest.raises(kiln.WorkerCrashed):
+            ex.submit(crash).result()
+        assert ex.submit(square, 2).result() == 4
+    assert capfd.readouterr().err == ""
+    log = tmp_path / "kiln.log"
+    with kiln.Executor(1, log_file=log) as ex:
+        assert ex.submit(print, "hello from the job").result() is None
+    text = log.read_text()
+    assert "hello from the job" in text
+    assert "kiln-supervisor stopped" in text
