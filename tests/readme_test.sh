@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every example of README.md's "Four ways in" as written, from the top of the checkout:
+# Runs every example of README.md's "Five ways in" as written, from the top of the checkout:
 # each ```sh block with bash -euo pipefail, each ```python block with Debian's python3. A
 # private KILN_SOCKET keeps the launcher example off any daemon of the user's own.
 #   tests/readme_test.sh   (needs the release build in build/)
@@ -15,7 +15,7 @@ trap 'build/bin/kiln shutdown >/dev/null 2>&1 || true; rm -rf "$tmp" /tmp/hello-
     -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
 
 awk -v dir="$tmp" '
-  /^## Four ways in/ { on = 1 } /^## The supervisor and its protocol/ { on = 0 }
+  /^## Five ways in/ { on = 1 } /^## The supervisor and its protocol/ { on = 0 }
   on && /^```(sh|python)$/ { n++; file = sprintf("%s/%02d.%s", dir, n, substr($0, 4)); next }
   on && file && /^```$/ { close(file); file = ""; next }
   file { print > file }

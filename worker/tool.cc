@@ -305,6 +305,12 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
   std::optional<Clock::time_point> deadline;
   if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);
   bool terminated = false;
+  // Whether it went on SIGTERM or needed SIGKILL, the job timed out and the tool was stopped.
+  auto timed_out = [&] {
+    return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
+                                              std::to_string(job.timeout_ms) + " ms; " + who() +
+                                              " was stopped");
+  };
   for (;;) {
     proto::ToolEvent event;
     switch (next(deadline, event)) {
@@ -319,16 +325,10 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
           continue;
         }
         kill_and_reap();
-        return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
-                                                  std::to_string(job.timeout_ms) + " ms; " + who() +
-                                                  " was stopped");
+        return timed_out();
       case Event::kGone:
         kill_and_reap();
-        if (terminated) {
-          return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
-                                                    std::to_string(job.timeout_ms) + " ms; " +
-                                                    who() + " " + status_ + " on SIGTERM");
-        }
+        if (terminated) return timed_out();
         return end_job(proto::code::kWorkerCrashed, who() + " " + status_ + " during the job");
       case Event::kBroken:
         kill_and_reap();

@@ -215,7 +215,7 @@ class Executor(concurrent.futures.Executor):
         with self._shutdown_lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-        payload = _calls.dumps_by_value((fn, args, kwargs))
+        payload = _calls.dumps_call(fn, args, kwargs)
         future = self._pool._submit(_KIND, payload, timeout_ms, priority, _value, _raise_again)
         with self._futures_lock:
             self._futures.add(future)

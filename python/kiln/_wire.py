@@ -5,8 +5,6 @@ own. The supervisor is trusted less than it could be: a frame it sends is bounde
 buffered, and a message that breaks the protocol is an error, never a guess.
 """
 
-import base64
-import hashlib
 import struct
 
 import msgpack
@@ -22,11 +20,15 @@ class ProtocolError(Exception):
 
 def key_id(key: bytes) -> str:
     """The first 16 hex digits of BLAKE2b-256 of the key: what hello and ready carry."""
+    import hashlib  # here, not at the top: the Python tool imports this module and never needs it
+
     return hashlib.blake2b(key, digest_size=32).hexdigest()[:16]
 
 
 def encode_key(key: bytes) -> str:
     """The key as KILN_KEY carries it: standard base64 with padding."""
+    import base64
+
     return base64.b64encode(key).decode("ascii")
 
 
