@@ -195,7 +195,10 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   from_tool_ = std::move(events_read);
   set_nonblocking(to_tool_.get());
   set_nonblocking(from_tool_.get());
+  return await_ready();
+}
 
+Expected<bool> Tool::await_ready() {
   proto::ToolEvent event;
   switch (next(std::nullopt, event)) {
     case Event::kMessage:
@@ -216,6 +219,13 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   }
   kill_and_reap();
   return fail(who() + " " + status_ + " before it was ready");
+}
+
+bool Tool::write_some() {
+  const ssize_t w =
+      ::write(to_tool_.get(), outgoing_.data() + outgoing_sent_, outgoing_.size() - outgoing_sent_);
+  if (w > 0) outgoing_sent_ += static_cast<std::size_t>(w);
+  return w >= 0 || errno == EAGAIN || errno == EINTR;  // EPIPE: the tool is gone
 }
 
 bool Tool::read_some() {
@@ -252,6 +262,8 @@ Tool::Event Tool::next(std::optional<Clock::time_point> deadline, proto::ToolEve
       return Event::kMessage;
     }
     if (link_ended_) return Event::kGone;
+    // Most jobs fit the pipe: written at once, without a poll first.
+    if (outgoing_sent_ == 0 && !outgoing_.empty() && !write_some()) return Event::kGone;
     pollfd fds[3] = {{from_tool_.get(), POLLIN, 0}, {exit_fd_.get(), POLLIN, 0}, {-1, 0, 0}};
     if (outgoing_sent_ < outgoing_.size()) fds[2] = {to_tool_.get(), POLLOUT, 0};
     int timeout = -1;
@@ -262,12 +274,7 @@ Tool::Event Tool::next(std::optional<Clock::time_point> deadline, proto::ToolEve
     const int n = ::poll(fds, 3, timeout);
     if (n < 0 && errno != EINTR) fatal_errno("poll");
     if (n == 0 && deadline && Clock::now() >= *deadline) return Event::kDeadline;
-    if (fds[2].revents != 0) {
-      const ssize_t w = ::write(to_tool_.get(), outgoing_.data() + outgoing_sent_,
-                                outgoing_.size() - outgoing_sent_);
-      if (w > 0) outgoing_sent_ += static_cast<std::size_t>(w);
-      if (w < 0 && errno != EAGAIN && errno != EINTR) return Event::kGone;  // EPIPE: it is gone
-    }
+    if (fds[2].revents != 0 && !write_some()) return Event::kGone;
     if (fds[0].revents != 0 && !read_some()) return Event::kBroken;
     // Its exit, once what it wrote before exiting has been read.
     if (fds[1].revents != 0 && fds[0].revents == 0 && bodies_.empty()) return Event::kGone;
@@ -297,19 +304,46 @@ Tool::Outcome Tool::end_job(std::string_view code, std::string message) {
                  true};
 }
 
+// The tool's answer to `job`: its result, or that it broke the link (then broken_ says how).
+std::optional<proto::WorkerResult> Tool::take_result(const proto::Job& job,
+                                                     proto::ToolEvent& event) {
+  auto* result = std::get_if<proto::ToolResult>(&event);
+  if (result == nullptr || result->id != job.id) {
+    broken_ = result != nullptr
+                  ? "a result for job " + std::to_string(result->id) + ", which it was not running"
+                  : std::string("a ") + std::string(proto::type_name(event)) + " during job " +
+                        std::to_string(job.id);
+    return std::nullopt;
+  }
+  proto::WorkerResult r;
+  r.ok = result->ok;
+  r.value = std::move(result->value);
+  r.error = std::move(result->error);
+  // A tool speaks only for its job: every other code is the pool's to give.
+  if (r.error && r.error->code != proto::code::kJobFailed &&
+      r.error->code != proto::code::kBadPayload) {
+    r.error->code = std::string(proto::code::kJobFailed);
+  }
+  return r;
+}
+
 Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
   outgoing_.clear();
   outgoing_sent_ = 0;
   proto::encode(proto::ToolJob{job.id, job.payload, job.timeout_ms}, outgoing_);
-  const auto start = Clock::now();
   std::optional<Clock::time_point> deadline;
-  if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);
+  if (job.timeout_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(job.timeout_ms);
   bool terminated = false;
   // Whether it went on SIGTERM or needed SIGKILL, the job timed out and the tool was stopped.
   auto timed_out = [&] {
     return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
                                               std::to_string(job.timeout_ms) + " ms; " + who() +
                                               " was stopped");
+  };
+  auto broke = [&] {
+    kill_and_reap();
+    return end_job(proto::code::kWorkerProtocolError,
+                   who() + " broke the tool link: " + broken_ + "; it was killed");
   };
   for (;;) {
     proto::ToolEvent event;
@@ -331,34 +365,15 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
         if (terminated) return timed_out();
         return end_job(proto::code::kWorkerCrashed, who() + " " + status_ + " during the job");
       case Event::kBroken:
-        kill_and_reap();
-        return end_job(proto::code::kWorkerProtocolError,
-                       who() + " broke the tool link: " + broken_ + "; it was killed");
+        return broke();
     }
     if (auto* phase = std::get_if<proto::Phase>(&event); phase && phase->id == job.id) {
       link.send(proto::Phase{job.id, phase->phase, std::nullopt});
       continue;
     }
-    auto* result = std::get_if<proto::ToolResult>(&event);
-    if (result == nullptr || result->id != job.id) {
-      broken_ = result != nullptr ? "a result for job " + std::to_string(result->id) +
-                                        ", which it was not running"
-                                  : std::string("a ") + std::string(proto::type_name(event)) +
-                                        " during job " + std::to_string(job.id);
-      kill_and_reap();
-      return end_job(proto::code::kWorkerProtocolError,
-                     who() + " broke the tool link: " + broken_ + "; it was killed");
-    }
-    proto::WorkerResult r;
-    r.ok = result->ok;
-    r.value = std::move(result->value);
-    r.error = std::move(result->error);
-    // A tool speaks only for its job: every other code is the pool's to give.
-    if (r.error && r.error->code != proto::code::kJobFailed &&
-        r.error->code != proto::code::kBadPayload) {
-      r.error->code = std::string(proto::code::kJobFailed);
-    }
-    return Outcome{std::move(r), false};
+    std::optional<proto::WorkerResult> result = take_result(job, event);
+    if (!result) return broke();
+    return Outcome{std::move(*result), false};
   }
 }
 

@@ -87,17 +87,20 @@ class Tool {
   std::string reap_idle();
 
  private:
+  Expected<bool> await_ready();
   enum class Event { kMessage, kGone, kDeadline, kBroken };
   // Writes `outgoing_` as the tool takes it and reads until a whole message (kMessage, in
   // `message`), the tool's end (kGone), the deadline, or a protocol error (kBroken, in `broken_`).
   Event next(std::optional<std::chrono::steady_clock::time_point> deadline,
              proto::ToolEvent& message);
   bool read_some();
+  bool write_some();  // false once the tool is gone (EPIPE)
   // SIGKILL to the group, then waits for the tool and its output; sets status_.
   void kill_and_reap();
   void reap();
   std::string who() const;
   Outcome end_job(std::string_view code, std::string message);
+  std::optional<proto::WorkerResult> take_result(const proto::Job& job, proto::ToolEvent& event);
 
   ToolSpec spec_;
   std::size_t slot_;

@@ -24,6 +24,36 @@
 
 namespace kiln::worker {
 
+namespace {
+
+// The tools, warm before the first job, their names in `ready.kinds` and their pids in
+// `ready.tools`. One that fails ends the worker before its ready (kToolFailed), so the
+// supervisor's crash-loop handling applies; what it printed is on our stderr already.
+int start_tools(const Options& options, const std::string& key,
+                std::vector<std::unique_ptr<Tool>>& tools, proto::Ready& ready) {
+  Expected<std::vector<ToolSpec>> specs = parse_tool_specs(options.tools);
+  if (!specs) {
+    std::fprintf(stderr, "kiln-worker: %s\n", specs.error().c_str());
+    return exit_code::kUsage;
+  }
+  for (ToolSpec& spec : *specs) {
+    ready.kinds.push_back(spec.name);
+    tools.push_back(
+        std::make_unique<Tool>(std::move(spec), tools.size(), options.max_frame, options.grace_ms));
+    if (Expected<bool> started = tools.back()->start(key); !started) {
+      std::fprintf(stderr, "kiln-worker: %s\n", started.error().c_str());
+      return exit_code::kToolFailed;
+    }
+  }
+  if (!tools.empty()) {
+    ready.tools.emplace();
+    for (const auto& tool : tools) ready.tools->push_back(static_cast<uint64_t>(tool->pid()));
+  }
+  return exit_code::kOk;
+}
+
+}  // namespace
+
 int run(const Options& options) {
   // 2. Started by hand, or the parent is already gone: leave quietly.
   if (::getppid() != options.parent) return exit_code::kOk;
@@ -50,12 +80,6 @@ int run(const Options& options) {
   std::optional<std::string> key = base64_decode(*encoded);
   if (!key || key->empty()) {
     std::fprintf(stderr, "kiln-worker: KILN_KEY is not valid padded base64\n");
-    return exit_code::kUsage;
-  }
-
-  Expected<std::vector<ToolSpec>> specs = parse_tool_specs(options.tools);
-  if (!specs) {
-    std::fprintf(stderr, "kiln-worker: %s\n", specs.error().c_str());
     return exit_code::kUsage;
   }
 
@@ -86,23 +110,13 @@ int run(const Options& options) {
     fatal_errno("fcntl(FD_CLOEXEC) on the link");  // checked open at the start
   }
 
-  // 8. The tools, warm before the first job. One that fails ends the worker before its ready,
-  // so the supervisor's crash-loop handling applies; what it printed is on our stderr already.
+  // 8.
   std::vector<std::unique_ptr<Tool>> tools;
   proto::Ready ready{proto::kProtocolVersion, static_cast<uint64_t>(::getpid()),
                      served_kinds(options.enable_selftest), key_id(*key), std::nullopt};
-  std::vector<pid_t> tool_pids;
-  for (ToolSpec& spec : *specs) {
-    ready.kinds.push_back(spec.name);
-    tools.push_back(
-        std::make_unique<Tool>(std::move(spec), tools.size(), options.max_frame, options.grace_ms));
-    if (Expected<bool> started = tools.back()->start(*encoded); !started) {
-      std::fprintf(stderr, "kiln-worker: %s\n", started.error().c_str());
-      return exit_code::kToolFailed;
-    }
-    tool_pids.push_back(tools.back()->pid());
+  if (int status = start_tools(options, *encoded, tools, ready); status != exit_code::kOk) {
+    return status;
   }
-  if (!tools.empty()) ready.tools.emplace(tool_pids.begin(), tool_pids.end());
 
   // 9.
   Link link(options.read_fd, options.write_fd, options.max_frame);
@@ -110,7 +124,9 @@ int run(const Options& options) {
     spdlog::error("{}", link.error());
     return exit_code::kOk;
   }
-  JobContext context{options, link, *watchdog, tools, tool_pids};
+  std::vector<pid_t> tool_pids;
+  for (const auto& tool : tools) tool_pids.push_back(tool->pid());
+  JobContext context{options, link, *watchdog, tools, std::move(tool_pids)};
   const int status = serve(context);
   for (auto& tool : tools) tool->stop();
   return status;
