@@ -87,6 +87,8 @@ kiln::tool::Reply act(const kiln::tool::Job& job, uint64_t served) {
     std::fprintf(stderr, "test tool: about to crash in job %llu\n",
                  static_cast<unsigned long long>(job.id()));
     std::fflush(stderr);
+    // The default action, not a sanitizer's handler: the kernel kills us with SIGSEGV.
+    ::signal(SIGSEGV, SIG_DFL);
     ::raise(SIGSEGV);
   }
   if (action == "exit") ::_exit(static_cast<int>(field_int(p, "code")));
