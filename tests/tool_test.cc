@@ -92,7 +92,13 @@ TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
   }
   sup_->submit(4, "t", act("echo", {{"value", {{"nested", {1, "two", nullptr}}}}}));
   EXPECT_EQ(value_of(sup_->result(4)), (json{{"nested", {1, "two", nullptr}}}));
-  EXPECT_NE(sup_->stderr_text().find("test tool env: KILN_TOOL=t KILN_KEY=set"), std::string::npos)
+  // What a tool prints reaches the supervisor's log on its own path, after its ready.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return sup_->stderr_text().find("test tool env: KILN_TOOL=t KILN_KEY=set") !=
+               std::string::npos;
+      },
+      10s))
       << sup_->stderr_text();
 }
 
