@@ -21,6 +21,7 @@
 #include "client/commands.h"
 #include "client/json_msgpack.h"
 #include "common/exit_codes.h"
+#include "common/rlimits.h"
 
 extern char** environ;
 
@@ -206,6 +207,23 @@ bool reads_stdin(const std::vector<std::string>& argv) {
   return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > 0);
 }
 
+// This process's umask, nice value and resource limits, for the command to have them too: the
+// daemon's workers have their own (it may have been started by another shell, with others).
+void add_process_attributes(ExecRequest& r) {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  r.umask = static_cast<uint32_t>(mask);
+  errno = 0;
+  const int nice = ::getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) r.nice = nice;
+  for (const RlimitName& limit : kRlimits) {
+    rlimit value{};
+    if (::getrlimit(limit.resource, &value) == 0) {
+      r.rlimits.emplace_back(std::string(limit.name), std::pair(value.rlim_cur, value.rlim_max));
+    }
+  }
+}
+
 // The command through the daemon: its exit status, or why the daemon could not serve it.
 Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
   if (reads_stdin(options.argv)) {
@@ -222,6 +240,7 @@ Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
     if (eq != std::string::npos) r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
   }
   r.clear_env = true;
+  add_process_attributes(r);
   const proto::Result result = (*pool)->exec(r).get();
   (*pool)->disconnect();
   if (!result.ok) {

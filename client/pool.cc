@@ -56,7 +56,8 @@ proto::RawObject exec_payload(const ExecRequest& r) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
   const uint32_t fields = 1 + (r.cwd ? 1 : 0) + (r.env.empty() ? 0 : 1) + (r.clear_env ? 1 : 0) +
-                          (r.stdin_data ? 1 : 0);
+                          (r.stdin_data ? 1 : 0) + (r.umask ? 1 : 0) + (r.nice ? 1 : 0) +
+                          (r.rlimits.empty() ? 0 : 1);
   pk.pack_map(fields);
   pk.pack("argv");
   pk.pack(r.argv);
@@ -80,6 +81,24 @@ proto::RawObject exec_payload(const ExecRequest& r) {
     pk.pack("stdin");
     pk.pack_bin(static_cast<uint32_t>(r.stdin_data->size()));
     pk.pack_bin_body(r.stdin_data->data(), static_cast<uint32_t>(r.stdin_data->size()));
+  }
+  if (r.umask) {
+    pk.pack("umask");
+    pk.pack_uint32(*r.umask);
+  }
+  if (r.nice) {
+    pk.pack("nice");
+    pk.pack_int32(*r.nice);
+  }
+  if (!r.rlimits.empty()) {
+    pk.pack("rlimits");
+    pk.pack_map(static_cast<uint32_t>(r.rlimits.size()));
+    for (const auto& [name, limit] : r.rlimits) {
+      pk.pack(name);
+      pk.pack_array(2);
+      pk.pack_uint64(limit.first);
+      pk.pack_uint64(limit.second);
+    }
   }
   return proto::RawObject{std::string(buf.data(), buf.size())};
 }

@@ -44,6 +44,11 @@ struct ExecRequest {
   bool clear_env = false;
   std::optional<std::string> stdin_data;
   std::optional<uint64_t> timeout_ms;
+  // The process attributes the command should have (kiln exec sends its caller's): umask, nice
+  // value, and resource limits by their protocol names ("nofile" -> {soft, hard}).
+  std::optional<uint32_t> umask;
+  std::optional<int> nice;
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> rlimits;
 };
 
 class Pool {

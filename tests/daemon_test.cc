@@ -628,6 +628,33 @@ TEST(KilnExec, TheAutoStartedDaemonKeepsNothingOfItsFirstCaller) {
   EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
 }
 
+TEST(KilnExec, TheCommandHasTheCallersUmaskNiceValueAndLimits) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string kiln = std::string(KILN_CLI_PATH) + " exec --socket " + sock + " -- ";
+  const std::string show = "sh -c 'umask; nice; ulimit -S -n; ulimit -S -c; ulimit -H -c'";
+  // The first caller starts the daemon with the defaults; the second has its own attributes,
+  // and KILN_FALLBACK=0 makes sure the answer came through the daemon, not a local run.
+  auto run = [&](const std::string& script) {
+    auto [out_read, out_write] = pipe_pair();
+    Child c = Child::spawn({{"/bin/sh", "-c", script},
+                            environment_with({"KILN_FALLBACK=0"}, {"SPDLOG_LEVEL", "KILN_KEY"}),
+                            {{1, out_write.get()}}});
+    out_write.reset();
+    std::string out = read_all(out_read.get(), 30s);
+    EXPECT_EQ(c.exit_code(30s), 0) << script;
+    return out;
+  };
+  ASSERT_EQ(run(kiln + "true"), "");
+  ASSERT_EQ(processes_with("--listen " + sock).size(), 1u);
+  EXPECT_EQ(run("umask 027 && ulimit -S -n 200 && ulimit -S -c 0 && exec nice -n 5 " + kiln + show),
+            "0027\n5\n200\n0\n" + run("ulimit -H -c"));
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_TRUE(pool) << pool.error();
+  (*pool)->shutdown(false);
+  EXPECT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+}
+
 TEST(KilnExec, KilnWorkersSizesTheDaemonItStarts) {
   TempDir dir;
   const std::string sock = dir / "s.sock";

@@ -2,6 +2,7 @@
 // nothing it starts outlives it.
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -312,6 +313,31 @@ TEST_F(WorkerTest, ExecRefusesNulInCwdAndEnvAndEqualsInEnvNames) {
   e = exec_error({{"argv", {"true"}}, {"env", {{"A", std::string("x\0y", 3)}}}});
   EXPECT_EQ(e.code, "bad_payload");
   EXPECT_EQ(e.message, "exec.env: the value of A contains a NUL byte");
+}
+
+TEST_F(WorkerTest, ExecSetsTheUmaskNiceValueAndLimitsItIsGiven) {
+  json v = exec({{"argv", {"sh", "-c", "umask; nice; ulimit -S -n; ulimit -H -n"}},
+                 {"umask", 0077},
+                 {"nice", 7},
+                 {"rlimits", {{"nofile", {123, 456}}}}});
+  EXPECT_EQ(text(v["stdout"]), "0077\n7\n123\n456\n");
+  // A hard limit above the worker's own cannot be had without privilege: then the worker's
+  // hard limit, and a soft one no higher (as root, the exact values).
+  rlimit own{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &own), 0);
+  v = exec({{"argv", {"sh", "-c", "ulimit -S -n"}}, {"rlimits", {{"nofile", {64, own.rlim_max}}}}});
+  EXPECT_EQ(text(v["stdout"]), "64\n");
+  proto::JobError e = exec_error({{"argv", {"true"}}, {"umask", 01000}});
+  EXPECT_EQ(e.code, "bad_payload");
+  EXPECT_EQ(e.message, "exec.umask: must be at most 0777");
+  e = exec_error({{"argv", {"true"}}, {"nice", 20}});
+  EXPECT_EQ(e.message, "exec.nice: must be from -20 to 19");
+  e = exec_error({{"argv", {"true"}}, {"rlimits", {{"files", {1, 2}}}}});
+  EXPECT_EQ(e.message, "exec.rlimits: unknown limit \"files\"");
+  e = exec_error({{"argv", {"true"}}, {"rlimits", {{"nofile", {3, 2}}}}});
+  EXPECT_EQ(e.message, "exec.rlimits: the soft limit of nofile is above its hard limit");
+  e = exec_error({{"argv", {"true"}}, {"rlimits", {{"nofile", 3}}}});
+  EXPECT_EQ(e.message, "exec.rlimits: expected map of str to [uint, uint]");
 }
 
 TEST_F(WorkerTest, ExecPayloadsOfMillionsOfValuesAreRefusedBeforeTheyAreUnpacked) {

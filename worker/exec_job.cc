@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <map>
 
 #include "common/fd.h"
+#include "common/rlimits.h"
 #include "common/text.h"
 #include "worker/job_group.h"
 #include "worker/jobs.h"
@@ -41,7 +43,36 @@ struct ExecRequest {
   bool clear_env = false;
   std::string stdin_data;
   uint64_t max_output = proto::kExecDefaultMaxOutput;
+  // The caller's process attributes, when it sent them (kiln exec does): applied in the child.
+  std::optional<mode_t> umask;
+  std::optional<int> nice;
+  std::vector<std::pair<int, rlimit>> rlimits;
 };
+
+// umask, nice and rlimits: the fields that make the command's process the caller's.
+bool parse_process_attributes(Payload& p, ExecRequest& r) {
+  uint64_t mask = 0;
+  int64_t nice = 0;
+  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> limits;
+  if (!p.get("umask", mask) || !p.get("nice", nice) || !p.get("rlimits", limits)) return false;
+  if (p.has("umask")) {
+    if (mask > 0777) return p.invalid("umask", "must be at most 0777");
+    r.umask = static_cast<mode_t>(mask);
+  }
+  if (p.has("nice")) {
+    if (nice < -20 || nice > 19) return p.invalid("nice", "must be from -20 to 19");
+    r.nice = static_cast<int>(nice);
+  }
+  for (const auto& [name, limit] : limits) {
+    const std::optional<int> resource = rlimit_resource(name);
+    if (!resource) return p.invalid("rlimits", "unknown limit \"" + printable(name, 32) + "\"");
+    if (limit.first > limit.second) {
+      return p.invalid("rlimits", "the soft limit of " + name + " is above its hard limit");
+    }
+    r.rlimits.emplace_back(*resource, rlimit{limit.first, limit.second});
+  }
+  return true;
+}
 
 Expected<ExecRequest> parse_request(const proto::RawObject& raw) {
   Expected<Payload> parsed = Payload::parse("exec", raw);
@@ -50,7 +81,7 @@ Expected<ExecRequest> parse_request(const proto::RawObject& raw) {
   ExecRequest r;
   if (!p.get("argv", r.argv, true) || !p.get("cwd", r.cwd) || !p.get("env", r.env) ||
       !p.get("clear_env", r.clear_env) || !p.get_bin("stdin", r.stdin_data) ||
-      !p.get("max_output_bytes", r.max_output)) {
+      !p.get("max_output_bytes", r.max_output) || !parse_process_attributes(p, r)) {
     return fail(p.error());
   }
   if (r.argv.empty()) return fail((p.invalid("argv", "must hold at least the command"), p.error()));
@@ -125,6 +156,21 @@ struct ChildFailure {
 constexpr int kStageChdir = 1;
 constexpr int kStageExec = 2;
 
+// In the child: the caller's umask, nice value and limits, as far as the worker may. Lowering
+// the nice value or raising a hard limit needs a privilege the worker may not have: then the
+// nice value stays, and a limit gets the worker's own hard limit (the soft one no higher).
+void apply_process_attributes(const ExecRequest& r) {
+  if (r.umask) ::umask(*r.umask);
+  if (r.nice) (void)::setpriority(PRIO_PROCESS, 0, *r.nice);
+  for (const auto& [resource, wanted] : r.rlimits) {
+    if (::setrlimit(resource, &wanted) == 0) continue;
+    rlimit current{};
+    if (::getrlimit(resource, &current) != 0) continue;
+    const rlimit fitted{std::min(wanted.rlim_cur, current.rlim_max), current.rlim_max};
+    (void)::setrlimit(resource, &fitted);
+  }
+}
+
 [[noreturn]] void child_fail(int report_fd, int stage, int error) {
   const ChildFailure f{stage, error};
   (void)!::write(report_fd, &f, sizeof f);
@@ -147,6 +193,7 @@ constexpr int kStageExec = 2;
   }
   // The worker ignores SIGINT and SIGPIPE and blocks SIGTERM: the command gets the defaults.
   reset_signals_for_exec();
+  apply_process_attributes(r);
   if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
   // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);

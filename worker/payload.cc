@@ -144,4 +144,26 @@ bool Payload::get(const char* key, std::vector<std::pair<std::string, std::strin
   return true;
 }
 
+bool Payload::get(const char* key,
+                  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>& out,
+                  bool required) {
+  bool ok;
+  const auto* o = typed(key, msgpack::type::MAP, "map of str to [uint, uint]", required, ok);
+  if (o == nullptr) return ok;
+  out.clear();
+  for (uint32_t i = 0; i < o->via.map.size; ++i) {
+    const msgpack::object& k = o->via.map.ptr[i].key;
+    const msgpack::object& v = o->via.map.ptr[i].val;
+    const bool pair = v.type == msgpack::type::ARRAY && v.via.array.size == 2 &&
+                      v.via.array.ptr[0].type == msgpack::type::POSITIVE_INTEGER &&
+                      v.via.array.ptr[1].type == msgpack::type::POSITIVE_INTEGER;
+    if (k.type != msgpack::type::STR || !pair) {
+      return invalid(key, "expected map of str to [uint, uint]");
+    }
+    out.emplace_back(std::string(k.via.str.ptr, k.via.str.size),
+                     std::pair(v.via.array.ptr[0].via.u64, v.via.array.ptr[1].via.u64));
+  }
+  return true;
+}
+
 }  // namespace kiln::worker

@@ -34,6 +34,9 @@ class Payload {
   bool get(const char* key, std::vector<std::string>& out, bool required = false);
   bool get(const char* key, std::vector<std::pair<std::string, std::string>>& out,
            bool required = false);
+  // A map of str to [uint, uint] (`rlimits`: name -> [soft, hard]).
+  bool get(const char* key, std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>& out,
+           bool required = false);
   bool get_bin(const char* key, std::string& out, bool required = false);
   bool has(const char* key) const { return find(key) != nullptr; }
 
