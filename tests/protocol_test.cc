@@ -175,9 +175,11 @@ TEST(Protocol, RejectsAKeyGivenTwice) {
 
 // Bodies of millions of keys, each new or each a repeat of one unknown key, decode in time linear
 // in their size (duplicate detection was quadratic: 82 s for 160,000 keys). What is asserted is the
-// shape, not a speed (bench/decode_bench measures that): four times the bytes must cost well under
-// the sixteen times a quadratic decoder would take, in every build, sanitizers included. The
-// fastest of three rounds of each size keeps a busy machine's pauses out of the ratio.
+// shape, not a speed (bench/decode_bench measures that): eight times the bytes must cost well under
+// the 64 times a quadratic decoder would take, in every build, sanitizers included. The bound is
+// half that, not 8x: a body that leaves the CPU's caches costs more per byte (4x the bytes once
+// took 8.3x the time on a loaded machine). The fastest of three rounds of each size keeps a busy
+// machine's pauses out of the ratio.
 std::chrono::nanoseconds fastest_decode(const std::string& body) {
   auto best = std::chrono::nanoseconds::max();
   for (int round = 0; round < 3; ++round) {
@@ -195,10 +197,10 @@ std::chrono::nanoseconds fastest_decode(const std::string& body) {
 
 TEST(Protocol, DecodingABodyOfMillionsOfKeysIsLinearInItsSize) {
   for (bool distinct : {true, false}) {
-    const auto small = fastest_decode(testing::body_of_many_keys(2u << 20, distinct));
+    const auto small = fastest_decode(testing::body_of_many_keys(1u << 20, distinct));
     const auto large = fastest_decode(testing::body_of_many_keys(8u << 20, distinct));
-    EXPECT_LT(large.count(), small.count() * 8)
-        << (distinct ? "distinct" : "repeated") << " keys: " << small.count() << " ns for 2 MiB, "
+    EXPECT_LT(large.count(), small.count() * 32)
+        << (distinct ? "distinct" : "repeated") << " keys: " << small.count() << " ns for 1 MiB, "
         << large.count() << " ns for 8 MiB";
   }
 }
