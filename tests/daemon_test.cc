@@ -1,4 +1,5 @@
 // The shared daemon (kiln-supervisor --listen) and the commands that use it, as real processes.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -790,6 +791,69 @@ TEST(KilnExecFallback, AnOverloadedDaemonsJobRunsHere) {
   (*busy)->disconnect();
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+TEST(KilnExecFallback, AnUnavailablePoolsJobRunsHere) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock, {"--worker", "/bin/false"});
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  std::vector<std::string> args = {"--socket", sock, "--"};
+  args.insert(args.end(), kCommand.begin(), kCommand.end());
+  const Launched l = launch(args);
+  EXPECT_EQ(l.status, 3);
+  EXPECT_EQ(l.out, "out\n");
+  EXPECT_EQ(l.err.rfind("kiln exec: running the command here: pool_unavailable: workers keep "
+                        "failing to start: ",
+                        0),
+            0u)
+      << l.err;
+  EXPECT_TRUE(l.err.ends_with("\nerr\n")) << l.err;
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+TEST(KilnExecFallback, ShutdownDrainFinishesTheBuildsJobsAndNewOnesRunHere) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string log = dir / "daemon.log";
+  UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  ASSERT_TRUE(log_fd);
+  Child daemon = start_daemon(sock, {"--log-level", "info"}, log_fd.get());
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  // A compile of the build, still running when the drain begins.
+  auto [out_read, out_write] = pipe_pair();
+  Child running = Child::spawn(
+      {{KILN_CLI_PATH, "exec", "--socket", sock, "--", "sh", "-c", "sleep 2; echo compiled"},
+       environment_with({"KILN_FALLBACK=0"}, {"SPDLOG_LEVEL"}),
+       {{1, out_write.get()}}});
+  out_write.reset();
+  Expected<std::unique_ptr<Pool>> watch = Pool::connect(sock);
+  ASSERT_TRUE(watch);
+  ASSERT_TRUE(wait_until([&] { return (*watch)->stats()->jobs_running == 1; }, 10s));
+  (*watch)->disconnect();
+  Child drain = Child::spawn({{KILN_CLI_PATH, "shutdown", "--drain", "--socket", sock},
+                              environment_with({}, {"SPDLOG_LEVEL"}),
+                              {}});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return read_small_file(log).value_or("").find("shutting down after the queue") !=
+               std::string::npos;
+      },
+      10s));
+  // A job that comes while the daemon drains is refused, and runs here.
+  std::vector<std::string> args = {"--socket", sock, "--"};
+  args.insert(args.end(), kCommand.begin(), kCommand.end());
+  const Launched l = launch(args);
+  EXPECT_EQ(l.status, 3);
+  EXPECT_EQ(l.out, "out\n");
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: shutdown: the supervisor is shutting down\n"
+            "err\n");
+  EXPECT_EQ(read_all(out_read.get(), 30s), "compiled\n") << "the running job finished";
+  EXPECT_EQ(running.exit_code(30s), 0);
+  EXPECT_EQ(drain.exit_code(30s), 0);
+  EXPECT_EQ(daemon.exit_code(30s), 0);
 }
 
 TEST(KilnExecFallback, ADaemonThatDiesMidJobHasTheCommandRunAgainHere) {
