@@ -306,15 +306,15 @@ class Pool:
         max_output_bytes=None,
         priority=None,
     ):
-        """Runs one command on a warm worker; a Future of its ExecResult. env is added to the
-        worker's environment (or is the whole of it with clear_env=True)."""
+        """Runs one command on a warm worker; a Future of its ExecResult. It runs in `cwd`,
+        default this process's current directory (not the supervisor's: a daemon's is "/").
+        env is added to the worker's environment (or is the whole of it with clear_env=True)."""
         if isinstance(argv, (str, bytes)):
             raise TypeError("argv must be a sequence of arguments, not one string")
         payload = {"argv": [os.fspath(a) for a in argv]}
         if not payload["argv"]:
             raise ValueError("argv must hold at least the command")
-        if cwd is not None:
-            payload["cwd"] = os.fspath(cwd)
+        payload["cwd"] = os.fspath(cwd) if cwd is not None else os.getcwd()
         if env is not None:
             payload["env"] = {str(k): str(v) for k, v in env.items()}
         if clear_env:

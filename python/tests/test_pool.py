@@ -334,6 +334,14 @@ def test_connect_to_a_daemon(daemon):
         kiln.connect(path)
 
 
+def test_a_daemons_jobs_run_in_the_callers_directory(daemon, tmp_path, monkeypatch):
+    proc, path = daemon("--workers", "1")
+    monkeypatch.chdir(tmp_path)
+    with kiln.connect(path) as pool:
+        assert pool.exec(["pwd"]).result(10).stdout == os.fsencode(tmp_path) + b"\n"
+        assert pool.exec(["pwd"], cwd="/").result(10).stdout == b"/\n"
+
+
 def test_closing_a_connection_cancels_only_its_own_jobs(daemon):
     proc, path = daemon("--workers", "2", "--enable-selftest")
     leaving, staying = kiln.connect(path), kiln.connect(path)
