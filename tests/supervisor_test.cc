@@ -550,7 +550,8 @@ TEST(SupervisorLifetime, SupervisorSigkilledTakesWorkersAndTheirCommandsWithIt) 
           return !is_running(p);
         },
         1s))
-        << p;
+        << p << " " << read_small_file("/proc/" + std::to_string(p) + "/cmdline").value_or("")
+        << " " << read_small_file("/proc/" + std::to_string(p) + "/stat").value_or("");
   }
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }

@@ -4,6 +4,7 @@
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "worker/watchdog.h"
 #include "worker/worker.h"
 
 int main(int argc, char** argv) {
@@ -39,5 +40,7 @@ int main(int argc, char** argv) {
         return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
       });
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
-  return kiln::worker::run(options);
+  const int status = kiln::worker::run(options);
+  kiln::worker::finish_or_wait();
+  return status;
 }

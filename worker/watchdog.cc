@@ -14,6 +14,17 @@
 
 namespace kiln::worker {
 
+bool claim_the_end() {
+  static std::atomic<bool> claimed{false};
+  return !claimed.exchange(true);
+}
+
+void finish_or_wait() {
+  if (!claim_the_end()) {
+    for (;;) ::pause();  // the watchdog is ending the process: it _exits
+  }
+}
+
 void kill_job_groups() {
   const pid_t group = g_job_group.load();
   if (group > 0) ::kill(-group, SIGKILL);
@@ -55,6 +66,12 @@ void Watchdog::watch() {
     if (parent_gone || terminate) break;
   }
   kill_job_groups();
+  // The main thread is exiting already: its exit handlers must not race this thread's cleanup
+  // (under LeakSanitizer they deadlocked: its exit-time check held the allocator while this thread
+  // killed the tracer it had started). The job's groups are dead; the process ends with main.
+  if (!claim_the_end()) {
+    for (;;) ::pause();
+  }
   // Then what left the group (setsid, a daemonizing compiler server): the worker is their
   // subreaper, so once their parents die they are its children, and kill_children_except goes
   // round until none is left. Without this, a SIGKILLed supervisor left them running under init.

@@ -14,6 +14,12 @@
 
 namespace kiln::worker {
 
+// Exactly one of the watchdog and the main thread ends the process: the first to call this gets
+// true. The main thread calls finish_or_wait() before it returns from main: if the watchdog is
+// ending the process already, it waits for that instead of running exit handlers beside it.
+bool claim_the_end();
+void finish_or_wait();
+
 class Watchdog {
  public:
   // Blocks SIGTERM in the calling thread (and so in every thread created after it) and starts
