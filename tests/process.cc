@@ -212,6 +212,16 @@ bool is_running(pid_t pid) {
   return !f.empty() && f[0] != "Z" && f[0] != "X";
 }
 
+bool gone_within(pid_t pid, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [pid] {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        return !is_running(pid);
+      },
+      timeout);
+}
+
 std::vector<std::pair<int, std::string>> fd_targets(pid_t pid) {
   std::vector<std::pair<int, std::string>> out;
   for (int fd : open_fds(pid)) {

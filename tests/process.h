@@ -95,6 +95,9 @@ std::vector<pid_t> processes_in_group(pid_t pgid);
 std::vector<pid_t> processes_with(const std::string& needle);
 // True if `pid` exists and is not a zombie.
 bool is_running(pid_t pid);
+// Waits up to `timeout` for `pid` to be gone, reaping whatever of our children has exited
+// meanwhile (a subreaper's orphans become our zombies); true if it went.
+bool gone_within(pid_t pid, std::chrono::milliseconds timeout);
 // Open fds of a process with what they point to ("3 -> pipe:[123]").
 std::vector<std::pair<int, std::string>> fd_targets(pid_t pid);
 

@@ -131,4 +131,13 @@ std::vector<pid_t> children_of(pid_t pid, bool zombies) {
   return kids;
 }
 
+std::vector<pid_t> descendants_of(pid_t pid) {
+  std::vector<pid_t> all;
+  for (pid_t c : children_of(pid)) {
+    all.push_back(c);
+    for (pid_t d : descendants_of(c)) all.push_back(d);
+  }
+  return all;
+}
+
 }  // namespace kiln::testing

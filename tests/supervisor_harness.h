@@ -66,5 +66,7 @@ class SupervisorHarness {
 
 // Pids of the live children of a process, or of its zombie children.
 std::vector<pid_t> children_of(pid_t pid, bool zombies = false);
+// Every live process below `pid`, children first (orphans handed to a subreaper stay below it).
+std::vector<pid_t> descendants_of(pid_t pid);
 
 }  // namespace kiln::testing

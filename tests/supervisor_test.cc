@@ -543,13 +543,7 @@ TEST(SupervisorLifetime, SupervisorSigkilledTakesWorkersAndTheirCommandsWithIt) 
   sup.process().kill(SIGKILL);
   ASSERT_TRUE(sup.process().wait(5s).has_value());
   for (pid_t p : doomed) {
-    EXPECT_TRUE(wait_until(
-        [&] {
-          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-          }
-          return !is_running(p);
-        },
-        1s))
+    EXPECT_TRUE(gone_within(p, 1s))
         << p << " " << read_small_file("/proc/" + std::to_string(p) + "/cmdline").value_or("")
         << " " << read_small_file("/proc/" + std::to_string(p) + "/stat").value_or("");
   }

@@ -33,17 +33,6 @@ std::string tool_arg(const std::string& flags = "") {
   return std::string("t=") + KILN_TEST_TOOL_PATH + (flags.empty() ? "" : " " + flags);
 }
 
-// Every process below `pid`, children first: a supervisor's workers, their tools, what those
-// started (orphans are handed to the supervisor, its workers' subreaper, so they stay below it).
-std::vector<pid_t> descendants_of(pid_t pid) {
-  std::vector<pid_t> all;
-  for (pid_t c : children_of(pid)) {
-    all.push_back(c);
-    for (pid_t d : descendants_of(c)) all.push_back(d);
-  }
-  return all;
-}
-
 json act(const std::string& action, json fields = json::object()) {
   fields["action"] = action;
   return fields;
@@ -242,14 +231,7 @@ TEST_F(ToolTest, AToolsChildrenDieWithIt) {
   sup_->submit(3, "t", act("crash"));
   EXPECT_EQ(code_of(sup_->result(3)), "worker_crashed");
   for (pid_t p : {in_group, escaped}) {
-    EXPECT_TRUE(wait_until(
-        [&] {
-          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-          }
-          return !is_running(p);
-        },
-        2s))
-        << p;
+    EXPECT_TRUE(gone_within(p, 2s)) << p;
   }
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
@@ -271,14 +253,7 @@ TEST_F(ToolTest, SupervisorSigkilledLeavesNoToolBehindWithinASecond) {
   ASSERT_TRUE(sup_->process().wait(5s).has_value());
   ended_ = true;
   for (pid_t p : doomed) {
-    EXPECT_TRUE(wait_until(
-        [&] {
-          while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-          }
-          return !is_running(p);
-        },
-        1s))
-        << p;
+    EXPECT_TRUE(gone_within(p, 1s)) << p;
   }
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
