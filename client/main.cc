@@ -112,20 +112,21 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
-  kiln::client::ExecCommandOptions exec;
+  std::vector<std::string> exec_argv;
+  std::string exec_socket, exec_supervisor;
   CLI::App* exec_cmd = app.add_subcommand(
       "exec",
       "Run one command through a shared daemon, as a compiler launcher "
       "(CMAKE_C_COMPILER_LAUNCHER=kiln with `kiln exec --`): in this directory and environment, "
       "its stdout and stderr relayed, its exit code returned (128+signal when killed, 127 when "
       "it cannot start, 125 when kiln cannot serve). Starts a daemon if none listens.");
-  exec_cmd->add_option("--socket", exec.socket,
+  exec_cmd->add_option("--socket", exec_socket,
                        "the daemon's socket (default: $KILN_SOCKET, else "
                        "$XDG_RUNTIME_DIR/kiln/supervisor.sock, else "
                        "/tmp/kiln-$UID/supervisor.sock)");
-  exec_cmd->add_option("--supervisor", exec.supervisor,
+  exec_cmd->add_option("--supervisor", exec_supervisor,
                        "kiln-supervisor binary to start (default: the one beside kiln)");
-  exec_cmd->add_option("command", exec.argv, "the command and its arguments, after --")->required();
+  exec_cmd->add_option("command", exec_argv, "the command and its arguments, after --")->required();
 
   std::string stats_socket;
   CLI::App* stats_cmd = app.add_subcommand("stats", "Print a daemon's stats as JSON.");
@@ -147,21 +148,7 @@ int main(int argc, char** argv) {
   }
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (exec_cmd->parsed()) {
-    kiln::Expected<std::string> socket = exec.socket.empty()
-                                             ? kiln::client::default_socket_path()
-                                             : kiln::Expected<std::string>(exec.socket);
-    kiln::Expected<std::string> supervisor = kiln::client::find_supervisor(exec.supervisor);
-    if (!socket) {
-      exec.cannot_start = socket.error();
-    } else {
-      exec.socket = *socket;
-      if (supervisor) {
-        exec.supervisor = *supervisor;
-      } else {
-        exec.cannot_start = supervisor.error();
-      }
-    }
-    return kiln::client::exec_command(exec);
+    return kiln::client::exec_command({exec_argv, exec_socket, exec_supervisor});
   }
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);
   if (shutdown_cmd->parsed()) return kiln::client::shutdown_command(shutdown_socket, drain);

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "client/daemon_link.h"
+#include "client/exec_request.h"
 #include "common/fd.h"
 #include "common/frame.h"
 #include "common/protocol.h"
@@ -37,24 +39,10 @@ struct PoolOptions {
   std::optional<std::string> key_id;
 };
 
-struct ExecRequest {
-  std::vector<std::string> argv;
-  std::optional<std::string> cwd;
-  std::vector<std::pair<std::string, std::string>> env;
-  bool clear_env = false;
-  std::optional<std::string> stdin_data;
-  std::optional<uint64_t> timeout_ms;
-  // The process attributes the command should have (kiln exec sends its caller's): umask, nice
-  // value, and resource limits by their protocol names ("nofile" -> {soft, hard}).
-  std::optional<uint32_t> umask;
-  std::optional<int> nice;
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> rlimits;
-};
-
 class Pool {
  public:
-  static constexpr const char* kUnreachable = "unreachable";
-  static constexpr const char* kRefused = "refused";
+  static constexpr const char* kUnreachable = client::kUnreachable;
+  static constexpr const char* kRefused = client::kRefused;
 
   // Starts a supervisor and waits for its hello.
   static Expected<std::unique_ptr<Pool>> start(const PoolOptions& options);
@@ -70,7 +58,7 @@ class Pool {
   void close();
   ~Pool();  // shuts the supervisor down (without drain) and waits for it
 
-  const proto::Hello& hello() const { return hello_; }
+  const proto::Hello& hello() const { return link_.hello(); }
 
   std::future<proto::Result> submit(const std::string& kind, proto::RawObject payload,
                                     std::optional<uint64_t> timeout_ms = std::nullopt,
@@ -95,19 +83,17 @@ class Pool {
 
  private:
   Pool() = default;
-  // Reads hello on link_ and starts the reader thread.
-  Expected<bool> attach();
+  // Starts the reader thread on link_, which has read its hello.
+  void attach();
   void read_loop();
   bool send_frame(const std::string& frame);
-  bool write_all(std::string_view bytes);  // with write_mu_ held
   void fail_open(const std::string& why);
 
   pid_t pid_ = -1;
-  UniqueFd link_;
+  DaemonLink link_;
   // What the supervisor accepts: its --max-frame when we started it with one, else the default
   // (a daemon's own is not told; it refuses larger frames by ending the connection).
   uint32_t max_frame_ = kDefaultMaxFrame;
-  proto::Hello hello_;
   std::thread reader_;
   mutable std::mutex mu_;
   std::condition_variable stats_cv_;
@@ -123,17 +109,5 @@ class Pool {
   std::optional<int> exit_status_;
   std::mutex write_mu_;  // taken before mu_ when both are held
 };
-
-// The kiln-supervisor to start: `given` if not empty, else the first executable of
-// $KILN_SUPERVISOR, beside this program, in the bin/ of the prefix this library is installed in,
-// and $PATH; an error naming every place looked at when none is.
-Expected<std::string> find_supervisor(const std::string& given);
-
-// The key_id of the build key in $KILN_KEY (base64), which a daemon we use must serve; nullopt
-// when KILN_KEY is unset or empty, an error when it is not valid base64.
-Expected<std::optional<std::string>> key_id_from_env();
-
-// The payload of an exec job, encoded.
-proto::RawObject exec_payload(const ExecRequest& request);
 
 }  // namespace kiln::client

@@ -5,8 +5,8 @@
 #
 # BIN_DIR holds kiln and kiln-supervisor, with kiln-worker beside them (a build tree) or in
 # BIN_DIR/../libexec/kiln (an install) (default: $KILN_BIN, else the directory of `kiln` on PATH,
-# else this checkout's build/bin). Starts a daemon on a temporary socket, runs
-# jobs through `kiln run` and `kiln exec`, crashes a worker and SIGKILLs another and checks that
+# else this checkout's build/bin). Starts a daemon on a temporary socket, runs jobs through
+# `kiln run`, `kiln exec` and `kiln-exec`, crashes a worker and SIGKILLs another and checks that
 # the next jobs still run, shuts the daemon down, and checks with ps that nothing is left. One
 # line per check, `N passed, N failed` last; exit status 0 only when every check passed.
 set -uo pipefail
@@ -131,6 +131,12 @@ exec_relays() {
   [[ $status -eq 7 && "$out" == to-stdout && "$err" == to-stderr ]] ||
     { echo "status $status, stdout '$out', stderr '$err'"; return 1; }
 }
+kiln_exec_relays() {
+  local out
+  out=$(KILN_SOCKET=$sock "$bin/kiln-exec" sh -c 'echo launched; exit 5')
+  local status=$?
+  [[ $status -eq 5 && "$out" == launched ]] || { echo "status $status, stdout '$out'"; return 1; }
+}
 crash_a_worker() {
   local out
   out=$(printf '{"kind": "selftest", "payload": {"action": "crash"}}\n' |
@@ -175,6 +181,7 @@ if [[ -n "$daemon" ]]; then
   check "kiln run: the echo value comes back" expect_output '"value":{"smoke":[1,"two"]}' run_echo
   check "kiln run: an exec job" expect_output '"stdout":"compiled\n"' run_exec
   check "kiln exec: output relayed, exit code 7 returned" exec_relays
+  check "kiln-exec (the launcher binary): the same, on the same daemon" kiln_exec_relays
   check "selftest crash: worker_crashed with its stack trace" crash_a_worker
   check "after the crash: the next job runs" expect_output crash-survived \
     "$kiln" exec --socket "$sock" -- echo crash-survived

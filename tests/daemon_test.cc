@@ -21,6 +21,7 @@
 #include "common/build_key.h"
 #include "common/exit_codes.h"
 #include "common/fd.h"
+#include "common/version.h"
 #include "tests/process.h"
 
 namespace kiln::client {
@@ -874,8 +875,10 @@ TEST(KilnExecFallback, ADaemonThatDiesMidJobHasTheCommandRunAgainHere) {
   ASSERT_TRUE(wait_until([&] { return exists(marker); }, 10s)) << "the first run started";
   daemon.kill(SIGKILL);
   EXPECT_EQ(read_all(out_read.get(), 30s), "done\n");
-  EXPECT_EQ(read_all(err_read.get(), 10s),
-            "kiln exec: running the command here: shutdown: the supervisor closed the link\n");
+  EXPECT_EQ(
+      read_all(err_read.get(), 10s),
+      "kiln exec: running the command here: the daemon closed the connection before the job's "
+      "result\n");
   EXPECT_EQ(c.exit_code(30s), 0);
   std::ifstream runs(marker);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(runs), {}), "run\nrun\n");
@@ -923,6 +926,67 @@ TEST(KilnExec, RelaysOutputAndExitCodes) {
   EXPECT_EQ(kiln_exec(sock, {"pwd"}).out, std::string(cwd) + "\n");
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// kiln-exec, the launcher binary: `kiln exec` with no options of its own (the socket from
+// $KILN_SOCKET), everything after it the command.
+Launched kiln_exec_binary(const std::vector<std::string>& args,
+                          const std::vector<std::string>& env) {
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  std::vector<std::string> argv = {KILN_EXEC_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Child c = Child::spawn({argv,
+                          environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
+                          {{1, out_write.get()}, {2, err_write.get()}}});
+  out_write.reset();
+  err_write.reset();
+  Launched l;
+  l.out = read_all(out_read.get(), 60s);
+  l.err = read_all(err_read.get(), 10s);
+  l.status = c.exit_code(60s);
+  return l;
+}
+
+TEST(KilnExecBinary, StartsTheDaemonAndRunsEveryCommandOnIt) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::vector<std::string> env = {"KILN_SOCKET=" + sock, "KILN_WORKERS=3"};
+  Launched l = kiln_exec_binary({"sh", "-c", "printf 'o\\0ut'; printf err >&2; exit 7"}, env);
+  EXPECT_EQ(l.status, 7);
+  EXPECT_EQ(l.out, std::string("o\0ut", 4));
+  EXPECT_EQ(l.err, "err");
+  l = kiln_exec_binary({"--", "sh", "-c", "kill -TERM $$"}, env);
+  EXPECT_EQ(l.status, 128 + SIGTERM) << "after --, the same";
+  l = kiln_exec_binary({"/no/such/compiler", "-c", "a.c"}, env);
+  EXPECT_EQ(l.status, exit_code::kNotFound);
+  EXPECT_EQ(l.err,
+            "kiln exec: spawn_failed: cannot execute '/no/such/compiler': No such file or "
+            "directory\n");
+  EXPECT_EQ(processes_with("--listen " + sock).size(), 1u);
+  Expected<std::unique_ptr<Pool>> daemon = Pool::connect(sock);
+  ASSERT_TRUE(daemon) << daemon.error();
+  EXPECT_EQ((*daemon)->hello().workers, 3u) << "KILN_WORKERS sized the daemon it started";
+  EXPECT_EQ((*daemon)->stats()->jobs_submitted, 3u) << "every command went through the daemon";
+  (*daemon)->shutdown();
+}
+
+TEST(KilnExecBinary, HelpVersionAndUsageErrors) {
+  const Launched help = kiln_exec_binary({"--help"}, {});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_TRUE(help.out.starts_with("Usage: kiln-exec [--] COMMAND [ARG...]\n")) << help.out;
+  const Launched version = kiln_exec_binary({"--version"}, {});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out, "kiln-exec " + std::string(kVersion) + "\n");
+  const Launched none = kiln_exec_binary({}, {});
+  EXPECT_EQ(none.status, exit_code::kUsage);
+  EXPECT_EQ(none.err, "kiln-exec: no command given (kiln-exec [--] COMMAND [ARG...])\n");
+  EXPECT_EQ(kiln_exec_binary({"--"}, {}).status, exit_code::kUsage);
+  const Launched option = kiln_exec_binary({"-v", "cc"}, {});
+  EXPECT_EQ(option.status, exit_code::kUsage);
+  EXPECT_EQ(option.err,
+            "kiln-exec: unknown option '-v': the command comes first (kiln-exec [--] COMMAND "
+            "[ARG...]; --help says more)\n");
 }
 
 TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {

@@ -14,10 +14,10 @@ step() { echo "== install test: $*"; }
 
 step "cmake --install into $prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/kiln bin/kiln-supervisor libexec/kiln/kiln-worker; do
+for f in bin/kiln bin/kiln-exec bin/kiln-supervisor libexec/kiln/kiln-worker; do
   [[ -x "$prefix/$f" ]] || { echo "missing: $f" >&2; exit 1; }
 done
-for page in kiln kiln-supervisor kiln-worker; do
+for page in kiln kiln-exec kiln-supervisor kiln-worker; do
   [[ -s "$prefix/share/man/man1/$page.1" ]] || { echo "missing man page: $page.1" >&2; exit 1; }
 done
 [[ ! -e "$prefix/bin/kiln-worker" ]] || { echo "kiln-worker belongs in libexec/kiln" >&2; exit 1; }

@@ -1,0 +1,66 @@
+// kiln::client::DaemonLink: the client link's blocking side, for one thread at a time (reading) and
+// any thread (sending): framed bodies in and out of one socket, and the start of a link (the
+// supervisor's hello, and for a daemon's socket the checks of who serves it). Pool runs its reader
+// thread on one; the launcher (kiln exec, kiln-exec) uses one alone, without a thread.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/fd.h"
+#include "common/frame.h"
+#include "common/protocol.h"
+#include "common/result.h"
+
+namespace kiln::client {
+
+// error_code()s of DaemonLink::connect (and Pool::connect).
+inline constexpr const char* kUnreachable = "unreachable";  // nobody listens on the path
+inline constexpr const char* kRefused = "refused";  // another user's daemon, another build's
+
+class DaemonLink {
+ public:
+  DaemonLink() = default;
+  explicit DaemonLink(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  // Connects to a supervisor serving a Unix socket (--listen) and reads its hello. Refuses, before
+  // sending anything, a socket served by another user (SO_PEERCRED), and after hello a supervisor
+  // whose key_id is not `key_id`. `first_frame`, when given, is sent as early as those checks
+  // allow: before hello is read when there is no key_id to check (the protocol lets a client send
+  // first; a launcher saves a round trip), after it otherwise.
+  static Expected<DaemonLink> connect(const std::string& socket_path,
+                                      const std::optional<std::string>& key_id,
+                                      std::string_view first_frame = {});
+
+  // Reads the supervisor's first message, its hello (then hello() has it), else says why there is
+  // none (an `error` it sent, the link's end, a broken frame).
+  Expected<bool> read_hello();
+  const proto::Hello& hello() const { return hello_; }
+  // The next frame body; nullopt at the link's end or on a broken frame.
+  std::optional<std::string> next_body();
+  // Writes the whole frame; false when the link is gone.
+  bool send(std::string_view frame) const;
+
+  int fd() const { return fd_.get(); }
+  explicit operator bool() const { return static_cast<bool>(fd_); }
+  void reset() { fd_.reset(); }
+
+ private:
+  UniqueFd fd_;
+  proto::Hello hello_;
+  FrameReader reader_;
+  std::deque<std::string> ready_;
+};
+
+// The key_id of the build key in $KILN_KEY (base64), which a daemon we use must serve; nullopt
+// when KILN_KEY is unset or empty, an error when it is not valid base64.
+Expected<std::optional<std::string>> key_id_from_env();
+
+// The kiln-supervisor to start: `given` if not empty, else the first executable of
+// $KILN_SUPERVISOR, beside this program, in the bin/ of the prefix this library is installed in,
+// and $PATH; an error naming every place looked at when none is.
+Expected<std::string> find_supervisor(const std::string& given);
+
+}  // namespace kiln::client

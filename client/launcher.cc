@@ -1,0 +1,367 @@
+// The launcher: one command through the shared daemon (`kiln-supervisor --listen`), started
+// when none is there, or here when the daemon cannot serve it. Both `kiln exec` and the small
+// `kiln-exec` binary are this code; it needs no thread and nothing of Pool.
+#include "client/launcher.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "client/daemon_link.h"
+#include "client/exec_request.h"
+#include "common/exit_codes.h"
+#include "common/rlimits.h"
+
+extern char** environ;
+
+namespace kiln::client {
+namespace {
+
+// A directory only we can use: created 0700 if missing, refused if someone else could write it.
+Expected<bool> private_directory(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fail("cannot create " + dir + ": " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::getuid() ||
+      (st.st_mode & 077) != 0) {
+    return fail(dir + " is not a directory private to this user (0700, ours)");
+  }
+  return true;
+}
+
+// In the detached child, before exec: a daemon shared by every later build must carry nothing of
+// the build that happened to start it. Its pipes (held open, that build would never see end of
+// file), its directory, umask, signal mask and ignored signals, its nice value (lowered only as
+// far as we may) and its soft limits (raised to their hard limits). System calls only: this runs
+// between fork and exec. Each job still runs with its own caller's settings.
+void become_clean_daemon() {
+  const int null = ::open("/dev/null", O_RDWR);
+  ::dup2(null, 0);
+  ::dup2(null, 1);
+  ::dup2(null, 2);
+  ::syscall(SYS_close_range, 3, ~0U, 0);
+  if (::chdir("/") != 0) ::_exit(127);
+  ::umask(022);
+  reset_signals_for_exec();
+  ::setpriority(PRIO_PROCESS, 0, 0);
+  for (int resource :
+       {RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_AS, RLIMIT_NOFILE, RLIMIT_NPROC}) {
+    rlimit limit;
+    if (::getrlimit(resource, &limit) == 0 && limit.rlim_cur != limit.rlim_max) {
+      limit.rlim_cur = limit.rlim_max;
+      ::setrlimit(resource, &limit);
+    }
+  }
+}
+
+void spawn_daemon(const std::string& supervisor, const std::string& socket,
+                  std::optional<unsigned> workers) {
+  // Built before fork: the children only call async-signal-safe functions.
+  std::vector<std::string> args = {supervisor, "--listen",   socket,         "--idle-exit-ms",
+                                   "300000",   "--log-file", socket + ".log"};
+  if (workers) args.insert(args.end(), {"--workers", std::to_string(*workers)});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Detached: its own session, and orphaned at once so that nobody has to reap it.
+    ::setsid();
+    if (::fork() != 0) ::_exit(0);
+    become_clean_daemon();
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  if (child > 0) ::waitpid(child, nullptr, 0);
+}
+
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+Expected<DaemonLink> connect_link(const std::string& socket, std::string_view submit) {
+  Expected<std::optional<std::string>> key_id = key_id_from_env();
+  if (!key_id) return fail(key_id.error());
+  return DaemonLink::connect(socket, *key_id, submit);
+}
+
+}  // namespace
+
+Expected<std::string> default_socket_path() {
+  if (const char* s = std::getenv("KILN_SOCKET"); s != nullptr && *s != '\0') return std::string(s);
+  std::string dir;
+  if (const char* xdg = std::getenv("XDG_RUNTIME_DIR"); xdg != nullptr && *xdg != '\0') {
+    dir = std::string(xdg) + "/kiln";
+  } else {
+    dir = "/tmp/kiln-" + std::to_string(::getuid());
+  }
+  if (Expected<bool> ok = private_directory(dir); !ok) return fail(ok.error());
+  return dir + "/supervisor.sock";
+}
+
+namespace {
+
+// $KILN_WORKERS: the pool size of a daemon kiln exec starts (a build at -j8 on a 2-CPU machine
+// wants 8, not the CPU count). nullopt when unset; an error when it is not a number of workers.
+Expected<std::optional<unsigned>> workers_from_env() {
+  const char* text = std::getenv("KILN_WORKERS");
+  if (text == nullptr || *text == '\0') return std::optional<unsigned>();
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long n = std::strtoul(text, &end, 10);
+  if (errno != 0 || *end != '\0' || n < 1 || n > 4096 || text[0] == '-') {
+    return fail(std::string("KILN_WORKERS=") + text + " is not a number of workers (1 to 4096)");
+  }
+  return std::optional<unsigned>(static_cast<unsigned>(n));
+}
+
+// Starts a daemon on `socket` and connects to it, sending `submit`.
+Expected<DaemonLink> start_daemon(const std::string& socket, const std::string& supervisor,
+                                  std::string_view submit) {
+  Expected<std::optional<unsigned>> workers = workers_from_env();
+  if (!workers) return fail(workers.error());
+  spawn_daemon(supervisor, socket, *workers);
+  // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
+  // and everybody connects to the winner.
+  // Short: with nothing coming up, the launcher runs the command itself instead of waiting.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  auto pause = std::chrono::milliseconds(2);
+  Expected<DaemonLink> pool = fail("not started");
+  while (std::chrono::steady_clock::now() < deadline) {
+    pool = connect_link(socket, submit);
+    if (pool || pool.error_code() == kRefused) return pool;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
+  return fail("no kiln-supervisor came up on " + socket + " (its log: " + socket +
+              ".log): " + pool.error());
+}
+
+// The caller's environment as it is, but for its build key: that selects the daemon, and is no
+// compiler's business.
+std::vector<std::string> command_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!std::string_view(*e).starts_with("KILN_KEY=")) env.emplace_back(*e);
+  }
+  return env;
+}
+
+// Codes that say the daemon could not serve the job, not how the command went: the command is
+// then run here.
+bool daemon_could_not_serve(const std::string& code) {
+  return code != proto::code::kSpawnFailed && code != proto::code::kTimeout &&
+         code != proto::code::kCancelled;
+}
+
+// The daemon to serve the job, `submit` sent to it: the one running, else one started now. The
+// supervisor binary is looked for only then.
+Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string_view submit) {
+  Expected<std::string> socket =
+      options.socket.empty() ? default_socket_path() : Expected<std::string>(options.socket);
+  if (!socket) return fail(socket.error());
+  Expected<DaemonLink> running = connect_link(*socket, submit);
+  // A daemon we refuse holds the path: starting another cannot take it over.
+  if (running || running.error_code() == kRefused) return running;
+  Expected<std::string> supervisor = find_supervisor(options.supervisor);
+  if (!supervisor) return fail(supervisor.error());
+  return start_daemon(*socket, *supervisor, submit);
+}
+
+// A command that reads its standard input: one given "-" (a compiler's way to say so, as in
+// `cc -x c -`) with a pipe, a socket or a non-empty file there. A job gets no stream of input
+// (reading it all first could wait forever on a pipe that stays open), so such a command runs
+// here with its real stdin. Others get none, as before: a build whose own stdin happens to be a
+// pipe (a CI runner, ssh) must not send every compile here.
+bool reads_stdin(const std::vector<std::string>& argv) {
+  if (std::find(argv.begin() + 1, argv.end(), "-") == argv.end()) return false;
+  struct stat st;
+  if (::fstat(STDIN_FILENO, &st) != 0) return false;
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > 0);
+}
+
+// This process's umask, nice value and resource limits, for the command to have them too: the
+// daemon's workers have their own (it may have been started by another shell, with others).
+void add_process_attributes(ExecRequest& r) {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  r.umask = static_cast<uint32_t>(mask);
+  errno = 0;
+  const int nice = ::getpriority(PRIO_PROCESS, 0);
+  if (errno == 0) r.nice = nice;
+  for (const RlimitName& limit : kRlimits) {
+    rlimit value{};
+    if (::getrlimit(limit.resource, &value) == 0) {
+      r.rlimits.emplace_back(std::string(limit.name), std::pair(value.rlim_cur, value.rlim_max));
+    }
+  }
+}
+
+// Field `key` of a msgpack map, or null.
+const msgpack::object* field(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  for (uint32_t i = 0; i < map.via.map.size; ++i) {
+    const msgpack::object& k = map.via.map.ptr[i].key;
+    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key) {
+      return &map.via.map.ptr[i].val;
+    }
+  }
+  return nullptr;
+}
+
+std::string_view bin_field(const msgpack::object& map, std::string_view key) {
+  const msgpack::object* v = field(map, key);
+  if (v == nullptr || v->type != msgpack::type::BIN) return {};
+  return std::string_view(v->via.bin.ptr, v->via.bin.size);
+}
+
+bool true_field(const msgpack::object& map, std::string_view key) {
+  const msgpack::object* v = field(map, key);
+  return v != nullptr && v->type == msgpack::type::BOOLEAN && v->via.boolean;
+}
+
+int64_t int_field(const msgpack::object& map, std::string_view key) {
+  const msgpack::object* v = field(map, key);
+  if (v == nullptr) return 0;
+  if (v->type == msgpack::type::POSITIVE_INTEGER) return static_cast<int64_t>(v->via.u64);
+  return v->type == msgpack::type::NEGATIVE_INTEGER ? v->via.i64 : 0;
+}
+
+// This directory, the environment and the process attributes, for the command to have them.
+ExecRequest request_for(const std::vector<std::string>& argv) {
+  ExecRequest r;
+  r.argv = argv;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) != nullptr) r.cwd = cwd;
+  for (const std::string& entry : command_environment()) {
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos) r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  r.clear_env = true;
+  add_process_attributes(r);
+  return r;
+}
+
+// The exec job `argv`, encoded: this connection's only job.
+Expected<std::string> submit_frame(const std::vector<std::string>& argv) {
+  std::string frame;
+  proto::encode(
+      proto::Submit{1, "exec", exec_payload(request_for(argv)), std::nullopt, std::nullopt}, frame);
+  if (frame.size() - kFrameHeaderSize > kDefaultMaxFrame) {
+    return fail("the job is " + std::to_string(frame.size() - kFrameHeaderSize) +
+                " bytes encoded, more than a frame may hold");
+  }
+  return frame;
+}
+
+// The job's result, or why none will come.
+Expected<proto::Result> wait_for_result(DaemonLink& link) {
+  while (std::optional<std::string> body = link.next_body()) {
+    Expected<proto::ClientEvent> event = proto::decode_client_event(*body);
+    if (!event) return fail("the daemon broke the protocol: " + event.error());
+    if (auto* r = std::get_if<proto::Result>(&event.value()); r != nullptr && r->id == 1) {
+      return std::move(*r);
+    }
+    if (auto* e = std::get_if<proto::Error>(&event.value())) {
+      return fail("the daemon ended the connection: " + e->code + ": " + e->message);
+    }
+    if (std::holds_alternative<proto::Bye>(event.value())) return fail("the daemon shut down");
+  }
+  return fail("the daemon closed the connection before the job's result");
+}
+
+// The command through the daemon: its exit status, or why the daemon could not serve it.
+Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
+  if (reads_stdin(options.argv)) {
+    return fail("it reads its standard input (\"-\"), which a job cannot have");
+  }
+  Expected<std::string> submit = submit_frame(options.argv);
+  if (!submit) return fail(submit.error());
+  Expected<DaemonLink> link = reach_daemon(options, *submit);
+  if (!link) return fail(link.error(), link.error_code());
+  Expected<proto::Result> served = wait_for_result(*link);
+  if (!served) return fail(served.error());
+  const proto::Result& result = *served;
+  if (!result.ok) {
+    const std::string why = result.error->code + ": " + result.error->message;
+    if (daemon_could_not_serve(result.error->code)) return fail(why);
+    std::fprintf(stderr, "kiln exec: %s\n", why.c_str());
+    if (result.error->detail) std::fprintf(stderr, "%s\n", result.error->detail->c_str());
+    return result.error->code == proto::code::kSpawnFailed ? exit_code::kNotFound
+                                                           : exit_code::kLauncherFailed;
+  }
+  const msgpack::object_handle h =
+      msgpack::unpack(result.value->bytes.data(), result.value->bytes.size());
+  const msgpack::object& v = h.get();
+  if (true_field(v, "stdout_truncated") || true_field(v, "stderr_truncated")) {
+    // Never a cut output with the command's status: nothing has been written yet, so the
+    // command runs here instead, where its output streams in full.
+    return fail("its output passed the " + std::to_string(proto::kExecDefaultMaxOutput) +
+                " bytes per stream a job may return");
+  }
+  write_all(STDOUT_FILENO, bin_field(v, "stdout"));
+  write_all(STDERR_FILENO, bin_field(v, "stderr"));
+  const int64_t signal = int_field(v, "signal");
+  return signal != 0 ? exit_code::kSignalBase + static_cast<int>(signal)
+                     : static_cast<int>(int_field(v, "exit_code"));
+}
+
+// The command run by kiln exec itself, as the build would have run it: here, with our stdio.
+int run_here(const std::vector<std::string>& command) {
+  std::vector<std::string> env = command_environment();
+  std::vector<char*> argv, envp;
+  for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  if (const int e = ::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data());
+      e != 0) {
+    std::fprintf(stderr, "kiln exec: cannot execute '%s': %s\n", argv[0], std::strerror(e));
+    return e == ENOENT ? exit_code::kNotFound : exit_code::kCannotExecute;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) return exit_code::kSignalBase + WTERMSIG(status);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : exit_code::kLauncherFailed;
+}
+
+}  // namespace
+
+int exec_command(const ExecCommandOptions& options) {
+  Expected<int> served = exec_through_daemon(options);
+  if (served) return *served;
+  // A build never fails because of Kiln where it would have passed without it: unless told not
+  // to, a job the daemon cannot serve runs here, and one line says why.
+  const char* fallback = std::getenv("KILN_FALLBACK");
+  if ((fallback != nullptr && std::string_view(fallback) == "0") ||
+      served.error_code() == kRefused) {
+    std::fprintf(stderr, "kiln exec: %s\n", served.error().c_str());
+    return exit_code::kLauncherFailed;
+  }
+  std::fprintf(stderr, "kiln exec: running the command here: %s\n", served.error().c_str());
+  return run_here(options.argv);
+}
+
+}  // namespace kiln::client
