@@ -53,7 +53,7 @@ def true_overhead(kiln_exec, env, rounds):
 
 
 def generate_project(root, files):
-    """A C library of `files` sources of some 200 lines each, alike but not identical."""
+    """A C library of `files` sources of some 120 lines each, alike but not identical."""
     rng = random.Random(1)
     os.makedirs(os.path.join(root, "src"))
     with open(os.path.join(root, "src", "common.h"), "w") as h:
@@ -67,7 +67,7 @@ def generate_project(root, files):
         names.append(name)
         with open(os.path.join(root, name), "w") as f:
             f.write('#include "common.h"\n')
-            for j in range(24):
+            for j in range(6):
                 k = rng.randint(2, 97)
                 f.write(
                     f"static int cmp_{j}(const void* a, const void* b) {{\n"
@@ -163,7 +163,12 @@ def main():
             spread(launcher, 1, "us"), f"`/bin/true` {spread(direct, 1, 'us')}",
             f"+{over:.0f} us", "within 1000 us", over <= 1000)
         source = args.project
-        label = os.path.basename(os.path.abspath(source)) if source else None
+        label = None
+        if source:
+            label = os.path.basename(os.path.abspath(source))
+            commit = subprocess.run(["git", "-C", source, "rev-parse", "--short", "HEAD"],
+                                    capture_output=True, text=True).stdout.strip()
+            label += f" at {commit}" if commit else ""
         if not source:
             source = os.path.join(work, "generated")
             generate_project(source, args.files)

@@ -32,6 +32,17 @@ int compile_db(const CompileDbOptions& options);
 // Connects to the daemon on `socket`: one served by this user, for the build of $KILN_KEY when it
 // is set (Pool::connect's checks).
 Expected<std::unique_ptr<Pool>> connect_to_daemon(const std::string& socket);
+struct DaemonStartOptions {
+  std::string socket;                           // "": default_socket_path()
+  std::string supervisor;                       // "": find_supervisor()'s
+  uint64_t idle_exit_ms = 300000;               // 0: never
+  std::vector<std::string> supervisor_options;  // kiln-supervisor's own (--workers 8, --tool ...)
+};
+// Starts a daemon on the socket with those options, unless one already answers there, and waits
+// for it to answer: prints its socket, pid and pool size. Exit status 0 when it serves.
+int daemon_start_command(const DaemonStartOptions& options);
+// Prints the daemon's socket, pid, version, uptime, pool and jobs; exit status 1 when none runs.
+int daemon_status_command(const std::string& socket);
 int stats_command(const std::string& socket);
 int shutdown_command(const std::string& socket, bool drain);
 

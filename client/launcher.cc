@@ -45,15 +45,17 @@ Expected<bool> private_directory(const std::string& dir) {
 }
 
 // In the detached child, before exec: a daemon shared by every later build must carry nothing of
-// the build that happened to start it. Its pipes (held open, that build would never see end of
-// file), its directory, umask, signal mask and ignored signals, its nice value (lowered only as
-// far as we may) and its soft limits (raised to their hard limits). System calls only: this runs
-// between fork and exec. Each job still runs with its own caller's settings.
-void become_clean_daemon() {
+// the build that happened to start it. Its stderr is its log (what it says before it opens the
+// log itself, a bad option or a socket it cannot take, is read there). Its pipes (held open, that
+// build would never see end of file), its directory, umask, signal mask and ignored signals, its
+// nice value (lowered only as far as we may) and its soft limits (raised to their hard limits).
+// System calls only: this runs between fork and exec. Each job still runs with its own caller's
+// settings.
+void become_clean_daemon(int log_fd) {
   const int null = ::open("/dev/null", O_RDWR);
   ::dup2(null, 0);
   ::dup2(null, 1);
-  ::dup2(null, 2);
+  ::dup2(log_fd >= 0 ? log_fd : null, 2);
   ::syscall(SYS_close_range, 3, ~0U, 0);
   if (::chdir("/") != 0) ::_exit(127);
   ::umask(022);
@@ -70,24 +72,49 @@ void become_clean_daemon() {
 }
 
 void spawn_daemon(const std::string& supervisor, const std::string& socket,
-                  std::optional<unsigned> workers) {
+                  const std::vector<std::string>& options) {
   // Built before fork: the children only call async-signal-safe functions.
-  std::vector<std::string> args = {supervisor, "--listen",   socket,         "--idle-exit-ms",
-                                   "300000",   "--log-file", socket + ".log"};
-  if (workers) args.insert(args.end(), {"--workers", std::to_string(*workers)});
+  std::vector<std::string> args = {supervisor, "--listen", socket, "--log-file", socket + ".log"};
+  args.insert(args.end(), options.begin(), options.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  Expected<UniqueFd> log = open_log_file(socket + ".log");
+  const int log_fd = log ? log->get() : -1;
   const pid_t child = ::fork();
   if (child == 0) {
     // Detached: its own session, and orphaned at once so that nobody has to reap it.
     ::setsid();
     if (::fork() != 0) ::_exit(0);
-    become_clean_daemon();
+    become_clean_daemon(log_fd);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   if (child > 0) ::waitpid(child, nullptr, 0);
+}
+
+// The size of a (log) file, 0 when there is none.
+off_t file_size(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+}
+
+// What was appended to a (log) file past `offset`, its last 4 KiB at most, its lines joined by
+// " / "; "" when nothing was.
+std::string appended_since(const std::string& path, off_t offset) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  struct stat st;
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return "";
+  const off_t from = std::max<off_t>(offset, st.st_size - 4096);
+  if (from >= st.st_size) return "";
+  std::string text(static_cast<std::size_t>(st.st_size - from), '\0');
+  const ssize_t n = ::pread(fd.get(), text.data(), text.size(), from);
+  text.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  for (std::size_t i = text.find('\n'); i != std::string::npos; i = text.find('\n', i + 3)) {
+    text.replace(i, 1, " / ");
+  }
+  return text;
 }
 
 void write_all(int fd, std::string_view bytes) {
@@ -135,27 +162,31 @@ Expected<std::optional<unsigned>> workers_from_env() {
   return std::optional<unsigned>(static_cast<unsigned>(n));
 }
 
-// Starts a daemon on `socket` and connects to it, sending `submit`.
+}  // namespace
+
 Expected<DaemonLink> start_daemon(const std::string& socket, const std::string& supervisor,
-                                  std::string_view submit) {
-  Expected<std::optional<unsigned>> workers = workers_from_env();
-  if (!workers) return fail(workers.error());
-  spawn_daemon(supervisor, socket, *workers);
+                                  const std::vector<std::string>& options,
+                                  std::chrono::milliseconds wait, std::string_view first_frame) {
+  const off_t logged = file_size(socket + ".log");
+  spawn_daemon(supervisor, socket, options);
   // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
   // and everybody connects to the winner.
-  // Short: with nothing coming up, the launcher runs the command itself instead of waiting.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
   auto pause = std::chrono::milliseconds(2);
-  Expected<DaemonLink> pool = fail("not started");
+  Expected<DaemonLink> link = fail("not started");
   while (std::chrono::steady_clock::now() < deadline) {
-    pool = connect_link(socket, submit);
-    if (pool || pool.error_code() == kRefused) return pool;
+    link = connect_link(socket, first_frame);
+    if (link || link.error_code() == kRefused) return link;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }
-  return fail("no kiln-supervisor came up on " + socket + " (its log: " + socket +
-              ".log): " + pool.error());
+  const std::string said = appended_since(socket + ".log", logged);
+  return fail("no kiln-supervisor came up on " + socket + " within " +
+              std::to_string(wait.count()) + " ms (" + link.error() + "); its log " + socket +
+              ".log " + (said.empty() ? "has nothing new" : "says: " + said));
 }
+
+namespace {
 
 // The caller's environment as it is, but for its build key: that selects the daemon, and is no
 // compiler's business.
@@ -185,7 +216,13 @@ Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string
   if (running || running.error_code() == kRefused) return running;
   Expected<std::string> supervisor = find_supervisor(options.supervisor);
   if (!supervisor) return fail(supervisor.error());
-  return start_daemon(*socket, *supervisor, submit);
+  Expected<std::optional<unsigned>> workers = workers_from_env();
+  if (!workers) return fail(workers.error());
+  std::vector<std::string> daemon_options = {"--idle-exit-ms", "300000"};
+  if (*workers)
+    daemon_options.insert(daemon_options.end(), {"--workers", std::to_string(**workers)});
+  // Short: with nothing coming up, the launcher runs the command itself instead of waiting.
+  return start_daemon(*socket, *supervisor, daemon_options, std::chrono::seconds(3), submit);
 }
 
 // A command that reads its standard input: one given "-" (a compiler's way to say so, as in

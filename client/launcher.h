@@ -3,9 +3,12 @@
 // this; it needs no thread and nothing of Pool, so that a build pays little for each command.
 #pragma once
 
+#include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "client/daemon_link.h"
 #include "common/result.h"
 
 namespace kiln::client {
@@ -13,6 +16,16 @@ namespace kiln::client {
 // --socket, else $KILN_SOCKET, else $XDG_RUNTIME_DIR/kiln/supervisor.sock, else
 // /tmp/kiln-$UID/supervisor.sock; the directory is created 0700 and must be private to us.
 Expected<std::string> default_socket_path();
+
+// Starts a daemon on `socket`: `supervisor --listen socket --log-file socket.log options...`,
+// detached (its own session, nothing of this process's stdio, directory, umask, nice value or
+// soft limits), its stderr appended to the log as well. Waits up to `wait` for it to answer and
+// connects (sending `first_frame`, as DaemonLink::connect does); when it does not, the error
+// quotes what the log got meanwhile. If another daemon wins the socket, that one is connected to.
+Expected<DaemonLink> start_daemon(const std::string& socket, const std::string& supervisor,
+                                  const std::vector<std::string>& options,
+                                  std::chrono::milliseconds wait,
+                                  std::string_view first_frame = {});
 
 struct ExecCommandOptions {
   std::vector<std::string> argv;

@@ -128,6 +128,30 @@ int main(int argc, char** argv) {
                        "kiln-supervisor binary to start (default: the one beside kiln)");
   exec_cmd->add_option("command", exec_argv, "the command and its arguments, after --")->required();
 
+  kiln::client::DaemonStartOptions daemon_start;
+  CLI::App* daemon_cmd = app.add_subcommand(
+      "daemon", "Start a shared daemon with the options you choose, or show the one running.");
+  daemon_cmd->require_subcommand(1);
+  CLI::App* start_cmd = daemon_cmd->add_subcommand(
+      "start",
+      "Start the shared daemon that kiln exec and kiln-exec use (instead of the one they start "
+      "with default options), detached, unless one already serves the socket. Every option "
+      "not listed here is kiln-supervisor's (--workers N, --job-timeout-ms, --tool NAME=COMMAND, "
+      "--max-queue, ...; see kiln-supervisor --help) and is passed to it.");
+  start_cmd->add_option("--socket", daemon_start.socket,
+                        "the daemon's socket (default as for exec)");
+  start_cmd->add_option("--supervisor", daemon_start.supervisor,
+                        "kiln-supervisor binary to start (default: the one beside kiln)");
+  start_cmd
+      ->add_option("--idle-exit-ms", daemon_start.idle_exit_ms,
+                   "exit after this long without clients (0: never)")
+      ->capture_default_str();
+  start_cmd->allow_extras();
+  std::string status_socket;
+  CLI::App* status_cmd = daemon_cmd->add_subcommand(
+      "status", "Show the daemon's socket, pid, version, uptime, pool and jobs (exit 1: none).");
+  status_cmd->add_option("--socket", status_socket, "the daemon's socket (default as for exec)");
+
   std::string stats_socket;
   CLI::App* stats_cmd = app.add_subcommand("stats", "Print a daemon's stats as JSON.");
   stats_cmd->add_option("--socket", stats_socket, "the daemon's socket (default as for exec)");
@@ -150,6 +174,11 @@ int main(int argc, char** argv) {
   if (exec_cmd->parsed()) {
     return kiln::client::exec_command({exec_argv, exec_socket, exec_supervisor});
   }
+  if (start_cmd->parsed()) {
+    daemon_start.supervisor_options = start_cmd->remaining();
+    return kiln::client::daemon_start_command(daemon_start);
+  }
+  if (status_cmd->parsed()) return kiln::client::daemon_status_command(status_socket);
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);
   if (shutdown_cmd->parsed()) return kiln::client::shutdown_command(shutdown_socket, drain);
   // A daemon reached with --socket must serve the build of $KILN_KEY, when one is given.

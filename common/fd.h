@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/result.h"
+
 namespace kiln {
 
 // Prints "kiln: <what>: <strerror(errno)>" to stderr and exits with exit_code::kInternal. For
@@ -89,5 +91,11 @@ void reset_signals_for_exec();
 
 // "SIGSEGV" for SIGSEGV; "signal 42" for one without a name.
 std::string signal_name(int sig);
+
+// Opens a log file for appending, the safe way: a log beside a socket may sit in a directory
+// others can write, so a symbolic link there (to a file of ours they want overwritten, or read)
+// is refused, as is anything but a regular file (a FIFO would block us), and the file is made
+// ours alone (0600). The fd is blocking and close-on-exec.
+Expected<UniqueFd> open_log_file(const std::string& path);
 
 }  // namespace kiln

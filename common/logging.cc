@@ -43,26 +43,6 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
   UniqueFd fd_;
 };
 
-// A log file beside a socket may sit in a directory others can write: a symbolic link there
-// (to a file of ours they want overwritten, or read) is refused, as is anything but a regular
-// file (a FIFO would block us), and the file is made ours alone.
-Expected<UniqueFd> open_log_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(),
-                     O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
-  if (!fd) {
-    const int e = errno;
-    return fail("cannot open log file " + path + ": " +
-                (e == ELOOP ? std::string("it is a symbolic link") : std::strerror(e)));
-  }
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return fail("cannot open log file " + path + ": not a regular file");
-  }
-  if ((st.st_mode & 077) != 0) ::fchmod(fd.get(), 0600);
-  ::fcntl(fd.get(), F_SETFL, O_WRONLY | O_APPEND);
-  return fd;
-}
-
 }  // namespace
 
 bool valid_log_level(const std::string& level) {

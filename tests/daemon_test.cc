@@ -688,11 +688,10 @@ struct Launched {
   int status;
   std::string out, err;
 };
-Launched launch(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+// Runs `argv` to its end: its stdout, stderr and exit status.
+Launched run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   auto [out_read, out_write] = pipe_pair();
   auto [err_read, err_write] = pipe_pair();
-  std::vector<std::string> argv = {KILN_CLI_PATH, "exec"};
-  argv.insert(argv.end(), args.begin(), args.end());
   Child c = Child::spawn({argv,
                           environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
                           {{1, out_write.get()}, {2, err_write.get()}}});
@@ -703,6 +702,20 @@ Launched launch(const std::vector<std::string>& args, const std::vector<std::str
   l.err = read_all(err_read.get(), 10s);
   l.status = c.exit_code(60s);
   return l;
+}
+
+// `kiln ARGS...`
+Launched kiln_cli(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  std::vector<std::string> argv = {KILN_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_to_end(argv, env);
+}
+
+// `kiln exec ARGS...`
+Launched launch(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  std::vector<std::string> argv = {"exec"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return kiln_cli(argv, env);
 }
 
 const std::vector<std::string> kCommand = {"sh", "-c", "echo out; echo err >&2; exit 3"};
@@ -932,20 +945,9 @@ TEST(KilnExec, RelaysOutputAndExitCodes) {
 // $KILN_SOCKET), everything after it the command.
 Launched kiln_exec_binary(const std::vector<std::string>& args,
                           const std::vector<std::string>& env) {
-  auto [out_read, out_write] = pipe_pair();
-  auto [err_read, err_write] = pipe_pair();
   std::vector<std::string> argv = {KILN_EXEC_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
-  Child c = Child::spawn({argv,
-                          environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
-                          {{1, out_write.get()}, {2, err_write.get()}}});
-  out_write.reset();
-  err_write.reset();
-  Launched l;
-  l.out = read_all(out_read.get(), 60s);
-  l.err = read_all(err_read.get(), 10s);
-  l.status = c.exit_code(60s);
-  return l;
+  return run_to_end(argv, env);
 }
 
 TEST(KilnExecBinary, StartsTheDaemonAndRunsEveryCommandOnIt) {
@@ -987,6 +989,61 @@ TEST(KilnExecBinary, HelpVersionAndUsageErrors) {
   EXPECT_EQ(option.err,
             "kiln-exec: unknown option '-v': the command comes first (kiln-exec [--] COMMAND "
             "[ARG...]; --help says more)\n");
+}
+
+TEST(KilnDaemon, StartTakesTheSupervisorsOptionsAndStatusShowsThePool) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Launched l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "3", "--idle-exit-ms",
+                         "0", "--job-timeout-ms", "60000"});
+  ASSERT_EQ(l.status, 0) << l.err;
+  const std::vector<pid_t> daemons = processes_with("--listen " + sock);
+  ASSERT_EQ(daemons.size(), 1u);
+  const std::string pid = std::to_string(daemons[0]);
+  EXPECT_EQ(l.out, "kiln daemon: serving " + sock + " (pid " + pid + ", 3 workers; log " + sock +
+                       ".log)\n");
+  EXPECT_EQ(processes_with("--idle-exit-ms 0 --workers 3 --job-timeout-ms 60000").size(), 1u)
+      << "every option not kiln's reaches kiln-supervisor";
+
+  l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "5"});
+  EXPECT_EQ(l.status, 1);
+  EXPECT_EQ(l.err, "kiln daemon start: a daemon already serves " + sock + " (pid " + pid +
+                       "): stop it first with `kiln shutdown`\n");
+
+  EXPECT_EQ(launch({"--socket", sock, "--", "true"}).status, 0);
+  l = kiln_cli({"daemon", "status", "--socket", sock});
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_TRUE(l.out.starts_with("socket:  " + sock + "\npid:     " + pid +
+                                "\nserver:  kiln-supervisor " + std::string(kVersion) +
+                                "\nuptime:  "))
+      << l.out;
+  EXPECT_NE(l.out.find("\npool:    3 workers (3 alive, 0 busy), 3 started, 0 crashed\n"
+                       "jobs:    1 submitted, 1 succeeded, 0 failed, 0 queued, 0 running\n"
+                       "kinds:   "),
+            std::string::npos)
+      << l.out;
+  EXPECT_TRUE(l.out.ends_with("\nlog:     " + sock + ".log\n")) << l.out;
+
+  EXPECT_EQ(kiln_cli({"shutdown", "--socket", sock}).status, 0);
+  ASSERT_TRUE(wait_until([&] { return processes_with("--listen " + sock).empty(); }, 10s));
+  l = kiln_cli({"daemon", "status", "--socket", sock});
+  EXPECT_EQ(l.status, 1);
+  EXPECT_TRUE(l.err.starts_with("kiln daemon status: cannot connect to " + sock)) << l.err;
+}
+
+TEST(KilnDaemon, StartWithAnOptionTheSupervisorRefusesSaysWhatItSaid) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const Launched l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "0"});
+  EXPECT_EQ(l.status, 1);
+  EXPECT_TRUE(l.err.starts_with("kiln daemon start: no kiln-supervisor came up on " + sock +
+                                " within 5000 ms ("))
+      << l.err;
+  EXPECT_NE(l.err.find("); its log " + sock +
+                       ".log says: --workers: Value 0 not in range 1 to 4096 / Run with --help"),
+            std::string::npos)
+      << l.err;
+  EXPECT_TRUE(processes_with("--listen " + sock).empty());
 }
 
 TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
