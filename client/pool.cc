@@ -130,7 +130,7 @@ std::future<proto::Result> Pool::submit(const std::string& kind, proto::RawObjec
 
 uint64_t Pool::submit(const std::string& kind, proto::RawObject payload,
                       std::optional<uint64_t> timeout_ms, std::optional<int64_t> priority,
-                      Callback on_result) {
+                      Callback on_result, StatusCallback on_status) {
   uint64_t id;
   std::string gone_why;
   {
@@ -139,7 +139,7 @@ uint64_t Pool::submit(const std::string& kind, proto::RawObject payload,
     if (gone_) {
       gone_why = gone_why_;
     } else {
-      open_.emplace(id, std::move(on_result));
+      open_.emplace(id, Open{std::move(on_result), std::move(on_status)});
     }
   }
   if (on_result) {  // still ours: the supervisor is gone
@@ -154,7 +154,7 @@ uint64_t Pool::submit(const std::string& kind, proto::RawObject payload,
     Callback done;
     {
       std::lock_guard lock(mu_);
-      done = std::move(open_.at(id));
+      done = std::move(open_.at(id).on_result);
       open_.erase(id);
     }
     done(error_result(id, proto::code::kBadPayload,
@@ -224,11 +224,18 @@ void Pool::read_loop() {
         std::lock_guard lock(mu_);
         const auto it = open_.find(r->id);
         if (it != open_.end()) {
-          done = std::move(it->second);
+          done = std::move(it->second.on_result);
           open_.erase(it);
         }
       }
       if (done) done(std::move(*r));
+    } else if (auto* status = std::get_if<proto::Status>(&event.value())) {
+      StatusCallback said;
+      {
+        std::lock_guard lock(mu_);
+        if (const auto it = open_.find(status->id); it != open_.end()) said = it->second.on_status;
+      }
+      if (said) said(*status);
     } else if (auto* st = std::get_if<proto::Stats>(&event.value())) {
       std::lock_guard lock(mu_);
       latest_stats_ = std::move(*st);
@@ -246,7 +253,7 @@ void Pool::read_loop() {
 }
 
 void Pool::fail_open(const std::string& why) {
-  std::map<uint64_t, Callback> open;
+  std::map<uint64_t, Open> open;
   {
     std::lock_guard lock(mu_);
     gone_ = true;
@@ -254,7 +261,7 @@ void Pool::fail_open(const std::string& why) {
     open.swap(open_);
     stats_cv_.notify_all();
   }
-  for (auto& [id, done] : open) done(error_result(id, proto::code::kShutdown, why));
+  for (auto& [id, job] : open) job.on_result(error_result(id, proto::code::kShutdown, why));
 }
 
 int Pool::shutdown(bool drain) {

@@ -64,10 +64,13 @@ class Pool {
                                     std::optional<uint64_t> timeout_ms = std::nullopt,
                                     std::optional<int64_t> priority = std::nullopt);
   // The same, with a callback run on the reader thread when the result arrives. Returns the id.
+  // `on_status`, if given, runs on the reader thread each time the supervisor says the job is
+  // still running (a `status`: every --status-interval-ms of its run), until its result.
   using Callback = std::function<void(proto::Result)>;
+  using StatusCallback = std::function<void(const proto::Status&)>;
   uint64_t submit(const std::string& kind, proto::RawObject payload,
                   std::optional<uint64_t> timeout_ms, std::optional<int64_t> priority,
-                  Callback on_result);
+                  Callback on_result, StatusCallback on_status = nullptr);
   std::future<proto::Result> exec(const ExecRequest& request);
   void cancel(uint64_t id);
   void quiesce();
@@ -97,7 +100,11 @@ class Pool {
   std::thread reader_;
   mutable std::mutex mu_;
   std::condition_variable stats_cv_;
-  std::map<uint64_t, Callback> open_;
+  struct Open {
+    Callback on_result;
+    StatusCallback on_status;
+  };
+  std::map<uint64_t, Open> open_;
   // Stats answers come in the order of the requests: the n-th request is answered by the n-th
   // answer. Only the latest is kept.
   uint64_t stats_asked_ = 0;

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -121,6 +122,46 @@ TEST(ClientPool, SubmitExecStatsAndShutdown) {
   EXPECT_EQ((*pool)->shutdown(false), 0);
   // After shutdown, a submit is answered at once.
   EXPECT_EQ((*pool)->submit("echo", to_msgpack(1)).get().error->code, "shutdown");
+}
+
+TEST(ClientPool, OnStatusTellsAJobThatStillRunsHowLongAndOnWhichWorker) {
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options({"--status-interval-ms", "50"}));
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  std::mutex mu;
+  std::vector<proto::Status> slow_said, quick_said;
+  std::promise<proto::Result> slow_done, quick_done;
+  ExecRequest r;
+  r.argv = {"sh", "-c", "sleep 0.5"};
+  const uint64_t slow = (*pool)->submit(
+      "exec", exec_payload(r), std::nullopt, std::nullopt,
+      [&](proto::Result result) { slow_done.set_value(std::move(result)); },
+      [&](const proto::Status& st) {
+        std::lock_guard lock(mu);
+        slow_said.push_back(st);
+      });
+  (*pool)->submit(
+      "echo", to_msgpack(1), std::nullopt, std::nullopt,
+      [&](proto::Result result) { quick_done.set_value(std::move(result)); },
+      [&](const proto::Status& st) {
+        std::lock_guard lock(mu);
+        quick_said.push_back(st);
+      });
+  const proto::Result quick = quick_done.get_future().get();
+  const proto::Result result = slow_done.get_future().get();
+  ASSERT_TRUE(result.ok);
+  std::lock_guard lock(mu);
+  EXPECT_TRUE(quick_said.empty()) << "a job answered within the interval hears nothing";
+  ASSERT_GE(slow_said.size(), 2u) << "every 50 ms of a 500 ms job";
+  uint64_t last = 0;
+  for (const proto::Status& st : slow_said) {
+    EXPECT_EQ(st.id, slow);
+    EXPECT_EQ(st.worker_pid, result.worker_pid.value_or(0));
+    EXPECT_EQ(st.phase, std::optional<std::string>("spawned"));
+    EXPECT_GE(st.elapsed_ms, 50u);
+    EXPECT_GT(st.elapsed_ms, last) << "each later than the one before";
+    last = st.elapsed_ms;
+  }
+  EXPECT_LT(last, 1000u);
 }
 
 TEST(ClientPool, ToolsGivenInTheOptionsServeTheirKind) {

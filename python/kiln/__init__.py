@@ -22,6 +22,7 @@ _EXPORTS = {
     "ExecResult": "_pool",
     "Executor": "_executor",
     "JobError": "_pool",
+    "JobStatus": "_pool",
     "JobTimeout": "_pool",
     "KilnError": "_pool",
     "Pool": "_pool",

@@ -82,6 +82,16 @@ def job_error(error, worker_pid=None):
 
 
 @dataclasses.dataclass(frozen=True)
+class JobStatus:
+    """A job still running, as the supervisor says every status interval of its run
+    (kiln-supervisor --status-interval-ms, default 10 s): given to a submit's on_status."""
+
+    elapsed_ms: int  # run time so far
+    worker_pid: int  # the worker running it
+    phase: str = None  # what the job is doing, when its kind says ("spawned" for exec)
+
+
+@dataclasses.dataclass(frozen=True)
 class ExecResult:
     """What an exec job's command did. A command that exits non-zero is still a result: the
     compile failed, the job did not."""
@@ -289,10 +299,12 @@ class Pool:
         """The supervisor's pid."""
         return self._hello["pid"]
 
-    def submit(self, kind, payload=None, *, timeout=None, priority=None):
+    def submit(self, kind, payload=None, *, timeout=None, priority=None, on_status=None):
         """Runs one job; a Future of its value. Future.cancel() cancels the job itself, queued
-        or running. timeout is in seconds of run time on a worker (not time queued)."""
-        return self._submit(kind, payload, _timeout_ms(timeout), priority, None)
+        or running. timeout is in seconds of run time on a worker (not time queued).
+        on_status(JobStatus), if given, is called on the pool's reader thread each status
+        interval the job still runs (it must not block; an exception in it is logged)."""
+        return self._submit(kind, payload, _timeout_ms(timeout), priority, None, on_status=on_status)
 
     def exec(
         self,
@@ -305,10 +317,12 @@ class Pool:
         clear_env=False,
         max_output_bytes=None,
         priority=None,
+        on_status=None,
     ):
         """Runs one command on a warm worker; a Future of its ExecResult. It runs in `cwd`,
         default this process's current directory (not the supervisor's: a daemon's is "/").
-        env is added to the worker's environment (or is the whole of it with clear_env=True)."""
+        env is added to the worker's environment (or is the whole of it with clear_env=True).
+        on_status as for submit()."""
         if isinstance(argv, (str, bytes)):
             raise TypeError("argv must be a sequence of arguments, not one string")
         payload = {"argv": [os.fspath(a) for a in argv]}
@@ -323,7 +337,9 @@ class Pool:
             payload["stdin"] = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
         if max_output_bytes is not None:
             payload["max_output_bytes"] = int(max_output_bytes)
-        return self._submit("exec", payload, _timeout_ms(timeout), priority, ExecResult.from_value)
+        return self._submit(
+            "exec", payload, _timeout_ms(timeout), priority, ExecResult.from_value, on_status=on_status
+        )
 
     def quiesce(self):
         """Lets running jobs finish, then stops every worker; the next submit or wakeup() starts
@@ -394,9 +410,9 @@ class Pool:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None):
+    def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None, on_status=None):
         """convert(value) is the future's result; convert_error(error map) the exception it
-        raises (default: job_error)."""
+        raises (default: job_error); on_status(JobStatus) hears the job's status messages."""
         message = {"type": "submit", "id": 0, "kind": str(kind), "payload": payload}
         if timeout_ms is not None:
             message["timeout_ms"] = timeout_ms
@@ -410,7 +426,7 @@ class Pool:
                 job_id = next(self._ids)
                 message["id"] = job_id
                 frame = _wire.encode(message, self._max_frame)  # TypeError/ValueError: nothing sent
-                self._pending[job_id] = (future, convert, convert_error)
+                self._pending[job_id] = (future, convert, convert_error, on_status)
             self._write_frame(frame)
         future.add_done_callback(lambda f: f.cancelled() and self._cancel(job_id))
         return future
@@ -467,7 +483,7 @@ class Pool:
                 entry = self._pending.pop(m["id"], None)
             if entry is None:
                 raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
-            future, convert, convert_error = entry
+            future, convert, convert_error, _ = entry
             if not future.set_running_or_notify_cancel():
                 return  # cancelled by our caller; this is the supervisor's `cancelled`
             if m["ok"]:
@@ -492,10 +508,18 @@ class Pool:
             if waiter is None:
                 raise _wire.ProtocolError("stats that nobody asked for")
             waiter.set_result(m)
+        elif kind == "status":
+            with self._lock:
+                entry = self._pending.get(m["id"])
+            if entry is not None and entry[3] is not None:
+                try:
+                    entry[3](JobStatus(m["elapsed_ms"], m["worker_pid"], m.get("phase")))
+                except Exception:  # noqa: BLE001 - the caller's; the reader must go on
+                    log.exception("on_status of job %d raised", m["id"])
         elif kind == "error":
             self._link_error = f"kiln-supervisor ended the link: {m['code']}: {m['message']}"
             log.error("%s", self._link_error)
-        # status (a job still running) and bye (the end follows) need no action.
+        # bye (the end follows) needs no action.
 
     def _end(self, why):
         """The link is gone: every open job and stats request learns it, once."""

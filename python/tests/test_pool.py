@@ -184,6 +184,29 @@ def test_timeout_ends_the_job_and_keeps_the_pool(pool):
     assert pool.submit("echo", "after").result(10) == "after"
 
 
+def test_on_status_hears_a_job_that_still_runs_and_a_raising_one_harms_nothing(supervisor, caplog):
+    with kiln.Pool(2, supervisor=supervisor, status_interval_ms=50) as p:
+        said, quick_said = [], []
+
+        def broken(status):
+            raise RuntimeError("the caller's bug")
+
+        slow = p.exec(["sh", "-c", "sleep 0.5; echo done"], on_status=said.append)
+        quick = p.submit("echo", 1, on_status=quick_said.append)
+        raising = p.exec(["sleep", "0.2"], on_status=broken)
+        assert quick.result(10) == 1
+        assert slow.result(10).stdout == b"done\n"
+        assert raising.result(10).exit_code == 0
+        assert quick_said == [], "a job answered within the interval hears nothing"
+        assert len(said) >= 2, "every 50 ms of a 500 ms job"
+        assert all(isinstance(s, kiln.JobStatus) and s.phase == "spawned" for s in said)
+        assert len({s.worker_pid for s in said}) == 1 and said[0].worker_pid > 0
+        elapsed = [s.elapsed_ms for s in said]
+        assert elapsed == sorted(set(elapsed)) and elapsed[0] >= 50 and elapsed[-1] < 1000
+        assert "on_status of job 3 raised" in caplog.text
+        assert p.submit("echo", "after").result(10) == "after"
+
+
 def test_future_cancel_cancels_the_job_queued_or_running(supervisor):
     with kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300) as p:
         running = p.submit("selftest", {"action": "sleep", "ms": 60000})
