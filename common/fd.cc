@@ -183,6 +183,24 @@ void reset_signals_for_exec() {
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+std::vector<int> ignored_signals() {
+  std::vector<int> ignored;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction now = {};
+    if (::sigaction(sig, nullptr, &now) == 0 && now.sa_handler == SIG_IGN) ignored.push_back(sig);
+  }
+  return ignored;
+}
+
+void reset_signals_for_exec(const std::vector<int>& ignored) {
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig : ignored) ::sigaction(sig, &dfl, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::string signal_name(int sig) {
   const char* abbrev = ::sigabbrev_np(sig);
   if (abbrev == nullptr) return "signal " + std::to_string(sig);

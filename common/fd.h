@@ -89,6 +89,14 @@ std::optional<std::string> first_executable(const std::vector<std::string>& cand
 // between fork (or vfork) and exec.
 void reset_signals_for_exec();
 
+// The signals this process ignores: of its dispositions, the only ones exec keeps (a handler
+// becomes the default). One system call per signal: for a process that forks often and sets no
+// disposition after its start, found once, so that each child resets only these.
+std::vector<int> ignored_signals();
+// reset_signals_for_exec() for a process whose only non-default dispositions that survive exec
+// are `ignored` (from ignored_signals()): those to the default, and an empty signal mask.
+void reset_signals_for_exec(const std::vector<int>& ignored);
+
 // "SIGSEGV" for SIGSEGV; "signal 42" for one without a name.
 std::string signal_name(int sig);
 
