@@ -21,6 +21,7 @@ struct PoolFlags {
   std::string supervisor;
   std::string log_level = "error";  // crash reports reach the results anyway
   std::vector<std::string> tools;   // NAME=COMMAND
+  std::string trace;
   bool selftest = false;
 
   void add_to(CLI::App* cmd, bool with_selftest) {
@@ -38,6 +39,9 @@ struct PoolFlags {
                     "NAME=COMMAND: a warm tool in every worker, for jobs of kind NAME (see "
                     "kiln-supervisor --help; repeatable)")
         ->allow_extra_args(false);
+    cmd->add_option("--trace", trace,
+                    "write the pool's timeline to this file: Chrome Trace Event JSON, for "
+                    "ui.perfetto.dev or chrome://tracing");
     if (with_selftest) {
       cmd->add_flag("--enable-selftest", selftest, "serve the `selftest` kind (for tests)");
     }
@@ -52,6 +56,7 @@ struct PoolFlags {
       o.args.insert(o.args.end(), {"--job-timeout-ms", std::to_string(*job_timeout_ms)});
     }
     o.args.insert(o.args.end(), {"--log-level", log_level});
+    if (!trace.empty()) o.args.insert(o.args.end(), {"--trace", trace});
     if (selftest) o.args.push_back("--enable-selftest");
     for (const std::string& t : tools) o.args.insert(o.args.end(), {"--tool", t});
     return o;

@@ -101,6 +101,10 @@ int main(int argc, char** argv) {
         return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
       });
   app.add_option("--log-file", o.log_file, "log here instead of stderr");
+  app.add_option("--trace", o.trace_file,
+                 "write a timeline of the pool to this file as it runs: Chrome Trace Event JSON, "
+                 "for ui.perfetto.dev or chrome://tracing (a lane per worker slot, a span per "
+                 "job, worker starts and crashes, queue and load counters)");
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
   if (kiln::Expected<std::vector<kiln::ToolSpec>> tools = kiln::parse_tool_specs(o.tools); !tools) {
     std::fprintf(stderr, "kiln-supervisor: %s\n", tools.error().c_str());

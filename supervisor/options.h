@@ -37,6 +37,7 @@ struct Options {
   std::vector<std::string> tools;  // NAME=COMMAND, checked by main.cc, passed on to the workers
   std::string log_level;
   std::string log_file;
+  std::string trace_file;  // --trace: a Chrome Trace Event timeline (supervisor/trace.h)
 };
 
 // Runs the supervisor to the end; returns the exit status.

@@ -78,6 +78,7 @@ void Pool::start_slot(std::size_t slot) {
     schedule_restart(slot, backoff_delay());
     return;
   }
+  env_.trace_worker(slot, *pid, "worker started");
   s.state = State::kStarting;
   s.pid = *pid;
   s.deadline = env_.now() + config_.start_timeout_ms * 1000;
@@ -294,6 +295,7 @@ void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
   s.ready_seen = true;
   s.deadline = 0;
   if (ready.tools) s.tools.assign(ready.tools->begin(), ready.tools->end());
+  env_.trace_worker(slot, s.pid, "ready");
   start_failures_ = 0;
   if (unavailable_) {
     unavailable_ = false;
@@ -388,6 +390,7 @@ void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
   const bool requested = s.state == State::kStopping;
   const bool failed_start = !s.ready_seen && (!requested || s.bad_start);
   const std::string what = describe_exit(pid, exit);
+  env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
   if (s.job) {
     Job job = std::move(*s.job);
     s.job.reset();
@@ -614,6 +617,12 @@ void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
   if (worker_pid) result.worker_pid = static_cast<uint64_t>(*worker_pid);
   result.queue_us = queue_us;
   result.run_us = run_us;
+  std::size_t running = 0, alive = 0;
+  for (const Slot& s : slots_) {
+    running += s.job ? 1 : 0;
+    alive += s.state == State::kIdle || s.state == State::kBusy ? 1 : 0;
+  }
+  env_.trace_job(job, result, queue_.size(), running, alive);
   env_.answer(job.client, std::move(result));
 }
 

@@ -83,6 +83,11 @@ class PoolEnv {
   virtual uint64_t rss_kb(pid_t pid) = 0;
   virtual void answer(ClientId client, proto::Result result) = 0;
   virtual void status(ClientId client, const proto::Status& status) = 0;
+  // For a timeline (kiln-supervisor --trace), nothing by default: a worker slot's start, ready
+  // and end, and each job's end with the load it leaves (queued, running, workers alive).
+  virtual void trace_worker(std::size_t /*slot*/, pid_t /*pid*/, const std::string& /*what*/) {}
+  virtual void trace_job(const PoolJob& /*job*/, const proto::Result& /*result*/,
+                         std::size_t /*queued*/, std::size_t /*running*/, std::size_t /*alive*/) {}
 };
 
 class Pool {

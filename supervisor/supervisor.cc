@@ -141,6 +141,15 @@ int Supervisor::run() {
   idle_exit_.data = this;
 
   Expected<bool> link = options_.listen.empty() ? open_client_link() : listen_socket();
+  if (link && !options_.trace_file.empty()) {
+    Expected<std::unique_ptr<Trace>> trace =
+        Trace::open(options_.trace_file, options_.workers, now());
+    if (trace) {
+      trace_ = std::move(*trace);
+    } else {
+      link = fail(trace.error());
+    }
+  }
   int status = 0;
   if (!link) {
     spdlog::error("{}", link.error());
@@ -159,7 +168,8 @@ int Supervisor::run() {
     settle();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
-  end_orphans();  // those of the workers that stopped last
+  trace_.reset();  // its closing bracket
+  end_orphans();   // those of the workers that stopped last
   const int rc = uv_loop_close(&loop_);
   if (rc != 0) {
     spdlog::error("the event loop still had open handles at exit: {}", uv_strerror(rc));
@@ -511,6 +521,7 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
 }
 
 void Supervisor::send_job(std::size_t slot, const proto::Job& job) {
+  if (trace_) trace_->sent(slot, job.kind, job.payload);
   if (workers_[slot]) workers_[slot]->send(job);
 }
 
@@ -531,6 +542,15 @@ uint64_t Supervisor::rss_kb(pid_t pid) { return kiln::rss_kb(pid); }
 void Supervisor::answer(ClientId client, proto::Result result) {
   const auto it = clients_.find(client);
   if (it != clients_.end()) it->second->send(result);
+}
+
+void Supervisor::trace_worker(std::size_t slot, pid_t pid, const std::string& what) {
+  if (trace_) trace_->worker(slot, pid, what, now());
+}
+
+void Supervisor::trace_job(const PoolJob& job, const proto::Result& result, std::size_t queued,
+                           std::size_t running, std::size_t alive) {
+  if (trace_) trace_->job(job, result, queued, running, alive, now());
 }
 
 void Supervisor::status(ClientId client, const proto::Status& status) {

@@ -15,6 +15,7 @@
 #include "supervisor/client_connection.h"
 #include "supervisor/options.h"
 #include "supervisor/pool.h"
+#include "supervisor/trace.h"
 #include "supervisor/worker_process.h"
 
 namespace kiln::supervisor {
@@ -38,6 +39,9 @@ class Supervisor : public PoolEnv {
   uint64_t rss_kb(pid_t pid) override;
   void answer(ClientId client, proto::Result result) override;
   void status(ClientId client, const proto::Status& status) override;
+  void trace_worker(std::size_t slot, pid_t pid, const std::string& what) override;
+  void trace_job(const PoolJob& job, const proto::Result& result, std::size_t queued,
+                 std::size_t running, std::size_t alive) override;
 
  private:
   // A new connection, registered in clients_ and wired to this supervisor.
@@ -67,6 +71,7 @@ class Supervisor : public PoolEnv {
   std::vector<std::string> worker_env_;
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;
+  std::unique_ptr<Trace> trace_;                         // --trace
   std::vector<std::unique_ptr<WorkerProcess>> workers_;  // the current process of each slot
   std::vector<uint64_t> generation_;  // of each slot's process: older events are stale
   std::map<WorkerProcess*, std::unique_ptr<WorkerProcess>> retired_;  // closing

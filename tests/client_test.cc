@@ -9,9 +9,13 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -162,6 +166,90 @@ TEST(ClientPool, OnStatusTellsAJobThatStillRunsHowLongAndOnWhichWorker) {
     last = st.elapsed_ms;
   }
   EXPECT_LT(last, 1000u);
+}
+
+// kiln-supervisor --trace: a Chrome Trace Event file (the JSON array form), checked against the
+// format's rules for the events it uses, and for what a build's timeline must show.
+TEST(Trace, TheTimelineHasALanePerSlotASpanPerJobAndTheWorkersLife) {
+  char dir_template[] = "/tmp/kiln-trace.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string path = std::string(dir_template) + "/build.trace.json";
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options({"--trace", path}));
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  const uint64_t pid = (*pool)->hello().pid;
+  ASSERT_TRUE((*pool)->submit("echo", to_msgpack(1)).get().ok);
+  ExecRequest compile;
+  compile.argv = {"sh", "-c", "exit 0", "sh", "-O2", "-c", "lib/b.cpp", "-o", "b.o"};
+  ASSERT_TRUE((*pool)->exec(compile).get().ok);
+  ExecRequest tool;
+  tool.argv = {"/bin/true"};
+  ASSERT_TRUE((*pool)->exec(tool).get().ok);
+  EXPECT_EQ((*pool)->submit("selftest", to_msgpack({{"action", "crash"}})).get().error->code,
+            "worker_crashed");
+  ASSERT_TRUE((*pool)->submit("echo", to_msgpack(2)).get().ok);
+  // The replacement ready before the end (alive counts a worker still starting).
+  ASSERT_TRUE(kiln::testing::wait_until(
+      [&] {
+        const std::vector<proto::WorkerInfo> list = (*pool)->stats()->worker_list;
+        return list.size() == 2 && std::all_of(list.begin(), list.end(),
+                                               [](const auto& w) { return w.state == "idle"; });
+      },
+      10s));
+  ASSERT_EQ((*pool)->shutdown(false), 0);
+
+  std::ifstream in(path);
+  const json events = json::parse(in);  // throws (fails the test) unless whole and valid
+  ASSERT_TRUE(events.is_array());
+  std::multiset<std::string> spans, marks;
+  std::map<int, std::vector<std::pair<uint64_t, uint64_t>>> lanes;  // tid -> (ts, dur)
+  std::size_t lane_names = 0, counters = 0;
+  for (const json& e : events) {
+    ASSERT_TRUE(e["name"].is_string() && e["ph"].is_string()) << e;
+    ASSERT_TRUE(e["pid"].is_number_unsigned() && e["tid"].is_number_unsigned()) << e;
+    ASSERT_TRUE(e["ts"].is_number_unsigned()) << e;
+    EXPECT_EQ(e["pid"], pid);
+    const std::string ph = e["ph"], name = e["name"];
+    if (ph == "M") {
+      EXPECT_TRUE(name == "process_name" || name == "thread_name") << e;
+      EXPECT_TRUE(e["args"]["name"].is_string()) << e;
+      lane_names += name == "thread_name" ? 1 : 0;
+    } else if (ph == "X") {
+      ASSERT_TRUE(e["dur"].is_number_unsigned()) << e;
+      EXPECT_TRUE(e["tid"] == 1 || e["tid"] == 2) << e;
+      EXPECT_TRUE(e["args"]["queue_us"].is_number_unsigned()) << e;
+      EXPECT_EQ(e["args"]["outcome"], name == "selftest" ? "worker_crashed" : "ok") << e;
+      spans.insert(name);
+      lanes[e["tid"]].emplace_back(e["ts"], e["dur"]);
+    } else if (ph == "i") {
+      EXPECT_EQ(e["s"], "t") << e;
+      marks.insert(name.starts_with("crashed: ") ? "crashed" : name.substr(0, name.find(':')));
+      if (name.starts_with("crashed: ")) {
+        EXPECT_NE(name.find("SIGSEGV"), std::string::npos) << name;
+      }
+    } else {
+      ASSERT_EQ(ph, "C") << e;
+      EXPECT_TRUE(e["args"]["queued"].is_number_unsigned() &&
+                  e["args"]["running"].is_number_unsigned() &&
+                  e["args"]["workers alive"].is_number_unsigned())
+          << e;
+      ++counters;
+    }
+  }
+  EXPECT_EQ(lane_names, 2u) << "a lane per worker slot";
+  EXPECT_EQ(spans, (std::multiset<std::string>{"echo", "echo", "b.cpp", "true", "selftest"}))
+      << "named after the source file, else the command, else the kind";
+  EXPECT_EQ(marks,
+            (std::multiset<std::string>{"worker started", "worker started", "worker started",
+                                        "ready", "ready", "ready", "crashed", "ended", "ended"}))
+      << "two starts, the crash, its replacement, and the two that shutdown ended";
+  EXPECT_EQ(counters, 5u) << "the load after each job";
+  for (auto& [tid, runs] : lanes) {
+    std::sort(runs.begin(), runs.end());
+    for (std::size_t i = 1; i < runs.size(); ++i) {
+      EXPECT_LE(runs[i - 1].first + runs[i - 1].second, runs[i].first) << "lane " << tid;
+    }
+  }
+  std::filesystem::remove_all(dir_template);
 }
 
 TEST(ClientPool, ToolsGivenInTheOptionsServeTheirKind) {

@@ -1,0 +1,56 @@
+// A timeline of a pool (kiln-supervisor --trace FILE): a Chrome Trace Event file, the JSON array
+// form that Perfetto (ui.perfetto.dev) and chrome://tracing open. One lane (tid) per worker slot;
+// a span per job that ran, named after its source file (an exec job's first argument that looks
+// like one) or its command, else its kind, with its queue and run time, client, id and outcome
+// in its args; a mark where a worker started, was ready, crashed or ended; and the queue length,
+// running jobs and live workers as counters. Events are written as they happen and flushed each
+// time, so a supervisor that is killed leaves a file the viewers still open (the format lets the
+// closing bracket be missing); a clean end closes the array.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/protocol.h"
+#include "common/result.h"
+#include "supervisor/job_queue.h"
+
+namespace kiln::supervisor {
+
+class Trace {
+ public:
+  // Creates (or replaces) `path`, private to this user. `now` is time 0 of the timeline.
+  static Expected<std::unique_ptr<Trace>> open(const std::string& path, std::size_t slots,
+                                               Micros now);
+  ~Trace();
+  Trace(const Trace&) = delete;
+  Trace& operator=(const Trace&) = delete;
+
+  // A mark on the slot's lane: "worker started (pid N)", "ready", "crashed: ...".
+  void worker(std::size_t slot, pid_t pid, std::string_view what, Micros at);
+  // A job sent to the slot's worker: what its span will be named.
+  void sent(std::size_t slot, const std::string& kind, const proto::RawObject& payload);
+  // The job's span (if it ran) on the lane of the worker that ran it, then the counters.
+  void job(const PoolJob& job, const proto::Result& result, std::size_t queued, std::size_t running,
+           std::size_t alive, Micros at);
+
+  // The name of a job's span: for exec, the basename of its source file, else of argv[0].
+  static std::string label(const std::string& kind, const proto::RawObject& payload);
+
+ private:
+  Trace(std::FILE* file, Micros base) : file_(file), base_(base) {}
+  void emit(const std::string& event);
+
+  std::FILE* file_;
+  Micros base_;
+  bool first_ = true;
+  std::map<pid_t, std::size_t> lane_of_;         // worker pid -> slot
+  std::map<std::size_t, std::string> label_of_;  // slot -> its job's label
+};
+
+}  // namespace kiln::supervisor
