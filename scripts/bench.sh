@@ -35,6 +35,7 @@ run "$bin/pool_bench" --rounds "$rounds"
 run "$bin/worker_idle_rss" --workers 8
 run "$bin/decode_bench" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 run /usr/bin/python3 bench/executor_bench.py --rounds "$rounds" --supervisor "$bin/kiln-supervisor"
+run /usr/bin/python3 bench/launcher_bench.py --rounds "$(( rounds < 3 ? rounds : 3 ))" --bin "$bin"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
