@@ -43,6 +43,9 @@ struct DaemonStartOptions {
 int daemon_start_command(const DaemonStartOptions& options);
 // Prints the daemon's socket, pid, version, uptime, pool and jobs; exit status 1 when none runs.
 int daemon_status_command(const std::string& socket);
+// The daemon's jobs and workers now: redrawn in place every `interval_ms` on a terminal (until
+// interrupted), printed once otherwise or when `once`. Exit status 1 when no daemon runs.
+int top_command(const std::string& socket, uint64_t interval_ms, bool once);
 int stats_command(const std::string& socket);
 int shutdown_command(const std::string& socket, bool drain);
 

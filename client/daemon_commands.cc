@@ -1,7 +1,12 @@
-// The subcommands for a shared daemon (`kiln-supervisor --listen`): daemon start and status, stats
-// and shutdown. (exec, which also starts one when none runs, is the launcher: client/launcher.cc.)
+// The subcommands for a shared daemon (`kiln-supervisor --listen`): daemon start and status, top,
+// stats and shutdown. (exec, which also starts one when none runs, is the launcher:
+// client/launcher.cc.)
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
@@ -129,6 +134,64 @@ int daemon_status_command(const std::string& socket_option) {
               u(st->jobs_running));
   std::printf("kinds:   %s\nlog:     %s.log\n", kinds.c_str(), socket.c_str());
   return 0;
+}
+
+namespace {
+
+// One screen of kiln top: the pool's figures, then a line per live worker with its job.
+std::string top_screen(const std::string& socket, const proto::Hello& hello,
+                       const proto::Stats& st) {
+  auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "kiln top: %s, pid %llu, up %s\n%llu workers (%llu alive, %llu busy), %llu "
+                "started, %llu crashed; jobs: %llu queued, %llu running, %llu done, %llu "
+                "failed\n\n  %-8s %-9s %6s %8s %9s  %s\n",
+                socket.c_str(), u(hello.pid), duration_text(st.uptime_ms).c_str(),
+                u(st.workers_configured), u(st.workers_alive), u(st.workers_busy),
+                u(st.worker_starts), u(st.worker_crashes), u(st.jobs_queued), u(st.jobs_running),
+                u(st.jobs_succeeded), u(st.jobs_failed), "PID", "STATE", "JOBS", "RSS MiB",
+                "ELAPSED", "JOB");
+  std::string screen = line;
+  for (const proto::WorkerInfo& w : st.worker_list) {
+    std::string job;
+    if (w.job) {
+      job = w.job->name + " (" + w.job->kind + (w.job->phase ? ", " + *w.job->phase : "") + ")";
+    }
+    std::snprintf(line, sizeof line, "  %-8llu %-9s %6llu %8.1f %9s  %s\n", u(w.pid),
+                  w.state.c_str(), u(w.jobs), static_cast<double>(w.rss_kb) / 1024,
+                  w.job ? duration_text(w.job->elapsed_ms).c_str() : "", job.c_str());
+    screen += line;
+  }
+  return screen;
+}
+
+}  // namespace
+
+int top_command(const std::string& socket_option, uint64_t interval_ms, bool once) {
+  Expected<std::string> path =
+      socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
+  if (!path) {
+    std::fprintf(stderr, "kiln top: %s\n", path.error().c_str());
+    return 1;
+  }
+  std::unique_ptr<Pool> pool = running_daemon(*path, "top");
+  if (!pool) return 1;
+  // On a terminal, the screen is redrawn in place every interval until interrupted; otherwise
+  // (a pipe, a file, --once) it is printed once.
+  const bool live = !once && ::isatty(STDOUT_FILENO) != 0;
+  for (;;) {
+    Expected<proto::Stats> st = pool->stats();
+    if (!st) {
+      std::fprintf(stderr, "kiln top: %s\n", st.error().c_str());
+      return 1;
+    }
+    const std::string screen = top_screen(*path, pool->hello(), *st);
+    std::fputs(live ? ("\x1b[H\x1b[2J" + screen).c_str() : screen.c_str(), stdout);
+    std::fflush(stdout);
+    if (!live) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
 }
 
 int shutdown_command(const std::string& socket_option, bool drain) {

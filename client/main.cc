@@ -157,6 +157,19 @@ int main(int argc, char** argv) {
       "status", "Show the daemon's socket, pid, version, uptime, pool and jobs (exit 1: none).");
   status_cmd->add_option("--socket", status_socket, "the daemon's socket (default as for exec)");
 
+  std::string top_socket;
+  uint64_t top_interval_ms = 1000;
+  bool top_once = false;
+  CLI::App* top_cmd = app.add_subcommand(
+      "top",
+      "Show the daemon's workers and the job each is running (its file, elapsed time), the queue "
+      "and the pool's figures, refreshed in place on a terminal.");
+  top_cmd->add_option("--socket", top_socket, "the daemon's socket (default as for exec)");
+  top_cmd->add_option("--interval-ms", top_interval_ms, "how often to refresh")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{50}, uint64_t{3600000}));
+  top_cmd->add_flag("--once", top_once, "print it once and exit (as when not on a terminal)");
+
   std::string stats_socket;
   CLI::App* stats_cmd = app.add_subcommand("stats", "Print a daemon's stats as JSON.");
   stats_cmd->add_option("--socket", stats_socket, "the daemon's socket (default as for exec)");
@@ -184,6 +197,7 @@ int main(int argc, char** argv) {
     return kiln::client::daemon_start_command(daemon_start);
   }
   if (status_cmd->parsed()) return kiln::client::daemon_status_command(status_socket);
+  if (top_cmd->parsed()) return kiln::client::top_command(top_socket, top_interval_ms, top_once);
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);
   if (shutdown_cmd->parsed()) return kiln::client::shutdown_command(shutdown_socket, drain);
   // A daemon reached with --socket must serve the build of $KILN_KEY, when one is given.

@@ -28,11 +28,19 @@ KILN_FIELDS(JobError) {
   f("detail", m.detail);
   f("data", m.data);
 }
+KILN_FIELDS(RunningJob) {
+  f("id", m.id);
+  f("kind", m.kind);
+  f("name", m.name);
+  f("elapsed_ms", m.elapsed_ms);
+  f("phase", m.phase);
+}
 KILN_FIELDS(WorkerInfo) {
   f("pid", m.pid);
   f("state", m.state);
   f("jobs", m.jobs);
   f("rss_kb", m.rss_kb);
+  f("job", m.job);
 }
 KILN_FIELDS(Submit) {
   f("id", m.id);

@@ -120,11 +120,21 @@ struct Status {
   std::optional<std::string> phase;
   bool operator==(const Status&) const = default;
 };
+// The job a worker is running, in stats.worker_list (while it runs one).
+struct RunningJob {
+  uint64_t id = 0;
+  std::string kind;
+  std::string name;  // its source file, else its command, else its kind
+  uint64_t elapsed_ms = 0;
+  std::optional<std::string> phase;
+  bool operator==(const RunningJob&) const = default;
+};
 struct WorkerInfo {
   uint64_t pid = 0;
   std::string state;
   uint64_t jobs = 0;
   uint64_t rss_kb = 0;
+  std::optional<RunningJob> job;
   bool operator==(const WorkerInfo&) const = default;
 };
 struct Stats {

@@ -33,6 +33,7 @@ struct PoolJob {
   uint64_t timeout_ms = 0;
   Micros submitted = 0;
   Micros started = 0;
+  std::string name;  // job_name(), given when it starts
 };
 
 struct QueueLimits {

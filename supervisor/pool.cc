@@ -6,6 +6,7 @@
 #include <csignal>
 
 #include "common/fd.h"
+#include "supervisor/job_name.h"
 
 namespace kiln::supervisor {
 namespace {
@@ -116,8 +117,8 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   ++jobs_submitted_;
   const uint64_t timeout =
       submit.timeout_ms.value_or(0) != 0 ? *submit.timeout_ms : config_.job_timeout_ms;
-  Job job{client,     submit.id, std::move(submit.kind), std::move(submit.payload), timeout,
-          env_.now(), 0};
+  Job job{client, submit.id, std::move(submit.kind), std::move(submit.payload), timeout, env_.now(),
+          0,      ""};
   if (phase_ != Phase::kRunning) {
     fail(job, proto::code::kShutdown, "the supervisor is shutting down");
     return Submitted::kAccepted;
@@ -555,6 +556,7 @@ void Pool::run_on(std::size_t slot, Job job) {
   s.next_status = config_.status_interval_ms != 0 ? now + config_.status_interval_ms * 1000 : 0;
   s.job_group = 0;
   s.job_phase.clear();
+  job.name = job_name(job.kind, job.payload);
   open_[{job.client, job.id}] = slot;
   // The payload's bytes go to the worker as they came; the pool does not need them again.
   env_.send_job(slot, proto::Job{job.id, job.kind, std::move(job.payload), job.timeout_ms});
@@ -672,7 +674,12 @@ proto::Stats Pool::stats() const {
     st.workers_busy += s.state == State::kBusy ? 1 : 0;
     if (alive) {
       st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid), state_name(s.state),
-                                                 s.jobs, worker_rss_kb(s)});
+                                                 s.jobs, worker_rss_kb(s), std::nullopt});
+      if (s.job) {
+        st.worker_list.back().job = proto::RunningJob{
+            s.job->id, s.job->kind, s.job->name, (env_.now() - s.job->started) / 1000,
+            s.job_phase.empty() ? std::nullopt : std::optional<std::string>(s.job_phase)};
+      }
     }
   }
   st.jobs_submitted = jobs_submitted_;

@@ -521,7 +521,6 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
 }
 
 void Supervisor::send_job(std::size_t slot, const proto::Job& job) {
-  if (trace_) trace_->sent(slot, job.kind, job.payload);
   if (workers_[slot]) workers_[slot]->send(job);
 }
 

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <msgpack.hpp>
-
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -31,54 +29,6 @@ std::string json_string(std::string_view text) {
     }
   }
   return out + "\"";
-}
-
-std::string basename_of(std::string_view path) {
-  const std::size_t slash = path.rfind('/');
-  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
-}
-
-bool looks_like_source(std::string_view arg) {
-  static constexpr std::array<std::string_view, 16> kExtensions = {
-      ".c",  ".cc", ".cp", ".cpp", ".cxx", ".c++", ".C",   ".m",
-      ".mm", ".s",  ".S",  ".sx",  ".cu",  ".f",   ".f90", ".F90"};
-  if (arg.empty() || arg[0] == '-') return false;
-  const std::size_t dot = arg.rfind('.');
-  if (dot == std::string_view::npos || dot == 0 || arg[dot - 1] == '/') return false;
-  const std::string_view ext = arg.substr(dot);
-  for (std::string_view e : kExtensions) {
-    if (ext == e) return true;
-  }
-  return false;
-}
-
-// The argv of an exec payload; empty when it has none (the worker will say why).
-std::vector<std::string> argv_of(const proto::RawObject& payload) {
-  std::vector<std::string> argv;
-  try {
-    // Bounded like any untrusted body: the payload is a client's.
-    const msgpack::unpack_limit limit(1 << 16, 1 << 16, 1 << 20, 1 << 20, 1 << 20, 8);
-    const msgpack::object_handle h =
-        msgpack::unpack(payload.bytes.data(), payload.bytes.size(), nullptr, nullptr, limit);
-    const msgpack::object& map = h.get();
-    if (map.type != msgpack::type::MAP) return argv;
-    for (uint32_t i = 0; i < map.via.map.size; ++i) {
-      const msgpack::object& k = map.via.map.ptr[i].key;
-      const msgpack::object& v = map.via.map.ptr[i].val;
-      if (k.type != msgpack::type::STR ||
-          std::string_view(k.via.str.ptr, k.via.str.size) != "argv" ||
-          v.type != msgpack::type::ARRAY) {
-        continue;
-      }
-      for (uint32_t j = 0; j < v.via.array.size; ++j) {
-        const msgpack::object& a = v.via.array.ptr[j];
-        if (a.type == msgpack::type::STR) argv.emplace_back(a.via.str.ptr, a.via.str.size);
-      }
-    }
-  } catch (const std::exception&) {
-    argv.clear();
-  }
-  return argv;
 }
 
 }  // namespace
@@ -117,19 +67,6 @@ void Trace::emit(const std::string& event) {
   std::fflush(file_);
 }
 
-std::string Trace::label(const std::string& kind, const proto::RawObject& payload) {
-  if (kind != "exec") return kind;
-  const std::vector<std::string> argv = argv_of(payload);
-  for (std::size_t i = 1; i < argv.size(); ++i) {
-    if (looks_like_source(argv[i])) return basename_of(argv[i]);
-  }
-  return argv.empty() ? kind : basename_of(argv[0]);
-}
-
-void Trace::sent(std::size_t slot, const std::string& kind, const proto::RawObject& payload) {
-  label_of_[slot] = label(kind, payload);
-}
-
 void Trace::worker(std::size_t slot, pid_t pid, std::string_view what, Micros at) {
   lane_of_[pid] = slot;
   emit("{\"name\":" + json_string(what) +
@@ -145,8 +82,7 @@ void Trace::job(const PoolJob& job, const proto::Result& result, std::size_t que
       result.worker_pid ? lane_of_.find(static_cast<pid_t>(*result.worker_pid)) : lane_of_.end();
   if (job.started != 0 && lane != lane_of_.end()) {
     const std::string outcome = result.ok ? "ok" : result.error ? result.error->code : "failed";
-    const auto named = label_of_.find(lane->second);
-    emit("{\"name\":" + json_string(named != label_of_.end() ? named->second : job.kind) +
+    emit("{\"name\":" + json_string(job.name.empty() ? job.kind : job.name) +
          ",\"cat\":" + json_string(job.kind) + ",\"ph\":\"X\",\"pid\":" + pid + ",\"tid\":" +
          std::to_string(lane->second + 1) + ",\"ts\":" + std::to_string(job.started - base_) +
          ",\"dur\":" + std::to_string(result.run_us) + ",\"args\":{\"id\":" +

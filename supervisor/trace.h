@@ -1,7 +1,7 @@
 // A timeline of a pool (kiln-supervisor --trace FILE): a Chrome Trace Event file, the JSON array
 // form that Perfetto (ui.perfetto.dev) and chrome://tracing open. One lane (tid) per worker slot;
-// a span per job that ran, named after its source file (an exec job's first argument that looks
-// like one) or its command, else its kind, with its queue and run time, client, id and outcome
+// a span per job that ran, named by job_name() (its source file, else its command, else its
+// kind), with its queue and run time, client, id and outcome
 // in its args; a mark where a worker started, was ready, crashed or ended; and the queue length,
 // running jobs and live workers as counters. Events are written as they happen and flushed each
 // time, so a supervisor that is killed leaves a file the viewers still open (the format lets the
@@ -33,14 +33,9 @@ class Trace {
 
   // A mark on the slot's lane: "worker started (pid N)", "ready", "crashed: ...".
   void worker(std::size_t slot, pid_t pid, std::string_view what, Micros at);
-  // A job sent to the slot's worker: what its span will be named.
-  void sent(std::size_t slot, const std::string& kind, const proto::RawObject& payload);
   // The job's span (if it ran) on the lane of the worker that ran it, then the counters.
   void job(const PoolJob& job, const proto::Result& result, std::size_t queued, std::size_t running,
            std::size_t alive, Micros at);
-
-  // The name of a job's span: for exec, the basename of its source file, else of argv[0].
-  static std::string label(const std::string& kind, const proto::RawObject& payload);
 
  private:
   Trace(std::FILE* file, Micros base) : file_(file), base_(base) {}
@@ -49,8 +44,7 @@ class Trace {
   std::FILE* file_;
   Micros base_;
   bool first_ = true;
-  std::map<pid_t, std::size_t> lane_of_;         // worker pid -> slot
-  std::map<std::size_t, std::string> label_of_;  // slot -> its job's label
+  std::map<pid_t, std::size_t> lane_of_;  // worker pid -> slot
 };
 
 }  // namespace kiln::supervisor

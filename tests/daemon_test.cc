@@ -1046,6 +1046,49 @@ TEST(KilnDaemon, StartWithAnOptionTheSupervisorRefusesSaysWhatItSaid) {
   EXPECT_TRUE(processes_with("--listen " + sock).empty());
 }
 
+TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  Expected<std::unique_ptr<Pool>> client = Pool::connect(sock);
+  ASSERT_TRUE(client) << client.error();
+  ExecRequest r;
+  r.argv = {"sh", "-c", "sleep 60", "sh", "-c", "src/slow.c"};
+  std::future<proto::Result> slow = (*client)->exec(r);
+  std::optional<proto::WorkerInfo> busy;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const std::vector<proto::WorkerInfo> list = (*client)->stats()->worker_list;
+        for (const proto::WorkerInfo& w : list) {
+          if (w.job && w.job->phase) busy = w;
+        }
+        return busy.has_value();
+      },
+      10s));
+  EXPECT_EQ(busy->job->name, "slow.c");
+  EXPECT_EQ(busy->job->kind, "exec");
+
+  const Launched top = kiln_cli({"top", "--socket", sock});  // not a terminal: once
+  EXPECT_EQ(top.status, 0) << top.err;
+  EXPECT_TRUE(
+      top.out.starts_with("kiln top: " + sock + ", pid " + std::to_string(daemon.pid()) + ", up "))
+      << top.out;
+  EXPECT_NE(top.out.find("\n2 workers (2 alive, 1 busy), 2 started, 0 crashed; jobs: 0 queued, "
+                         "1 running, 0 done, 0 failed\n"),
+            std::string::npos)
+      << top.out;
+  const std::string row = "\n  " + std::to_string(busy->pid) +
+                          std::string(8 - std::to_string(busy->pid).size(), ' ') + " busy ";
+  const std::size_t at = top.out.find(row);
+  ASSERT_NE(at, std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("  slow.c (exec, spawned)\n", at), std::string::npos) << top.out;
+  (*client)->disconnect();  // cancels the job
+  EXPECT_EQ(slow.get().error->code, proto::code::kShutdown);
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
 TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
   TempDir dir;
   const std::string sock = dir / "s.sock";

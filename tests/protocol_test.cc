@@ -64,7 +64,8 @@ TEST(Protocol, ClientEventsRoundTrip) {
   Stats stats;
   stats.uptime_ms = 1;
   stats.run_us_max = 99;
-  stats.worker_list = {{11, "idle", 3, 2048}, {12, "busy", 0, 4096}};
+  stats.worker_list = {{11, "idle", 3, 2048, std::nullopt},
+                       {12, "busy", 0, 4096, RunningJob{5, "exec", "a.c", 1500, "spawned"}}};
   expect_round_trip(stats, d);
   expect_round_trip(Error{"duplicate_id", "id 1 is still running"}, d);
   expect_round_trip(Bye{}, d);
