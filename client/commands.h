@@ -21,7 +21,8 @@ int run_jobs(const RunOptions& options);
 struct CompileDbOptions {
   PoolOptions pool;
   std::string database;
-  std::string filter;  // ECMAScript regex searched in each entry's `file`; "" = all
+  std::string filter;     // ECMAScript regex searched in each entry's `file`; "" = all
+  bool progress = false;  // the progress line even when stderr is not a terminal
 };
 // Every entry of a compile_commands.json through the pool, with diagnostics per file, a progress
 // line on a terminal and a summary. Exit status 0 only when every compile succeeded.

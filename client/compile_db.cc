@@ -1,11 +1,13 @@
 // `kiln compile-db`: every entry of a compile_commands.json through the pool.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -63,15 +65,51 @@ std::string report(const CompileEntry& e, const proto::Result& r, std::size_t& f
   return output.empty() ? "" : e.label() + ":\n" + output;
 }
 
-void print_progress(std::size_t finished, std::size_t total, std::size_t failed,
-                    Clock::time_point start) {
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  const double rate = secs > 0 ? static_cast<double>(finished) / secs : 0;
-  const double eta = rate > 0 ? static_cast<double>(total - finished) / rate : 0;
-  std::fprintf(stderr, "[%zu/%zu] %zu failed, %.1f jobs/s, ETA %.0f s", finished, total, failed,
-               rate, eta);
-  std::fflush(stderr);
-}
+// The progress line: entries done, failures, rate, ETA, and when a compile has been running for
+// a status interval or more (kiln-supervisor --status-interval-ms, 10 s by default), the file
+// that has run longest. On a terminal it is redrawn in place; with --progress elsewhere, each
+// update is a line of its own.
+class Progress {
+ public:
+  Progress(const std::vector<CompileEntry>& entries, bool in_place)
+      : entries_(entries), in_place_(in_place) {}
+
+  void still_running(std::size_t entry, uint64_t elapsed_ms) { running_[entry] = elapsed_ms; }
+  void finished(std::size_t entry) {
+    running_.erase(entry);
+    ++finished_;
+  }
+  std::size_t count() const { return finished_; }
+  // Takes the line off the terminal before other output.
+  void clear() const {
+    if (in_place_) std::fprintf(stderr, "\r\x1b[K");
+  }
+  void print(std::size_t failed) const {
+    const double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(finished_) / secs : 0;
+    const double eta = rate > 0 ? static_cast<double>(entries_.size() - finished_) / rate : 0;
+    std::string slowest;
+    const auto longest = std::max_element(running_.begin(), running_.end(),
+                                          [](auto& a, auto& b) { return a.second < b.second; });
+    if (longest != running_.end()) {
+      char secs_text[32];
+      std::snprintf(secs_text, sizeof secs_text, " (%.1f s)",
+                    static_cast<double>(longest->second) / 1000);
+      slowest = ", slowest: " + entries_[longest->first].label() + secs_text;
+    }
+    clear();
+    std::fprintf(stderr, "[%zu/%zu] %zu failed, %.1f jobs/s, ETA %.0f s%s%s", finished_,
+                 entries_.size(), failed, rate, eta, slowest.c_str(), in_place_ ? "" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  const std::vector<CompileEntry>& entries_;
+  const bool in_place_;
+  const Clock::time_point start_ = Clock::now();
+  std::size_t finished_ = 0;
+  std::map<std::size_t, uint64_t> running_;  // entry -> its run time at its last status
+};
 
 // The speed-up is the compiles' own times summed, over the wall time they took together: what
 // the pool did against one worker doing the same compiles back to back.
@@ -116,6 +154,10 @@ int compile_db(const CompileDbOptions& options) {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<std::pair<std::size_t, proto::Result>> done;
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const bool show = tty || options.progress;
+  Progress progress(*entries, tty);
+  bool status_heard = false;
   // Submits from its own thread, so results are reported while later entries wait for room.
   std::optional<SubmitWindow> window;
   window.emplace(**pool);
@@ -124,37 +166,48 @@ int compile_db(const CompileDbOptions& options) {
       ExecRequest r;
       r.argv = (*entries)[i].argv;
       r.cwd = (*entries)[i].directory;
-      window->submit("exec", exec_payload(r), std::nullopt, std::nullopt,
-                     [&, i](proto::Result result) {
-                       std::lock_guard lock(mu);
-                       done.emplace_back(i, std::move(result));
-                       cv.notify_all();
-                     });
+      window->submit(
+          "exec", exec_payload(r), std::nullopt, std::nullopt,
+          [&, i](proto::Result result) {
+            std::lock_guard lock(mu);
+            done.emplace_back(i, std::move(result));
+            cv.notify_all();
+          },
+          [&, i](const proto::Status& status) {
+            std::lock_guard lock(mu);
+            progress.still_running(i, status.elapsed_ms);
+            status_heard = true;
+            cv.notify_all();
+          });
     }
   });
 
-  const bool tty = ::isatty(STDERR_FILENO) != 0;
-  std::size_t finished = 0, failed = db->problems.size();
+  std::size_t failed = db->problems.size();
   uint64_t compile_us = 0;
   std::unique_lock lock(mu);
-  while (finished < entries->size()) {
-    cv.wait(lock, [&] { return !done.empty(); });
+  while (progress.count() < entries->size()) {
+    cv.wait(lock, [&] { return !done.empty() || status_heard; });
+    if (done.empty()) {
+      status_heard = false;
+      if (show) progress.print(failed);
+      continue;
+    }
     auto [i, r] = std::move(done.front());
     done.pop_front();
-    ++finished;
+    progress.finished(i);
     const std::string block = report((*entries)[i], r, failed, compile_us);
-    if (tty) std::fprintf(stderr, "\r\x1b[K");
+    progress.clear();
     if (!block.empty()) {
       std::fputs(block.c_str(), stdout);
       if (block.back() != '\n') std::fputc('\n', stdout);
       std::fflush(stdout);
     }
-    if (tty) print_progress(finished, entries->size(), failed, start);
+    if (show) progress.print(failed);
   }
   lock.unlock();
   submitter.join();
   window.reset();
-  if (tty) std::fprintf(stderr, "\r\x1b[K");
+  progress.clear();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   print_summary(**pool, entries->size() + db->problems.size(), failed, wall, compile_us);
   (*pool)->close();

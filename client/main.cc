@@ -22,6 +22,7 @@ struct PoolFlags {
   std::string log_level = "error";  // crash reports reach the results anyway
   std::vector<std::string> tools;   // NAME=COMMAND
   std::string trace;
+  std::optional<uint64_t> status_interval_ms;
   bool selftest = false;
 
   void add_to(CLI::App* cmd, bool with_selftest) {
@@ -39,6 +40,9 @@ struct PoolFlags {
                     "NAME=COMMAND: a warm tool in every worker, for jobs of kind NAME (see "
                     "kiln-supervisor --help; repeatable)")
         ->allow_extra_args(false);
+    cmd->add_option("--status-interval-ms", status_interval_ms,
+                    "how often a running job's status is reported (compile-db then names the "
+                    "longest-running file; default 10000)");
     cmd->add_option("--trace", trace,
                     "write the pool's timeline to this file: Chrome Trace Event JSON, for "
                     "ui.perfetto.dev or chrome://tracing");
@@ -57,6 +61,9 @@ struct PoolFlags {
     }
     o.args.insert(o.args.end(), {"--log-level", log_level});
     if (!trace.empty()) o.args.insert(o.args.end(), {"--trace", trace});
+    if (status_interval_ms) {
+      o.args.insert(o.args.end(), {"--status-interval-ms", std::to_string(*status_interval_ms)});
+    }
     if (selftest) o.args.push_back("--enable-selftest");
     for (const std::string& t : tools) o.args.insert(o.args.end(), {"--tool", t});
     return o;
@@ -113,6 +120,9 @@ int main(int argc, char** argv) {
       "Exit status 0 only when every compile succeeded.");
   db_pool.add_to(db_cmd, false);
   db_cmd->add_option("--filter", db.filter, "only entries whose file matches this regex");
+  db_cmd->add_flag("--progress", db.progress,
+                   "print the progress line (and the longest-running file) even when stderr is "
+                   "not a terminal, one line per update");
   db_cmd->add_option("database", db.database, "compile_commands.json")
       ->required()
       ->check(CLI::ExistingFile);

@@ -22,9 +22,9 @@ SubmitWindow::~SubmitWindow() {
 
 void SubmitWindow::submit(std::string kind, proto::RawObject payload,
                           std::optional<uint64_t> timeout_ms, std::optional<int64_t> priority,
-                          Pool::Callback on_result) {
-  auto job = std::make_shared<Job>(
-      Job{std::move(kind), std::move(payload), timeout_ms, priority, std::move(on_result)});
+                          Pool::Callback on_result, Pool::StatusCallback on_status) {
+  auto job = std::make_shared<Job>(Job{std::move(kind), std::move(payload), timeout_ms, priority,
+                                       std::move(on_result), std::move(on_status)});
   {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return in_flight_ < window_; });
@@ -37,20 +37,22 @@ void SubmitWindow::submit(std::string kind, proto::RawObject payload,
 void SubmitWindow::send(std::shared_ptr<Job> job) {
   // The pool copies the payload into its frame; ours is kept in case it comes back overloaded.
   // Called without mu_: a pool whose supervisor is gone answers in this very call.
-  pool_.submit(job->kind, job->payload, job->timeout_ms, job->priority,
-               [this, job](proto::Result r) {
-                 std::unique_lock lock(mu_);
-                 --sent_;
-                 if (!r.ok && r.error && r.error->code == proto::code::kOverloaded) {
-                   overloaded_.push_back(job);
-                   cv_.notify_all();
-                   return;
-                 }
-                 --in_flight_;
-                 cv_.notify_all();
-                 lock.unlock();
-                 job->on_result(std::move(r));
-               });
+  pool_.submit(
+      job->kind, job->payload, job->timeout_ms, job->priority,
+      [this, job](proto::Result r) {
+        std::unique_lock lock(mu_);
+        --sent_;
+        if (!r.ok && r.error && r.error->code == proto::code::kOverloaded) {
+          overloaded_.push_back(job);
+          cv_.notify_all();
+          return;
+        }
+        --in_flight_;
+        cv_.notify_all();
+        lock.unlock();
+        job->on_result(std::move(r));
+      },
+      job->on_status);
 }
 
 void SubmitWindow::resubmit_loop() {

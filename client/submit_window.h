@@ -26,8 +26,10 @@ class SubmitWindow {
   SubmitWindow(const SubmitWindow&) = delete;
   SubmitWindow& operator=(const SubmitWindow&) = delete;
 
+  // on_status: as Pool::submit's, for each status of the job (of each submit, when resubmitted).
   void submit(std::string kind, proto::RawObject payload, std::optional<uint64_t> timeout_ms,
-              std::optional<int64_t> priority, Pool::Callback on_result);
+              std::optional<int64_t> priority, Pool::Callback on_result,
+              Pool::StatusCallback on_status = nullptr);
 
  private:
   struct Job {
@@ -36,6 +38,7 @@ class SubmitWindow {
     std::optional<uint64_t> timeout_ms;
     std::optional<int64_t> priority;
     Pool::Callback on_result;
+    Pool::StatusCallback on_status;
   };
   void send(std::shared_ptr<Job> job);  // without mu_ held; sent_ already counts it
   void resubmit_loop();

@@ -1,5 +1,6 @@
 // The client side: shell splitting, JSON conversion, the C++ Pool against a real supervisor, and
 // the `kiln` command as a real process.
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -409,6 +410,42 @@ TEST(KilnRun, JobsOfAToolRunOnItsWarmProcess) {
   EXPECT_EQ(results[1]["value"], (json{{"text", "AGAIN"}, {"served", 2}}));
   EXPECT_EQ(results[2]["error"]["code"], "bad_payload");
   EXPECT_EQ(results[2]["error"]["message"], "expected str");
+}
+
+TEST(KilnCompileDb, TheProgressLineNamesTheLongestRunningFile) {
+  char dir_template[] = "/tmp/kiln-compile-db-XXXXXX";
+  const std::string dir = ::mkdtemp(dir_template);
+  // slow.c "compiles" until quick.c's compile is done and the slow one has been heard of twice:
+  // it waits for a file the test makes once stderr has named it.
+  const json db = json::array(
+      {{{"directory", dir},
+        {"file", "slow.c"},
+        {"arguments", {"sh", "-c", "while [ ! -e go ]; do sleep 0.05; done", "cc", "slow.c"}}},
+       {{"directory", dir}, {"file", "quick.c"}, {"arguments", {"true", "quick.c"}}}});
+  std::ofstream(dir + "/compile_commands.json") << db.dump();
+  auto [err_read, err_write] = pipe_pair();
+  Child c = Child::spawn({{KILN_CLI_PATH, "compile-db", "--workers", "2", "--progress",
+                           "--status-interval-ms", "100", dir + "/compile_commands.json"},
+                          environment_with({}, {"SPDLOG_LEVEL"}),
+                          {{2, err_write.get()}}});
+  err_write.reset();
+  std::string err;
+  ASSERT_TRUE(kiln::testing::wait_until(
+      [&] {
+        pollfd ready{err_read.get(), POLLIN, 0};
+        char buf[4096];
+        const ssize_t n = ::poll(&ready, 1, 100) > 0 ? ::read(err_read.get(), buf, sizeof buf) : 0;
+        if (n > 0) err.append(buf, static_cast<std::size_t>(n));
+        return err.find("[1/2] 0 failed, ") != std::string::npos &&
+               err.find(", slowest: slow.c (") != std::string::npos;
+      },
+      20s))
+      << err;
+  std::ofstream(dir + "/go") << "";
+  err += read_all(err_read.get(), 20s);
+  EXPECT_EQ(c.exit_code(20s), 0) << err;
+  EXPECT_NE(err.find("[2/2] 0 failed, "), std::string::npos) << err;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(KilnCompileDb, RunsBothEntryFormsAndReportsFailures) {
