@@ -47,6 +47,9 @@ int daemon_status_command(const std::string& socket);
 // The daemon's jobs and workers now: redrawn in place every `interval_ms` on a terminal (until
 // interrupted), printed once otherwise or when `once`. Exit status 1 when no daemon runs.
 int top_command(const std::string& socket, uint64_t interval_ms, bool once);
+// Has the daemon write its timeline to `file` (kiln-supervisor --trace, from now on), or with
+// nullopt stop writing it (the file is then complete). Exit status 1 when it cannot.
+int trace_command(const std::string& socket, const std::optional<std::string>& file);
 int stats_command(const std::string& socket);
 int shutdown_command(const std::string& socket, bool drain);
 

@@ -194,6 +194,30 @@ int top_command(const std::string& socket_option, uint64_t interval_ms, bool onc
   }
 }
 
+int trace_command(const std::string& socket_option, const std::optional<std::string>& file) {
+  std::unique_ptr<Pool> pool = running_daemon(socket_option, "trace");
+  if (!pool) return 1;
+  std::optional<std::string> absolute = file;
+  if (file && !file->starts_with("/")) {
+    // The daemon's directory is "/": the file is the caller's, relative to where it is.
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) != nullptr) absolute = std::string(cwd) + "/" + *file;
+  }
+  Expected<proto::Traced> traced = pool->trace(absolute);
+  if (!traced || traced->error) {
+    std::fprintf(stderr, "kiln trace: %s\n",
+                 traced ? traced->error->c_str() : traced.error().c_str());
+    return 1;
+  }
+  if (traced->file) {
+    std::printf("kiln trace: the daemon writes its timeline to %s (kiln trace stop to end it)\n",
+                traced->file->c_str());
+  } else {
+    std::printf("kiln trace: no timeline is being written\n");
+  }
+  return 0;
+}
+
 int shutdown_command(const std::string& socket_option, bool drain) {
   std::unique_ptr<Pool> pool = running_daemon(socket_option, "shutdown");
   if (!pool) return 1;

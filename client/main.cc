@@ -180,6 +180,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{50}, uint64_t{3600000}));
   top_cmd->add_flag("--once", top_once, "print it once and exit (as when not on a terminal)");
 
+  std::string trace_socket, trace_file;
+  CLI::App* trace_cmd = app.add_subcommand(
+      "trace",
+      "Have the daemon write its timeline to a file (Chrome Trace Event JSON, for "
+      "ui.perfetto.dev or chrome://tracing), or stop.");
+  trace_cmd->require_subcommand(1);
+  CLI::App* trace_start = trace_cmd->add_subcommand("start", "start writing it to FILE");
+  trace_start->add_option("file", trace_file, "the timeline's file (replaced)")->required();
+  trace_start->add_option("--socket", trace_socket, "the daemon's socket (default as for exec)");
+  CLI::App* trace_stop =
+      trace_cmd->add_subcommand("stop", "stop writing it; the file is then complete");
+  trace_stop->add_option("--socket", trace_socket, "the daemon's socket (default as for exec)");
+
   std::string stats_socket;
   CLI::App* stats_cmd = app.add_subcommand("stats", "Print a daemon's stats as JSON.");
   stats_cmd->add_option("--socket", stats_socket, "the daemon's socket (default as for exec)");
@@ -208,6 +221,8 @@ int main(int argc, char** argv) {
   }
   if (status_cmd->parsed()) return kiln::client::daemon_status_command(status_socket);
   if (top_cmd->parsed()) return kiln::client::top_command(top_socket, top_interval_ms, top_once);
+  if (trace_start->parsed()) return kiln::client::trace_command(trace_socket, trace_file);
+  if (trace_stop->parsed()) return kiln::client::trace_command(trace_socket, std::nullopt);
   if (stats_cmd->parsed()) return kiln::client::stats_command(stats_socket);
   if (shutdown_cmd->parsed()) return kiln::client::shutdown_command(shutdown_socket, drain);
   // A daemon reached with --socket must serve the build of $KILN_KEY, when one is given.

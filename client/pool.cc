@@ -189,24 +189,41 @@ void Pool::wakeup() {
   send_frame(frame);
 }
 
-Expected<proto::Stats> Pool::stats(std::chrono::milliseconds timeout) {
-  std::string frame;
-  proto::encode(proto::StatsRequest{}, frame);
+Expected<bool> Pool::ask(const std::string& frame, uint64_t& asked, const uint64_t& answered,
+                         std::chrono::milliseconds timeout, std::unique_lock<std::mutex>& lock) {
   uint64_t mine;
   {
     std::lock_guard write_lock(write_mu_);  // numbered in the order the requests go out
     {
-      std::lock_guard lock(mu_);
-      mine = ++stats_asked_;
+      std::lock_guard counting(mu_);
+      mine = ++asked;
     }
     link_.send(frame);  // a failed send shows as the link's end in the reader
   }
-  std::unique_lock lock(mu_);
-  stats_cv_.wait_for(lock, timeout, [&] { return stats_answered_ >= mine || gone_; });
-  if (stats_answered_ >= mine) return *latest_stats_;
+  lock = std::unique_lock(mu_);
+  stats_cv_.wait_for(lock, timeout, [&] { return answered >= mine || gone_; });
+  if (answered >= mine) return true;
   if (gone_) return fail("the supervisor is gone: " + gone_why_);
-  return fail("the supervisor did not answer stats within " + std::to_string(timeout.count()) +
-              " ms");
+  return fail("the supervisor did not answer within " + std::to_string(timeout.count()) + " ms");
+}
+
+Expected<proto::Stats> Pool::stats(std::chrono::milliseconds timeout) {
+  std::string frame;
+  proto::encode(proto::StatsRequest{}, frame);
+  std::unique_lock<std::mutex> lock;
+  Expected<bool> answered = ask(frame, stats_asked_, stats_answered_, timeout, lock);
+  if (!answered) return fail(answered.error());
+  return *latest_stats_;
+}
+
+Expected<proto::Traced> Pool::trace(const std::optional<std::string>& file,
+                                    std::chrono::milliseconds timeout) {
+  std::string frame;
+  proto::encode(proto::TraceRequest{file}, frame);
+  std::unique_lock<std::mutex> lock;
+  Expected<bool> answered = ask(frame, traces_asked_, traces_answered_, timeout, lock);
+  if (!answered) return fail(answered.error());
+  return *latest_traced_;
 }
 
 void Pool::read_loop() {
@@ -240,6 +257,11 @@ void Pool::read_loop() {
       std::lock_guard lock(mu_);
       latest_stats_ = std::move(*st);
       ++stats_answered_;
+      stats_cv_.notify_all();
+    } else if (auto* traced = std::get_if<proto::Traced>(&event.value())) {
+      std::lock_guard lock(mu_);
+      latest_traced_ = std::move(*traced);
+      ++traces_answered_;
       stats_cv_.notify_all();
     } else if (auto* err = std::get_if<proto::Error>(&event.value())) {
       why = "the supervisor ended the connection: " + err->code + ": " + err->message;

@@ -78,6 +78,10 @@ class Pool {
   // The supervisor's counters, asked now: an answer to this request or a later one. An error if
   // the supervisor is gone or does not answer within `timeout` (a stopped supervisor).
   Expected<proto::Stats> stats(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Starts the supervisor writing its timeline (Chrome Trace Event JSON) to `file`, or with
+  // nullopt stops it: the supervisor's answer (the file now written, or why it could not).
+  Expected<proto::Traced> trace(const std::optional<std::string>& file,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Asks the supervisor to stop (drain: finish queued jobs first) and waits for it to exit.
   // Returns its exit status (0 for a daemon reached through connect()).
   int shutdown(bool drain = false);
@@ -90,6 +94,10 @@ class Pool {
   void attach();
   void read_loop();
   bool send_frame(const std::string& frame);
+  // Sends a request answered in order (stats, trace), counted in `asked`, and waits until
+  // `answered` counts its answer; `lock` then holds mu_, for reading the answer.
+  Expected<bool> ask(const std::string& frame, uint64_t& asked, const uint64_t& answered,
+                     std::chrono::milliseconds timeout, std::unique_lock<std::mutex>& lock);
   void fail_open(const std::string& why);
 
   pid_t pid_ = -1;
@@ -106,10 +114,14 @@ class Pool {
   };
   std::map<uint64_t, Open> open_;
   // Stats answers come in the order of the requests: the n-th request is answered by the n-th
-  // answer. Only the latest is kept.
+  // answer. Only the latest is kept. (The condition variable serves both kinds of answer.)
   uint64_t stats_asked_ = 0;
   uint64_t stats_answered_ = 0;
   std::optional<proto::Stats> latest_stats_;
+  // The same for trace requests and their `traced` answers.
+  uint64_t traces_asked_ = 0;
+  uint64_t traces_answered_ = 0;
+  std::optional<proto::Traced> latest_traced_;
   uint64_t next_id_ = 1;
   bool gone_ = false;
   std::string gone_why_;

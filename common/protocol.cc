@@ -53,6 +53,11 @@ KILN_FIELDS(Cancel) { f("id", m.id); }
 KILN_FIELDS(Quiesce) {}
 KILN_FIELDS(Wakeup) {}
 KILN_FIELDS(StatsRequest) {}
+KILN_FIELDS(TraceRequest) { f("file", m.file); }
+KILN_FIELDS(Traced) {
+  f("file", m.file);
+  f("error", m.error);
+}
 KILN_FIELDS(Shutdown) { f("drain", m.drain); }
 KILN_FIELDS(Hello) {
   f("protocol", m.protocol);
@@ -161,6 +166,10 @@ template <>
 constexpr std::string_view kType<StatsRequest> = "stats";
 template <>
 constexpr std::string_view kType<Shutdown> = "shutdown";
+template <>
+constexpr std::string_view kType<TraceRequest> = "trace";
+template <>
+constexpr std::string_view kType<Traced> = "traced";
 template <>
 constexpr std::string_view kType<Hello> = "hello";
 template <>
@@ -378,10 +387,11 @@ bool is_known_key(std::string_view key) {
       fields([&keys](std::string_view k, const auto&) { keys.push_back(k); }, message);
     };
     (collect(Submit{}), collect(Cancel{}), collect(Quiesce{}), collect(Wakeup{}),
-     collect(StatsRequest{}), collect(Shutdown{}), collect(Hello{}), collect(Result{}),
-     collect(Status{}), collect(Stats{}), collect(Error{}), collect(Bye{}), collect(Job{}),
-     collect(WorkerShutdown{}), collect(Ready{}), collect(WorkerResult{}), collect(Phase{}),
-     collect(ToolJob{}), collect(ToolReady{}), collect(ToolResult{}));
+     collect(StatsRequest{}), collect(Shutdown{}), collect(TraceRequest{}), collect(Traced{}),
+     collect(Hello{}), collect(Result{}), collect(Status{}), collect(Stats{}), collect(Error{}),
+     collect(Bye{}), collect(Job{}), collect(WorkerShutdown{}), collect(Ready{}),
+     collect(WorkerResult{}), collect(Phase{}), collect(ToolJob{}), collect(ToolReady{}),
+     collect(ToolResult{}));
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     return keys;
@@ -569,6 +579,8 @@ void encode(const Cancel& m, std::string& out) { encode_message(m, out); }
 void encode(const Quiesce& m, std::string& out) { encode_message(m, out); }
 void encode(const Wakeup& m, std::string& out) { encode_message(m, out); }
 void encode(const StatsRequest& m, std::string& out) { encode_message(m, out); }
+void encode(const TraceRequest& m, std::string& out) { encode_message(m, out); }
+void encode(const Traced& m, std::string& out) { encode_message(m, out); }
 void encode(const Shutdown& m, std::string& out) { encode_message(m, out); }
 void encode(const Hello& m, std::string& out) { encode_message(m, out); }
 void encode(const Result& m, std::string& out) { encode_message(m, out); }

@@ -92,6 +92,10 @@ struct Shutdown {
   std::optional<bool> drain;  // absent: false
   bool operator==(const Shutdown&) const = default;
 };
+struct TraceRequest {
+  std::optional<std::string> file;  // start writing the timeline there; absent: stop
+  bool operator==(const TraceRequest&) const = default;
+};
 
 // ---- Client link, supervisor -> client ----
 struct Hello {
@@ -167,6 +171,11 @@ struct Error {
 struct Bye {
   bool operator==(const Bye&) const = default;
 };
+struct Traced {
+  std::optional<std::string> file;   // the timeline being written now; absent: none
+  std::optional<std::string> error;  // why the request failed (the previous state holds)
+  bool operator==(const Traced&) const = default;
+};
 
 // ---- Worker link, supervisor -> worker ----
 struct Job {
@@ -231,8 +240,9 @@ struct ToolResult {
 };
 
 // What each side of each link receives.
-using ClientRequest = std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown>;
-using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye>;
+using ClientRequest =
+    std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown, TraceRequest>;
+using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye, Traced>;
 using WorkerCommand = std::variant<Job, WorkerShutdown>;
 using WorkerEvent = std::variant<Ready, WorkerResult, Phase>;
 using ToolCommand = std::variant<ToolJob, WorkerShutdown>;
@@ -252,6 +262,8 @@ void encode(const Quiesce& m, std::string& out);
 void encode(const Wakeup& m, std::string& out);
 void encode(const StatsRequest& m, std::string& out);
 void encode(const Shutdown& m, std::string& out);
+void encode(const TraceRequest& m, std::string& out);
+void encode(const Traced& m, std::string& out);
 void encode(const Hello& m, std::string& out);
 void encode(const Result& m, std::string& out);
 void encode(const Status& m, std::string& out);

@@ -142,13 +142,7 @@ int Supervisor::run() {
 
   Expected<bool> link = options_.listen.empty() ? open_client_link() : listen_socket();
   if (link && !options_.trace_file.empty()) {
-    Expected<std::unique_ptr<Trace>> trace =
-        Trace::open(options_.trace_file, options_.workers, now());
-    if (trace) {
-      trace_ = std::move(*trace);
-    } else {
-      link = fail(trace.error());
-    }
+    if (std::optional<std::string> error = retrace(options_.trace_file).error) link = fail(*error);
   }
   int status = 0;
   if (!link) {
@@ -376,6 +370,8 @@ void Supervisor::on_request(ClientConnection& client, proto::ClientRequest reque
           client.send(pool_->stats());
         } else if constexpr (std::is_same_v<T, proto::Shutdown>) {
           begin_shutdown(r.drain.value_or(false), "asked by the client");
+        } else if constexpr (std::is_same_v<T, proto::TraceRequest>) {
+          client.send(retrace(r.file));
         }
       },
       request);
@@ -541,6 +537,31 @@ uint64_t Supervisor::rss_kb(pid_t pid) { return kiln::rss_kb(pid); }
 void Supervisor::answer(ClientId client, proto::Result result) {
   const auto it = clients_.find(client);
   if (it != clients_.end()) it->second->send(result);
+}
+
+proto::Traced Supervisor::retrace(const std::optional<std::string>& file) {
+  proto::Traced answer;
+  if (file) {
+    // The new file first: a path that cannot be written leaves the timeline being written as is.
+    Expected<std::unique_ptr<Trace>> trace = Trace::open(*file, options_.workers, now());
+    if (!trace) {
+      answer.error = trace.error();
+    } else {
+      trace_ = std::move(*trace);  // the previous one, if any, is closed
+      trace_file_ = *file;
+      // The workers already running get their lanes now (a job they finish is drawn on them).
+      for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
+        if (workers_[slot]) trace_->worker(slot, workers_[slot]->pid(), "worker running", now());
+      }
+      spdlog::info("writing the timeline to {}", *file);
+    }
+  } else if (trace_) {
+    trace_.reset();
+    spdlog::info("the timeline {} is written", trace_file_);
+    trace_file_.clear();
+  }
+  if (trace_) answer.file = trace_file_;
+  return answer;
 }
 
 void Supervisor::trace_worker(std::size_t slot, pid_t pid, const std::string& what) {

@@ -40,6 +40,8 @@ class Supervisor : public PoolEnv {
   void answer(ClientId client, proto::Result result) override;
   void status(ClientId client, const proto::Status& status) override;
   void trace_worker(std::size_t slot, pid_t pid, const std::string& what) override;
+  // Starts writing the timeline to `file` (closing the one being written), or stops: the answer.
+  proto::Traced retrace(const std::optional<std::string>& file);
   void trace_job(const PoolJob& job, const proto::Result& result, std::size_t queued,
                  std::size_t running, std::size_t alive) override;
 
@@ -71,7 +73,8 @@ class Supervisor : public PoolEnv {
   std::vector<std::string> worker_env_;
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;
-  std::unique_ptr<Trace> trace_;                         // --trace
+  std::unique_ptr<Trace> trace_;  // --trace, or a client's `trace`
+  std::string trace_file_;
   std::vector<std::unique_ptr<WorkerProcess>> workers_;  // the current process of each slot
   std::vector<uint64_t> generation_;  // of each slot's process: older events are stale
   std::map<WorkerProcess*, std::unique_ptr<WorkerProcess>> retired_;  // closing

@@ -313,7 +313,7 @@ TEST(ClientPool, StatsAreFreshFromManyThreadsAndBoundedByADeadline) {
   Expected<proto::Stats> late = (*pool)->stats(200ms);
   ::kill(pid, SIGCONT);
   ASSERT_FALSE(late.ok());
-  EXPECT_EQ(late.error(), "the supervisor did not answer stats within 200 ms");
+  EXPECT_EQ(late.error(), "the supervisor did not answer within 200 ms");
   Expected<proto::Stats> st = (*pool)->stats();
   ASSERT_TRUE(st.ok()) << st.error();
   EXPECT_EQ(st->jobs_submitted, 200u);

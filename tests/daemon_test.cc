@@ -1089,6 +1089,43 @@ TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
   EXPECT_EQ(daemon.exit_code(), 0);
 }
 
+TEST(KilnDaemon, TraceStartAndStopWriteARunningDaemonsTimeline) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  const std::string file = dir / "build.trace.json";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  EXPECT_EQ(launch({"--socket", sock, "--", "true"}).status, 0) << "before: not in the timeline";
+
+  Launched l = kiln_cli({"trace", "start", file, "--socket", sock});
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_EQ(l.out, "kiln trace: the daemon writes its timeline to " + file +
+                       " (kiln trace stop to end it)\n");
+  EXPECT_EQ(launch({"--socket", sock, "--", "sh", "-c", "exit 0", "cc", "src/traced.c"}).status, 0);
+  l = kiln_cli({"trace", "start", "/nonexistent/dir/t.json", "--socket", sock});
+  EXPECT_EQ(l.status, 1);
+  EXPECT_EQ(l.err,
+            "kiln trace: cannot write the trace /nonexistent/dir/t.json: No such file or "
+            "directory\n");
+  l = kiln_cli({"trace", "stop", "--socket", sock});
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_EQ(l.out, "kiln trace: no timeline is being written\n");
+  EXPECT_EQ(launch({"--socket", sock, "--", "true"}).status, 0) << "after: not in it either";
+
+  std::ifstream in(file);
+  const nlohmann::json events = nlohmann::json::parse(in);  // complete: the array is closed
+  std::vector<std::string> spans, marks;
+  for (const auto& e : events) {
+    if (e["ph"] == "X") spans.push_back(e["name"]);
+    if (e["ph"] == "i") marks.push_back(e["name"]);
+  }
+  EXPECT_EQ(spans, std::vector<std::string>{"traced.c"}) << "the one job while it was on";
+  EXPECT_EQ(marks, (std::vector<std::string>{"worker running", "worker running"}))
+      << "the lanes of the workers that were running when it began";
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
 TEST(KilnRun, UsesASharedDaemonAndLeavesItServing) {
   TempDir dir;
   const std::string sock = dir / "s.sock";

@@ -136,6 +136,7 @@ _CLIENT_TO_SUPERVISOR = {
     "wakeup": {},
     "stats": {},
     "shutdown": {"drain": (_is_bool, False)},
+    "trace": {"file": (_is_str, False)},
 }
 _SUPERVISOR_TO_CLIENT = {
     "hello": {
@@ -165,6 +166,7 @@ _SUPERVISOR_TO_CLIENT = {
     "stats": {},
     "error": {"code": (_is_str, True), "message": (_is_str, True)},
     "bye": {},
+    "traced": {"file": (_is_str, False), "error": (_is_str, False)},
 }
 CLIENT_LINK = {**_CLIENT_TO_SUPERVISOR, **_SUPERVISOR_TO_CLIENT}
 FROM_SUPERVISOR = _SUPERVISOR_TO_CLIENT
