@@ -22,10 +22,13 @@ Expected<std::unique_ptr<Pool>> connect_to_daemon(const std::string& socket) {
 namespace {
 
 // The daemon on --socket (or the default socket), for a subcommand that only talks to one that
-// runs: nothing is started. Says why on stderr, under `command`'s name, when it cannot.
-std::unique_ptr<Pool> running_daemon(const std::string& socket_option, const char* command) {
+// runs: nothing is started. Says why on stderr, under `command`'s name, when it cannot. `path`,
+// if given, gets the socket's path.
+std::unique_ptr<Pool> running_daemon(const std::string& socket_option, const char* command,
+                                     std::string* path = nullptr) {
   Expected<std::string> socket =
       socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
+  if (socket && path != nullptr) *path = *socket;
   Expected<std::unique_ptr<Pool>> pool =
       socket ? connect_to_daemon(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
   if (!pool) {
@@ -106,14 +109,8 @@ std::string duration_text(uint64_t ms) {
 }  // namespace
 
 int daemon_status_command(const std::string& socket_option) {
-  Expected<std::string> path =
-      socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
-  if (!path) {
-    std::fprintf(stderr, "kiln daemon status: %s\n", path.error().c_str());
-    return 1;
-  }
-  const std::string& socket = *path;
-  std::unique_ptr<Pool> pool = running_daemon(socket, "daemon status");
+  std::string socket;
+  std::unique_ptr<Pool> pool = running_daemon(socket_option, "daemon status", &socket);
   if (!pool) return 1;
   Expected<proto::Stats> st = pool->stats();
   if (!st) {
@@ -169,13 +166,8 @@ std::string top_screen(const std::string& socket, const proto::Hello& hello,
 }  // namespace
 
 int top_command(const std::string& socket_option, uint64_t interval_ms, bool once) {
-  Expected<std::string> path =
-      socket_option.empty() ? default_socket_path() : Expected<std::string>(socket_option);
-  if (!path) {
-    std::fprintf(stderr, "kiln top: %s\n", path.error().c_str());
-    return 1;
-  }
-  std::unique_ptr<Pool> pool = running_daemon(*path, "top");
+  std::string socket;
+  std::unique_ptr<Pool> pool = running_daemon(socket_option, "top", &socket);
   if (!pool) return 1;
   // On a terminal, the screen is redrawn in place every interval until interrupted; otherwise
   // (a pipe, a file, --once) it is printed once.
@@ -186,7 +178,7 @@ int top_command(const std::string& socket_option, uint64_t interval_ms, bool onc
       std::fprintf(stderr, "kiln top: %s\n", st.error().c_str());
       return 1;
     }
-    const std::string screen = top_screen(*path, pool->hello(), *st);
+    const std::string screen = top_screen(socket, pool->hello(), *st);
     std::fputs(live ? ("\x1b[H\x1b[2J" + screen).c_str() : screen.c_str(), stdout);
     std::fflush(stdout);
     if (!live) return 0;
