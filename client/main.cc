@@ -131,8 +131,9 @@ int main(int argc, char** argv) {
   std::string exec_socket, exec_supervisor;
   CLI::App* exec_cmd = app.add_subcommand(
       "exec",
-      "Run one command through a shared daemon, as a compiler launcher "
-      "(CMAKE_C_COMPILER_LAUNCHER=kiln with `kiln exec --`): in this directory and environment, "
+      "Run one command through a shared daemon, as a compiler launcher (kiln-exec is the same "
+      "in a small binary made for CMAKE_C_COMPILER_LAUNCHER=kiln-exec): in this directory and "
+      "environment, "
       "its stdout and stderr relayed, its exit code returned (128+signal when killed, 127 when "
       "it cannot start, 125 when kiln cannot serve). Starts a daemon if none listens.");
   exec_cmd->add_option("--socket", exec_socket,
