@@ -736,6 +736,24 @@ TEST(KilnExecFallback, WithoutASupervisorTheCommandRunsHere) {
   EXPECT_EQ(off.out, "");
 }
 
+TEST(KilnExecFallback, ASupervisorThatNeverComesUpHasTheCommandRunHereAfterAShortWait) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  // A "supervisor" that says something and exits: nothing ever listens on the socket.
+  const std::string fake = dir / "fake-supervisor";
+  std::ofstream(fake) << "#!/bin/sh\necho 'fake: cannot serve' >&2\nexit 3\n";
+  ::chmod(fake.c_str(), 0755);
+  std::vector<std::string> args = {"--socket", sock, "--supervisor", fake, "--"};
+  args.insert(args.end(), kCommand.begin(), kCommand.end());
+  const Launched l = launch(args);
+  EXPECT_EQ(l.status, 3);
+  EXPECT_EQ(l.out, "out\n");
+  EXPECT_EQ(l.err, "kiln exec: running the command here: no kiln-supervisor came up on " + sock +
+                       " within 3000 ms (cannot connect to " + sock +
+                       ": No such file or directory); its log " + sock +
+                       ".log says: fake: cannot serve\nerr\n");
+}
+
 TEST(KilnExecFallback, OutputPastTheCapIsNeverCutButRunsHereInFull) {
   TempDir dir;
   const Launched l =
