@@ -27,9 +27,10 @@ class DaemonLink {
 
   // Connects to a supervisor serving a Unix socket (--listen) and reads its hello. Refuses, before
   // sending anything, a socket served by another user (SO_PEERCRED), and after hello a supervisor
-  // whose key_id is not `key_id`. `first_frame`, when given, is sent as early as those checks
-  // allow: before hello is read when there is no key_id to check (the protocol lets a client send
-  // first; a launcher saves a round trip), after it otherwise.
+  // whose key_id is not `key_id` (error_code() kRefused); kUnreachable when nobody listens.
+  // `first_frame`, when given, is sent as early as those checks allow: before hello is read when
+  // there is no key_id to check (the protocol lets a client send first; a launcher saves a round
+  // trip), after it otherwise.
   static Expected<DaemonLink> connect(const std::string& socket_path,
                                       const std::optional<std::string>& key_id,
                                       std::string_view first_frame = {});

@@ -176,7 +176,7 @@ Expected<DaemonLink> start_daemon(const std::string& socket, const std::string& 
   Expected<DaemonLink> link = fail("not started");
   while (std::chrono::steady_clock::now() < deadline) {
     link = connect_link(socket, first_frame);
-    if (link || link.error_code() == kRefused) return link;
+    if (link || link.error_code() != kUnreachable) return link;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }
@@ -212,8 +212,10 @@ Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string
       options.socket.empty() ? default_socket_path() : Expected<std::string>(options.socket);
   if (!socket) return fail(socket.error());
   Expected<DaemonLink> running = connect_link(*socket, submit);
-  // A daemon we refuse holds the path: starting another cannot take it over.
-  if (running || running.error_code() == kRefused) return running;
+  // Only when nobody listens is a daemon started: one that is there but refuses us (another
+  // user's, another build's, one serving all the connections it may) holds the path, and
+  // starting another cannot take it over; the command then runs here at once.
+  if (running || running.error_code() != kUnreachable) return running;
   Expected<std::string> supervisor = find_supervisor(options.supervisor);
   if (!supervisor) return fail(supervisor.error());
   Expected<std::optional<unsigned>> workers = workers_from_env();

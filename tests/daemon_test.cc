@@ -754,6 +754,27 @@ TEST(KilnExecFallback, ASupervisorThatNeverComesUpHasTheCommandRunHereAfterAShor
                        ".log says: fake: cannot serve\nerr\n");
 }
 
+TEST(KilnExecFallback, ADaemonServingAllTheConnectionsItMayHasTheCommandRunHereAtOnce) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock, {"--max-connections", "1"});
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  Expected<std::unique_ptr<Pool>> held = Pool::connect(sock);
+  ASSERT_TRUE(held) << held.error();
+  std::vector<std::string> args = {"--socket", sock, "--"};
+  args.insert(args.end(), kCommand.begin(), kCommand.end());
+  const Launched l = launch(args);
+  EXPECT_EQ(l.status, 3);
+  EXPECT_EQ(l.out, "out\n");
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: the supervisor refused: too_many_connections: "
+            "this kiln-supervisor already serves 1 connections (--max-connections)\nerr\n");
+  EXPECT_EQ(processes_with("--listen " + sock).size(), 1u) << "no second daemon was started";
+  (*held)->disconnect();
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
 TEST(KilnExecFallback, OutputPastTheCapIsNeverCutButRunsHereInFull) {
   TempDir dir;
   const Launched l =
