@@ -56,7 +56,12 @@ Expected<DaemonLink> DaemonLink::connect(const std::string& socket_path,
     return fail("cannot send to " + socket_path + ": " + std::strerror(errno));
   };
   if (!key_id) {
-    if (Expected<bool> sent = send_first(); !sent) return fail(sent.error());
+    if (Expected<bool> sent = send_first(); !sent) {
+      // A supervisor that refuses us (too_many_connections) may close before our frame is in:
+      // what it said first is the reason to give.
+      Expected<bool> hello = link.read_hello();
+      return fail(hello ? sent.error() : hello.error());
+    }
   }
   if (Expected<bool> hello = link.read_hello(); !hello) return fail(hello.error());
   if (key_id && link.hello_.key_id != *key_id) {
