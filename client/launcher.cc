@@ -24,6 +24,7 @@
 #include "client/daemon_link.h"
 #include "client/exec_request.h"
 #include "common/exit_codes.h"
+#include "common/msgpack_scan.h"
 #include "common/rlimits.h"
 
 extern char** environ;
@@ -256,31 +257,19 @@ void add_process_attributes(ExecRequest& r) {
   }
 }
 
-// Field `key` of a msgpack map, or null.
-const msgpack::object* field(const msgpack::object& map, std::string_view key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; ++i) {
-    const msgpack::object& k = map.via.map.ptr[i].key;
-    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key) {
-      return &map.via.map.ptr[i].val;
-    }
-  }
-  return nullptr;
-}
-
 std::string_view bin_field(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = field(map, key);
+  const msgpack::object* v = mp::field(map, key);
   if (v == nullptr || v->type != msgpack::type::BIN) return {};
   return std::string_view(v->via.bin.ptr, v->via.bin.size);
 }
 
 bool true_field(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = field(map, key);
+  const msgpack::object* v = mp::field(map, key);
   return v != nullptr && v->type == msgpack::type::BOOLEAN && v->via.boolean;
 }
 
 int64_t int_field(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = field(map, key);
+  const msgpack::object* v = mp::field(map, key);
   if (v == nullptr) return 0;
   if (v->type == msgpack::type::POSITIVE_INTEGER) return static_cast<int64_t>(v->via.u64);
   return v->type == msgpack::type::NEGATIVE_INTEGER ? v->via.i64 : 0;

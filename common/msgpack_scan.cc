@@ -224,4 +224,16 @@ bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, st
   return true;
 }
 
+const msgpack::object* field(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  const msgpack::object* found = nullptr;
+  for (uint32_t i = 0; i < map.via.map.size; ++i) {
+    const msgpack::object& k = map.via.map.ptr[i].key;
+    if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key) {
+      found = &map.via.map.ptr[i].val;
+    }
+  }
+  return found;
+}
+
 }  // namespace kiln::mp

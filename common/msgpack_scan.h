@@ -24,6 +24,10 @@ const char* kind_name(Kind kind);
 // The name of an unpacked object's type, in the same words as kind_name ("uint", "str", ...).
 const char* type_name(const msgpack::object& o);
 
+// The value of the `key` field of an unpacked map (the last one, if repeated), or null when it
+// has none or is not a map.
+const msgpack::object* field(const msgpack::object& map, std::string_view key);
+
 struct Header {
   Kind kind = Kind::kNil;
   std::size_t header_len = 0;  // bytes of type tag and length fields

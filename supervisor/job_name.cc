@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/msgpack_scan.h"
+
 namespace kiln::supervisor {
 namespace {
 
@@ -36,20 +38,11 @@ std::vector<std::string> argv_of(const proto::RawObject& payload) {
     const msgpack::unpack_limit limit(1 << 16, 1 << 16, 1 << 20, 1 << 20, 1 << 20, 8);
     const msgpack::object_handle h =
         msgpack::unpack(payload.bytes.data(), payload.bytes.size(), nullptr, nullptr, limit);
-    const msgpack::object& map = h.get();
-    if (map.type != msgpack::type::MAP) return argv;
-    for (uint32_t i = 0; i < map.via.map.size; ++i) {
-      const msgpack::object& k = map.via.map.ptr[i].key;
-      const msgpack::object& v = map.via.map.ptr[i].val;
-      if (k.type != msgpack::type::STR ||
-          std::string_view(k.via.str.ptr, k.via.str.size) != "argv" ||
-          v.type != msgpack::type::ARRAY) {
-        continue;
-      }
-      for (uint32_t j = 0; j < v.via.array.size; ++j) {
-        const msgpack::object& a = v.via.array.ptr[j];
-        if (a.type == msgpack::type::STR) argv.emplace_back(a.via.str.ptr, a.via.str.size);
-      }
+    const msgpack::object* v = mp::field(h.get(), "argv");
+    if (v == nullptr || v->type != msgpack::type::ARRAY) return argv;
+    for (uint32_t j = 0; j < v->via.array.size; ++j) {
+      const msgpack::object& a = v->via.array.ptr[j];
+      if (a.type == msgpack::type::STR) argv.emplace_back(a.via.str.ptr, a.via.str.size);
     }
   } catch (const std::exception&) {
     argv.clear();

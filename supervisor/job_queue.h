@@ -36,6 +36,13 @@ struct PoolJob {
   std::string name;  // job_name(), given when it starts
 };
 
+// How loaded a pool is, for a timeline's counters.
+struct PoolLoad {
+  std::size_t queued = 0;
+  std::size_t running = 0;
+  std::size_t alive = 0;  // workers up (idle or busy)
+};
+
 struct QueueLimits {
   std::size_t max_jobs = 100000;             // --max-queue
   uint64_t max_bytes = 1024ull << 20;        // --max-queue-mb: payload bytes of every waiting job

@@ -619,13 +619,23 @@ void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
   if (worker_pid) result.worker_pid = static_cast<uint64_t>(*worker_pid);
   result.queue_us = queue_us;
   result.run_us = run_us;
-  std::size_t running = 0, alive = 0;
-  for (const Slot& s : slots_) {
-    running += s.job ? 1 : 0;
-    alive += s.state == State::kIdle || s.state == State::kBusy ? 1 : 0;
-  }
-  env_.trace_job(job, result, queue_.size(), running, alive);
+  if (env_.tracing()) trace_end(job, result);
   env_.answer(job.client, std::move(result));
+}
+
+void Pool::trace_end(const Job& job, const proto::Result& result) {
+  std::optional<std::size_t> slot;
+  PoolLoad load;
+  load.queued = queue_.size();
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (job.started != 0 && result.worker_pid && s.pid == static_cast<pid_t>(*result.worker_pid)) {
+      slot = i;
+    }
+    load.running += s.job ? 1 : 0;
+    load.alive += s.state == State::kIdle || s.state == State::kBusy ? 1 : 0;
+  }
+  env_.trace_job(job, result, slot, load);
 }
 
 void Pool::fail(Job& job, std::string_view code, std::string message,

@@ -83,11 +83,13 @@ class PoolEnv {
   virtual uint64_t rss_kb(pid_t pid) = 0;
   virtual void answer(ClientId client, proto::Result result) = 0;
   virtual void status(ClientId client, const proto::Status& status) = 0;
-  // For a timeline (kiln-supervisor --trace), nothing by default: a worker slot's start, ready
-  // and end, and each job's end with the load it leaves (queued, running, workers alive).
+  // For a timeline (kiln-supervisor --trace), nothing by default: whether one is written (the
+  // pool computes nothing for it otherwise), a worker slot's start, ready and end, and each
+  // job's end: the slot that ran it (none if it never ran) and the load it leaves.
+  virtual bool tracing() const { return false; }
   virtual void trace_worker(std::size_t /*slot*/, pid_t /*pid*/, const std::string& /*what*/) {}
   virtual void trace_job(const PoolJob& /*job*/, const proto::Result& /*result*/,
-                         std::size_t /*queued*/, std::size_t /*running*/, std::size_t /*alive*/) {}
+                         std::optional<std::size_t> /*slot*/, const PoolLoad& /*load*/) {}
 };
 
 class Pool {
@@ -166,6 +168,8 @@ class Pool {
   void stop(std::size_t slot, bool graceful);
   void finish(Job& job, bool ok, std::optional<proto::RawObject> value,
               std::optional<proto::JobError> error, std::optional<pid_t> worker_pid);
+  // The job's end on the timeline: the slot of the worker that ran it, and the load.
+  void trace_end(const Job& job, const proto::Result& result);
   void fail(Job& job, std::string_view code, std::string message,
             std::optional<std::string> detail = std::nullopt,
             std::optional<pid_t> worker_pid = std::nullopt);

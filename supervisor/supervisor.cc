@@ -549,7 +549,7 @@ proto::Traced Supervisor::retrace(const std::optional<std::string>& file) {
     } else {
       trace_ = std::move(*trace);  // the previous one, if any, is closed
       trace_file_ = *file;
-      // The workers already running get their lanes now (a job they finish is drawn on them).
+      // The workers already running, marked where the timeline begins.
       for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
         if (workers_[slot]) trace_->worker(slot, workers_[slot]->pid(), "worker running", now());
       }
@@ -568,9 +568,9 @@ void Supervisor::trace_worker(std::size_t slot, pid_t pid, const std::string& wh
   if (trace_) trace_->worker(slot, pid, what, now());
 }
 
-void Supervisor::trace_job(const PoolJob& job, const proto::Result& result, std::size_t queued,
-                           std::size_t running, std::size_t alive) {
-  if (trace_) trace_->job(job, result, queued, running, alive, now());
+void Supervisor::trace_job(const PoolJob& job, const proto::Result& result,
+                           std::optional<std::size_t> slot, const PoolLoad& load) {
+  if (trace_) trace_->job(job, result, slot, load, now());
 }
 
 void Supervisor::status(ClientId client, const proto::Status& status) {

@@ -42,8 +42,9 @@ class Supervisor : public PoolEnv {
   void trace_worker(std::size_t slot, pid_t pid, const std::string& what) override;
   // Starts writing the timeline to `file` (closing the one being written), or stops: the answer.
   proto::Traced retrace(const std::optional<std::string>& file);
-  void trace_job(const PoolJob& job, const proto::Result& result, std::size_t queued,
-                 std::size_t running, std::size_t alive) override;
+  bool tracing() const override { return trace_ != nullptr; }
+  void trace_job(const PoolJob& job, const proto::Result& result, std::optional<std::size_t> slot,
+                 const PoolLoad& load) override;
 
  private:
   // A new connection, registered in clients_ and wired to this supervisor.

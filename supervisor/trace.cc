@@ -68,33 +68,30 @@ void Trace::emit(const std::string& event) {
 }
 
 void Trace::worker(std::size_t slot, pid_t pid, std::string_view what, Micros at) {
-  lane_of_[pid] = slot;
   emit("{\"name\":" + json_string(what) +
        ",\"cat\":\"worker\",\"ph\":\"i\",\"s\":\"t\",\"pid\":" + std::to_string(::getpid()) +
        ",\"tid\":" + std::to_string(slot + 1) + ",\"ts\":" + std::to_string(at - base_) +
        ",\"args\":{\"worker_pid\":" + std::to_string(pid) + "}}");
 }
 
-void Trace::job(const PoolJob& job, const proto::Result& result, std::size_t queued,
-                std::size_t running, std::size_t alive, Micros at) {
+void Trace::job(const PoolJob& job, const proto::Result& result, std::optional<std::size_t> slot,
+                const PoolLoad& load, Micros at) {
   const std::string pid = std::to_string(::getpid());
-  const auto lane =
-      result.worker_pid ? lane_of_.find(static_cast<pid_t>(*result.worker_pid)) : lane_of_.end();
-  if (job.started != 0 && lane != lane_of_.end()) {
+  if (slot) {
     const std::string outcome = result.ok ? "ok" : result.error ? result.error->code : "failed";
     emit("{\"name\":" + json_string(job.name.empty() ? job.kind : job.name) +
          ",\"cat\":" + json_string(job.kind) + ",\"ph\":\"X\",\"pid\":" + pid + ",\"tid\":" +
-         std::to_string(lane->second + 1) + ",\"ts\":" + std::to_string(job.started - base_) +
+         std::to_string(*slot + 1) + ",\"ts\":" + std::to_string(job.started - base_) +
          ",\"dur\":" + std::to_string(result.run_us) + ",\"args\":{\"id\":" +
          std::to_string(job.id) + ",\"client\":" + std::to_string(job.client) + ",\"queue_us\":" +
          std::to_string(result.queue_us) + ",\"run_us\":" + std::to_string(result.run_us) +
-         ",\"worker_pid\":" + std::to_string(*result.worker_pid) +
+         ",\"worker_pid\":" + std::to_string(result.worker_pid.value_or(0)) +
          ",\"outcome\":" + json_string(outcome) + "}}");
   }
   emit("{\"name\":\"pool\",\"ph\":\"C\",\"pid\":" + pid + ",\"tid\":0,\"ts\":" +
-       std::to_string(at - base_) + ",\"args\":{\"queued\":" + std::to_string(queued) +
-       ",\"running\":" + std::to_string(running) + ",\"workers alive\":" + std::to_string(alive) +
-       "}}");
+       std::to_string(at - base_) + ",\"args\":{\"queued\":" + std::to_string(load.queued) +
+       ",\"running\":" + std::to_string(load.running) +
+       ",\"workers alive\":" + std::to_string(load.alive) + "}}");
 }
 
 }  // namespace kiln::supervisor

@@ -11,8 +11,8 @@
 #include <sys/types.h>
 
 #include <cstdio>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,9 +33,9 @@ class Trace {
 
   // A mark on the slot's lane: "worker started (pid N)", "ready", "crashed: ...".
   void worker(std::size_t slot, pid_t pid, std::string_view what, Micros at);
-  // The job's span (if it ran) on the lane of the worker that ran it, then the counters.
-  void job(const PoolJob& job, const proto::Result& result, std::size_t queued, std::size_t running,
-           std::size_t alive, Micros at);
+  // The job's span on the lane of the slot that ran it (none: it never ran), then the counters.
+  void job(const PoolJob& job, const proto::Result& result, std::optional<std::size_t> slot,
+           const PoolLoad& load, Micros at);
 
  private:
   Trace(std::FILE* file, Micros base) : file_(file), base_(base) {}
@@ -44,7 +44,6 @@ class Trace {
   std::FILE* file_;
   Micros base_;
   bool first_ = true;
-  std::map<pid_t, std::size_t> lane_of_;  // worker pid -> slot
 };
 
 }  // namespace kiln::supervisor

@@ -720,18 +720,28 @@ Launched launch(const std::vector<std::string>& args, const std::vector<std::str
 
 const std::vector<std::string> kCommand = {"sh", "-c", "echo out; echo err >&2; exit 3"};
 
-TEST(KilnExecFallback, WithoutASupervisorTheCommandRunsHere) {
-  TempDir dir;
-  std::vector<std::string> args = {"--socket", dir / "s.sock", "--supervisor", "/nonexistent/sup",
-                                   "--"};
-  args.insert(args.end(), kCommand.begin(), kCommand.end());
-  const Launched l = launch(args);
+// `kiln exec OPTIONS... -- kCommand`.
+Launched launch_command(std::vector<std::string> options,
+                        const std::vector<std::string>& env = {}) {
+  options.push_back("--");
+  options.insert(options.end(), kCommand.begin(), kCommand.end());
+  return launch(options, env);
+}
+
+// kCommand ran here, after the one line that says why.
+void expect_ran_here(const Launched& l, const std::string& why) {
   EXPECT_EQ(l.status, 3);
   EXPECT_EQ(l.out, "out\n");
-  EXPECT_EQ(l.err,
-            "kiln exec: running the command here: kiln-supervisor not found: /nonexistent/sup is "
-            "not an executable file\nerr\n");
-  const Launched off = launch(args, {"KILN_FALLBACK=0"});
+  EXPECT_EQ(l.err, "kiln exec: running the command here: " + why + "\nerr\n");
+}
+
+TEST(KilnExecFallback, WithoutASupervisorTheCommandRunsHere) {
+  TempDir dir;
+  const std::vector<std::string> options = {"--socket", dir / "s.sock", "--supervisor",
+                                            "/nonexistent/sup"};
+  expect_ran_here(launch_command(options),
+                  "kiln-supervisor not found: /nonexistent/sup is not an executable file");
+  const Launched off = launch_command(options, {"KILN_FALLBACK=0"});
   EXPECT_EQ(off.status, exit_code::kLauncherFailed) << "KILN_FALLBACK=0: the failure, as asked";
   EXPECT_EQ(off.out, "");
 }
@@ -743,15 +753,10 @@ TEST(KilnExecFallback, ASupervisorThatNeverComesUpHasTheCommandRunHereAfterAShor
   const std::string fake = dir / "fake-supervisor";
   std::ofstream(fake) << "#!/bin/sh\necho 'fake: cannot serve' >&2\nexit 3\n";
   ::chmod(fake.c_str(), 0755);
-  std::vector<std::string> args = {"--socket", sock, "--supervisor", fake, "--"};
-  args.insert(args.end(), kCommand.begin(), kCommand.end());
-  const Launched l = launch(args);
-  EXPECT_EQ(l.status, 3);
-  EXPECT_EQ(l.out, "out\n");
-  EXPECT_EQ(l.err, "kiln exec: running the command here: no kiln-supervisor came up on " + sock +
-                       " within 3000 ms (cannot connect to " + sock +
-                       ": No such file or directory); its log " + sock +
-                       ".log says: fake: cannot serve\nerr\n");
+  expect_ran_here(launch_command({"--socket", sock, "--supervisor", fake}),
+                  "no kiln-supervisor came up on " + sock + " within 3000 ms (cannot connect to " +
+                      sock + ": No such file or directory); its log " + sock +
+                      ".log says: fake: cannot serve");
 }
 
 TEST(KilnExecFallback, ADaemonServingAllTheConnectionsItMayHasTheCommandRunHereAtOnce) {
@@ -761,14 +766,9 @@ TEST(KilnExecFallback, ADaemonServingAllTheConnectionsItMayHasTheCommandRunHereA
   ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
   Expected<std::unique_ptr<Pool>> held = Pool::connect(sock);
   ASSERT_TRUE(held) << held.error();
-  std::vector<std::string> args = {"--socket", sock, "--"};
-  args.insert(args.end(), kCommand.begin(), kCommand.end());
-  const Launched l = launch(args);
-  EXPECT_EQ(l.status, 3);
-  EXPECT_EQ(l.out, "out\n");
-  EXPECT_EQ(l.err,
-            "kiln exec: running the command here: the supervisor refused: too_many_connections: "
-            "this kiln-supervisor already serves 1 connections (--max-connections)\nerr\n");
+  expect_ran_here(launch_command({"--socket", sock}),
+                  "the supervisor refused: too_many_connections: this kiln-supervisor already "
+                  "serves 1 connections (--max-connections)");
   EXPECT_EQ(processes_with("--listen " + sock).size(), 1u) << "no second daemon was started";
   (*held)->disconnect();
   daemon.kill(SIGTERM);
@@ -833,14 +833,8 @@ TEST(KilnExecFallback, AnOverloadedDaemonsJobRunsHere) {
                     std::nullopt, [](proto::Result) {});
   }
   ASSERT_TRUE(wait_until([&] { return (*busy)->stats()->jobs_running == 2; }, 10s));
-  std::vector<std::string> args = {"--socket", sock, "--"};
-  args.insert(args.end(), kCommand.begin(), kCommand.end());
-  const Launched l = launch(args);
-  EXPECT_EQ(l.status, 3);
-  EXPECT_EQ(l.out, "out\n");
-  EXPECT_EQ(l.err,
-            "kiln exec: running the command here: overloaded: the queue already holds 0 jobs "
-            "(--max-queue)\nerr\n");
+  expect_ran_here(launch_command({"--socket", sock}),
+                  "overloaded: the queue already holds 0 jobs (--max-queue)");
   (*busy)->disconnect();
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
@@ -851,9 +845,7 @@ TEST(KilnExecFallback, AnUnavailablePoolsJobRunsHere) {
   const std::string sock = dir / "s.sock";
   Child daemon = start_daemon(sock, {"--worker", "/bin/false"});
   ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
-  std::vector<std::string> args = {"--socket", sock, "--"};
-  args.insert(args.end(), kCommand.begin(), kCommand.end());
-  const Launched l = launch(args);
+  const Launched l = launch_command({"--socket", sock});
   EXPECT_EQ(l.status, 3);
   EXPECT_EQ(l.out, "out\n");
   EXPECT_EQ(l.err.rfind("kiln exec: running the command here: pool_unavailable: workers keep "
@@ -895,14 +887,7 @@ TEST(KilnExecFallback, ShutdownDrainFinishesTheBuildsJobsAndNewOnesRunHere) {
       },
       10s));
   // A job that comes while the daemon drains is refused, and runs here.
-  std::vector<std::string> args = {"--socket", sock, "--"};
-  args.insert(args.end(), kCommand.begin(), kCommand.end());
-  const Launched l = launch(args);
-  EXPECT_EQ(l.status, 3);
-  EXPECT_EQ(l.out, "out\n");
-  EXPECT_EQ(l.err,
-            "kiln exec: running the command here: shutdown: the supervisor is shutting down\n"
-            "err\n");
+  expect_ran_here(launch_command({"--socket", sock}), "shutdown: the supervisor is shutting down");
   EXPECT_EQ(read_all(out_read.get(), 30s), "compiled\n") << "the running job finished";
   EXPECT_EQ(running.exit_code(30s), 0);
   EXPECT_EQ(drain.exit_code(30s), 0);
