@@ -6,13 +6,16 @@
 // Kiln runs with 2 workers; each submit frame is about 64 bytes (a 30-byte bin payload).
 //
 // Figures: the round trip with one job in flight (median and p99), and the throughput of 20,000
-// jobs submitted at once, each the median over the rounds with the rounds' range.
+// jobs submitted at once, each the median over the rounds with the rounds' range. The burst runs
+// also on pools with other --pipeline-depth values, in the same rounds: the default's choice.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <iterator>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -180,6 +183,15 @@ int main(int argc, char** argv) {
   Relay relay;
   Supervisor sup({"--workers", "2"});
   sup.await_idle_workers(2);
+  // The same pool with other pipeline depths (the default is 8), for the burst only.
+  constexpr int kDepths[] = {1, 2, 4, 16, 32};
+  std::vector<std::unique_ptr<Supervisor>> deep;
+  std::vector<std::vector<double>> deep_rate(std::size(kDepths));
+  for (int depth : kDepths) {
+    deep.push_back(std::make_unique<Supervisor>(
+        std::vector<std::string>{"--workers", "2", "--pipeline-depth", std::to_string(depth)}));
+    deep.back()->await_idle_workers(2);
+  }
   kiln_round_trips(sup, 200);  // warm both up
   relay_round_trips(relay, 200);
   for (int round = 0; round < o.rounds; ++round) {
@@ -192,6 +204,9 @@ int main(int argc, char** argv) {
     kiln_p99.push_back(k.p99);
     relay_rate.push_back(relay_throughput(relay, burst));
     kiln_rate.push_back(burst / (sup.burst("echo", bin_payload(30), burst) / 1e6));
+    for (std::size_t d = 0; d < deep.size(); ++d) {
+      deep_rate[d].push_back(burst / (deep[d]->burst("echo", bin_payload(30), burst) / 1e6));
+    }
     const auto p = python_figures({"echo-rtt", std::to_string(trips)});
     ppe_med.push_back(p.at(0));
     ppe_p99.push_back(p.at(1));
@@ -220,5 +235,11 @@ int main(int argc, char** argv) {
   row(o.figure(burst_name + ", against ProcessPoolExecutor"), show_rate(kr),
       "ProcessPoolExecutor " + show_rate(pr), show_ratio(kr.median / pr.median) + " faster",
       ">= 10x faster", kr.median / pr.median >= 10);
+  for (std::size_t d = 0; d < deep.size(); ++d) {
+    const Summary dr = summarize(deep_rate[d]);
+    row(o.figure(burst_name + ", --pipeline-depth " + std::to_string(kDepths[d])), show_rate(dr),
+        "the default (8) " + show_rate(kr), show_ratio(dr.median / kr.median) + " of it", "-",
+        std::nullopt);
+  }
   return 0;
 }

@@ -56,6 +56,9 @@ inline constexpr std::string_view kCancelled = "cancelled";
 inline constexpr std::string_view kShutdown = "shutdown";
 inline constexpr std::string_view kOverloaded = "overloaded";
 inline constexpr std::string_view kPoolUnavailable = "pool_unavailable";
+// Only on the worker link: the worker did not run the job (it was cancelled before it started, or
+// the worker ends first); the supervisor puts it back in the queue or drops it. Never a client's.
+inline constexpr std::string_view kNotStarted = "not_started";
 // Codes of the connection-level `error` message.
 inline constexpr std::string_view kProtocolError = "protocol_error";
 inline constexpr std::string_view kDuplicateId = "duplicate_id";
@@ -243,7 +246,9 @@ struct ToolResult {
 using ClientRequest =
     std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown, TraceRequest>;
 using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye, Traced>;
-using WorkerCommand = std::variant<Job, WorkerShutdown>;
+// A worker is sent `cancel` (the client link's message) for a job it was sent ahead but may not
+// have started; see docs/protocol.md, "Worker link".
+using WorkerCommand = std::variant<Job, WorkerShutdown, Cancel>;
 using WorkerEvent = std::variant<Ready, WorkerResult, Phase>;
 using ToolCommand = std::variant<ToolJob, WorkerShutdown>;
 using ToolEvent = std::variant<ToolReady, ToolResult, Phase>;

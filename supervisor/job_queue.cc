@@ -43,7 +43,17 @@ JobQueue::Key JobQueue::push(PoolJob job, int64_t priority) {
   Client& c = clients_[id];
   // A connection that had nothing waiting starts at the current turn, not where it stopped.
   if (c.jobs.empty()) c.next_stamp = std::max(c.next_stamp, last_stamp_);
-  const Key key{-priority, c.next_stamp++, next_seq_++};
+  job.key = Key{-priority, c.next_stamp++, next_seq_++};
+  return insert(c, std::move(job));
+}
+
+JobQueue::Key JobQueue::put_back(PoolJob job) {
+  return insert(clients_[job.client], std::move(job));
+}
+
+JobQueue::Key JobQueue::insert(Client& c, PoolJob job) {
+  const ClientId id = job.client;
+  const Key key = job.key;
   const std::size_t bytes = job.payload.bytes.size();
   unlist(id, c);
   c.jobs.emplace(key, std::move(job));
@@ -52,6 +62,11 @@ JobQueue::Key JobQueue::push(PoolJob job, int64_t priority) {
   ++size_;
   bytes_ += bytes;
   return key;
+}
+
+std::optional<int64_t> JobQueue::top_priority() const {
+  if (ready_.empty()) return std::nullopt;
+  return -ready_.begin()->first.neg_priority;
 }
 
 std::optional<PoolJob> JobQueue::take(ClientId client, const Key& key) {

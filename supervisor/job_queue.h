@@ -25,6 +25,14 @@ namespace kiln::supervisor {
 using ClientId = uint64_t;
 using Micros = uint64_t;  // a point on the environment's monotonic clock, in microseconds
 
+// A queued job's place: higher priority first, then its connection's turn, then submit order.
+struct QueueKey {
+  int64_t neg_priority = 0;
+  uint64_t stamp = 0;
+  uint64_t seq = 0;  // global submit order: the last tie-break
+  auto operator<=>(const QueueKey&) const = default;
+};
+
 struct PoolJob {
   ClientId client = 0;
   uint64_t id = 0;
@@ -34,6 +42,7 @@ struct PoolJob {
   Micros submitted = 0;
   Micros started = 0;
   std::string name;  // job_name(), given when it starts
+  QueueKey key;      // given by JobQueue::push; a job put back returns to the same place
 };
 
 // How loaded a pool is, for a timeline's counters.
@@ -53,12 +62,7 @@ struct QueueLimits {
 class JobQueue {
  public:
   // Where a queued job is, to take it back (cancel).
-  struct Key {
-    int64_t neg_priority;
-    uint64_t stamp;
-    uint64_t seq;  // global submit order: the last tie-break
-    auto operator<=>(const Key&) const = default;
-  };
+  using Key = QueueKey;
 
   explicit JobQueue(QueueLimits limits) : limits_(limits) {}
 
@@ -66,6 +70,11 @@ class JobQueue {
   // limit and its option.
   std::string refuse(ClientId client, std::size_t bytes) const;
   Key push(PoolJob job, int64_t priority);
+  // A job taken out earlier goes back to its place (job.key), ahead of everything pushed after
+  // it; it was accepted once, so no limit refuses it.
+  Key put_back(PoolJob job);
+  // The priority of the job pop() would give, if any.
+  std::optional<int64_t> top_priority() const;
   // The queued job at `key`, taken out; nullopt if it is not queued.
   std::optional<PoolJob> take(ClientId client, const Key& key);
   // The next job to run, taken out: nullopt when none is (or none of an unpaused connection).
@@ -91,6 +100,7 @@ class JobQueue {
 
   void unlist(ClientId id, const Client& c);  // its head leaves the ready set
   void list(ClientId id, const Client& c);    // its head joins it, if it may run
+  Key insert(Client& c, PoolJob job);
   PoolJob remove(ClientId id, Client& c, std::map<Key, PoolJob>::iterator it);
 
   QueueLimits limits_;

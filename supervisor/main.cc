@@ -60,6 +60,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-jobs-per-worker", o.max_jobs_per_worker,
                  "replace a worker after this many jobs (0: never)")
       ->capture_default_str();
+  app.add_option("--pipeline-depth", o.pipeline_depth,
+                 "jobs a worker may hold at once: the one it runs and those sent ahead of their "
+                 "turn so that it never waits for the next (only behind jobs that take under "
+                 "2 ms; 1: none sent ahead)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--max-worker-rss-mb", o.max_worker_rss_mb,
                  "replace a worker whose RSS is above this after a job (0: never)")
       ->capture_default_str();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/frame.h"
+#include "supervisor/pool.h"
 
 namespace kiln::supervisor {
 
@@ -26,6 +27,7 @@ struct Options {
   uint64_t grace_ms = 2000;
   uint64_t idle_quiesce_ms = 0;
   uint64_t max_jobs_per_worker = 0;
+  std::size_t pipeline_depth = kDefaultPipelineDepth;
   uint64_t max_worker_rss_mb = 0;
   std::size_t max_queue = 100000;
   uint64_t max_queue_mb = 1024;

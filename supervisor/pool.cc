@@ -117,8 +117,13 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   ++jobs_submitted_;
   const uint64_t timeout =
       submit.timeout_ms.value_or(0) != 0 ? *submit.timeout_ms : config_.job_timeout_ms;
-  Job job{client, submit.id, std::move(submit.kind), std::move(submit.payload), timeout, env_.now(),
-          0,      ""};
+  Job job;
+  job.client = client;
+  job.id = submit.id;
+  job.kind = std::move(submit.kind);
+  job.payload = std::move(submit.payload);
+  job.timeout_ms = timeout;
+  job.submitted = env_.now();
   if (phase_ != Phase::kRunning) {
     fail(job, proto::code::kShutdown, "the supervisor is shutting down");
     return Submitted::kAccepted;
@@ -127,6 +132,7 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
     fail(job, proto::code::kUnknownKind, "no worker serves kind \"" + job.kind + "\"");
     return Submitted::kAccepted;
   }
+  if (submit.priority.value_or(0) != 0) priorities_differ_ = true;
   if (unavailable_) {
     fail(job, proto::code::kPoolUnavailable, "workers keep failing to start: " + last_failure_line_,
          last_failure_);
@@ -163,11 +169,12 @@ void Pool::cancel(ClientId client, uint64_t id) {
   } else {
     const std::size_t slot = std::get<std::size_t>(it->second);
     Slot& s = slots_[slot];
-    Job job = std::move(*s.job);
-    s.job.reset();
-    fail(job, proto::code::kCancelled, "cancelled by the client", std::nullopt, s.pid);
-    stop(slot, /*graceful=*/false);
+    Sent& e = *find_sent(s, client, id);
+    fail(e.job, proto::code::kCancelled, "cancelled by the client", std::nullopt,
+         &e == running(s) ? std::optional(s.pid) : std::nullopt);
+    unwant(slot, e);
   }
+  dispatch();
   idle_check();
   maybe_finish_drain();
 }
@@ -177,12 +184,12 @@ void Pool::client_gone(ClientId client) {
   for (auto it = open_.lower_bound({client, 0}); it != open_.end() && it->first.first == client;) {
     if (std::holds_alternative<std::size_t>(it->second)) {
       const std::size_t slot = std::get<std::size_t>(it->second);
-      slots_[slot].job.reset();
-      stop(slot, /*graceful=*/false);
+      unwant(slot, *find_sent(slots_[slot], client, it->first.second));
     }
     ++jobs_failed_;
     it = open_.erase(it);
   }
+  dispatch();
   idle_check();
   maybe_finish_drain();
 }
@@ -246,14 +253,13 @@ void Pool::shutdown(bool drain) {
       case State::kIdle:
         stop(i, /*graceful=*/true);
         break;
-      case State::kBusy: {
-        Job job = std::move(*s.job);
-        s.job.reset();
-        fail(job, proto::code::kShutdown, "the supervisor is shutting down", std::nullopt, s.pid);
+      case State::kBusy:
+        fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
         stop(i, /*graceful=*/false);
         break;
-      }
-      case State::kStopping:
+      case State::kStopping:  // what it holds would go back to the queue: it ends here instead
+        fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
+        break;
       case State::kEmpty:
         break;
     }
@@ -266,11 +272,7 @@ void Pool::kill_all() {
     s.restart = false;
     if (s.state == State::kBackoff) s = Slot{};
     if (s.state == State::kEmpty || s.killed) continue;
-    if (s.job) {
-      Job job = std::move(*s.job);
-      s.job.reset();
-      fail(job, proto::code::kShutdown, "the supervisor is shutting down", std::nullopt, s.pid);
-    }
+    fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
     env_.signal_worker(i, SIGKILL);
     if (s.job_group != 0) env_.kill_group(s.job_group);
     s.state = State::kStopping;
@@ -313,23 +315,43 @@ void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
 
 void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
   Slot& s = slots_[slot];
-  if (s.state == State::kStopping) return;  // its job was answered already (timeout, cancel)
-  if (s.state != State::kBusy || !s.job || s.job->id != result.id) {
+  // Results come in the order the jobs were sent.
+  if (s.sent.empty() || s.sent.front().job.id != result.id) {
     on_protocol_error(
         slot, "a result for job " + std::to_string(result.id) + ", which it was not running");
     return;
   }
-  Job job = std::move(*s.job);
-  s.job.reset();
-  s.job_group = 0;
-  ++s.jobs;
+  const bool not_started =
+      !result.ok && result.error && result.error->code == proto::code::kNotStarted;
   const bool retiring = result.retire.value_or(false);
+  if (not_started && s.sent.front().live() && !retiring) {
+    on_protocol_error(slot, "not_started for job " + std::to_string(result.id) +
+                                ", which it was not asked to leave");
+    return;
+  }
+  const bool was_running = running(s) == &s.sent.front();
+  Sent e = std::move(s.sent.front());
+  s.sent.pop_front();
+  if (was_running) {
+    s.job_group = 0;
+    s.job_phase.clear();
+  }
   const std::optional<proto::JobError> error = retiring ? result.error : std::nullopt;
-  finish(job, result.ok, std::move(result.value), std::move(result.error), s.pid);
-  if (retiring) {
+  if (not_started) {
+    if (!e.answered) put_back(e);
+  } else if (!e.answered) {
+    ++s.jobs;
+    note_run_time(e.job.kind, result.run_us);
+    finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
+  }
+  if (retiring && s.state != State::kStopping) {
     retire(slot, error);
-  } else {
+  } else if (s.state != State::kStopping) {
     after_job(slot);
+  } else {
+    dispatch();  // what it did not start went back to the queue
+    idle_check();
+    maybe_finish_drain();
   }
 }
 
@@ -354,11 +376,15 @@ void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error)
 void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
   Slot& s = slots_[slot];
   if (s.state == State::kStopping) return;
-  if (s.state != State::kBusy || !s.job || s.job->id != phase.id) {
+  const auto it = std::find_if(s.sent.begin(), s.sent.end(),
+                               [&phase](const Sent& e) { return e.job.id == phase.id; });
+  if (it == s.sent.end()) {
     on_protocol_error(slot,
                       "a phase for job " + std::to_string(phase.id) + ", which it was not running");
     return;
   }
+  // A job it was asked not to start may have started already: its phases do not matter.
+  if (&*it != running(s)) return;
   s.job_phase = phase.phase;
   if (phase.phase == "spawned" && phase.pgid) s.job_group = static_cast<pid_t>(*phase.pgid);
 }
@@ -367,10 +393,9 @@ void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
   Slot& s = slots_[slot];
   if (s.state == State::kStopping && s.killed) return;
   spdlog::error("worker {} broke the worker link protocol: {}; killing it", s.pid, why);
-  if (s.job) {
-    Job job = std::move(*s.job);
-    s.job.reset();
-    fail(job, proto::code::kWorkerProtocolError,
+  if (Sent* r = running(s)) {
+    r->answered = true;
+    fail(r->job, proto::code::kWorkerProtocolError,
          "worker " + std::to_string(s.pid) + " broke the protocol: " + why, std::nullopt, s.pid);
   }
   if (!s.ready_seen) {
@@ -392,10 +417,17 @@ void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
   const bool failed_start = !s.ready_seen && (!requested || s.bad_start);
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
-  if (s.job) {
-    Job job = std::move(*s.job);
-    s.job.reset();
-    fail(job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
+  // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
+  // another job's sake, had no part in that and goes back to the queue.
+  Sent* const r = running(s);
+  for (Sent& e : s.sent) {
+    if (e.answered) continue;
+    if (&e == r) {
+      e.answered = true;
+      fail(e.job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
+    } else {
+      put_back(e);
+    }
   }
   if (s.job_group != 0) env_.kill_group(s.job_group);
   // A worker killed outright stopped none of its tools: what they started is ended here. (One
@@ -424,6 +456,7 @@ void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
   } else if (restart) {
     start_slot(slot);
   }
+  dispatch();
   idle_check();
   maybe_finish_drain();
 }
@@ -449,19 +482,19 @@ void Pool::on_tick() {
         break;
       case State::kBusy:
         if (s.deadline != 0 && now >= s.deadline) {
-          Job job = std::move(*s.job);
-          s.job.reset();
-          fail(job, proto::code::kTimeout,
-               "the job ran past its timeout of " + std::to_string(job.timeout_ms) + " ms",
+          Sent& r = *running(s);
+          r.answered = true;
+          fail(r.job, proto::code::kTimeout,
+               "the job ran past its timeout of " + std::to_string(r.job.timeout_ms) + " ms",
                std::nullopt, s.pid);
           stop(i, /*graceful=*/false);
         } else if (s.next_status != 0 && now >= s.next_status) {
           const Micros interval = config_.status_interval_ms * 1000;
-          env_.status(
-              s.job->client,
-              proto::Status{
-                  s.job->id, (now - s.job->started) / 1000, static_cast<uint64_t>(s.pid),
-                  s.job_phase.empty() ? std::optional<std::string>() : std::optional(s.job_phase)});
+          const Job& job = running(s)->job;
+          env_.status(job.client, proto::Status{job.id, (now - job.started) / 1000,
+                                                static_cast<uint64_t>(s.pid),
+                                                s.job_phase.empty() ? std::optional<std::string>()
+                                                                    : std::optional(s.job_phase)});
           while (s.next_status <= now) s.next_status += interval;
         }
         break;
@@ -527,15 +560,166 @@ bool Pool::stopped() const {
 
 void Pool::dispatch() {
   if (phase_ == Phase::kStopping) return;
-  // A draining shutdown must finish every job, read or not.
-  const bool ignore_pauses = phase_ == Phase::kDraining;
+  const std::optional<QueueKey> hold = priorities_differ_ ? recall_for_priority() : std::nullopt;
+  // Idle workers first, a job each; then jobs sent ahead to workers with room.
   for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
-    if (slots_[i].state != State::kIdle) continue;
-    std::optional<Job> job = queue_.pop(ignore_pauses);
-    if (!job) break;
-    run_on(i, std::move(*job));
+    if (slots_[i].state == State::kIdle) fill(i, 1, hold);
+  }
+  for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
+    fill(i, config_.pipeline_depth, hold);
   }
   note_room();
+}
+
+std::size_t Pool::room(const Slot& s) const {
+  if ((s.state != State::kIdle && s.state != State::kBusy) || s.retiring) return 0;
+  // A job sent ahead waits for what its worker holds: about the recent run times of their kinds.
+  std::size_t live = 0;
+  uint64_t wait_us = 0;
+  for (const Sent& e : s.sent) {
+    if (!e.live()) continue;
+    ++live;
+    wait_us += expected_run_us(e.job.kind);
+  }
+  uint64_t depth = live == 0 || wait_us <= kPipelineUpToUs ? config_.pipeline_depth : 1;
+  if (config_.max_jobs_per_worker != 0) {
+    depth = std::min(depth,
+                     config_.max_jobs_per_worker - std::min(s.jobs, config_.max_jobs_per_worker));
+  }
+  return depth > live ? depth - live : 0;
+}
+
+uint64_t Pool::expected_run_us(const std::string& kind) const {
+  const auto it = kind_run_us_.find(kind);
+  return it != kind_run_us_.end() ? it->second : UINT64_MAX / 64;  // unknown: not short
+}
+
+void Pool::note_run_time(const std::string& kind, uint64_t run_us) {
+  const auto [it, first] = kind_run_us_.try_emplace(kind, run_us);
+  if (!first) it->second = (it->second * 7 + run_us) / 8;
+}
+
+void Pool::fill(std::size_t slot, std::size_t most, const std::optional<QueueKey>& hold) {
+  // A draining shutdown must finish every job, read or not.
+  const bool ignore_pauses = phase_ == Phase::kDraining;
+  for (std::size_t n = 0; n < most && room(slots_[slot]) > 0; ++n) {
+    std::optional<Job> job = queue_.pop(ignore_pauses);
+    if (!job) return;
+    // Job ids are the clients' own: two clients' jobs of one id never share a worker's link.
+    // A job recalled and not yet back in the queue keeps its place before the jobs after it.
+    if ((hold && *hold < job->key) ||
+        std::any_of(slots_[slot].sent.begin(), slots_[slot].sent.end(),
+                    [&job](const Sent& e) { return e.job.id == job->id; })) {
+      queue_.put_back(std::move(*job));
+      return;
+    }
+    send_to(slot, std::move(*job));
+  }
+}
+
+std::optional<QueueKey> Pool::recall_for_priority() {
+  const std::optional<int64_t> top = queue_.top_priority();
+  // Every job sent ahead that would start before the queue's first with a lower priority is
+  // asked back: it returns to the queue when its worker says not_started.
+  std::optional<QueueKey> first;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const Sent* r = running(slots_[i]);
+    for (Sent& e : slots_[i].sent) {
+      if (top && e.live() && &e != r && -e.job.key.neg_priority < *top) {
+        e.recalled = true;
+        env_.send_cancel(i, e.job.id);
+      }
+      if (e.recalled && !e.answered && (!first || e.job.key < *first)) first = e.job.key;
+    }
+  }
+  return first;
+}
+
+void Pool::send_to(std::size_t slot, Job job) {
+  Slot& s = slots_[slot];
+  job.name = job_name(job.kind, job.payload);
+  open_[{job.client, job.id}] = slot;
+  Sent& e = s.sent.emplace_back();
+  // The payload's bytes go to the worker as they came; they come back only if it does not run it.
+  e.wire = proto::Job{job.id, job.kind, std::move(job.payload), job.timeout_ms};
+  e.job = std::move(job);
+  env_.send_job(slot, e.wire);
+  start_running(slot);
+}
+
+Pool::Sent* Pool::running(Slot& s) {
+  return const_cast<Sent*>(running(static_cast<const Slot&>(s)));
+}
+
+const Pool::Sent* Pool::running(const Slot& s) {
+  if (s.state != State::kBusy) return nullptr;
+  const auto it =
+      std::find_if(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); });
+  return it == s.sent.end() ? nullptr : &*it;
+}
+
+void Pool::start_running(std::size_t slot) {
+  Slot& s = slots_[slot];
+  s.state = std::any_of(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); })
+                ? State::kBusy
+                : State::kIdle;
+  Sent* r = running(s);
+  if (r == nullptr) {
+    s.deadline = 0;
+    s.next_status = 0;
+    return;
+  }
+  if (r->job.started != 0) return;
+  const Micros now = env_.now();
+  r->job.started = now;
+  // The backstop, for a worker that does not enforce the timeout itself: that one sends SIGTERM
+  // at the timeout and SIGKILL a grace period later, and needs time to say so.
+  s.deadline = r->job.timeout_ms != 0 ? now + (r->job.timeout_ms + 2 * config_.grace_ms) * 1000 : 0;
+  s.next_status = config_.status_interval_ms != 0 ? now + config_.status_interval_ms * 1000 : 0;
+  s.job_group = 0;
+  s.job_phase.clear();
+}
+
+void Pool::put_back(Sent& e) {
+  e.answered = true;  // the entry is done with; the job lives on in the queue
+  e.job.payload = std::move(e.wire.payload);
+  e.job.started = 0;
+  e.job.name.clear();
+  if (phase_ == Phase::kStopping) {
+    fail(e.job, proto::code::kShutdown, "the supervisor is shutting down");
+    return;
+  }
+  open_[{e.job.client, e.job.id}] = queue_.put_back(std::move(e.job));
+}
+
+void Pool::fail_sent(std::size_t slot, std::string_view code, const std::string& message) {
+  Slot& s = slots_[slot];
+  const Sent* r = running(s);
+  for (Sent& e : s.sent) {
+    if (e.answered) continue;
+    e.answered = true;
+    fail(e.job, code, message, std::nullopt, &e == r ? std::optional(s.pid) : std::nullopt);
+  }
+}
+
+void Pool::unwant(std::size_t slot, Sent& e) {
+  Slot& s = slots_[slot];
+  const bool runs = &e == running(s);
+  const bool asked = e.recalled;
+  e.answered = true;
+  if (runs) {
+    stop(slot, /*graceful=*/false);
+  } else if (!asked && (s.state == State::kIdle || s.state == State::kBusy)) {
+    env_.send_cancel(slot, e.job.id);
+  }
+  if (s.state == State::kBusy || s.state == State::kIdle) start_running(slot);
+}
+
+Pool::Sent* Pool::find_sent(Slot& s, ClientId client, uint64_t id) {
+  for (Sent& e : s.sent) {
+    if (e.job.client == client && e.job.id == id) return &e;
+  }
+  return nullptr;
 }
 
 void Pool::note_room() {
@@ -543,24 +727,6 @@ void Pool::note_room() {
   spdlog::info("the queue has room again after {} jobs were answered overloaded",
                overloaded_since_room_);
   overloaded_since_room_ = 0;
-}
-
-void Pool::run_on(std::size_t slot, Job job) {
-  Slot& s = slots_[slot];
-  const Micros now = env_.now();
-  job.started = now;
-  s.state = State::kBusy;
-  // The backstop, for a worker that does not enforce the timeout itself: that one sends SIGTERM
-  // at the timeout and SIGKILL a grace period later, and needs time to say so.
-  s.deadline = job.timeout_ms != 0 ? now + (job.timeout_ms + 2 * config_.grace_ms) * 1000 : 0;
-  s.next_status = config_.status_interval_ms != 0 ? now + config_.status_interval_ms * 1000 : 0;
-  s.job_group = 0;
-  s.job_phase.clear();
-  job.name = job_name(job.kind, job.payload);
-  open_[{job.client, job.id}] = slot;
-  // The payload's bytes go to the worker as they came; the pool does not need them again.
-  env_.send_job(slot, proto::Job{job.id, job.kind, std::move(job.payload), job.timeout_ms});
-  s.job = std::move(job);
 }
 
 void Pool::stop(std::size_t slot, bool graceful) {
@@ -577,19 +743,21 @@ void Pool::stop(std::size_t slot, bool graceful) {
 
 void Pool::after_job(std::size_t slot) {
   Slot& s = slots_[slot];
-  s.state = State::kIdle;
-  s.deadline = 0;
-  if (config_.max_jobs_per_worker != 0 && s.jobs >= config_.max_jobs_per_worker) {
+  start_running(slot);
+  if (s.retiring) {
+  } else if (config_.max_jobs_per_worker != 0 && s.jobs >= config_.max_jobs_per_worker) {
     spdlog::info("worker {} ran {} jobs: replacing it", s.pid, s.jobs);
-    stop(slot, /*graceful=*/true);
+    s.retiring = true;
   } else if (config_.max_worker_rss_kb != 0) {
     const uint64_t rss = worker_rss_kb(s);
     if (rss > config_.max_worker_rss_kb) {
       spdlog::info("worker {} holds {} KiB (over {} KiB): replacing it", s.pid, rss,
                    config_.max_worker_rss_kb);
-      stop(slot, /*graceful=*/true);
+      s.retiring = true;
     }
   }
+  // A worker being replaced runs what it was sent ahead first: nothing it holds is stranded.
+  if (s.retiring && s.state == State::kIdle) stop(slot, /*graceful=*/true);
   if (s.state == State::kIdle && queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) {
     s.restart = false;
     stop(slot, /*graceful=*/true);
@@ -632,7 +800,7 @@ void Pool::trace_end(const Job& job, const proto::Result& result) {
     if (job.started != 0 && result.worker_pid && s.pid == static_cast<pid_t>(*result.worker_pid)) {
       slot = i;
     }
-    load.running += s.job ? 1 : 0;
+    load.running += running(s) != nullptr ? 1 : 0;
     load.alive += s.state == State::kIdle || s.state == State::kBusy ? 1 : 0;
   }
   env_.trace_job(job, result, slot, load);
@@ -677,17 +845,21 @@ proto::Stats Pool::stats() const {
   proto::Stats st;
   st.uptime_ms = (env_.now() - started_at_) / 1000;
   st.workers_configured = slots_.size();
+  std::size_t sent_ahead = 0;
   for (const Slot& s : slots_) {
     const bool alive = s.state == State::kStarting || s.state == State::kIdle ||
                        s.state == State::kBusy || s.state == State::kStopping;
     st.workers_alive += alive ? 1 : 0;
     st.workers_busy += s.state == State::kBusy ? 1 : 0;
+    const Sent* r = running(s);
+    sent_ahead += std::count_if(s.sent.begin(), s.sent.end(),
+                                [r](const Sent& e) { return e.live() && &e != r; });
     if (alive) {
       st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid), state_name(s.state),
                                                  s.jobs, worker_rss_kb(s), std::nullopt});
-      if (s.job) {
+      if (r != nullptr) {
         st.worker_list.back().job = proto::RunningJob{
-            s.job->id, s.job->kind, s.job->name, (env_.now() - s.job->started) / 1000,
+            r->job.id, r->job.kind, r->job.name, (env_.now() - r->job.started) / 1000,
             s.job_phase.empty() ? std::nullopt : std::optional<std::string>(s.job_phase)};
       }
     }
@@ -695,7 +867,7 @@ proto::Stats Pool::stats() const {
   st.jobs_submitted = jobs_submitted_;
   st.jobs_succeeded = jobs_succeeded_;
   st.jobs_failed = jobs_failed_;
-  st.jobs_queued = queue_.size();
+  st.jobs_queued = queue_.size() + sent_ahead;  // a job sent ahead has not started either
   st.jobs_running = st.workers_busy;
   st.worker_starts = worker_starts_;
   st.worker_crashes = worker_crashes_;

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -39,6 +40,13 @@
 
 namespace kiln::supervisor {
 
+inline constexpr std::size_t kDefaultPipelineDepth = 8;
+// A job is sent ahead only to a worker whose jobs are expected to take no longer than this in
+// all (by the recent mean run time of their kinds, from the worker's run_us): a round trip is
+// worth saving next to them, and a job sent ahead waits at most about that long for its worker
+// while another may become free.
+inline constexpr uint64_t kPipelineUpToUs = 2000;
+
 struct PoolConfig {
   std::size_t workers = 1;
   uint64_t job_timeout_ms = 0;  // for submits without one; 0: none
@@ -49,6 +57,9 @@ struct PoolConfig {
   uint64_t idle_quiesce_ms = 0;      // 0: never
   uint64_t max_jobs_per_worker = 0;  // 0: unlimited
   uint64_t max_worker_rss_kb = 0;    // 0: unlimited
+  // Jobs a worker may hold at once: the one it runs and those sent ahead, so that it never waits
+  // a round trip between two (1: none sent ahead). See kPipelineUpToUs and bench/NOTES.md.
+  std::size_t pipeline_depth = kDefaultPipelineDepth;
   QueueLimits queue;  // jobs and payload bytes that may wait, in all and per connection
   uint64_t status_interval_ms = 10000;  // 0: never
   std::vector<std::string> kinds;
@@ -78,6 +89,9 @@ class PoolEnv {
   virtual Expected<pid_t> start_worker(std::size_t slot) = 0;
   virtual void send_job(std::size_t slot, const proto::Job& job) = 0;
   virtual void send_shutdown(std::size_t slot) = 0;
+  // Asks the worker not to start job `id`, sent ahead: it answers not_started, or the job's result
+  // if it had started it already.
+  virtual void send_cancel(std::size_t slot, uint64_t id) = 0;
   virtual void signal_worker(std::size_t slot, int sig) = 0;
   virtual void kill_group(pid_t pgid) = 0;
   virtual uint64_t rss_kb(pid_t pid) = 0;
@@ -136,17 +150,29 @@ class Pool {
   enum class Phase { kRunning, kDraining, kStopping };
 
   using Job = PoolJob;
+  // A job sent to a worker. A slot's first live one (neither answered nor recalled) is the job
+  // its worker runs; the ones after it were sent ahead and run next, in order. Answered and
+  // recalled ones stay until the worker's result or not_started for them arrives.
+  struct Sent {
+    Job job;          // without its payload, which is in `wire`
+    proto::Job wire;  // what was sent, kept so that a job that did not run can be queued again
+    bool answered = false;  // its client has its answer (cancel, ...): what comes for it is dropped
+    bool recalled =
+        false;  // asked back for a job of higher priority: queued again once not_started
+    bool live() const { return !answered && !recalled; }
+  };
   struct Slot {
     State state = State::kEmpty;
     pid_t pid = 0;
     uint64_t jobs = 0;
-    std::optional<Job> job;
-    pid_t job_group = 0;
+    std::deque<Sent> sent;
+    pid_t job_group = 0;       // of the running job
     std::vector<pid_t> tools;  // its tools' pids, each leading its own group (from `ready`)
     std::string job_phase;
     Micros deadline = 0;  // kBusy: timeout backstop (0: none); kStopping: SIGKILL; kBackoff: start
     bool killed = false;  // SIGKILL sent while stopping
-    bool restart = true;  // start another when this one is gone
+    bool retiring = false;      // replaced once it holds no job; given no more
+    bool restart = true;        // start another when this one is gone
     bool ready_seen = false;    // it said `ready`
     bool bad_start = false;     // stopped before `ready` for a fault of its own
     std::string start_failure;  // what that fault was
@@ -164,7 +190,30 @@ class Pool {
   void start_slot(std::size_t slot);
   void schedule_restart(std::size_t slot, Micros delay);
   void dispatch();
-  void run_on(std::size_t slot, Job job);
+  // How many more jobs `slot` may be sent now (see PoolConfig::pipeline_depth).
+  std::size_t room(const Slot& s) const;
+  // The recent mean run time of jobs of `kind` (a large number while none has run).
+  uint64_t expected_run_us(const std::string& kind) const;
+  // Sends queued jobs to `slot` while it has room, at most `most`, none after `hold` in the
+  // queue's order.
+  void fill(std::size_t slot, std::size_t most, const std::optional<QueueKey>& hold);
+  // Asks back jobs sent ahead that a queued job of higher priority should start before; the
+  // first in the queue's order of those not back yet.
+  std::optional<QueueKey> recall_for_priority();
+  void send_to(std::size_t slot, Job job);
+  // The job `slot`'s worker runs now, if any, and the start of the next one.
+  static Sent* running(Slot& s);
+  static const Sent* running(const Slot& s);
+  void start_running(std::size_t slot);
+  // A job sent that did not run goes back to the queue (or ends, when the pool is stopping).
+  void put_back(Sent& sent);
+  // Every job `slot` holds that is not answered yet ends with this error.
+  void fail_sent(std::size_t slot, std::string_view code, const std::string& message);
+  // Job `e` of `slot` is not wanted any more (its answer is the caller's): the worker is stopped
+  // if it runs it, else asked not to start it.
+  void unwant(std::size_t slot, Sent& e);
+  static Sent* find_sent(Slot& s, ClientId client, uint64_t id);
+  void note_run_time(const std::string& kind, uint64_t run_us);
   void stop(std::size_t slot, bool graceful);
   void finish(Job& job, bool ok, std::optional<proto::RawObject> value,
               std::optional<proto::JobError> error, std::optional<pid_t> worker_pid);
@@ -198,11 +247,13 @@ class Pool {
   std::string last_failure_;       // the last failed start, with the worker's last output
   std::string last_failure_line_;  // its one-line summary, for pool_unavailable's message
   Micros started_at_ = 0;
+  bool priorities_differ_ = false;  // a job with a priority other than 0 was submitted
 
   // Stats.
   uint64_t jobs_submitted_ = 0, jobs_succeeded_ = 0, jobs_failed_ = 0;
   uint64_t worker_starts_ = 0, worker_crashes_ = 0, max_queue_depth_ = 0;
   Histogram queue_us_, run_us_;
+  std::map<std::string, Micros, std::less<>> kind_run_us_;  // the recent mean run time per kind
 };
 
 }  // namespace kiln::supervisor

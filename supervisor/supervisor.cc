@@ -89,6 +89,7 @@ Supervisor::Supervisor(Options options, std::string key)
   config.idle_quiesce_ms = options_.idle_quiesce_ms;
   config.max_jobs_per_worker = options_.max_jobs_per_worker;
   config.max_worker_rss_kb = options_.max_worker_rss_mb * 1024;
+  config.pipeline_depth = options_.pipeline_depth;
   // One connection (pipe mode) may use the whole queue; of a daemon's, none more than a quarter,
   // so that one build cannot get every other build's jobs answered overloaded.
   const uint64_t share = options_.listen.empty() ? 1 : 4;
@@ -522,6 +523,10 @@ void Supervisor::send_job(std::size_t slot, const proto::Job& job) {
 
 void Supervisor::send_shutdown(std::size_t slot) {
   if (workers_[slot]) workers_[slot]->send(proto::WorkerShutdown{});
+}
+
+void Supervisor::send_cancel(std::size_t slot, uint64_t id) {
+  if (workers_[slot]) workers_[slot]->send(proto::Cancel{id});
 }
 
 void Supervisor::signal_worker(std::size_t slot, int sig) {

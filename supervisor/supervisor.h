@@ -34,6 +34,7 @@ class Supervisor : public PoolEnv {
   Expected<pid_t> start_worker(std::size_t slot) override;
   void send_job(std::size_t slot, const proto::Job& job) override;
   void send_shutdown(std::size_t slot) override;
+  void send_cancel(std::size_t slot, uint64_t id) override;
   void signal_worker(std::size_t slot, int sig) override;
   void kill_group(pid_t pgid) override;
   uint64_t rss_kb(pid_t pid) override;

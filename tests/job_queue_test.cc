@@ -99,6 +99,23 @@ TEST(JobQueue, APausedConnectionsJobsWaitWhileOthersRun) {
   EXPECT_EQ(drain(q, /*ignore_pauses=*/true), "A4") << "a draining shutdown runs everything";
 }
 
+TEST(JobQueue, AJobPutBackReturnsToItsPlaceWhateverTheLimits) {
+  QueueLimits limits;
+  limits.max_jobs = 2;
+  JobQueue q(limits);
+  EXPECT_EQ(q.top_priority(), std::nullopt);
+  q.push(job(0, 1, 10), 0);
+  q.push(job(0, 2, 10), 0);
+  std::optional<PoolJob> first = q.pop();
+  q.push(job(1, 1, 10), 3);
+  EXPECT_EQ(q.top_priority(), std::optional<int64_t>(3));
+  EXPECT_NE(q.refuse(0, 10), "") << "full";
+  q.put_back(std::move(*first));
+  EXPECT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.bytes(), 30u);
+  EXPECT_EQ(drain(q), "B1 A1 A2");
+}
+
 TEST(JobQueue, CancelAndClientGoneTakeExactlyTheirJobs) {
   JobQueue q({});
   const JobQueue::Key a2 = [&] {

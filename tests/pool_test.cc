@@ -19,6 +19,7 @@ class FakeEnv : public PoolEnv {
   std::map<std::size_t, pid_t> pids;  // slot -> current pid
   std::vector<std::pair<std::size_t, proto::Job>> jobs_sent;
   std::vector<std::size_t> shutdowns_sent;
+  std::vector<std::pair<std::size_t, uint64_t>> cancels_sent;
   std::vector<std::pair<std::size_t, int>> signals;
   std::vector<pid_t> groups_killed;
   std::map<pid_t, uint64_t> rss;
@@ -37,6 +38,7 @@ class FakeEnv : public PoolEnv {
     jobs_sent.emplace_back(slot, job);
   }
   void send_shutdown(std::size_t slot) override { shutdowns_sent.push_back(slot); }
+  void send_cancel(std::size_t slot, uint64_t id) override { cancels_sent.emplace_back(slot, id); }
   void signal_worker(std::size_t slot, int sig) override { signals.emplace_back(slot, sig); }
   void kill_group(pid_t pgid) override { groups_killed.push_back(pgid); }
   uint64_t rss_kb(pid_t pid) override { return rss.count(pid) ? rss[pid] : 1000; }
@@ -113,7 +115,9 @@ TEST_F(PoolTest, StartsEveryWorkerEagerlyAndDispatchesToIdleOnes) {
 }
 
 TEST_F(PoolTest, QueueRunsByPriorityThenSubmitOrder) {
-  start(config(1));
+  PoolConfig c = config(1);
+  c.pipeline_depth = 1;  // each job is sent when the one before is done: the queue's order
+  start(c);
   all_ready();
   pool_->submit(1, job(1));  // runs at once
   pool_->submit(1, job(2, 0));
@@ -130,6 +134,7 @@ TEST_F(PoolTest, QueueRunsByPriorityThenSubmitOrder) {
 TEST_F(PoolTest, ConnectionsTakeTurnsAndOneCannotFillTheOthersQueue) {
   PoolConfig c = config(1);
   c.queue.max_client_jobs = 3;
+  c.pipeline_depth = 1;  // each job is sent when the one before is done: the queue's order
   start(c);
   all_ready();
   pool_->submit(1, job(1));  // runs at once
@@ -580,6 +585,279 @@ TEST_F(PoolTest, StatsCountWhatHappened) {
   ASSERT_EQ(st.worker_list.size(), 2u);
   EXPECT_EQ(st.worker_list[0].state, "idle");
   EXPECT_EQ(st.worker_list[0].rss_kb, 1000u);
+}
+
+// ---- Pipelining: jobs sent to a busy worker ahead of their turn ----
+
+proto::WorkerResult not_started(uint64_t id, bool retire = false) {
+  proto::WorkerResult r{
+      id,
+      false,
+      std::nullopt,
+      proto::JobError{"not_started", "cancelled before it started", std::nullopt, std::nullopt},
+      0,
+      std::nullopt};
+  if (retire) r.retire = true;
+  return r;
+}
+
+class PipelineTest : public PoolTest {
+ protected:
+  // One worker that has run an echo job, so that echo jobs are known to be short.
+  void start_warm(PoolConfig c = config(1)) {
+    start(std::move(c));
+    all_ready();
+    pool_->submit(9, job(900));
+    pool_->on_result(0, ok_result(900));
+    env_.answers.clear();
+    env_.jobs_sent.clear();
+  }
+  std::vector<uint64_t> sent_ids() const {
+    std::vector<uint64_t> ids;
+    for (const auto& [slot, j] : env_.jobs_sent) ids.push_back(j.id);
+    return ids;
+  }
+  std::vector<uint64_t> answered_ids() const {
+    std::vector<uint64_t> ids;
+    for (const auto& [client, r] : env_.answers) ids.push_back(r.id);
+    return ids;
+  }
+  using Ids = std::vector<uint64_t>;
+};
+
+TEST_F(PipelineTest, AJobOfAKindNotSeenYetIsNotSentAheadOfItsTurn) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  EXPECT_EQ(env_.jobs_sent.size(), 1u) << "how long an echo job takes is not known yet";
+  pool_->on_result(0, ok_result(1));
+  pool_->submit(1, job(3));
+  EXPECT_EQ(env_.jobs_sent.size(), 3u) << "2 runs, 3 is sent ahead";
+}
+
+TEST_F(PipelineTest, AWorkerIsSentUpToTheDepthAndRunsThemInOrder) {
+  PoolConfig c = config(1);
+  c.pipeline_depth = 3;
+  start_warm(c);
+  for (uint64_t id = 1; id <= 5; ++id) pool_->submit(1, job(id));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3}));
+  EXPECT_EQ(pool_->stats().jobs_queued, 4u) << "two sent ahead and two in the queue";
+  EXPECT_EQ(pool_->stats().jobs_running, 1u);
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 4}));
+  for (uint64_t id = 2; id <= 5; ++id) pool_->on_result(0, ok_result(id));
+  EXPECT_EQ(answered_ids(), (Ids{1, 2, 3, 4, 5}));
+  pool_->submit(1, job(6));
+  pool_->on_result(0, ok_result(3));  // out of order
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+  EXPECT_EQ(env_.last().id, 6u);
+  EXPECT_EQ(env_.last_code(), "worker_protocol_error");
+}
+
+TEST_F(PipelineTest, NothingIsSentAheadBehindJobsThatTakeLong) {
+  start_warm();
+  pool_->submit(1, proto::Submit{1, "exec", RawObject::nil(), std::nullopt, std::nullopt});
+  pool_->on_result(0, proto::WorkerResult{1, true, RawObject::nil(), std::nullopt,
+                                          kPipelineUpToUs + 1, std::nullopt});
+  pool_->submit(1, proto::Submit{2, "exec", RawObject::nil(), std::nullopt, std::nullopt});
+  pool_->submit(1, job(3));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2})) << "3 would wait behind a job of over 2 ms";
+  pool_->on_result(0, ok_result(2));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3}));
+}
+
+TEST_F(PipelineTest, JobsSentAheadGoBackToTheQueueWhenTheWorkerCrashes) {
+  start_warm();
+  for (uint64_t id = 1; id <= 3; ++id) pool_->submit(1, job(id));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3}));
+  gone(0, SIGSEGV);
+  ASSERT_EQ(env_.answers.size(), 1u) << "only the job it ran";
+  EXPECT_EQ(env_.last().id, 1u);
+  EXPECT_EQ(env_.last_code(), "worker_crashed");
+  EXPECT_EQ(pool_->stats().jobs_queued, 2u);
+  pool_->on_ready(0, ready(env_.pids[0]));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 2, 3}));
+  pool_->on_result(0, ok_result(2));
+  pool_->on_result(0, ok_result(3));
+  EXPECT_EQ(answered_ids(), (Ids{1, 2, 3}));
+  EXPECT_TRUE(env_.last().ok);
+  EXPECT_EQ(env_.last().worker_pid, std::optional<uint64_t>(env_.pids[0]));
+}
+
+TEST_F(PipelineTest, AJobSentAheadIsTimedFromItsStartNotFromWhenItWasSent) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2, std::nullopt, 1000));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2}));
+  advance_ms(5000);
+  EXPECT_TRUE(env_.answers.empty()) << "job 2 has not started";
+  pool_->on_result(0, ok_result(1));
+  advance_ms(1000 + 2 * 100 - 1);
+  EXPECT_EQ(env_.answers.size(), 1u);
+  advance_ms(1);
+  EXPECT_EQ(env_.last().id, 2u);
+  EXPECT_EQ(env_.last_code(), "timeout");
+  EXPECT_EQ(env_.last().queue_us, std::optional<uint64_t>(5000'000));
+}
+
+TEST_F(PipelineTest, CancellingAJobSentAheadLeavesTheRunningOneAlone) {
+  start_warm();
+  for (uint64_t id = 1; id <= 3; ++id) pool_->submit(1, job(id));
+  pool_->cancel(1, 2);
+  EXPECT_EQ(env_.last().id, 2u);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
+  EXPECT_TRUE(env_.signals.empty()) << "job 1 runs on";
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, not_started(2));
+  pool_->on_result(0, ok_result(3));
+  EXPECT_EQ(answered_ids(), (Ids{2, 1, 3})) << "one answer each";
+}
+
+TEST_F(PipelineTest, ACancelledJobTheWorkerStartedAnywayIsAnsweredOnce) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->cancel(1, 2);
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, ok_result(2));  // it had started 2 before the cancel arrived
+  EXPECT_EQ(answered_ids(), (Ids{2, 1}));
+  EXPECT_EQ(env_.answers[0].second.error->code, "cancelled");
+  EXPECT_TRUE(env_.signals.empty());
+  EXPECT_EQ(pool_->stats().workers_busy, 0u);
+}
+
+TEST_F(PipelineTest, NotStartedForAJobThatWasNotCancelledIsAProtocolError) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->on_result(0, not_started(1));
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+  EXPECT_EQ(env_.last().id, 1u);
+  EXPECT_EQ(env_.last_code(), "worker_protocol_error");
+  gone(0, SIGKILL);
+  pool_->on_ready(0, ready(env_.pids[0]));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 2})) << "2 was not its to lose";
+}
+
+TEST_F(PipelineTest, AHigherPriorityJobTakesThePlaceOfLowerOnesSentAhead) {
+  PoolConfig c = config(1);
+  c.pipeline_depth = 3;
+  start_warm(c);
+  for (uint64_t id = 1; id <= 3; ++id) pool_->submit(1, job(id));
+  pool_->submit(1, job(4));  // queued
+  pool_->submit(1, job(5, 5));
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}, {0, 3}}));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 5})) << "only 5 takes their place, not 4 after it";
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, not_started(2));
+  pool_->on_result(0, not_started(3));
+  pool_->on_result(0, ok_result(5));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 5, 2, 3, 4})) << "back in their order";
+  for (uint64_t id : {2, 3, 4}) pool_->on_result(0, ok_result(id));
+  EXPECT_EQ(answered_ids(), (Ids{1, 5, 2, 3, 4}));
+}
+
+TEST_F(PipelineTest, ARecalledJobTheWorkerRanAnywayKeepsItsResult) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->submit(1, job(3, 5));
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, ok_result(2));  // too late to leave it
+  pool_->on_result(0, ok_result(3));
+  EXPECT_EQ(answered_ids(), (Ids{1, 2, 3}));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3})) << "2 ran once";
+}
+
+TEST_F(PipelineTest, AWorkerBeingReplacedRunsWhatItWasSentThenStops) {
+  PoolConfig c = config(1);
+  c.pipeline_depth = 4;
+  c.max_worker_rss_kb = 50'000;
+  start_warm(c);
+  for (uint64_t id = 1; id <= 3; ++id) pool_->submit(1, job(id));
+  env_.rss[env_.pids[0]] = 60'000;
+  pool_->on_result(0, ok_result(1));
+  pool_->submit(1, job(4));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3})) << "it is given nothing more";
+  EXPECT_TRUE(env_.shutdowns_sent.empty()) << "2 and 3 are its";
+  pool_->on_result(0, ok_result(2));
+  pool_->on_result(0, ok_result(3));
+  EXPECT_EQ(env_.shutdowns_sent, std::vector<std::size_t>{0});
+  gone(0);
+  pool_->on_ready(0, ready(env_.pids[0]));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 4}));
+}
+
+TEST_F(PipelineTest, AWorkerIsSentNoMoreThanItsJobLimitAllows) {
+  PoolConfig c = config(1);
+  c.max_jobs_per_worker = 3;  // the warm-up job was its first
+  start_warm(c);
+  for (uint64_t id = 1; id <= 4; ++id) pool_->submit(1, job(id));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2}));
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, ok_result(2));
+  EXPECT_EQ(env_.shutdowns_sent, std::vector<std::size_t>{0});
+  EXPECT_EQ(pool_->stats().jobs_queued, 2u);
+}
+
+TEST_F(PipelineTest, AWorkerWhoseToolDiedLeavesWhatItHadNotStarted) {
+  start_warm();
+  for (uint64_t id = 1; id <= 3; ++id) pool_->submit(1, job(id));
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, not_started(2, /*retire=*/true));
+  EXPECT_EQ(answered_ids(), (Ids{1}));
+  EXPECT_EQ(pool_->stats().jobs_queued, 2u) << "2 is back in the queue; 3 is sent ahead";
+  gone(0, 0, 3);
+  EXPECT_EQ(pool_->stats().jobs_queued, 2u) << "both back in the queue";
+  EXPECT_EQ(env_.answers.size(), 1u);
+  pool_->on_ready(0, ready(env_.pids[0]));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 2, 3}));
+}
+
+TEST_F(PipelineTest, ShutdownAnswersJobsSentAheadAndDrainRunsThem) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->shutdown(/*drain=*/true);
+  pool_->on_result(0, ok_result(1));
+  EXPECT_TRUE(env_.shutdowns_sent.empty()) << "2 is still to run";
+  pool_->on_result(0, ok_result(2));
+  EXPECT_EQ(env_.shutdowns_sent, std::vector<std::size_t>{0});
+  EXPECT_EQ(answered_ids(), (Ids{1, 2}));
+  EXPECT_TRUE(env_.last().ok);
+}
+
+TEST_F(PipelineTest, ShutdownWithoutDrainAnswersEveryJobSentAtOnce) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->shutdown(/*drain=*/false);
+  EXPECT_EQ(answered_ids(), (Ids{1, 2}));
+  EXPECT_EQ(env_.answers[1].second.error->code, "shutdown");
+  pool_->on_result(0, ok_result(1));
+  gone(0, SIGTERM);
+  EXPECT_EQ(env_.answers.size(), 2u);
+  EXPECT_TRUE(pool_->stopped());
+}
+
+TEST_F(PipelineTest, AGoneClientsJobSentAheadIsCancelledNotKilled) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(2, job(1));
+  EXPECT_EQ(env_.jobs_sent.size(), 1u) << "two jobs of one id never share a worker's link";
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(env_.jobs_sent.size(), 2u);
+  pool_->submit(1, job(2));
+  pool_->client_gone(1);
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
+  EXPECT_TRUE(env_.signals.empty()) << "client 2's job runs on";
+  pool_->on_result(0, ok_result(1));
+  pool_->on_result(0, not_started(2));
+  EXPECT_EQ(env_.answers.size(), 2u);
+  EXPECT_EQ(env_.answers.back().first, 2u);
 }
 
 }  // namespace

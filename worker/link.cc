@@ -1,5 +1,6 @@
 #include "worker/link.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,6 +36,15 @@ Link::Status Link::receive(proto::WorkerCommand& out) {
   }
   out = std::move(decoded.value());
   return Status::kMessage;
+}
+
+bool Link::ready() {
+  if (!bodies_.empty()) return true;
+  pollfd fd{read_fd_, POLLIN, 0};
+  while (::poll(&fd, 1, 0) < 0) {
+    if (errno != EINTR) return true;  // receive() reports the error
+  }
+  return fd.revents != 0;
 }
 
 bool Link::send_raw(std::string_view bytes) {

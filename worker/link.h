@@ -36,6 +36,8 @@ class Link {
   int read_fd() const { return read_fd_; }
   // A whole command has been read already: receive() will not block.
   bool has_buffered() const { return !bodies_.empty(); }
+  // receive() will not block: a command is buffered, or bytes or the end have arrived.
+  bool ready();
 
  private:
   int read_fd_;

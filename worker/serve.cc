@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 
 #include "common/exit_codes.h"
 #include "common/fd.h"
@@ -79,54 +80,136 @@ Tool* find_tool(JobContext& context, std::string_view kind) {
 
 }  // namespace
 
-int serve(JobContext& context) {
-  for (;;) {
-    if (!wait_for_command(context)) return exit_code::kToolFailed;
-    proto::WorkerCommand command;
-    switch (context.link.receive(command)) {
-      case Link::Status::kEnd:
-        return exit_code::kOk;
-      case Link::Status::kError:
-        spdlog::error("protocol error from the supervisor: {}", context.link.error());
-        return exit_code::kProtocolError;
-      case Link::Status::kMessage:
-        break;
-    }
-    if (std::holds_alternative<proto::WorkerShutdown>(command)) return exit_code::kOk;
-    const proto::Job& job = std::get<proto::Job>(command);
+namespace {
 
+// Commands read from the link and not yet acted on: the supervisor may send a job before the
+// last one's result is back (pipelining), and may then ask that it not be started (`cancel`).
+struct Inbox {
+  struct Entry {
+    proto::Job job;
+    bool cancelled = false;
+  };
+  std::deque<Entry> jobs;
+  bool shutdown = false;  // after the jobs before it
+};
+
+// Reads one command into the inbox (blocking only if none has arrived). kMessage on success.
+Link::Status read_command(JobContext& context, Inbox& inbox) {
+  proto::WorkerCommand command;
+  const Link::Status status = context.link.receive(command);
+  if (status != Link::Status::kMessage) return status;
+  if (auto* job = std::get_if<proto::Job>(&command)) {
+    inbox.jobs.push_back({std::move(*job), false});
+  } else if (auto* cancel = std::get_if<proto::Cancel>(&command)) {
+    // A job already started or done is not in the inbox: its result answers the cancel.
+    for (Inbox::Entry& e : inbox.jobs) {
+      if (e.job.id == cancel->id && !e.cancelled) {
+        e.cancelled = true;
+        break;
+      }
+    }
+  } else {
+    inbox.shutdown = true;
+  }
+  return Link::Status::kMessage;
+}
+
+// Waits for the next job (false: end the worker, with `exit` its status) and takes in every
+// command that has arrived meanwhile, so that a cancel is seen before its job would start.
+bool next_job(JobContext& context, Inbox& inbox, int& exit) {
+  for (;;) {
+    if (inbox.jobs.empty()) {
+      if (inbox.shutdown) {
+        exit = exit_code::kOk;
+        return false;
+      }
+      if (!wait_for_command(context)) {
+        exit = exit_code::kToolFailed;
+        return false;
+      }
+    }
+    while (inbox.jobs.empty() || context.link.ready()) {
+      switch (read_command(context, inbox)) {
+        case Link::Status::kEnd:
+          exit = exit_code::kOk;
+          return false;
+        case Link::Status::kError:
+          spdlog::error("protocol error from the supervisor: {}", context.link.error());
+          exit = exit_code::kProtocolError;
+          return false;
+        case Link::Status::kMessage:
+          break;
+      }
+      if (inbox.jobs.empty() && inbox.shutdown) break;
+    }
+    if (!inbox.jobs.empty()) return true;
+  }
+}
+
+// A tool that died since the last job: what happened ("" while every tool lives). The job the
+// worker was about to start is then answered not_started, not failed: it goes to another worker.
+std::string dead_tool(JobContext& context) {
+  for (const auto& tool : context.tools) {
+    pollfd fd{tool->exit_fd(), POLLIN, 0};
+    if (::poll(&fd, 1, 0) > 0) return tool->reap_idle();
+  }
+  return "";
+}
+
+proto::WorkerResult run_job(const proto::Job& job, JobContext& context) {
+  const JobHandler handler = find_handler(job.kind, context.options.enable_selftest);
+  if (handler != nullptr) return handler(job, context);
+  if (Tool* tool = find_tool(context, job.kind)) {
+    Tool::Outcome outcome = tool->run(job, context.link);
+    if (outcome.retire) outcome.result.retire = true;
+    return std::move(outcome.result);
+  }
+  return job_error(proto::code::kUnknownKind, "no handler for kind \"" + job.kind + "\"");
+}
+
+// The result's frame, or a job_failed one if it would not fit the supervisor's frame.
+std::string result_frame(const proto::WorkerResult& result, std::size_t max_frame) {
+  std::string frame;
+  proto::encode(result, frame);
+  if (frame.size() - kFrameHeaderSize + kEnvelopeRoom <= max_frame) return frame;
+  const std::size_t size = frame.size();
+  frame.clear();
+  proto::WorkerResult too_big = job_error(
+      proto::code::kJobFailed, "the result of " + std::to_string(size) +
+                                   " bytes does not fit the maximum frame of " +
+                                   std::to_string(max_frame) + " bytes; lower max_output_bytes");
+  too_big.id = result.id;
+  too_big.run_us = result.run_us;
+  too_big.retire = result.retire;
+  proto::encode(too_big, frame);
+  return frame;
+}
+
+}  // namespace
+
+int serve(JobContext& context) {
+  Inbox inbox;
+  int exit = exit_code::kOk;
+  while (next_job(context, inbox, exit)) {
+    const Inbox::Entry entry = std::move(inbox.jobs.front());
+    inbox.jobs.pop_front();
+    const proto::Job& job = entry.job;
     const auto start = std::chrono::steady_clock::now();
-    const JobHandler handler = find_handler(job.kind, context.options.enable_selftest);
-    Tool* tool = handler == nullptr ? find_tool(context, job.kind) : nullptr;
     proto::WorkerResult result;
-    if (handler != nullptr) {
-      result = handler(job, context);
-    } else if (tool != nullptr) {
-      Tool::Outcome outcome = tool->run(job, context.link);
-      result = std::move(outcome.result);
-      if (outcome.retire) result.retire = true;
+    if (entry.cancelled) {
+      result = job_error(proto::code::kNotStarted, "cancelled before it started");
+    } else if (std::string dead = dead_tool(context); !dead.empty()) {
+      std::fprintf(stderr, "kiln-worker: %s\n", dead.c_str());
+      result = job_error(proto::code::kNotStarted, dead);
+      result.retire = true;
     } else {
-      result = job_error(proto::code::kUnknownKind, "no handler for kind \"" + job.kind + "\"");
+      result = run_job(job, context);
     }
     result.id = job.id;
     result.run_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - start)
                                               .count());
-    std::string frame;
-    proto::encode(result, frame);
-    if (frame.size() - kFrameHeaderSize + kEnvelopeRoom > context.options.max_frame) {
-      const std::size_t size = frame.size();
-      frame.clear();
-      proto::WorkerResult too_big = job_error(
-          proto::code::kJobFailed,
-          "the result of " + std::to_string(size) + " bytes does not fit the maximum frame of " +
-              std::to_string(context.options.max_frame) + " bytes; lower max_output_bytes");
-      too_big.id = job.id;
-      too_big.run_us = result.run_us;
-      too_big.retire = result.retire;
-      proto::encode(too_big, frame);
-    }
-    if (!context.link.send_frames(frame)) {
+    if (!context.link.send_frames(result_frame(result, context.options.max_frame))) {
       // The supervisor is gone; the watchdog ends the worker, or end of input will.
       spdlog::warn("{}", context.link.error());
       return exit_code::kOk;
@@ -135,6 +218,7 @@ int serve(JobContext& context) {
     // replaces it), and its job was the only one that paid.
     if (result.retire) return exit_code::kToolFailed;
   }
+  return exit;
 }
 
 }  // namespace kiln::worker
