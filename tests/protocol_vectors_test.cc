@@ -77,7 +77,7 @@ TEST(ProtocolVectors, EveryLinkHasVectorsBothWays) {
   for (const json& v : protocol_vectors()["valid"]) ++counts[v["link"]].first;
   for (const json& v : protocol_vectors()["invalid"]) ++counts[v["link"]].second;
   EXPECT_EQ(counts["client"], std::make_pair(26, 29));
-  EXPECT_EQ(counts["worker"], std::make_pair(7, 4));
+  EXPECT_EQ(counts["worker"], std::make_pair(9, 5));
   EXPECT_EQ(counts["tool"], std::make_pair(7, 6));
   EXPECT_EQ(counts.size(), 3u);
 }
@@ -176,6 +176,7 @@ TEST(ProtocolVectors, RejectionsNameTheProblem) {
   EXPECT_EQ(first_error["result error data not bin"], "result.error.data: expected bin, got str");
   EXPECT_EQ(first_error["worker result without ok"], "result.ok: missing");
   EXPECT_EQ(first_error["worker ready kinds not array"], "ready.kinds: expected array, got str");
+  EXPECT_EQ(first_error["worker cancel without id"], "cancel.id: missing");
 }
 
 }  // namespace

@@ -163,6 +163,29 @@ TEST_F(SupervisorTest, OneCrashFailsOneJobWhileASiblingFinishes) {
   EXPECT_EQ(sup_->stats()->worker_crashes, 1u);
 }
 
+// With one worker, the jobs behind a crashing one were sent to it ahead of their turn: none of
+// them is failed for it; each runs on the replacement and is answered once (TearDown counts).
+TEST_F(SupervisorTest, JobsSentAheadOfACrashRunOnTheReplacement) {
+  SupervisorStart s;
+  s.workers = 1;
+  start(s);
+  ASSERT_TRUE(all_idle(1));
+  // Both kinds run once, so that the pool knows them to be short and sends them ahead.
+  sup_->submit(100, "selftest", {{"action", "sleep"}, {"ms", 0}});
+  sup_->submit(101, "echo", 101);
+  EXPECT_EQ(code_of(sup_->result(100)), "ok");
+  EXPECT_EQ(value_of(sup_->result(101)), 101);
+  sup_->submit(1, "selftest", {{"action", "crash"}});
+  for (uint64_t id = 2; id <= 20; ++id) sup_->submit(id, "echo", id);
+  EXPECT_EQ(code_of(sup_->result(1)), "worker_crashed");
+  for (uint64_t id = 2; id <= 20; ++id) EXPECT_EQ(value_of(sup_->result(id)), id);
+  const std::optional<proto::Stats> st = sup_->stats();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->worker_crashes, 1u);
+  EXPECT_EQ(st->jobs_failed, 1u);
+  EXPECT_EQ(st->jobs_succeeded, 21u);
+}
+
 TEST_F(SupervisorTest, QuiesceThenWakeupRepeatedly) {
   start();
   for (int round = 0; round < 3; ++round) {

@@ -204,6 +204,50 @@ TEST_F(WorkerTest, EchoReturnsThePayloadByteForByte) {
             (json{{"a", {1, 2, nullptr}}}));
 }
 
+// ---- Jobs sent ahead (pipelining) ----
+
+// The worker takes in every command that has arrived before it starts a job: a job cancelled
+// before its turn is answered not_started, in its place in the order, and never run.
+TEST_F(WorkerTest, JobsSentAheadRunInOrderAndACancelledOneIsNeverStarted) {
+  const std::string fifo = ::testing::TempDir() + "kiln-pipeline-" + std::to_string(::getpid());
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string marker = fifo + ".ran";
+  ASSERT_TRUE(worker_.submit(1, "exec", {{"argv", {"cat", fifo}}}));  // runs until we write
+  ASSERT_TRUE(worker_.submit(2, "exec", {{"argv", {"touch", marker}}}));
+  ASSERT_TRUE(worker_.submit(3, "echo", "three"));
+  ASSERT_TRUE(worker_.link().send(proto::Cancel{2}));
+  ASSERT_TRUE(worker_.link().send(proto::Cancel{99}));        // none such: ignored
+  ASSERT_TRUE(worker_.link().send(proto::WorkerShutdown{}));  // after the jobs before it
+  std::vector<proto::WorkerResult> results;
+  auto event = worker_.next_event(10s);
+  ASSERT_TRUE(event && std::holds_alternative<proto::Phase>(*event)) << "cat spawned";
+  {
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // once cat opens it
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  while (results.size() < 3) {
+    event = worker_.next_event(10s);
+    ASSERT_TRUE(event.has_value());
+    if (auto* r = std::get_if<proto::WorkerResult>(&*event)) results.push_back(*r);
+  }
+  EXPECT_EQ(results[0].id, 1u);
+  EXPECT_TRUE(results[0].ok);
+  EXPECT_EQ(results[1].id, 2u);
+  ASSERT_TRUE(results[1].error.has_value());
+  EXPECT_EQ(results[1].error->code, "not_started");
+  EXPECT_EQ(results[1].error->message, "cancelled before it started");
+  EXPECT_EQ(results[2].id, 3u);
+  EXPECT_EQ(value_of(results[2]), "three");
+  const auto status = worker_.process().wait(10s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  ended_ = true;
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "the cancelled command ran";
+  ::unlink(fifo.c_str());
+}
+
 // ---- exec ----
 
 TEST_F(WorkerTest, ExecReportsExitCodeAndOutput) {
