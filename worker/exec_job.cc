@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstring>
 #include <map>
+#include <variant>
 
 #include "common/fd.h"
 #include "common/rlimits.h"
@@ -128,7 +129,7 @@ struct Prepared {
   const std::vector<int>& ignored_signals = ignored_at_start();
 };
 
-Prepared prepare(ExecRequest& r) {
+Prepared prepare_env_and_argv(const ExecRequest& r) {
   Prepared p;
   // name -> its entry: the job's variables replace the worker's of the same name in one pass
   // each (comparing every pair was quadratic: 40,000 variables took 12.7 s). An ordered map, not
@@ -149,7 +150,7 @@ Prepared prepare(ExecRequest& r) {
   for (const auto& [name, value] : r.env) put(name + "=" + value);
   for (auto& e : p.env_storage) p.envp.push_back(e.data());
   p.envp.push_back(nullptr);
-  for (auto& a : r.argv) p.argv.push_back(a.data());
+  for (const auto& a : r.argv) p.argv.push_back(const_cast<char*>(a.c_str()));  // execve reads them
   p.argv.push_back(nullptr);
 
   p.candidates = exec_candidates(r.argv[0], p.env_storage);
@@ -239,32 +240,22 @@ struct Capture {
   }
 };
 
-uint64_t micros(const timeval& tv) {
-  return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
-}
+// A command that was started: the worker's ends of its pipes and its exit as a pidfd (a
+// grandchild holding stdout would otherwise keep the worker waiting for EOF after the command is
+// gone).
+struct Started {
+  pid_t pid = 0;
+  UniqueFd exited, in_write;
+  Capture out, err;
+};
 
-void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, const std::string& bytes) {
-  pk.pack_bin(static_cast<uint32_t>(bytes.size()));
-  pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
-}
-
-}  // namespace
-
-proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
-  Expected<ExecRequest> request = parse_request(job.payload);
-  if (!request) return job_error(proto::code::kBadPayload, request.error());
-  ExecRequest& r = *request;
-  // Both streams must fit one result frame: more than half of it each is never sendable, and
-  // keeping it (2^64-1 was accepted) only costs the worker memory before the job fails anyway.
-  r.max_output = std::min<uint64_t>(r.max_output, context.options.max_frame / 2);
-  Prepared prepared = prepare(r);
-
+// Starts the command in its own process group: what was started, or a spawn_failed result.
+std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
+  Prepared prepared = prepare_env_and_argv(r);
   auto [in_read, in_write] = make_pipe();
   auto [out_read, out_write] = make_pipe();
   auto [err_read, err_write] = make_pipe();
   auto [report_read, report_write] = make_pipe();
-
-  const Clock::time_point start = Clock::now();
   const pid_t worker = ::getpid();
   // vfork, not fork: the command is started without copying the worker's page tables, which is
   // what makes a fork cost more than the exec it precedes (measured in bench/exec_bench: fork
@@ -280,11 +271,7 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
                report_write.get());
   }
   // The child set its group before it exec'd, and the worker waited for that.
-  in_read.reset();
-  out_write.reset();
-  err_write.reset();
   report_write.reset();
-
   ChildFailure failure{};
   ssize_t got;
   do {
@@ -292,139 +279,197 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
   } while (got < 0 && errno == EINTR);
   if (got == sizeof failure) {
     ::waitpid(pid, nullptr, 0);
-    std::string message =
-        failure.stage == kStageChdir
-            ? "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] +
-                  "': " + std::strerror(failure.error)
-            : "cannot execute '" + r.argv[0] + "': " + std::strerror(failure.error);
-    return job_error(proto::code::kSpawnFailed, message);
+    return job_error(proto::code::kSpawnFailed,
+                     failure.stage == kStageChdir
+                         ? "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] +
+                               "': " + std::strerror(failure.error)
+                         : "cannot execute '" + r.argv[0] + "': " + std::strerror(failure.error));
   }
-  report_read.reset();
+  Started c;
+  c.pid = pid;
+  c.exited = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!c.exited) fatal_errno("pidfd_open");
+  c.out.fd = std::move(out_read);
+  c.err.fd = std::move(err_read);
+  c.in_write = std::move(in_write);
+  set_nonblocking(c.out.fd.get());
+  set_nonblocking(c.err.fd.get());
+  set_nonblocking(c.in_write.get());
+  if (r.stdin_data.empty()) c.in_write.reset();
+  return c;
+}
 
-  g_job_group.store(pid);
-  context.link.send(proto::Phase{job.id, "spawned", static_cast<uint64_t>(pid)});
-
-  // The command's exit is an event of its own: a grandchild holding stdout would otherwise keep
-  // the loop waiting for EOF after the command is gone.
-  UniqueFd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!exited) fatal_errno("pidfd_open");
-
-  Capture out{std::move(out_read), {}, false}, err{std::move(err_read), {}, false};
-  set_nonblocking(out.fd.get());
-  set_nonblocking(err.fd.get());
-  set_nonblocking(in_write.get());
-  std::size_t stdin_off = 0;
-  if (r.stdin_data.empty()) in_write.reset();
-
-  const auto grace = std::chrono::milliseconds(context.options.grace_ms);
-  std::optional<Clock::time_point> deadline;
-  if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);
-  bool timed_out = false, killed = false, reaped = false;
-  Clock::time_point kill_at{}, drain_until{};
+// How a command ended.
+struct Ended {
   int status = 0;
   rusage usage{};
+  bool timed_out = false;
+};
 
-  while (!reaped || out.fd || err.fd) {
-    pollfd fds[4];
-    nfds_t n = 0;
-    auto watch = [&](const UniqueFd& fd, short events) {
-      if (fd) fds[n++] = pollfd{fd.get(), events, 0};
-    };
-    watch(out.fd, POLLIN);
-    watch(err.fd, POLLIN);
-    watch(in_write, POLLOUT);
-    if (!reaped) watch(exited, POLLIN);
+// Waits for a started command: feeds its stdin, reads its stdout and stderr (each up to the
+// cap), and reaps it; past the deadline SIGTERM to its group, SIGKILL a grace period later. When
+// it exits, whatever is left in its group is killed, and pipes something that escaped the group
+// still holds are read for one more grace period at most.
+class Reaper {
+ public:
+  Reaper(Started& c, const ExecRequest& r, std::optional<Clock::time_point> deadline,
+         Clock::duration grace)
+      : c_(c), r_(r), deadline_(deadline), grace_(grace) {}
 
-    const Clock::time_point now = Clock::now();
+  Ended run() {
+    while (!reaped_ || c_.out.fd || c_.err.fd) {
+      pollfd fds[4];
+      nfds_t n = 0;
+      auto watch = [&](const UniqueFd& fd, short events) {
+        if (fd) fds[n++] = pollfd{fd.get(), events, 0};
+      };
+      watch(c_.out.fd, POLLIN);
+      watch(c_.err.fd, POLLIN);
+      watch(c_.in_write, POLLOUT);
+      if (!reaped_) watch(c_.exited, POLLIN);
+      if (::poll(fds, n, poll_timeout()) < 0 && errno != EINTR) fatal_errno("poll");
+      for (nfds_t i = 0; i < n; ++i) {
+        if (fds[i].revents != 0) on_ready(fds[i].fd);
+      }
+      on_clock(Clock::now());
+    }
+    return ended_;
+  }
+
+ private:
+  int poll_timeout() const {
     std::optional<Clock::time_point> next;
-    if (reaped) {
-      next = drain_until;
-    } else if (timed_out && !killed) {
-      next = kill_at;
-    } else if (!timed_out && deadline) {
-      next = deadline;
+    if (reaped_) {
+      next = drain_until_;
+    } else if (ended_.timed_out && !killed_) {
+      next = kill_at_;
+    } else if (!ended_.timed_out && deadline_) {
+      next = deadline_;
     }
-    int timeout = -1;
-    if (next) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
-      timeout = static_cast<int>(std::max<long long>(0, left));
-    }
-    if (::poll(fds, n, timeout) < 0 && errno != EINTR) fatal_errno("poll");
+    if (!next) return -1;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
+    return static_cast<int>(std::max<long long>(0, left));
+  }
 
-    for (nfds_t i = 0; i < n; ++i) {
-      if (fds[i].revents == 0) continue;
-      if (fds[i].fd == out.fd.get() && !out.drain(r.max_output)) out.fd.reset();
-      if (fds[i].fd == err.fd.get() && !err.drain(r.max_output)) err.fd.reset();
-      if (fds[i].fd == in_write.get()) {
-        const ssize_t w = ::write(in_write.get(), r.stdin_data.data() + stdin_off,
-                                  r.stdin_data.size() - stdin_off);
-        if (w > 0) stdin_off += static_cast<std::size_t>(w);
-        // EPIPE: the command stopped reading its input, which is its business.
-        if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == r.stdin_data.size()) {
-          in_write.reset();
-        }
-      }
-      if (fds[i].fd == exited.get() && ::wait4(pid, &status, WNOHANG, &usage) == pid) {
-        reaped = true;
-        // Whatever the command left in its group goes with it: a job leaves nothing running.
-        ::kill(-pid, SIGKILL);
-        g_job_group.store(0);
-        in_write.reset();
-        drain_until = Clock::now() + grace;
+  void on_ready(int fd) {
+    if (fd == c_.out.fd.get() && !c_.out.drain(r_.max_output)) c_.out.fd.reset();
+    if (fd == c_.err.fd.get() && !c_.err.drain(r_.max_output)) c_.err.fd.reset();
+    if (fd == c_.in_write.get()) {
+      const ssize_t w =
+          ::write(fd, r_.stdin_data.data() + stdin_off_, r_.stdin_data.size() - stdin_off_);
+      if (w > 0) stdin_off_ += static_cast<std::size_t>(w);
+      // EPIPE: the command stopped reading its input, which is its business.
+      if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off_ == r_.stdin_data.size()) {
+        c_.in_write.reset();
       }
     }
-    const Clock::time_point after = Clock::now();
-    if (!reaped && !timed_out && deadline && after >= *deadline) {
-      timed_out = true;
-      ::kill(-pid, SIGTERM);
-      kill_at = after + grace;
-    } else if (!reaped && timed_out && !killed && after >= kill_at) {
-      killed = true;
-      ::kill(-pid, SIGKILL);
-    } else if (reaped && after >= drain_until) {
-      // Something that escaped the group still holds the pipes: stop waiting for it.
-      out.fd.reset();
-      err.fd.reset();
+    if (fd == c_.exited.get() &&
+        ::wait4(c_.pid, &ended_.status, WNOHANG, &ended_.usage) == c_.pid) {
+      reaped_ = true;
+      // Whatever the command left in its group goes with it: a job leaves nothing running.
+      ::kill(-c_.pid, SIGKILL);
+      g_job_group.store(0);
+      c_.in_write.reset();
+      drain_until_ = Clock::now() + grace_;
     }
   }
+
+  void on_clock(Clock::time_point now) {
+    if (!reaped_ && !ended_.timed_out && deadline_ && now >= *deadline_) {
+      ended_.timed_out = true;
+      ::kill(-c_.pid, SIGTERM);
+      kill_at_ = now + grace_;
+    } else if (!reaped_ && ended_.timed_out && !killed_ && now >= kill_at_) {
+      killed_ = true;
+      ::kill(-c_.pid, SIGKILL);
+    } else if (reaped_ && now >= drain_until_) {
+      // Something that escaped the group still holds the pipes: stop waiting for it.
+      c_.out.fd.reset();
+      c_.err.fd.reset();
+    }
+  }
+
+  Started& c_;
+  const ExecRequest& r_;
+  const std::optional<Clock::time_point> deadline_;
+  const Clock::duration grace_;
+  Ended ended_;
+  bool killed_ = false, reaped_ = false;
+  std::size_t stdin_off_ = 0;
+  Clock::time_point kill_at_{}, drain_until_{};
+};
+
+uint64_t micros(const timeval& tv) {
+  return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
+}
+
+void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, const std::string& bytes) {
+  pk.pack_bin(static_cast<uint32_t>(bytes.size()));
+  pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
+}
+
+// The job's value (docs/protocol.md, `exec`).
+proto::RawObject exec_value(const Ended& e, const Started& c, std::chrono::microseconds wall) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(10);
+  pk.pack("exit_code");
+  pk.pack_int64(WIFEXITED(e.status) ? WEXITSTATUS(e.status) : -1);
+  pk.pack("signal");
+  pk.pack_uint64(WIFSIGNALED(e.status) ? WTERMSIG(e.status) : 0);
+  pk.pack("stdout");
+  pack_bin(pk, c.out.data);
+  pk.pack("stderr");
+  pack_bin(pk, c.err.data);
+  pk.pack("stdout_truncated");
+  pk.pack(c.out.truncated);
+  pk.pack("stderr_truncated");
+  pk.pack(c.err.truncated);
+  pk.pack("wall_us");
+  pk.pack_uint64(static_cast<uint64_t>(wall.count()));
+  pk.pack("user_us");
+  pk.pack_uint64(micros(e.usage.ru_utime));
+  pk.pack("sys_us");
+  pk.pack_uint64(micros(e.usage.ru_stime));
+  pk.pack("max_rss_kb");
+  pk.pack_uint64(static_cast<uint64_t>(e.usage.ru_maxrss));
+  return proto::RawObject{std::string(buf.data(), buf.size())};
+}
+
+}  // namespace
+
+proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
+  Expected<ExecRequest> request = parse_request(job.payload);
+  if (!request) return job_error(proto::code::kBadPayload, request.error());
+  ExecRequest& r = *request;
+  // Both streams must fit one result frame: more than half of it each is never sendable, and
+  // keeping it (2^64-1 was accepted) only costs the worker memory before the job fails anyway.
+  r.max_output = std::min<uint64_t>(r.max_output, context.options.max_frame / 2);
+
+  const Clock::time_point start = Clock::now();
+  std::variant<Started, proto::WorkerResult> started = start_command(r);
+  if (auto* failed = std::get_if<proto::WorkerResult>(&started)) return std::move(*failed);
+  Started& c = std::get<Started>(started);
+  g_job_group.store(c.pid);
+  context.link.send(proto::Phase{job.id, "spawned", static_cast<uint64_t>(c.pid)});
+
+  std::optional<Clock::time_point> deadline;
+  if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);
+  const Ended ended =
+      Reaper(c, r, deadline, std::chrono::milliseconds(context.options.grace_ms)).run();
   // Whatever is still a child of the worker is a leftover of the job: commands that left their
   // group (setsid) and were handed to the worker as subreaper when their parent died. The worker
   // has no children of its own between jobs but its tools.
   kill_children_except(context.tool_pids);
   const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
-
-  if (timed_out) {
-    const std::string& e = err.data;
+  if (ended.timed_out) {
+    const std::string& e = c.err.data;
     return job_error(
         proto::code::kTimeout,
         "'" + r.argv[0] + "' ran past its timeout of " + std::to_string(job.timeout_ms) + " ms",
         to_valid_utf8(e.size() > kDetailBytes ? e.substr(e.size() - kDetailBytes) : e));
   }
-
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(10);
-  pk.pack("exit_code");
-  pk.pack_int64(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  pk.pack("signal");
-  pk.pack_uint64(WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  pk.pack("stdout");
-  pack_bin(pk, out.data);
-  pk.pack("stderr");
-  pack_bin(pk, err.data);
-  pk.pack("stdout_truncated");
-  pk.pack(out.truncated);
-  pk.pack("stderr_truncated");
-  pk.pack(err.truncated);
-  pk.pack("wall_us");
-  pk.pack_uint64(static_cast<uint64_t>(wall.count()));
-  pk.pack("user_us");
-  pk.pack_uint64(micros(usage.ru_utime));
-  pk.pack("sys_us");
-  pk.pack_uint64(micros(usage.ru_stime));
-  pk.pack("max_rss_kb");
-  pk.pack_uint64(static_cast<uint64_t>(usage.ru_maxrss));
-  return job_ok(proto::RawObject{std::string(buf.data(), buf.size())});
+  return job_ok(exec_value(ended, c, wall));
 }
 
 }  // namespace kiln::worker
