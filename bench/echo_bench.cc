@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
   const int trips = o.quick ? 200 : 2000;
   const int burst = o.quick ? 2000 : 20000;
   std::vector<double> relay_med, relay_p99, relay_rate, kiln_med, kiln_p99, kiln_rate, ppe_med,
-      ppe_p99, ppe_rate;
+      ppe_p99, ppe_rate, py_rate;
   Relay relay;
   Supervisor sup({"--workers", "2"});
   sup.await_idle_workers(2);
@@ -211,6 +211,9 @@ int main(int argc, char** argv) {
     ppe_med.push_back(p.at(0));
     ppe_p99.push_back(p.at(1));
     ppe_rate.push_back(python_figures({"echo-throughput", std::to_string(burst)}).at(0));
+    py_rate.push_back(python_figures({"kiln-echo-throughput", std::to_string(burst),
+                                      kiln::beside_self("kiln-supervisor")})
+                          .at(0));
     std::printf(
         "round %d: relay %.1f us, kiln %.1f us, ppe %.1f us; relay %.0f/s, kiln %.0f/s, "
         "ppe %.0f/s\n",
@@ -235,6 +238,10 @@ int main(int argc, char** argv) {
   row(o.figure(burst_name + ", against ProcessPoolExecutor"), show_rate(kr),
       "ProcessPoolExecutor " + show_rate(pr), show_ratio(kr.median / pr.median) + " faster",
       ">= 10x faster", kr.median / pr.median >= 10);
+  const Summary yr = summarize(py_rate);
+  row(o.figure(burst_name + " from Python (kiln.Pool), against ProcessPoolExecutor"), show_rate(yr),
+      "ProcessPoolExecutor " + show_rate(pr), show_ratio(yr.median / pr.median) + " faster",
+      ">= 8x faster", yr.median / pr.median >= 8);
   for (std::size_t d = 0; d < deep.size(); ++d) {
     const Summary dr = summarize(deep_rate[d]);
     row(o.figure(burst_name + ", --pipeline-depth " + std::to_string(kDepths[d])), show_rate(dr),

@@ -4,6 +4,9 @@
     ppe_bench.py echo-throughput N   jobs per second with N jobs submitted at once
     ppe_bench.py start N             microseconds until N workers have each run a job
     ppe_bench.py worker-rss          VmRSS in KiB of one idle worker
+    ppe_bench.py kiln-echo-throughput N SUPERVISOR
+                                     the same burst as echo-throughput through Kiln's Python
+                                     client (kiln.Pool, echo jobs), for the same comparison
 
 Each prints its figures on its last line. Two workers unless said otherwise; the payload is 30
 bytes, as in the Kiln runs.
@@ -70,6 +73,19 @@ def main():
         ex.shutdown()
         assert len(pids) == n
         print(elapsed)
+    elif mode == "kiln-echo-throughput":
+        n, supervisor = int(rest[0]), rest[1]
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+        import kiln
+
+        with kiln.Pool(2, supervisor=supervisor, log_level="error") as pool:
+            for f in [pool.submit("echo", PAYLOAD) for _ in range(200)]:
+                f.result()
+            t = time.perf_counter()
+            futures = [pool.submit("echo", PAYLOAD) for _ in range(n)]
+            for f in futures:
+                f.result()
+            print(n / (time.perf_counter() - t))
     elif mode == "worker-rss":
         with concurrent.futures.ProcessPoolExecutor(1) as ex:
             pid = ex.submit(os.getpid).result()
