@@ -44,6 +44,7 @@ const char* Pool::state_name(State s) {
     case State::kBusy:
       return "busy";
     case State::kStopping:
+    case State::kKilled:  // SIGKILLed, not yet gone
       return "stopping";
   }
   return "?";
@@ -156,7 +157,7 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   note_room();
   open_[key] = queue_.push(std::move(job), submit.priority.value_or(0));
   max_queue_depth_ = std::max<uint64_t>(max_queue_depth_, queue_.size());
-  dispatch();
+  settle();
   return Submitted::kAccepted;
 }
 
@@ -174,9 +175,7 @@ void Pool::cancel(ClientId client, uint64_t id) {
          &e == running(s) ? std::optional(s.pid) : std::nullopt);
     unwant(slot, e);
   }
-  dispatch();
-  idle_check();
-  maybe_finish_drain();
+  settle();
 }
 
 void Pool::client_gone(ClientId client) {
@@ -189,14 +188,12 @@ void Pool::client_gone(ClientId client) {
     ++jobs_failed_;
     it = open_.erase(it);
   }
-  dispatch();
-  idle_check();
-  maybe_finish_drain();
+  settle();
 }
 
 void Pool::client_paused(ClientId client, bool paused) {
   queue_.set_paused(client, paused);
-  if (!paused) dispatch();
+  settle();
 }
 
 void Pool::quiesce() {
@@ -213,6 +210,7 @@ void Pool::quiesce() {
         if (queue_.empty()) stop(i, /*graceful=*/true);
         break;
       case State::kStopping:
+      case State::kKilled:
         s.restart = false;
         break;
       case State::kStarting:  // stopped when it is ready
@@ -228,16 +226,18 @@ void Pool::wakeup() {
   quiesced_ = false;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].state == State::kEmpty) start_slot(i);
-    if (slots_[i].state == State::kStopping) slots_[i].restart = true;
+    if (slots_[i].state == State::kStopping || slots_[i].state == State::kKilled) {
+      slots_[i].restart = true;
+    }
   }
-  idle_check();
+  settle();
 }
 
 void Pool::shutdown(bool drain) {
   if (phase_ == Phase::kStopping) return;
   if (drain) {
     phase_ = Phase::kDraining;
-    maybe_finish_drain();
+    settle();
     return;
   }
   phase_ = Phase::kStopping;
@@ -258,6 +258,7 @@ void Pool::shutdown(bool drain) {
         stop(i, /*graceful=*/false);
         break;
       case State::kStopping:  // what it holds would go back to the queue: it ends here instead
+      case State::kKilled:
         fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
         break;
       case State::kEmpty:
@@ -271,27 +272,155 @@ void Pool::kill_all() {
     Slot& s = slots_[i];
     s.restart = false;
     if (s.state == State::kBackoff) s = Slot{};
-    if (s.state == State::kEmpty || s.killed) continue;
+    if (s.state == State::kEmpty || s.state == State::kKilled) continue;
     fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
-    env_.signal_worker(i, SIGKILL);
-    if (s.job_group != 0) env_.kill_group(s.job_group);
-    s.state = State::kStopping;
-    s.killed = true;
+    kill_now(i);
   }
 }
 
-// ---- Worker events ----
+// ---- Worker events: the slot's life ----
+
+namespace {
+
+constexpr std::size_t kStates = 7, kEvents = 6;
+using St = Pool::Step;
+// One row per state, one column per event; each cell names what happens (Pool::Step). kNone:
+// the event cannot come in that state (there is no process; the supervisor drops the events of
+// a process that is no longer its slot's).
+// clang-format off
+constexpr Pool::Step kLife[kStates][kEvents] = {
+    //              ready               result          phase           broke              gone            deadline
+    /* empty    */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kNone},
+    /* backoff  */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kStart},
+    /* starting */ {St::kBecomeReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kStartTimeout},
+    /* idle     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kNone},
+    /* busy     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kJobClock},
+    /* stopping */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kKillBroken,   St::kEnded,     St::kKillNow},
+    /* killed   */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kNone},
+};
+// clang-format on
+
+}  // namespace
+
+Pool::Step Pool::step(State state, Event event) {
+  return kLife[static_cast<std::size_t>(state)][static_cast<std::size_t>(event)];
+}
+
+Pool::Step Pool::step_for(std::size_t slot, Event event) const {
+  const Step st = step(slots_[slot].state, event);
+  if (st == Step::kNone) {
+    spdlog::debug("slot {}: event {} in state {} ignored", slot, static_cast<int>(event),
+                  slot_state(slot));
+  }
+  return st;
+}
 
 void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
-  Slot& s = slots_[slot];
-  if (s.state == State::kStopping) return;
-  if (s.state != State::kStarting) {
-    on_protocol_error(slot, "a second ready");
-    return;
+  switch (step_for(slot, Event::kReady)) {
+    case Step::kBecomeReady:
+      become_ready(slot, ready);
+      break;
+    case Step::kSecondReady:
+      kill_broken(slot, "a second ready");
+      break;
+    default:
+      break;
   }
+  settle();
+}
+
+void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
+  if (step_for(slot, Event::kResult) == Step::kTakeResult) take_result(slot, std::move(result));
+  settle();
+}
+
+void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
+  if (step_for(slot, Event::kPhase) == Step::kNotePhase) note_phase(slot, phase);
+  settle();
+}
+
+void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
+  if (step_for(slot, Event::kBrokeProtocol) == Step::kKillBroken) kill_broken(slot, why);
+  settle();
+}
+
+void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
+  if (step_for(slot, Event::kGone) == Step::kEnded) ended(slot, exit);
+  settle();
+}
+
+void Pool::on_tick() {
+  const Micros now = env_.now();
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const std::optional<Micros> due = due_at(slots_[i]);
+    if (!due || now < *due) continue;
+    switch (step_for(i, Event::kDeadline)) {
+      case Step::kStart:
+        start_slot(i);
+        break;
+      case Step::kStartTimeout:
+        start_timeout(i);
+        break;
+      case Step::kJobClock:
+        job_clock(i, now);
+        break;
+      case Step::kKillNow:
+        spdlog::warn("worker {} did not stop within {} ms; SIGKILL", slots_[i].pid,
+                     config_.grace_ms);
+        kill_now(i);
+        break;
+      default:
+        break;
+    }
+  }
+  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_ &&
+      now >= idle_since_ + config_.idle_quiesce_ms * 1000) {
+    spdlog::info("no job for {} ms: stopping the workers until the next job",
+                 config_.idle_quiesce_ms);
+    quiesce();
+  }
+  settle();
+}
+
+std::optional<Micros> Pool::due_at(const Slot& s) {
+  switch (s.state) {
+    case State::kBackoff:
+    case State::kStarting:
+    case State::kStopping:
+      return s.deadline;
+    case State::kBusy: {
+      std::optional<Micros> due;
+      if (s.deadline != 0) due = s.deadline;
+      if (s.next_status != 0 && (!due || s.next_status < *due)) due = s.next_status;
+      return due;
+    }
+    case State::kEmpty:
+    case State::kIdle:
+    case State::kKilled:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::optional<Micros> Pool::next_deadline() const {
+  std::optional<Micros> next;
+  auto consider = [&next](std::optional<Micros> t) {
+    if (t && (!next || *t < *next)) next = t;
+  };
+  for (const Slot& s : slots_) consider(due_at(s));
+  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_) {
+    consider(idle_since_ + config_.idle_quiesce_ms * 1000);
+  }
+  return next;
+}
+
+// ---- The cells ----
+
+void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
+  Slot& s = slots_[slot];
   if (ready.key_id != config_.key_id) {
-    on_protocol_error(slot, "its key_id " + ready.key_id + " is not the supervisor's " +
-                                config_.key_id + " (a worker of another build)");
+    kill_broken(slot, "its key_id " + ready.key_id + " is not the supervisor's " + config_.key_id +
+                          " (a worker of another build)");
     return;
   }
   s.state = State::kIdle;
@@ -308,12 +437,9 @@ void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
     s.restart = false;
     stop(slot, /*graceful=*/true);
   }
-  dispatch();
-  idle_check();
-  maybe_finish_drain();
 }
 
-void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
+void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
   Slot& s = slots_[slot];
   // Results come in the order the jobs were sent.
   if (s.sent.empty() || s.sent.front().job.id != result.id) {
@@ -344,14 +470,12 @@ void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
     note_run_time(e.job.kind, result.run_us);
     finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
   }
-  if (retiring && s.state != State::kStopping) {
+  // Stopping, it runs nothing more of ours; what it does not run goes back to the queue.
+  if (s.state == State::kStopping || s.state == State::kKilled) return;
+  if (retiring) {
     retire(slot, error);
-  } else if (s.state != State::kStopping) {
-    after_job(slot);
   } else {
-    dispatch();  // what it did not start went back to the queue
-    idle_check();
-    maybe_finish_drain();
+    after_job(slot);
   }
 }
 
@@ -367,20 +491,14 @@ void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error)
   // It exits by itself; SIGKILL after the grace period if it does not.
   s.state = State::kStopping;
   s.deadline = env_.now() + config_.grace_ms * 1000;
-  s.killed = false;
-  dispatch();
-  idle_check();
-  maybe_finish_drain();
 }
 
-void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
+void Pool::note_phase(std::size_t slot, const proto::Phase& phase) {
   Slot& s = slots_[slot];
-  if (s.state == State::kStopping) return;
   const auto it = std::find_if(s.sent.begin(), s.sent.end(),
                                [&phase](const Sent& e) { return e.job.id == phase.id; });
   if (it == s.sent.end()) {
-    on_protocol_error(slot,
-                      "a phase for job " + std::to_string(phase.id) + ", which it was not running");
+    kill_broken(slot, "a phase for job " + std::to_string(phase.id) + ", which it was not running");
     return;
   }
   // A job it was asked not to start may have started already: its phases do not matter.
@@ -389,9 +507,8 @@ void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
   if (phase.phase == "spawned" && phase.pgid) s.job_group = static_cast<pid_t>(*phase.pgid);
 }
 
-void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
+void Pool::kill_broken(std::size_t slot, const std::string& why) {
   Slot& s = slots_[slot];
-  if (s.state == State::kStopping && s.killed) return;
   spdlog::error("worker {} broke the worker link protocol: {}; killing it", s.pid, why);
   if (Sent* r = running(s)) {
     r->answered = true;
@@ -402,18 +519,49 @@ void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
     s.bad_start = true;
     s.start_failure = "worker " + std::to_string(s.pid) + " broke the protocol: " + why;
   }
-  env_.signal_worker(slot, SIGKILL);
-  if (s.job_group != 0) env_.kill_group(s.job_group);
-  s.state = State::kStopping;
-  s.killed = true;
-  idle_check();
-  maybe_finish_drain();
+  kill_now(slot);
 }
 
-void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
+void Pool::kill_now(std::size_t slot) {
+  Slot& s = slots_[slot];
+  env_.signal_worker(slot, SIGKILL);
+  if (s.job_group != 0) env_.kill_group(s.job_group);
+  s.state = State::kKilled;
+}
+
+void Pool::start_timeout(std::size_t slot) {
+  Slot& s = slots_[slot];
+  spdlog::error("worker {} did not say ready within {} ms (--start-timeout-ms); stopping it", s.pid,
+                config_.start_timeout_ms);
+  s.bad_start = true;
+  s.start_failure = "worker " + std::to_string(s.pid) + " did not say ready within " +
+                    std::to_string(config_.start_timeout_ms) + " ms (--start-timeout-ms)";
+  stop(slot, /*graceful=*/false);
+}
+
+void Pool::job_clock(std::size_t slot, Micros now) {
+  Slot& s = slots_[slot];
+  Sent& r = *running(s);
+  if (s.deadline != 0 && now >= s.deadline) {
+    r.answered = true;
+    fail(r.job, proto::code::kTimeout,
+         "the job ran past its timeout of " + std::to_string(r.job.timeout_ms) + " ms",
+         std::nullopt, s.pid);
+    stop(slot, /*graceful=*/false);
+    return;
+  }
+  const Micros interval = config_.status_interval_ms * 1000;
+  env_.status(r.job.client,
+              proto::Status{
+                  r.job.id, (now - r.job.started) / 1000, static_cast<uint64_t>(s.pid),
+                  s.job_phase.empty() ? std::optional<std::string>() : std::optional(s.job_phase)});
+  while (s.next_status <= now) s.next_status += interval;
+}
+
+void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   Slot& s = slots_[slot];
   const pid_t pid = s.pid;
-  const bool requested = s.state == State::kStopping;
+  const bool requested = s.state == State::kStopping || s.state == State::kKilled;
   const bool failed_start = !s.ready_seen && (!requested || s.bad_start);
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
@@ -456,98 +604,6 @@ void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
   } else if (restart) {
     start_slot(slot);
   }
-  dispatch();
-  idle_check();
-  maybe_finish_drain();
-}
-
-void Pool::on_tick() {
-  const Micros now = env_.now();
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    Slot& s = slots_[i];
-    switch (s.state) {
-      case State::kBackoff:
-        if (now >= s.deadline) start_slot(i);
-        break;
-      case State::kStarting:
-        if (now >= s.deadline) {
-          spdlog::error(
-              "worker {} did not say ready within {} ms (--start-timeout-ms); stopping it", s.pid,
-              config_.start_timeout_ms);
-          s.bad_start = true;
-          s.start_failure = "worker " + std::to_string(s.pid) + " did not say ready within " +
-                            std::to_string(config_.start_timeout_ms) + " ms (--start-timeout-ms)";
-          stop(i, /*graceful=*/false);
-        }
-        break;
-      case State::kBusy:
-        if (s.deadline != 0 && now >= s.deadline) {
-          Sent& r = *running(s);
-          r.answered = true;
-          fail(r.job, proto::code::kTimeout,
-               "the job ran past its timeout of " + std::to_string(r.job.timeout_ms) + " ms",
-               std::nullopt, s.pid);
-          stop(i, /*graceful=*/false);
-        } else if (s.next_status != 0 && now >= s.next_status) {
-          const Micros interval = config_.status_interval_ms * 1000;
-          const Job& job = running(s)->job;
-          env_.status(job.client, proto::Status{job.id, (now - job.started) / 1000,
-                                                static_cast<uint64_t>(s.pid),
-                                                s.job_phase.empty() ? std::optional<std::string>()
-                                                                    : std::optional(s.job_phase)});
-          while (s.next_status <= now) s.next_status += interval;
-        }
-        break;
-      case State::kStopping:
-        if (!s.killed && now >= s.deadline) {
-          spdlog::warn("worker {} did not stop within {} ms; SIGKILL", s.pid, config_.grace_ms);
-          env_.signal_worker(i, SIGKILL);
-          if (s.job_group != 0) env_.kill_group(s.job_group);
-          s.killed = true;
-        }
-        break;
-      case State::kIdle:
-      case State::kEmpty:
-        break;
-    }
-  }
-  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_ &&
-      now >= idle_since_ + config_.idle_quiesce_ms * 1000) {
-    spdlog::info("no job for {} ms: stopping the workers until the next job",
-                 config_.idle_quiesce_ms);
-    quiesce();
-  }
-  idle_check();
-  maybe_finish_drain();
-}
-
-std::optional<Micros> Pool::next_deadline() const {
-  std::optional<Micros> next;
-  auto consider = [&next](Micros t) {
-    if (!next || t < *next) next = t;
-  };
-  for (const Slot& s : slots_) {
-    switch (s.state) {
-      case State::kBackoff:
-      case State::kStarting:
-        consider(s.deadline);
-        break;
-      case State::kBusy:
-        if (s.deadline != 0) consider(s.deadline);
-        if (s.next_status != 0) consider(s.next_status);
-        break;
-      case State::kStopping:
-        if (!s.killed) consider(s.deadline);
-        break;
-      case State::kIdle:
-      case State::kEmpty:
-        break;
-    }
-  }
-  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_) {
-    consider(idle_since_ + config_.idle_quiesce_ms * 1000);
-  }
-  return next;
 }
 
 bool Pool::stopped() const {
@@ -738,7 +794,6 @@ void Pool::stop(std::size_t slot, bool graceful) {
   }
   s.state = State::kStopping;
   s.deadline = env_.now() + config_.grace_ms * 1000;
-  s.killed = false;
 }
 
 void Pool::after_job(std::size_t slot) {
@@ -762,9 +817,7 @@ void Pool::after_job(std::size_t slot) {
     s.restart = false;
     stop(slot, /*graceful=*/true);
   }
-  dispatch();
-  idle_check();
-  maybe_finish_drain();
+  settle();
 }
 
 void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
@@ -824,6 +877,18 @@ uint64_t Pool::worker_rss_kb(const Slot& s) const {
   return kb;
 }
 
+void Pool::settle() {
+  dispatch();
+  idle_check();
+  maybe_finish_drain();
+}
+
+const char* Pool::slot_state(std::size_t slot) const {
+  static constexpr const char* kNames[kStates] = {"empty", "backoff",  "starting", "idle",
+                                                  "busy",  "stopping", "killed"};
+  return kNames[static_cast<std::size_t>(slots_[slot].state)];
+}
+
 void Pool::idle_check() {
   const bool busy = std::any_of(slots_.begin(), slots_.end(),
                                 [](const Slot& s) { return s.state == State::kBusy; });
@@ -847,8 +912,7 @@ proto::Stats Pool::stats() const {
   st.workers_configured = slots_.size();
   std::size_t sent_ahead = 0;
   for (const Slot& s : slots_) {
-    const bool alive = s.state == State::kStarting || s.state == State::kIdle ||
-                       s.state == State::kBusy || s.state == State::kStopping;
+    const bool alive = s.state != State::kEmpty && s.state != State::kBackoff;
     st.workers_alive += alive ? 1 : 0;
     st.workers_busy += s.state == State::kBusy ? 1 : 0;
     const Sent* r = running(s);

@@ -4,22 +4,17 @@
 // tests drive it with a fake environment and a fake clock (ninja's builder and its fake command
 // runner). The supervisor implements PoolEnv with libuv.
 //
-// A worker slot's life (the event table; every transition is in Pool's .cc under that event):
-//
-//   state \ event | started       ready            result          gone            deadline
-//   --------------+-------------------------------------------------------------------------------
-//   kEmpty        | -> kStarting
-//   kBackoff      |                                                                -> start
-//   kStarting     |               -> kIdle/stop    protocol err    -> backoff
-//   kIdle         |               protocol err     protocol err    crash: restart
-//   kBusy         |               protocol err     -> kIdle/stop   crash: answer,  backstop: answer
-//                 |                                                restart         timeout, TERM
-//   kStopping     |               ignored          ignored         -> restart or   SIGKILL
-//                 |                                                kEmpty
+// A worker slot's life is one table, Pool's kLife in pool.cc: a row per state (empty, backoff,
+// starting, idle, busy, stopping, killed), a column per event of its worker (ready, result,
+// phase, a protocol error, gone, its deadline), and in each cell the step taken (Pool::Step).
+// Every worker event goes through it (tests/pool_test.cc walks every cell); the pool's own calls
+// (submit, cancel, quiesce, shutdown) move slots with the same helpers; every entry point ends
+// with settle().
 //
 // "stop" is a graceful `shutdown` (idle worker) or SIGTERM (busy worker); either way SIGKILL
 // follows after the grace period, and the slot is restarted when the process is gone unless the
-// pool is quiescing or shutting down.
+// pool is quiescing or shutting down. A busy worker may hold jobs sent ahead (pipelining): when
+// it dies they go back to the queue; only the job it ran is answered worker_crashed.
 #pragma once
 
 #include <sys/types.h>
@@ -145,8 +140,30 @@ class Pool {
   std::size_t open_jobs() const { return open_.size(); }
   proto::Stats stats() const;
 
+  // The slot's life as one table: a row per state, a column per event of its worker, and in
+  // each cell the step taken (pool.cc, kLife). Public for the test that walks every cell.
+  enum class Event { kReady, kResult, kPhase, kBrokeProtocol, kGone, kDeadline };
+  enum class Step {
+    kNone,          // cannot happen: no process
+    kIgnore,        // the worker is on its way out
+    kBecomeReady,   // -> idle (or stopping, if nothing is wanted of it)
+    kSecondReady,   // a protocol error
+    kTakeResult,    // the job's answer; the next job it holds starts
+    kNotePhase,     // the running job's progress
+    kKillBroken,    // protocol error: its job answered, SIGKILL -> killed
+    kEnded,         // its jobs answered or queued again; restart, back off or stay empty
+    kStart,         // backoff over: start a worker
+    kStartTimeout,  // no ready in time: a failed start, SIGTERM -> stopping
+    kJobClock,      // the running job's timeout backstop or its status interval
+    kKillNow,       // did not stop in its grace period: SIGKILL -> killed
+  };
+  const char* slot_state(std::size_t slot) const;
+
  private:
-  enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping };
+  // kStopping: asked to stop (shutdown sent, SIGTERM or its own retire), SIGKILL at its
+  // deadline; kKilled: SIGKILL sent, waiting for it to be gone.
+  enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping, kKilled };
+  static Step step(State state, Event event);
   enum class Phase { kRunning, kDraining, kStopping };
 
   using Job = PoolJob;
@@ -170,7 +187,6 @@ class Pool {
     std::vector<pid_t> tools;  // its tools' pids, each leading its own group (from `ready`)
     std::string job_phase;
     Micros deadline = 0;  // kBusy: timeout backstop (0: none); kStopping: SIGKILL; kBackoff: start
-    bool killed = false;  // SIGKILL sent while stopping
     bool retiring = false;      // replaced once it holds no job; given no more
     bool restart = true;        // start another when this one is gone
     bool ready_seen = false;    // it said `ready`
@@ -228,8 +244,22 @@ class Pool {
   void retire(std::size_t slot, const std::optional<proto::JobError>& error);
   uint64_t worker_rss_kb(const Slot& s) const;
   void after_job(std::size_t slot);
+  // The step every entry point ends with: queued jobs to workers with room, the idle clock, and
+  // the end of a draining shutdown.
+  void settle();
   void idle_check();
   void maybe_finish_drain();
+  // The slot's life (the table in pool.cc): what an event does in a state.
+  Step step_for(std::size_t slot, Event event) const;
+  static std::optional<Micros> due_at(const Slot& s);  // when its deadline event comes
+  void become_ready(std::size_t slot, const proto::Ready& ready);
+  void take_result(std::size_t slot, proto::WorkerResult result);
+  void note_phase(std::size_t slot, const proto::Phase& phase);
+  void kill_broken(std::size_t slot, const std::string& why);
+  void kill_now(std::size_t slot);
+  void start_timeout(std::size_t slot);
+  void job_clock(std::size_t slot, Micros now);
+  void ended(std::size_t slot, const ExitInfo& exit);
   void note_start_failure(const std::string& why);
   Micros backoff_delay() const;
 

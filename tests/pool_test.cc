@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <map>
+#include <ostream>
 
 #include "supervisor/pool.h"
 
@@ -859,6 +860,130 @@ TEST_F(PipelineTest, AGoneClientsJobSentAheadIsCancelledNotKilled) {
   EXPECT_EQ(env_.answers.size(), 2u);
   EXPECT_EQ(env_.answers.back().first, 2u);
 }
+
+// ---- The slot's life: every cell of the table in pool.cc (kLife) ----
+
+struct Cell {
+  const char* state;  // the slot's state before
+  Pool::Event event;
+  const char* after;   // its state after
+  const char* answer;  // the code of the answer the event gave job 1, "" if none
+  int signal;          // the signal it sent the worker, 0 if none
+};
+
+std::ostream& operator<<(std::ostream& os, const Cell& c) {
+  return os << c.state << " x event " << static_cast<int>(c.event);
+}
+
+class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
+ protected:
+  // Slot 0 of a one-worker pool, brought into `state` the way the pool gets there; job 1, with
+  // a timeout of 1 s, is the one it runs (busy) or ran (stopping, killed: cancelled).
+  void enter(const std::string& state) {
+    PoolConfig c = config(1);
+    if (state == "backoff") env_.spawn_fails = true;
+    start(c);
+    if (state == "backoff" || state == "starting") return;
+    all_ready();
+    if (state == "empty") {
+      pool_->quiesce();
+      gone(0);
+      return;
+    }
+    if (state == "idle") return;
+    pool_->submit(1, job(1, std::nullopt, 1000));
+    if (state == "busy") return;
+    pool_->cancel(1, 1);
+    if (state == "stopping") return;
+    advance_ms(100);  // the grace period: SIGKILL
+  }
+  void deliver(Pool::Event event) {
+    const pid_t pid = env_.pids.count(0) ? env_.pids[0] : 0;
+    switch (event) {
+      case Pool::Event::kReady:
+        return pool_->on_ready(0, ready(pid));
+      case Pool::Event::kResult:
+        return pool_->on_result(0, ok_result(1));
+      case Pool::Event::kPhase:
+        return pool_->on_phase(0, proto::Phase{1, "compiling", std::nullopt});
+      case Pool::Event::kBrokeProtocol:
+        return pool_->on_protocol_error(0, "a test");
+      case Pool::Event::kGone:
+        return gone(0, SIGSEGV);
+      case Pool::Event::kDeadline: {
+        const std::optional<Micros> due = pool_->next_deadline();
+        env_.clock = due ? *due : env_.clock + 3600'000'000;
+        return pool_->on_tick();
+      }
+    }
+  }
+};
+
+TEST_P(LifeTest, EachCellDoesWhatTheTableSays) {
+  const Cell& cell = GetParam();
+  enter(cell.state);
+  ASSERT_STREQ(pool_->slot_state(0), cell.state);
+  env_.spawn_fails = false;
+  const std::size_t answers = env_.answers.size(), signals = env_.signals.size();
+  deliver(cell.event);
+  EXPECT_STREQ(pool_->slot_state(0), cell.after);
+  if (*cell.answer == '\0') {
+    EXPECT_EQ(env_.answers.size(), answers);
+  } else {
+    ASSERT_EQ(env_.answers.size(), answers + 1);
+    EXPECT_EQ(env_.last().id, 1u);
+    EXPECT_EQ(env_.last_code(), cell.answer);
+  }
+  if (cell.signal == 0) {
+    EXPECT_EQ(env_.signals.size(), signals);
+  } else {
+    ASSERT_EQ(env_.signals.size(), signals + 1);
+    EXPECT_EQ(env_.signals.back(), (std::pair<std::size_t, int>{0, cell.signal}));
+  }
+}
+
+using E = Pool::Event;
+INSTANTIATE_TEST_SUITE_P(
+    EveryStateAndEvent, LifeTest,
+    ::testing::Values(
+        // No process: nothing can happen but the backoff's end.
+        Cell{"empty", E::kReady, "empty", "", 0}, Cell{"empty", E::kResult, "empty", "", 0},
+        Cell{"empty", E::kPhase, "empty", "", 0}, Cell{"empty", E::kBrokeProtocol, "empty", "", 0},
+        Cell{"empty", E::kGone, "empty", "", 0}, Cell{"empty", E::kDeadline, "empty", "", 0},
+        Cell{"backoff", E::kReady, "backoff", "", 0}, Cell{"backoff", E::kResult, "backoff", "", 0},
+        Cell{"backoff", E::kPhase, "backoff", "", 0},
+        Cell{"backoff", E::kBrokeProtocol, "backoff", "", 0},
+        Cell{"backoff", E::kGone, "backoff", "", 0},
+        Cell{"backoff", E::kDeadline, "starting", "", 0},
+        // Before ready, anything but ready breaks the protocol; gone is a failed start.
+        Cell{"starting", E::kReady, "idle", "", 0},
+        Cell{"starting", E::kResult, "killed", "", SIGKILL},
+        Cell{"starting", E::kPhase, "killed", "", SIGKILL},
+        Cell{"starting", E::kBrokeProtocol, "killed", "", SIGKILL},
+        Cell{"starting", E::kGone, "backoff", "", 0},
+        Cell{"starting", E::kDeadline, "stopping", "", SIGTERM},  // the start timeout
+        Cell{"idle", E::kReady, "killed", "", SIGKILL},
+        Cell{"idle", E::kResult, "killed", "", SIGKILL},  // for a job it was not sent
+        Cell{"idle", E::kPhase, "killed", "", SIGKILL},
+        Cell{"idle", E::kBrokeProtocol, "killed", "", SIGKILL},
+        Cell{"idle", E::kGone, "starting", "", 0}, Cell{"idle", E::kDeadline, "idle", "", 0},
+        Cell{"busy", E::kReady, "killed", "worker_protocol_error", SIGKILL},
+        Cell{"busy", E::kResult, "idle", "ok", 0}, Cell{"busy", E::kPhase, "busy", "", 0},
+        Cell{"busy", E::kBrokeProtocol, "killed", "worker_protocol_error", SIGKILL},
+        Cell{"busy", E::kGone, "starting", "worker_crashed", 0},
+        Cell{"busy", E::kDeadline, "stopping", "timeout", SIGTERM},  // the backstop
+        // On its way out (job 1 was cancelled): only its end and its deadline matter.
+        Cell{"stopping", E::kReady, "stopping", "", 0},
+        Cell{"stopping", E::kResult, "stopping", "", 0},
+        Cell{"stopping", E::kPhase, "stopping", "", 0},
+        Cell{"stopping", E::kBrokeProtocol, "killed", "", SIGKILL},
+        Cell{"stopping", E::kGone, "starting", "", 0},
+        Cell{"stopping", E::kDeadline, "killed", "", SIGKILL},
+        Cell{"killed", E::kReady, "killed", "", 0}, Cell{"killed", E::kResult, "killed", "", 0},
+        Cell{"killed", E::kPhase, "killed", "", 0},
+        Cell{"killed", E::kBrokeProtocol, "killed", "", 0},
+        Cell{"killed", E::kGone, "starting", "", 0},
+        Cell{"killed", E::kDeadline, "killed", "", 0}));
 
 }  // namespace
 }  // namespace kiln::supervisor
