@@ -2,7 +2,9 @@
 // worker, and how fast its workers go when it is SIGKILLed.
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,10 +24,74 @@ std::vector<uint64_t> worker_pids(Supervisor& sup) {
   return pids;
 }
 
+extern "C" char** environ;
+
+// Spawns `path args` with its fd 1 (and, for a worker, its link's write end at fd 4 and a
+// read end at fd 3) on a pipe; returns the pid and our read end.
+std::pair<pid_t, UniqueFd> spawn_talker(const std::string& path, std::vector<std::string> args,
+                                        bool worker) {
+  auto [read_end, write_end] = make_pipe();
+  auto [link_read, link_write] = make_pipe();
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, write_end.get(), worker ? 4 : 1);
+  if (worker) posix_spawn_file_actions_adddup2(&fa, link_read.get(), 3);
+  std::vector<char*> argv{const_cast<char*>(path.c_str())};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ) != 0) {
+    die("cannot spawn " + path);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  return {pid, std::move(read_end)};
+}
+
+// The floor of starting n processes that each say something over a pipe: a static binary
+// (kiln-exec --version) spawned n times from one process, each one's first bytes read and each
+// reaped. The same for n kiln-workers up to their `ready` (worker = true).
+double spawn_us(int n, bool worker) {
+  const auto start = Clock::now();
+  std::vector<std::pair<pid_t, UniqueFd>> children;
+  for (int i = 0; i < n; ++i) {
+    children.push_back(
+        worker ? spawn_talker(beside_self("kiln-worker"),
+                              {"--parent", std::to_string(::getpid()), "--read-fd", "3",
+                               "--write-fd", "4", "--max-frame", "67108864", "--grace-ms", "100"},
+                              true)
+               : spawn_talker(beside_self("kiln-exec"), {"--version"}, false));
+  }
+  char buf[64];
+  for (auto& [pid, fd] : children) {
+    if (::read(fd.get(), buf, sizeof buf) <= 0) die("a spawned process said nothing");
+  }
+  if (worker) {  // they wait for jobs: end of input ends them
+    for (auto& [pid, fd] : children) ::kill(pid, SIGTERM);
+  }
+  for (auto& [pid, fd] : children) ::waitpid(pid, nullptr, 0);
+  return micros_since(start);
+}
+
+// A worker's exec to `ready`, against the floor: a static do-nothing binary's exec to its first
+// write on a pipe.
+void worker_start(const Options& o) {
+  ::setenv("KILN_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", 1);
+  std::vector<double> worker, floor;
+  for (int i = 0; i < (o.quick ? 5 : 50); ++i) {
+    worker.push_back(spawn_us(1, true));
+    floor.push_back(spawn_us(1, false));
+  }
+  ::unsetenv("KILN_KEY");
+  const Summary w = summarize(worker), f = summarize(floor);
+  row(o.figure("worker exec to ready (its process reaped)"), show_ms(w),
+      "a static binary's exec to its first write " + show_ms(f), show_ratio(w.median / f.median),
+      "<= 1.5x the floor", w.median / f.median <= 1.5);
+}
+
 void pool_start(const Options& o) {
   const std::vector<int> sizes = o.quick ? std::vector<int>{2} : std::vector<int>{2, 16, 64};
   for (int n : sizes) {
-    std::vector<double> kiln, ppe;
+    std::vector<double> kiln, ppe, floor;
     for (int round = 0; round < o.rounds; ++round) {
       const auto start = Clock::now();
       {
@@ -34,8 +100,13 @@ void pool_start(const Options& o) {
         kiln.push_back(micros_since(start));
       }
       ppe.push_back(python_figures({"start", std::to_string(n)}).at(0));
+      floor.push_back(spawn_us(n + 1, false));  // the supervisor is one more process
     }
-    const Summary k = summarize(kiln), p = summarize(ppe);
+    const Summary k = summarize(kiln), p = summarize(ppe), f = summarize(floor);
+    row(o.figure("pool start, " + std::to_string(n) + " workers ready, against the spawn floor"),
+        show_ms(k), std::to_string(n + 1) + " static binaries spawned " + show_ms(f),
+        show_ratio(k.median / f.median), n == 64 ? "<= 1.5x the floor" : "-",
+        n == 64 ? std::optional<bool>(k.median / f.median <= 1.5) : std::nullopt);
     const double target_ms = n == 2 ? 5 : n == 64 ? 100 : 0;
     row(o.figure("pool start, " + std::to_string(n) + " workers ready"), show_ms(k),
         "ProcessPoolExecutor " + show_ms(p), show_ratio(p.median / k.median) + " faster",
@@ -118,6 +189,7 @@ void supervisor_killed(const Options& o) {
 int main(int argc, char** argv) {
   using namespace kiln::bench;
   const Options o = parse_options(argc, argv, "pool start, memory, replacement, teardown");
+  worker_start(o);
   pool_start(o);
   supervisor_memory(o);
   worker_replacement(o);
