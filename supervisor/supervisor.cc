@@ -150,7 +150,6 @@ int Supervisor::run() {
     spdlog::error("{}", link.error());
     std::fprintf(stderr, "kiln-supervisor: %s\n", link.error().c_str());
     status = setup_status_ != 0 ? setup_status_ : exit_code::kUsage;
-    shutting_down_ = true;
     pool_->shutdown(false);
     finish();
   } else {
@@ -314,7 +313,7 @@ void Supervisor::on_connection() {
 
 void Supervisor::update_idle_exit() {
   if (options_.listen.empty() || options_.idle_exit_ms == 0) return;
-  const bool idle = !shutting_down_ && pool_->open_jobs() == 0 &&
+  const bool idle = !pool_->shutting_down() && pool_->open_jobs() == 0 &&
                     std::all_of(clients_.begin(), clients_.end(),
                                 [](const auto& c) { return c.second->ended(); });
   if (!idle) {
@@ -417,9 +416,11 @@ void Supervisor::end_orphans() {
 }
 
 void Supervisor::begin_shutdown(bool drain, const std::string& why) {
-  if (shutting_down_ && drain) return;
-  if (!shutting_down_) spdlog::info("shutting down{}: {}", drain ? " after the queue" : "", why);
-  shutting_down_ = true;
+  // The pool owns the shutdown's phase; this only says why it begins.
+  if (pool_->shutting_down() && drain) return;
+  if (!pool_->shutting_down()) {
+    spdlog::info("shutting down{}: {}", drain ? " after the queue" : "", why);
+  }
   pool_->shutdown(drain);
 }
 

@@ -93,7 +93,6 @@ class Supervisor : public PoolEnv {
   int setup_status_ = 0;
   int parent_pidfd_ = -1;
   bool parent_watched_ = false;
-  bool shutting_down_ = false;
   bool finished_ = false;
   int sigints_ = 0;
 };
