@@ -818,6 +818,21 @@ TEST_F(PipelineTest, AWorkerWhoseToolDiedLeavesWhatItHadNotStarted) {
   EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 2, 3}));
 }
 
+TEST_F(PipelineTest, QuiesceLetsAWorkerRunWhatItWasSentBeforeItStops) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2}));
+  pool_->quiesce();
+  pool_->on_result(0, ok_result(1));
+  EXPECT_TRUE(env_.shutdowns_sent.empty()) << "2 is still to run";
+  pool_->on_result(0, ok_result(2));
+  EXPECT_EQ(env_.shutdowns_sent, std::vector<std::size_t>{0});
+  EXPECT_EQ(answered_ids(), (Ids{1, 2}));
+  gone(0);
+  EXPECT_EQ(pool_->stats().workers_alive, 0u);
+}
+
 TEST_F(PipelineTest, ShutdownAnswersJobsSentAheadAndDrainRunsThem) {
   start_warm();
   pool_->submit(1, job(1));
