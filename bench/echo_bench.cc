@@ -170,59 +170,21 @@ RoundTrips kiln_round_trips(Supervisor& sup, int n) {
   return {s.median, s.p99};
 }
 
-}  // namespace
-}  // namespace kiln::bench
-
-int main(int argc, char** argv) {
-  using namespace kiln::bench;
-  const Options o = parse_options(argc, argv, "echo round trip and throughput: Kiln, a relay, PPE");
-  const int trips = o.quick ? 200 : 2000;
-  const int burst = o.quick ? 2000 : 20000;
+// The figures of every round, each a list over the rounds.
+struct Figures {
   std::vector<double> relay_med, relay_p99, relay_rate, kiln_med, kiln_p99, kiln_rate, ppe_med,
       ppe_p99, ppe_rate, py_rate;
-  Relay relay;
-  Supervisor sup({"--workers", "2"});
-  sup.await_idle_workers(2);
-  // The same pool with other pipeline depths (the default is 8), for the burst only.
-  constexpr int kDepths[] = {1, 2, 4, 16, 32};
-  std::vector<std::unique_ptr<Supervisor>> deep;
-  std::vector<std::vector<double>> deep_rate(std::size(kDepths));
-  for (int depth : kDepths) {
-    deep.push_back(std::make_unique<Supervisor>(
-        std::vector<std::string>{"--workers", "2", "--pipeline-depth", std::to_string(depth)}));
-    deep.back()->await_idle_workers(2);
-  }
-  kiln_round_trips(sup, 200);  // warm both up
-  relay_round_trips(relay, 200);
-  for (int round = 0; round < o.rounds; ++round) {
-    // Interleaved, so that whatever else the machine does falls on all of them alike.
-    const RoundTrips r = relay_round_trips(relay, trips);
-    relay_med.push_back(r.median);
-    relay_p99.push_back(r.p99);
-    const RoundTrips k = kiln_round_trips(sup, trips);
-    kiln_med.push_back(k.median);
-    kiln_p99.push_back(k.p99);
-    relay_rate.push_back(relay_throughput(relay, burst));
-    kiln_rate.push_back(burst / (sup.burst("echo", bin_payload(30), burst) / 1e6));
-    for (std::size_t d = 0; d < deep.size(); ++d) {
-      deep_rate[d].push_back(burst / (deep[d]->burst("echo", bin_payload(30), burst) / 1e6));
-    }
-    const auto p = python_figures({"echo-rtt", std::to_string(trips)});
-    ppe_med.push_back(p.at(0));
-    ppe_p99.push_back(p.at(1));
-    ppe_rate.push_back(python_figures({"echo-throughput", std::to_string(burst)}).at(0));
-    py_rate.push_back(python_figures({"kiln-echo-throughput", std::to_string(burst),
-                                      kiln::beside_self("kiln-supervisor")})
-                          .at(0));
-    std::printf(
-        "round %d: relay %.1f us, kiln %.1f us, ppe %.1f us; relay %.0f/s, kiln %.0f/s, "
-        "ppe %.0f/s\n",
-        round + 1, r.median, k.median, p.at(0), relay_rate.back(), kiln_rate.back(),
-        ppe_rate.back());
-  }
-  const Summary rm = summarize(relay_med), rp = summarize(relay_p99), km = summarize(kiln_med),
-                kp = summarize(kiln_p99), pm = summarize(ppe_med), rr = summarize(relay_rate),
-                kr = summarize(kiln_rate), pr = summarize(ppe_rate);
+  std::vector<std::vector<double>> deep_rate;  // per entry of kDepths
+};
+
+// The same pool with other pipeline depths (the default is 8), for the burst only.
+constexpr int kDepths[] = {1, 2, 4, 16, 32};
+
+void report(const Options& o, const Figures& f, int burst) {
+  const Summary rm = summarize(f.relay_med), rp = summarize(f.relay_p99),
+                km = summarize(f.kiln_med), kp = summarize(f.kiln_p99), pm = summarize(f.ppe_med),
+                rr = summarize(f.relay_rate), kr = summarize(f.kiln_rate),
+                pr = summarize(f.ppe_rate), yr = summarize(f.py_rate);
   const double floor_ratio = km.median / rm.median, ppe_speedup = pm.median / km.median;
   row(o.figure("echo round trip, median, 1 in flight, 2 workers"), show_us(km),
       "relay floor " + show_us(rm), show_ratio(floor_ratio), "<= 1.5x the floor",
@@ -238,15 +200,64 @@ int main(int argc, char** argv) {
   row(o.figure(burst_name + ", against ProcessPoolExecutor"), show_rate(kr),
       "ProcessPoolExecutor " + show_rate(pr), show_ratio(kr.median / pr.median) + " faster",
       ">= 10x faster", kr.median / pr.median >= 10);
-  const Summary yr = summarize(py_rate);
   row(o.figure(burst_name + " from Python (kiln.Pool), against ProcessPoolExecutor"), show_rate(yr),
       "ProcessPoolExecutor " + show_rate(pr), show_ratio(yr.median / pr.median) + " faster",
       ">= 8x faster", yr.median / pr.median >= 8);
-  for (std::size_t d = 0; d < deep.size(); ++d) {
-    const Summary dr = summarize(deep_rate[d]);
+  for (std::size_t d = 0; d < f.deep_rate.size(); ++d) {
+    const Summary dr = summarize(f.deep_rate[d]);
     row(o.figure(burst_name + ", --pipeline-depth " + std::to_string(kDepths[d])), show_rate(dr),
         "the default (8) " + show_rate(kr), show_ratio(dr.median / kr.median) + " of it", "-",
         std::nullopt);
   }
+}
+
+}  // namespace
+}  // namespace kiln::bench
+
+int main(int argc, char** argv) {
+  using namespace kiln::bench;
+  const Options o = parse_options(argc, argv, "echo round trip and throughput: Kiln, a relay, PPE");
+  const int trips = o.quick ? 200 : 2000;
+  const int burst = o.quick ? 2000 : 20000;
+  Figures f;
+  Relay relay;
+  Supervisor sup({"--workers", "2"});
+  sup.await_idle_workers(2);
+  std::vector<std::unique_ptr<Supervisor>> deep;
+  for (int depth : kDepths) {
+    deep.push_back(std::make_unique<Supervisor>(
+        std::vector<std::string>{"--workers", "2", "--pipeline-depth", std::to_string(depth)}));
+    deep.back()->await_idle_workers(2);
+  }
+  f.deep_rate.resize(deep.size());
+  kiln_round_trips(sup, 200);  // warm both up
+  relay_round_trips(relay, 200);
+  for (int round = 0; round < o.rounds; ++round) {
+    // Interleaved, so that whatever else the machine does falls on all of them alike.
+    const RoundTrips r = relay_round_trips(relay, trips);
+    f.relay_med.push_back(r.median);
+    f.relay_p99.push_back(r.p99);
+    const RoundTrips k = kiln_round_trips(sup, trips);
+    f.kiln_med.push_back(k.median);
+    f.kiln_p99.push_back(k.p99);
+    f.relay_rate.push_back(relay_throughput(relay, burst));
+    f.kiln_rate.push_back(burst / (sup.burst("echo", bin_payload(30), burst) / 1e6));
+    for (std::size_t d = 0; d < deep.size(); ++d) {
+      f.deep_rate[d].push_back(burst / (deep[d]->burst("echo", bin_payload(30), burst) / 1e6));
+    }
+    const auto p = python_figures({"echo-rtt", std::to_string(trips)});
+    f.ppe_med.push_back(p.at(0));
+    f.ppe_p99.push_back(p.at(1));
+    f.ppe_rate.push_back(python_figures({"echo-throughput", std::to_string(burst)}).at(0));
+    f.py_rate.push_back(python_figures({"kiln-echo-throughput", std::to_string(burst),
+                                        kiln::beside_self("kiln-supervisor")})
+                            .at(0));
+    std::printf(
+        "round %d: relay %.1f us, kiln %.1f us, ppe %.1f us; relay %.0f/s, kiln %.0f/s, "
+        "ppe %.0f/s, kiln from python %.0f/s\n",
+        round + 1, r.median, k.median, p.at(0), f.relay_rate.back(), f.kiln_rate.back(),
+        f.ppe_rate.back(), f.py_rate.back());
+  }
+  report(o, f, burst);
   return 0;
 }
