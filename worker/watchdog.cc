@@ -1,5 +1,6 @@
 #include "worker/watchdog.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -34,7 +35,8 @@ void kill_job_groups() {
   }
 }
 
-Watchdog::Watchdog(pid_t parent) : parent_(parent) {
+Watchdog::Watchdog(pid_t parent, int link_write_fd)
+    : parent_(parent), link_write_fd_(link_write_fd) {
   sigset_t term;
   sigemptyset(&term);
   sigaddset(&term, SIGTERM);
@@ -64,6 +66,14 @@ void Watchdog::watch() {
       }
     }
     if (parent_gone || terminate) break;
+  }
+  // First the link goes quiet: a job that the kill below ends must not be reported as if it had
+  // ended by itself (an exec command's SIGKILL would read as an `ok` result with exit_code -1,
+  // which the supervisor would pass on for a job it meant to run again). What the main thread
+  // writes from now on goes to /dev/null; what it wrote before was the truth.
+  if (const int devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC); devnull >= 0) {
+    ::dup3(devnull, link_write_fd_, O_CLOEXEC);
+    ::close(devnull);
   }
   kill_job_groups();
   // The main thread is exiting already: its exit handlers must not race this thread's cleanup

@@ -23,8 +23,9 @@ void finish_or_wait();
 class Watchdog {
  public:
   // Blocks SIGTERM in the calling thread (and so in every thread created after it) and starts
-  // watching `parent`. Call before any other thread exists.
-  explicit Watchdog(pid_t parent);
+  // watching `parent`. Call before any other thread exists. `link_write_fd` is silenced before
+  // the worker's jobs are killed (see watch()).
+  Watchdog(pid_t parent, int link_write_fd);
   ~Watchdog() = delete;  // lives until the process ends; the thread is detached
 
   // While set, SIGTERM is ignored (the selftest `hang`); parent death still ends the worker.
@@ -38,6 +39,7 @@ class Watchdog {
   void watch();
 
   pid_t parent_;
+  int link_write_fd_;
   UniqueFd pidfd_;
   UniqueFd signalfd_;
   std::atomic<bool> ignore_sigterm_{false};

@@ -90,7 +90,7 @@ int run(const Options& options) {
   }
 
   // 4. The watchdog (it also blocks SIGTERM for every thread).
-  auto* watchdog = new Watchdog(options.parent);  // lives until the process ends
+  auto* watchdog = new Watchdog(options.parent, options.write_fd);  // lives until the end
 
   // 5. Ctrl-C reaches the whole process group; the supervisor decides. A closed link is an
   // error to handle, not a death.
