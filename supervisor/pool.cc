@@ -52,6 +52,11 @@ const char* Pool::state_name(State s) {
 
 bool Pool::wants_workers() const { return phase_ != Phase::kStopping && !quiesced_; }
 
+bool Pool::replaces_ended() const {
+  // A drain with nothing queued ends once the running jobs do: no worker is wanted for it.
+  return wants_workers() && !(phase_ == Phase::kDraining && queue_.empty());
+}
+
 bool Pool::any_worker_up() const {
   return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) {
     return s.state == State::kIdle || s.state == State::kBusy;
@@ -209,12 +214,10 @@ void Pool::quiesce() {
       case State::kIdle:
         if (queue_.empty()) stop(i, /*graceful=*/true);
         break;
-      case State::kStopping:
-      case State::kKilled:
-        s.restart = false;
-        break;
       case State::kStarting:  // stopped when it is ready
       case State::kBusy:      // stopped when its job is done
+      case State::kStopping:  // not replaced when gone: the pool is quiesced
+      case State::kKilled:
       case State::kEmpty:
         break;
     }
@@ -226,9 +229,6 @@ void Pool::wakeup() {
   quiesced_ = false;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].state == State::kEmpty) start_slot(i);
-    if (slots_[i].state == State::kStopping || slots_[i].state == State::kKilled) {
-      slots_[i].restart = true;
-    }
   }
   settle();
 }
@@ -244,7 +244,6 @@ void Pool::shutdown(bool drain) {
   fail_queued(proto::code::kShutdown, "the supervisor is shutting down");
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
-    s.restart = false;
     switch (s.state) {
       case State::kBackoff:
         s = Slot{};
@@ -270,7 +269,6 @@ void Pool::shutdown(bool drain) {
 void Pool::kill_all() {
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
-    s.restart = false;
     if (s.state == State::kBackoff) s = Slot{};
     if (s.state == State::kEmpty || s.state == State::kKilled) continue;
     fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
@@ -424,7 +422,7 @@ void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
     return;
   }
   s.state = State::kIdle;
-  s.ready_seen = true;
+  s.start = Start::kReady;
   s.deadline = 0;
   if (ready.tools) s.tools.assign(ready.tools->begin(), ready.tools->end());
   env_.trace_worker(slot, s.pid, "ready");
@@ -433,10 +431,7 @@ void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
     unavailable_ = false;
     spdlog::info("a worker started again: the pool is available");
   }
-  if (queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) {
-    s.restart = false;
-    stop(slot, /*graceful=*/true);
-  }
+  if (queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) stop(slot, /*graceful=*/true);
 }
 
 void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
@@ -515,8 +510,8 @@ void Pool::kill_broken(std::size_t slot, const std::string& why) {
     fail(r->job, proto::code::kWorkerProtocolError,
          "worker " + std::to_string(s.pid) + " broke the protocol: " + why, std::nullopt, s.pid);
   }
-  if (!s.ready_seen) {
-    s.bad_start = true;
+  if (s.start == Start::kPending) {
+    s.start = Start::kFailed;
     s.start_failure = "worker " + std::to_string(s.pid) + " broke the protocol: " + why;
   }
   kill_now(slot);
@@ -533,7 +528,7 @@ void Pool::start_timeout(std::size_t slot) {
   Slot& s = slots_[slot];
   spdlog::error("worker {} did not say ready within {} ms (--start-timeout-ms); stopping it", s.pid,
                 config_.start_timeout_ms);
-  s.bad_start = true;
+  s.start = Start::kFailed;
   s.start_failure = "worker " + std::to_string(s.pid) + " did not say ready within " +
                     std::to_string(config_.start_timeout_ms) + " ms (--start-timeout-ms)";
   stop(slot, /*graceful=*/false);
@@ -562,7 +557,8 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   Slot& s = slots_[slot];
   const pid_t pid = s.pid;
   const bool requested = s.state == State::kStopping || s.state == State::kKilled;
-  const bool failed_start = !s.ready_seen && (!requested || s.bad_start);
+  // Stopped by the pool before `ready` (a quiesce, a shutdown) is no failed start.
+  const bool failed_start = s.start == Start::kFailed || (s.start == Start::kPending && !requested);
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
   // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
@@ -593,11 +589,11 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   }
   if (failed_start) {
     // Why the pool stopped it, if it did; then what its stderr said last.
-    const std::string reason = s.start_failure.empty() ? what : s.start_failure;
+    const std::string reason = s.start == Start::kFailed ? s.start_failure : what;
     note_start_failure(exit.stderr_tail.empty() ? reason : reason + ": " + exit.stderr_tail);
-    if (!s.start_failure.empty()) last_failure_line_ = s.start_failure;
+    if (s.start == Start::kFailed) last_failure_line_ = s.start_failure;
   }
-  const bool restart = s.restart && wants_workers();
+  const bool restart = replaces_ended();
   s = Slot{};
   if (restart && failed_start) {
     schedule_restart(slot, backoff_delay());
@@ -814,7 +810,6 @@ void Pool::after_job(std::size_t slot) {
   // A worker being replaced runs what it was sent ahead first: nothing it holds is stranded.
   if (s.retiring && s.state == State::kIdle) stop(slot, /*graceful=*/true);
   if (s.state == State::kIdle && queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) {
-    s.restart = false;
     stop(slot, /*graceful=*/true);
   }
   settle();

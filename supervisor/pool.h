@@ -166,6 +166,10 @@ class Pool {
   static Step step(State state, Event event);
   enum class Phase { kRunning, kDraining, kStopping };
 
+  // How a worker's start went: pending until it says `ready`; failed when the pool stops it
+  // before that for a fault of its own (a protocol error, the start timeout). A worker that ends
+  // while pending without being asked to stop also failed to start.
+  enum class Start { kPending, kReady, kFailed };
   using Job = PoolJob;
   // A job sent to a worker. A slot's first live one (neither answered nor recalled) is the job
   // its worker runs; the ones after it were sent ahead and run next, in order. Answered and
@@ -187,11 +191,9 @@ class Pool {
     std::vector<pid_t> tools;  // its tools' pids, each leading its own group (from `ready`)
     std::string job_phase;
     Micros deadline = 0;  // kBusy: timeout backstop (0: none); kStopping: SIGKILL; kBackoff: start
-    bool retiring = false;      // replaced once it holds no job; given no more
-    bool restart = true;        // start another when this one is gone
-    bool ready_seen = false;    // it said `ready`
-    bool bad_start = false;     // stopped before `ready` for a fault of its own
-    std::string start_failure;  // what that fault was
+    bool retiring = false;  // replaced once it holds no job; given no more
+    Start start = Start::kPending;
+    std::string start_failure;  // kFailed: what the fault was
     Micros next_status = 0;
   };
   using OpenKey = std::pair<ClientId, uint64_t>;
@@ -199,6 +201,8 @@ class Pool {
 
   static const char* state_name(State s);
   bool wants_workers() const;
+  // Whether a worker that is gone now is replaced (else its slot stays empty).
+  bool replaces_ended() const;
   // True if some worker is up (idle or busy): then the pool serves, whatever other slots do.
   bool any_worker_up() const;
   // Logs, once per overload, that the queue has room again.
