@@ -846,6 +846,24 @@ TEST_F(PipelineTest, ShutdownAnswersJobsSentAheadAndDrainRunsThem) {
   EXPECT_TRUE(env_.last().ok);
 }
 
+TEST_F(PipelineTest, ACrashDuringADrainIsReplacedOnlyForTheJobsItHeldBack) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->shutdown(/*drain=*/true);
+  const int starts = env_.starts;
+  gone(0, SIGKILL);  // 1 dies with it; 2, sent ahead, goes back to the queue and needs a worker
+  EXPECT_EQ(answered_ids(), (Ids{1}));
+  EXPECT_EQ(env_.last_code(), "worker_crashed");
+  ASSERT_EQ(env_.starts, starts + 1);
+  pool_->on_ready(0, ready(env_.pids[0]));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 2}));
+  gone(0, SIGKILL);  // 2 dies with this one: nothing is left to run, so nothing replaces it
+  EXPECT_EQ(answered_ids(), (Ids{1, 2}));
+  EXPECT_EQ(env_.starts, starts + 1);
+  EXPECT_TRUE(pool_->stopped());
+}
+
 TEST_F(PipelineTest, ShutdownWithoutDrainAnswersEveryJobSentAtOnce) {
   start_warm();
   pool_->submit(1, job(1));
