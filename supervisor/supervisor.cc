@@ -107,7 +107,7 @@ Supervisor::Supervisor(Options options, std::string key)
   config.key_id = key_id_;
   pool_ = std::make_unique<Pool>(std::move(config), *this);
   workers_.resize(options_.workers);
-  generation_.resize(options_.workers);
+  rules_ = Rules({!options_.listen.empty(), options_.idle_exit_ms, options_.workers});
 }
 
 Supervisor::~Supervisor() = default;
@@ -138,8 +138,6 @@ int Supervisor::run() {
         signums[i]);
   }
   tick_.data = this;
-  uv_timer_init(&loop_, &idle_exit_);
-  idle_exit_.data = this;
 
   Expected<bool> link = options_.listen.empty() ? open_client_link() : listen_socket();
   if (link && !options_.trace_file.empty()) {
@@ -311,24 +309,10 @@ void Supervisor::on_connection() {
   c.start(hello());
 }
 
-void Supervisor::update_idle_exit() {
-  if (options_.listen.empty() || options_.idle_exit_ms == 0) return;
-  const bool idle = !pool_->shutting_down() && pool_->open_jobs() == 0 &&
-                    std::all_of(clients_.begin(), clients_.end(),
-                                [](const auto& c) { return c.second->ended(); });
-  if (!idle) {
-    uv_timer_stop(&idle_exit_);
-  } else if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_exit_))) {
-    uv_timer_start(
-        &idle_exit_,
-        [](uv_timer_t* t) {
-          auto* self = static_cast<Supervisor*>(t->data);
-          self->begin_shutdown(false, "no client and no job for " +
-                                          std::to_string(self->options_.idle_exit_ms) + " ms");
-          self->settle();
-        },
-        options_.idle_exit_ms, 0);
-  }
+bool Supervisor::idle() const {
+  return !pool_->shutting_down() && pool_->open_jobs() == 0 &&
+         std::all_of(clients_.begin(), clients_.end(),
+                     [](const auto& c) { return c.second->ended(); });
 }
 
 void Supervisor::watch_parent() {
@@ -378,29 +362,30 @@ void Supervisor::on_request(ClientConnection& client, proto::ClientRequest reque
 }
 
 void Supervisor::on_client_end(ClientConnection& client) {
-  if (options_.listen.empty()) {
-    // The pipe-mode link is the supervisor's only client: its end is the end of the service.
-    // Its open jobs are answered by the shutdown (there is still a write side to answer on).
-    begin_shutdown(false, "the client link ended");
+  const Rules::Decision d = rules_.on_client_end();
+  if (d.act == Rules::Act::kShutDown) {
+    begin_shutdown(false, d.why);
     return;
   }
-  // A socket client that goes cancels its own jobs; the others go on.
   pool_->client_gone(client.id());
   client.finish(options_.grace_ms, /*bye=*/false);
 }
 
 void Supervisor::on_signal(int signum) {
-  if (signum == SIGCHLD) {
-    end_orphans();
-    return;
+  const Rules::Decision d = rules_.on_signal(signum);
+  switch (d.act) {
+    case Rules::Act::kEndOrphans:
+      end_orphans();
+      return;
+    case Rules::Act::kKillAll:
+      spdlog::warn("{}", d.why);
+      pool_->kill_all();
+      break;
+    case Rules::Act::kShutDown:
+    case Rules::Act::kDropClient:
+      begin_shutdown(false, d.why);
+      break;
   }
-  if (signum == SIGINT && ++sigints_ >= 2) {
-    spdlog::warn("second SIGINT: killing the workers now");
-    pool_->kill_all();
-    settle();
-    return;
-  }
-  begin_shutdown(false, std::string("received ") + signal_name(signum));
   settle();
 }
 
@@ -430,15 +415,21 @@ void Supervisor::settle() {
     finish();
     return;
   }
-  update_idle_exit();
-  if (const std::optional<Micros> next = pool_->next_deadline()) {
-    const Micros now_us = now();
+  const Micros now_us = now();
+  std::optional<Micros> next = pool_->next_deadline();
+  if (const std::optional<Micros> exit_at = rules_.idle(idle(), now_us)) {
+    if (!next || *exit_at < *next) next = exit_at;
+  }
+  if (next) {
     const uint64_t delay_ms = *next > now_us ? (*next - now_us + 999) / 1000 : 0;
     uv_timer_start(
         &tick_,
         [](uv_timer_t* t) {
           auto* self = static_cast<Supervisor*>(t->data);
           self->pool_->on_tick();
+          if (std::optional<std::string> why = self->rules_.idle_exit_due(self->now())) {
+            self->begin_shutdown(false, *why);
+          }
           self->settle();
         },
         delay_ms, 0);
@@ -454,7 +445,6 @@ void Supervisor::finish() {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     ::unlink(options_.listen.c_str());
   }
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_exit_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   for (auto& s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   if (parent_watched_) {
@@ -479,9 +469,9 @@ void Supervisor::retire(std::size_t slot) {
 
 Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
   retire(slot);
-  const uint64_t generation = ++generation_[slot];
+  const uint64_t generation = rules_.new_generation(slot);
   // Events of a process that is no longer its slot's current one are stale: ignore them.
-  auto current = [this, slot, generation] { return generation_[slot] == generation; };
+  auto current = [this, slot, generation] { return rules_.current(slot, generation); };
   WorkerProcess::Events events{
       [this, slot, current](proto::WorkerEvent event) {
         if (!current()) return;
@@ -510,7 +500,7 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
                                                    std::move(events));
   const int rc = workers_[slot]->spawn(worker_args_, worker_env_);
   if (rc != 0) {
-    ++generation_[slot];
+    rules_.new_generation(slot);  // what the failed spawn still reports is stale
     retire(slot);
     return fail("cannot start " + options_.worker_path + ": " + uv_strerror(rc));
   }

@@ -15,6 +15,7 @@
 #include "supervisor/client_connection.h"
 #include "supervisor/options.h"
 #include "supervisor/pool.h"
+#include "supervisor/rules.h"
 #include "supervisor/trace.h"
 #include "supervisor/worker_process.h"
 
@@ -53,7 +54,8 @@ class Supervisor : public PoolEnv {
   Expected<bool> open_client_link();
   Expected<bool> listen_socket();
   void on_connection();
-  void update_idle_exit();
+  // A daemon with nothing to do: not shutting down, no open job, every client gone.
+  bool idle() const;
   void watch_parent();
   void on_request(ClientConnection& client, proto::ClientRequest request);
   void on_client_end(ClientConnection& client);
@@ -75,10 +77,10 @@ class Supervisor : public PoolEnv {
   std::vector<std::string> worker_env_;
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;
+  Rules rules_;                   // signals, the end of a link, idle exit, stale events
   std::unique_ptr<Trace> trace_;  // --trace, or a client's `trace`
   std::string trace_file_;
   std::vector<std::unique_ptr<WorkerProcess>> workers_;  // the current process of each slot
-  std::vector<uint64_t> generation_;  // of each slot's process: older events are stale
   std::map<WorkerProcess*, std::unique_ptr<WorkerProcess>> retired_;  // closing
   std::map<ClientId, std::unique_ptr<ClientConnection>> clients_;
   ClientId next_client_ = 1;
@@ -89,12 +91,10 @@ class Supervisor : public PoolEnv {
   bool listening_ = false;
   bool warned_connections_ = false;  // said once per crowd, not once per refused connection
   UniqueFd lock_fd_;  // PATH.lock, held for the daemon's life: one daemon per socket path
-  uv_timer_t idle_exit_;
   int setup_status_ = 0;
   int parent_pidfd_ = -1;
   bool parent_watched_ = false;
   bool finished_ = false;
-  int sigints_ = 0;
 };
 
 }  // namespace kiln::supervisor
