@@ -68,7 +68,6 @@ class Pipe {
   bool closing_ = false;
   std::string pending_;
   std::string in_flight_;
-  std::unique_ptr<char[]> read_buf_;
   std::function<void()> on_drained_;
   std::function<void()> on_closed_;
 };
