@@ -63,11 +63,21 @@ void cloexec_from(int first_fd) {
 }
 
 void close_fds_except(const std::vector<int>& keep) {
-  for (int fd : open_fds(::getpid())) {
-    if (fd <= 2) continue;
-    bool kept = false;
-    for (int k : keep) kept = kept || k == fd;
-    if (!kept) ::close(fd);
+  // close_range over the gaps between the kept fds (kernel >= 5.9): a /proc/self/fd walk costs
+  // a worker's start some 30 us of inodes made for the look.
+  std::vector<int> kept(keep.begin(), keep.end());
+  std::sort(kept.begin(), kept.end());
+  kept.push_back(-1);  // the end of the last gap: ~0U
+  unsigned first = 3;
+  for (int k : kept) {
+    if (k >= 0 && static_cast<unsigned>(k) < first) continue;
+    const unsigned last = k < 0 ? ~0U : static_cast<unsigned>(k) - 1;
+    if (first <= last && ::syscall(SYS_close_range, first, last, 0) != 0) break;
+    if (k < 0) return;
+    first = static_cast<unsigned>(k) + 1;
+  }
+  for (int fd : open_fds(::getpid())) {  // no close_range: the walk
+    if (fd > 2 && std::find(keep.begin(), keep.end(), fd) == keep.end()) ::close(fd);
   }
 }
 

@@ -1,11 +1,13 @@
 // The /proc readers that tests and the worker lean on: they must not throw, whatever the process
 // being read does meanwhile.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "common/fd.h"
 #include "tests/process.h"
@@ -63,6 +65,39 @@ TEST(AllPids, ReadingProcessesThatExitMeanwhileNeverThrows) {
     EXPECT_EQ(child.exit_code(), 0);
   }
   EXPECT_NO_THROW((void)testing::processes_in_group(::getpgrp()));
+}
+
+// In a forked child (closing fds in the test's own process would close gtest's): the fds kept,
+// given unsorted, between and after closed ranges, stay open; every other fd >= 3 is closed.
+TEST(CloseFdsExcept, KeepsExactlyTheListedFds) {
+  std::vector<int> opened;
+  for (int i = 0; i < 12; ++i) opened.push_back(::dup(STDERR_FILENO));
+  auto [report_read, report_write] = make_pipe();
+  std::vector<int> keep = {opened[7], opened[2], opened[3], opened[11], report_write.get()};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    close_fds_except(keep);
+    std::string open_now;
+    for (int fd : open_fds(::getpid())) open_now += std::to_string(fd) + " ";
+    (void)!::write(keep.back(), open_now.data(), open_now.size());
+    ::_exit(0);
+  }
+  report_write.reset();
+  std::string report;
+  char buf[256];
+  for (ssize_t n; (n = ::read(report_read.get(), buf, sizeof buf)) > 0;) report.append(buf, n);
+  int status = -1;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(status, 0);
+  std::vector<int> left;
+  for (std::size_t at = 0, space; (space = report.find(' ', at)) != std::string::npos;
+       at = space + 1) {
+    if (const int fd = std::stoi(report.substr(at, space - at)); fd > 2) left.push_back(fd);
+  }
+  std::sort(left.begin(), left.end());
+  std::sort(keep.begin(), keep.end());
+  EXPECT_EQ(left, keep) << report;
+  for (int fd : opened) ::close(fd);
 }
 
 }  // namespace
