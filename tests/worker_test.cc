@@ -136,6 +136,32 @@ TEST(WorkerStartup, HelpAndVersionExitZero) {
   EXPECT_EQ(read_all(out_read.get(), 5s), "kiln-worker 0.1.0\n");
 }
 
+TEST(WorkerStartup, ABadCommandLineIsAUsageErrorThatSaysWhy) {
+  const auto run = [](std::vector<std::string> argv) {
+    auto [err_read, err_write] = pipe_pair();
+    argv.insert(argv.begin(), KILN_WORKER_PATH);
+    Child c = Child::spawn({argv, environment_with({}), {{2, err_write.get()}}});
+    err_write.reset();
+    std::string err = read_all(err_read.get(), 10s);
+    return std::make_pair(c.exit_code(), err.substr(0, err.find('\n')));
+  };
+  const int usage = exit_code::kUsage;
+  EXPECT_EQ(run({"--parent", "1", "--read-fd", "3"}),
+            std::make_pair(usage, std::string("kiln-worker: --parent, --read-fd and --write-fd "
+                                              "are required")));
+  EXPECT_EQ(run({"--parent", "1", "--read-fd", "-3", "--write-fd", "4"}),
+            std::make_pair(usage, std::string("kiln-worker: --read-fd: '-3' is out of range or "
+                                              "not a number")));
+  EXPECT_EQ(run({"--parent", "1", "--read-fd", "3", "--write-fd", "4", "--max-frame", "0"}),
+            std::make_pair(usage, std::string("kiln-worker: --max-frame: '0' is out of range or "
+                                              "not a number")));
+  EXPECT_EQ(run({"--parent", "1", "--read-fd", "3", "--write-fd", "4", "--log-level", "loud"}),
+            std::make_pair(usage, std::string("kiln-worker: unknown log level 'loud'")));
+  EXPECT_EQ(run({"--parent", "1", "--read-fd", "3", "--write-fd", "4", "extra"}),
+            std::make_pair(usage, std::string("kiln-worker: unexpected argument 'extra'")));
+  EXPECT_EQ(run({"--no-such-option"}).first, usage);
+}
+
 TEST_F(WorkerTest, ReadySaysPidKindsAndKeyId) {
   EXPECT_EQ(worker_.ready().protocol, 1u);
   EXPECT_EQ(worker_.ready().pid, static_cast<uint64_t>(worker_.process().pid()));

@@ -1,45 +1,159 @@
 // kiln-worker: parses its options and calls in (worker/worker.cc).
-#include <CLI/CLI.hpp>
+//
+// With getopt_long, not CLI11 as the other commands: a pool starts one worker per slot, and
+// CLI11, with the iostreams and locales it brings in, was a third of a worker's start-up and
+// about 160 KiB of every idle worker's memory (bench/NOTES.md).
+#include <getopt.h>
 
-#include "common/cli.h"
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include "common/exit_codes.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "worker/watchdog.h"
 #include "worker/worker.h"
 
+namespace {
+
+constexpr const char kHelp[] =
+    "kiln-worker: serves compile jobs for kiln-supervisor over an inherited pipe pair.\n"
+    "Launched only by kiln-supervisor, which passes the build key in KILN_KEY; started by\n"
+    "hand (its parent is not --parent) it exits at once and prints nothing.\n"
+    "\n"
+    "Usage: kiln-worker --parent PID --read-fd FD --write-fd FD [OPTIONS]\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help                 print this help and exit\n"
+    "  --version                  print the version and exit\n"
+    "  --parent PID               pid of the supervisor (required)\n"
+    "  --read-fd FD               fd the supervisor's frames arrive on (required)\n"
+    "  --write-fd FD              fd to send frames on (required)\n"
+    "  --max-frame BYTES          largest frame body in bytes (default %u)\n"
+    "  --grace-ms MS              after SIGTERM to a timed-out command, wait this long before\n"
+    "                             SIGKILL (default %u)\n"
+    "  --tool NAME=COMMAND        keep one warm process of this tool and serve kind NAME on it\n"
+    "                             (docs/protocol.md \"Tool link\"; repeatable)\n"
+    "  --enable-selftest          serve the `selftest` kind (fault injection for tests)\n"
+    "  --log-level LEVEL          trace, debug, info, warn, error, critical or off (default:\n"
+    "                             SPDLOG_LEVEL, else info)\n";
+
+enum Flag : int {
+  kParent = 256,
+  kReadFd,
+  kWriteFd,
+  kMaxFrame,
+  kGraceMs,
+  kTool,
+  kSelftest,
+  kLogLevel,
+  kVersion,
+};
+
+constexpr option kOptions[] = {
+    {"help", no_argument, nullptr, 'h'},
+    {"version", no_argument, nullptr, kVersion},
+    {"parent", required_argument, nullptr, kParent},
+    {"read-fd", required_argument, nullptr, kReadFd},
+    {"write-fd", required_argument, nullptr, kWriteFd},
+    {"max-frame", required_argument, nullptr, kMaxFrame},
+    {"grace-ms", required_argument, nullptr, kGraceMs},
+    {"tool", required_argument, nullptr, kTool},
+    {"enable-selftest", no_argument, nullptr, kSelftest},
+    {"log-level", required_argument, nullptr, kLogLevel},
+    {nullptr, 0, nullptr, 0},
+};
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "kiln-worker: %s\nRun with --help for more information.\n", message.c_str());
+  return kiln::exit_code::kUsage;
+}
+
+// A whole decimal number in [min, max], or nullopt.
+std::optional<uint64_t> number(const char* text, uint64_t min, uint64_t max) {
+  if (*text < '0' || *text > '9') return std::nullopt;  // no sign, no space
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || value < min || value > max) return std::nullopt;
+  return value;
+}
+
+// Stores one option's value; an error message, or empty.
+std::string take(int flag, const char* name, const char* arg, kiln::worker::Options& o) {
+  std::optional<uint64_t> n;
+  switch (flag) {
+    case kParent:
+      if (!(n = number(arg, 1, INT32_MAX))) break;
+      o.parent = static_cast<pid_t>(*n);
+      return "";
+    case kReadFd:
+    case kWriteFd:
+      if (!(n = number(arg, 0, INT32_MAX))) break;
+      (flag == kReadFd ? o.read_fd : o.write_fd) = static_cast<int>(*n);
+      return "";
+    case kMaxFrame:
+      if (!(n = number(arg, 1, UINT32_MAX))) break;
+      o.max_frame = static_cast<uint32_t>(*n);
+      return "";
+    case kGraceMs:
+      if (!(n = number(arg, 0, UINT32_MAX))) break;
+      o.grace_ms = static_cast<uint32_t>(*n);
+      return "";
+    case kTool:
+      o.tools.emplace_back(arg);
+      return "";
+    case kLogLevel:
+      if (!kiln::valid_log_level(arg)) return "unknown log level '" + std::string(arg) + "'";
+      o.log_level = arg;
+      return "";
+  }
+  return std::string("--") + name + ": '" + arg + "' is out of range or not a number";
+}
+
+// nullopt when the worker should start; else the status to exit with.
+std::optional<int> parse(int argc, char** argv, kiln::worker::Options& o) {
+  bool parent = false, read_fd = false, write_fd = false;
+  int index = 0;
+  for (int flag; (flag = ::getopt_long(argc, argv, "h", kOptions, &index)) != -1;) {
+    if (flag == 'h') {
+      const kiln::worker::Options defaults;
+      std::printf(kHelp, defaults.max_frame, defaults.grace_ms);
+      return kiln::exit_code::kOk;
+    }
+    if (flag == kVersion) {
+      std::printf("kiln-worker %.*s\n", static_cast<int>(kiln::kVersion.size()),
+                  kiln::kVersion.data());
+      return kiln::exit_code::kOk;
+    }
+    if (flag == kSelftest) {
+      o.enable_selftest = true;
+      continue;
+    }
+    if (flag == '?') return usage_error("bad command line");  // getopt_long said what
+    if (std::string error = take(flag, kOptions[index].name, optarg, o); !error.empty()) {
+      return usage_error(error);
+    }
+    parent |= flag == kParent;
+    read_fd |= flag == kReadFd;
+    write_fd |= flag == kWriteFd;
+  }
+  if (optind < argc) return usage_error(std::string("unexpected argument '") + argv[optind] + "'");
+  if (!parent || !read_fd || !write_fd) {
+    return usage_error("--parent, --read-fd and --write-fd are required");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   kiln::worker::Options options;
-  CLI::App app{
-      "kiln-worker: serves compile jobs for kiln-supervisor over an inherited pipe pair.\n"
-      "Launched only by kiln-supervisor, which passes the build key in KILN_KEY; started by\n"
-      "hand (its parent is not --parent) it exits at once and prints nothing."};
-  app.set_version_flag("--version", "kiln-worker " + std::string(kiln::kVersion));
-  app.add_option("--parent", options.parent, "pid of the supervisor")->required();
-  app.add_option("--read-fd", options.read_fd, "fd the supervisor's frames arrive on")
-      ->required()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--write-fd", options.write_fd, "fd to send frames on")
-      ->required()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--max-frame", options.max_frame, "largest frame body in bytes")
-      ->capture_default_str()
-      ->check(CLI::Range(1u, 0xffffffffu));
-  app.add_option("--grace-ms", options.grace_ms,
-                 "after SIGTERM to a timed-out command, wait this long before SIGKILL")
-      ->capture_default_str();
-  app.add_option("--tool", options.tools,
-                 "NAME=COMMAND: keep one warm process of this tool and serve kind NAME on it "
-                 "(docs/protocol.md \"Tool link\"; repeatable)")
-      ->allow_extra_args(false);
-  app.add_flag("--enable-selftest", options.enable_selftest,
-               "serve the `selftest` kind (fault injection for tests)");
-  app.add_option("--log-level", options.log_level,
-                 "trace, debug, info, warn, error, critical or off (default: SPDLOG_LEVEL, "
-                 "else info)")
-      ->check([](const std::string& l) {
-        return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
-      });
-  if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
+  if (std::optional<int> status = parse(argc, argv, options)) return *status;
   const int status = kiln::worker::run(options);
   kiln::worker::finish_or_wait();
   return status;
