@@ -1,5 +1,6 @@
 // The /proc readers that tests and the worker lean on: they must not throw, whatever the process
 // being read does meanwhile.
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@ namespace kiln {
 namespace {
 
 using testing::Child;
+using namespace std::chrono_literals;
 
 TEST(ReadSmallFile, ReadsAProcFileWhole) {
   const auto stat = read_small_file("/proc/self/stat");
@@ -40,6 +42,22 @@ TEST(ReadSmallFile, IsNulloptForAGoneProcessAndAMissingFile) {
   EXPECT_FALSE(read_small_file("/proc/" + std::to_string(pid) + "/cmdline").has_value());
   EXPECT_FALSE(read_small_file("/nonexistent/kiln").has_value());
   EXPECT_FALSE(read_small_file("/proc/self").has_value());  // a directory: read() fails
+}
+
+TEST(RssKb, IsWhatStatusCallsVmRss) {
+  Child child = Child::spawn({{"/bin/sleep", "30"}, {}, {}});
+  ASSERT_TRUE(testing::wait_until([&] { return rss_kb(child.pid()) > 0; }, 10s));
+  ::kill(child.pid(), SIGSTOP);  // nothing of it changes between the two looks
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        const auto stat = read_small_file("/proc/" + std::to_string(child.pid()) + "/stat");
+        return stat && stat->find(") T ") != std::string::npos;
+      },
+      10s));
+  EXPECT_EQ(rss_kb(child.pid()), proc_kb(child.pid(), "status", "VmRSS"));
+  EXPECT_EQ(rss_kb(::getpid() + 4000000), 0u);  // no such process
+  child.kill(SIGKILL);
+  EXPECT_EQ(child.exit_code(), -SIGKILL);
 }
 
 TEST(AllPids, ListsThisProcessAndAChild) {
