@@ -10,7 +10,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang clang-format
   libclang-rt-dev
   libuv1-dev libmsgpack-cxx-dev libspdlog-dev libcli11-dev
-  libbackward-cpp-dev libdw-dev libsodium-dev
+  libdw-dev libsodium-dev
   googletest libgtest-dev libgmock-dev nlohmann-json3-dev
   procps python3 python3-msgpack python3-cloudpickle python3-pytest python3-setuptools python3-pip
   help2man dpkg-dev file

@@ -14,7 +14,8 @@ step() { echo "== install test: $*"; }
 
 step "cmake --install into $prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/kiln bin/kiln-exec bin/kiln-supervisor libexec/kiln/kiln-worker; do
+for f in bin/kiln bin/kiln-exec bin/kiln-supervisor libexec/kiln/kiln-worker \
+  libexec/kiln/kiln-symbolize; do
   [[ -x "$prefix/$f" ]] || { echo "missing: $f" >&2; exit 1; }
 done
 for page in kiln kiln-exec kiln-supervisor kiln-worker; do

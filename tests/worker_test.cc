@@ -18,6 +18,7 @@
 #include "common/build_key.h"
 #include "common/exit_codes.h"
 #include "tests/worker_harness.h"
+#include "worker/symbolizer.h"
 
 namespace kiln::testing {
 namespace {
@@ -594,15 +595,40 @@ TEST_P(WorkerCrash, ExitsByTheSignalWithASymbolizedReport) {
   const std::string first =
       "kiln-worker " + std::to_string(worker.process().pid()) + " crashed: " + c.line + "\n";
   EXPECT_EQ(report.substr(0, first.size()), first) << report;
-  EXPECT_NE(report.find(std::string(c.action) == "crash" ? "kiln_selftest_crash" : "run_selftest"),
-            std::string::npos)
-      << report;
+  // Symbolized by kiln-symbolize: the function that crashed, with its file and line.
+  EXPECT_EQ(report.find("Stack trace (most recent call first):\n#0  0x"), first.size()) << report;
+  const std::string frame = std::string(c.action) == "crash"
+                                ? " in kiln_selftest_crash at "
+                                : " in kiln::worker::run_selftest(";
+  const std::size_t at = report.find(frame);
+  ASSERT_NE(at, std::string::npos) << report;
+  EXPECT_NE(report.find("worker/selftest_job.cc:", at), std::string::npos) << report;
 }
 
 INSTANTIATE_TEST_SUITE_P(Actions, WorkerCrash,
                          ::testing::Values(CrashCase{"crash", SIGSEGV, "SIGSEGV (address 0x0)"},
                                            CrashCase{"abort", SIGABRT, "SIGABRT"}),
                          [](const auto& info) { return std::string(info.param.action); });
+
+extern "C" [[gnu::noinline]] uintptr_t kiln_test_symbolized_here() {
+  return reinterpret_cast<uintptr_t>(__builtin_return_address(0)) - 1;  // in our caller
+}
+
+// kiln-symbolize's part, on this live process: the address of a call names the function that
+// makes it, its file and line; an address no module maps is printed bare.
+TEST(Symbolizer, NamesTheFunctionFileAndLineOfALiveProcessesAddress) {
+  const uintptr_t here = kiln_test_symbolized_here();
+  const uintptr_t own = reinterpret_cast<uintptr_t>(&kiln_test_symbolized_here);
+  const std::vector<std::string> lines = worker::symbolize(::getpid(), {own, here, 0x10});
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].rfind("#0  0x", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(" in kiln_test_symbolized_here at "), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("worker_test.cc:"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("NamesTheFunctionFileAndLineOfALiveProcessesAddress"), std::string::npos)
+      << lines[1];
+  EXPECT_EQ(lines[2], "#2  0x0000000000000010 in ??");
+  EXPECT_TRUE(worker::symbolize(0, {own}).empty());  // no such process
+}
 
 TEST(WorkerSelftest, ExitEndsTheWorkerWithThatCode) {
   WorkerHarness worker;

@@ -4,10 +4,15 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include <backward.hpp>
+#include <sys/wait.h>
+#include <unwind.h>
+
+#include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdint>
-#include <cstdio>
+#include <cstring>
+#include <string>
 
 #include "common/fd.h"
 #include "worker/job_group.h"
@@ -16,8 +21,13 @@ namespace kiln::worker {
 namespace {
 
 constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-// Symbolizing with libdw runs on this stack: give it room.
-constexpr std::size_t kAltStackSize = 512 << 10;
+// The handler, the unwinder and its report run on this stack; symbolizing runs in another process.
+constexpr std::size_t kAltStackSize = 128 << 10;
+constexpr int kMaxFrames = 64;
+
+// kiln-symbolize beside this binary, found before any crash: the handler cannot look for it.
+// Written once by install_crash_handler, before the handler can run; empty if it is not there.
+char g_symbolizer[PATH_MAX];
 
 // A fixed buffer filled without allocation, for the first line of the report.
 class Line {
@@ -35,6 +45,9 @@ class Line {
     while (n > 0 && len_ < sizeof buf_) buf_[len_++] = digits[--n];
   }
   void write_to(int fd) const { (void)!::write(fd, buf_, len_); }
+  // Ends the text with a NUL (the last byte is given up if it is full), for c_str().
+  void terminate() { buf_[len_ < sizeof buf_ ? len_ : sizeof buf_ - 1] = '\0'; }
+  char* c_str() { return buf_; }
 
  private:
   char buf_[160];
@@ -57,6 +70,84 @@ const char* crash_signal_name(int sig) {
   return "signal";
 }
 
+// The addresses of the crashed thread's stack, gathered with libgcc's unwinder. In a static binary
+// its first use sorts the binary's frame table (malloc): running it at start to have that done
+// would cost every idle worker some 140 KiB. So a crash inside malloc can still hang here, after
+// the report's first line, as it could when backward-cpp unwound and symbolized in the handler.
+struct Frames {
+  uintptr_t pc[kMaxFrames];
+  int count = 0;
+};
+
+_Unwind_Reason_Code add_frame(_Unwind_Context* context, void* arg) {
+  auto* frames = static_cast<Frames*>(arg);
+  int before_insn = 0;
+  uintptr_t ip = _Unwind_GetIPInfo(context, &before_insn);
+  // A return address names the call's next instruction: step back into the call.
+  if (before_insn == 0 && ip != 0) --ip;
+  frames->pc[frames->count++] = ip;
+  return frames->count == kMaxFrames ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+// The frames from the one that faulted (`pc`) down; all of them if it is not among them.
+Frames crashed_stack(uintptr_t pc) {
+  Frames all;
+  _Unwind_Backtrace(add_frame, &all);
+  int from = 0;
+  while (from < all.count && all.pc[from] != pc) ++from;
+  if (from == all.count) from = 0;
+  Frames out;
+  for (int i = from; i < all.count; ++i) out.pc[out.count++] = all.pc[i];
+  return out;
+}
+
+// Runs kiln-symbolize with this pid and the frames, its output on our stderr, and waits for it.
+// vfork and execve are safe in a signal handler; fork is not (its atfork handlers take malloc's
+// locks, which the crash may hold). Prints the bare addresses when it cannot run.
+void report_stack(const Frames& frames) {
+  Line pid;
+  pid.add_number(static_cast<uint64_t>(::getpid()), 10);
+  pid.terminate();
+  Line addresses[kMaxFrames];
+  char* argv[kMaxFrames + 3] = {g_symbolizer, pid.c_str()};
+  for (int i = 0; i < frames.count; ++i) {
+    addresses[i].add_number(frames.pc[i], 16);
+    addresses[i].terminate();
+    argv[i + 2] = addresses[i].c_str();
+  }
+  argv[frames.count + 2] = nullptr;
+  int status = -1;
+  const pid_t child = g_symbolizer[0] == '\0' ? -1 : ::vfork();
+  if (child == 0) {
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);
+    ::execve(g_symbolizer, argv, environ);
+    ::_exit(127);
+  }
+  while (child > 0 && ::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  for (int i = 0; i < frames.count; ++i) {
+    Line line;
+    line.add("#");
+    line.add_number(static_cast<uint64_t>(i), 10);
+    line.add(" 0x");
+    line.add(addresses[i].c_str());
+    line.add("\n");
+    line.write_to(STDERR_FILENO);
+  }
+}
+
+uintptr_t faulting_pc(void* context) {
+#if defined(__x86_64__)
+  return static_cast<uintptr_t>(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+  return static_cast<uintptr_t>(static_cast<ucontext_t*>(context)->uc_mcontext.pc);
+#else
+  (void)context;
+  return 0;
+#endif
+}
+
 void on_crash(int sig, siginfo_t* info, void* context) {
   Line line;
   line.add("kiln-worker ");
@@ -71,25 +162,7 @@ void on_crash(int sig, siginfo_t* info, void* context) {
   line.add("\n");
   line.write_to(STDERR_FILENO);
   kill_job_groups();
-
-  // Best effort from here on (see the header).
-  backward::StackTrace trace;
-  void* pc = nullptr;
-#if defined(__x86_64__)
-  pc = reinterpret_cast<void*>(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
-#elif defined(__aarch64__)
-  pc = reinterpret_cast<void*>(static_cast<ucontext_t*>(context)->uc_mcontext.pc);
-#endif
-  if (pc != nullptr) {
-    trace.load_from(pc, 32, context, info->si_addr);
-  } else {
-    trace.load_here(32, context, info->si_addr);
-  }
-  backward::Printer printer;
-  printer.address = true;
-  printer.color_mode = backward::ColorMode::never;
-  printer.print(trace, stderr);
-  std::fflush(stderr);
+  report_stack(crashed_stack(faulting_pc(context)));
 
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
@@ -112,6 +185,10 @@ void install_alternate_stack() {
 
 void install_crash_handler() {
   install_alternate_stack();
+  const std::string symbolizer = beside_self("kiln-symbolize");
+  if (symbolizer.size() < sizeof g_symbolizer && ::access(symbolizer.c_str(), X_OK) == 0) {
+    std::memcpy(g_symbolizer, symbolizer.c_str(), symbolizer.size() + 1);
+  }
   struct sigaction action = {};
   action.sa_sigaction = on_crash;
   action.sa_flags = SA_SIGINFO | SA_ONSTACK;

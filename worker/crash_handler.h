@@ -1,8 +1,10 @@
 // The worker's crash handler (docs/design.md start-up step 6). On SIGSEGV, SIGBUS, SIGFPE, SIGILL
 // and SIGABRT, on an alternate signal stack: first `kiln-worker <pid> crashed: SIGSEGV (address
-// 0x..)` written with write(2) alone, then SIGKILL to the running command's group, then a
-// symbolized stack trace (backward-cpp with libdw) as best effort — it allocates, which is not
-// async-signal-safe; if it hangs the supervisor's timer ends the worker — then the default
+// 0x..)` written with write(2) alone, then SIGKILL to the running command's group, then the
+// crashed thread's stack: its addresses from libgcc's unwinder, symbolized by kiln-symbolize
+// (libdw), which the handler runs with vfork and execve and waits for. libdw, its allocations
+// and its code stay out of the worker: they are mapped only in that process, only after a crash.
+// Without kiln-symbolize beside the worker the bare addresses are printed. Then the default
 // action is restored and the signal raised again, so the exit status names it.
 #pragma once
 
