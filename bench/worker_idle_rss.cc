@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   const double kiln_rss = static_cast<double>(median(rss));
   row("idle RSS of one worker (VmRSS)", show_kib(kiln_rss),
       "ProcessPoolExecutor worker " + show_kib(ppe), show_ratio(ppe / kiln_rss) + " smaller",
-      "<= 4 MiB", kiln_rss <= 4096);
+      "<= 2 MiB", kiln_rss <= 2048);
   row("of that, the worker's own (anonymous) memory", show_kib(static_cast<double>(median(anon))),
       "-", "-", "-", std::nullopt);
   row("idle PSS of one worker among " + std::to_string(workers) +

@@ -4,6 +4,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unwind.h>
 
@@ -28,6 +29,8 @@ constexpr int kMaxFrames = 64;
 // kiln-symbolize beside this binary, found before any crash: the handler cannot look for it.
 // Written once by install_crash_handler, before the handler can run; empty if it is not there.
 char g_symbolizer[PATH_MAX];
+// Its stdout is our stderr. Made with the path: adding an action allocates.
+posix_spawn_file_actions_t g_stdout_to_stderr;
 
 // A fixed buffer filled without allocation, for the first line of the report.
 class Line {
@@ -102,8 +105,10 @@ Frames crashed_stack(uintptr_t pc) {
 }
 
 // Runs kiln-symbolize with this pid and the frames, its output on our stderr, and waits for it.
-// vfork and execve are safe in a signal handler; fork is not (its atfork handlers take malloc's
-// locks, which the crash may hold). Prints the bare addresses when it cannot run.
+// posix_spawn (glibc's: clone with CLONE_VM|CLONE_VFORK on a stack of its own, no malloc) with
+// file actions made before any crash; fork is unsafe here (its atfork handlers take malloc's
+// locks, which the crash may hold), and vfork on the alternate stack broke ASan's interceptor.
+// Prints the bare addresses when it cannot run.
 void report_stack(const Frames& frames) {
   Line pid;
   pid.add_number(static_cast<uint64_t>(::getpid()), 10);
@@ -117,11 +122,10 @@ void report_stack(const Frames& frames) {
   }
   argv[frames.count + 2] = nullptr;
   int status = -1;
-  const pid_t child = g_symbolizer[0] == '\0' ? -1 : ::vfork();
-  if (child == 0) {
-    ::dup2(STDERR_FILENO, STDOUT_FILENO);
-    ::execve(g_symbolizer, argv, environ);
-    ::_exit(127);
+  pid_t child = -1;
+  if (g_symbolizer[0] == '\0' ||
+      ::posix_spawn(&child, g_symbolizer, &g_stdout_to_stderr, nullptr, argv, environ) != 0) {
+    child = -1;
   }
   while (child > 0 && ::waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
@@ -188,6 +192,10 @@ void install_crash_handler() {
   const std::string symbolizer = beside_self("kiln-symbolize");
   if (symbolizer.size() < sizeof g_symbolizer && ::access(symbolizer.c_str(), X_OK) == 0) {
     std::memcpy(g_symbolizer, symbolizer.c_str(), symbolizer.size() + 1);
+  }
+  if (::posix_spawn_file_actions_init(&g_stdout_to_stderr) != 0 ||
+      ::posix_spawn_file_actions_adddup2(&g_stdout_to_stderr, STDERR_FILENO, STDOUT_FILENO) != 0) {
+    g_symbolizer[0] = '\0';
   }
   struct sigaction action = {};
   action.sa_sigaction = on_crash;

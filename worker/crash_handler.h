@@ -2,7 +2,7 @@
 // and SIGABRT, on an alternate signal stack: first `kiln-worker <pid> crashed: SIGSEGV (address
 // 0x..)` written with write(2) alone, then SIGKILL to the running command's group, then the
 // crashed thread's stack: its addresses from libgcc's unwinder, symbolized by kiln-symbolize
-// (libdw), which the handler runs with vfork and execve and waits for. libdw, its allocations
+// (libdw), which the handler runs with posix_spawn and waits for. libdw, its allocations
 // and its code stay out of the worker: they are mapped only in that process, only after a crash.
 // Without kiln-symbolize beside the worker the bare addresses are printed. Then the default
 // action is restored and the signal raised again, so the exit status names it.
