@@ -65,12 +65,15 @@ void cloexec_from(int first_fd) {
 void close_fds_except(const std::vector<int>& keep) {
   // close_range over the gaps between the kept fds (kernel >= 5.9): a /proc/self/fd walk costs
   // a worker's start some 30 us of inodes made for the look.
-  std::vector<int> kept(keep.begin(), keep.end());
+  std::vector<int> kept;
+  for (int fd : keep) {
+    if (fd > 2) kept.push_back(fd);  // a -1 (an fd never opened) keeps nothing
+  }
   std::sort(kept.begin(), kept.end());
   kept.push_back(-1);  // the end of the last gap: ~0U
   unsigned first = 3;
   for (int k : kept) {
-    if (k >= 0 && static_cast<unsigned>(k) < first) continue;
+    if (k >= 0 && static_cast<unsigned>(k) < first) continue;  // a duplicate
     const unsigned last = k < 0 ? ~0U : static_cast<unsigned>(k) - 1;
     if (first <= last && ::syscall(SYS_close_range, first, last, 0) != 0) break;
     if (k < 0) return;

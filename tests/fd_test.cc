@@ -94,7 +94,8 @@ TEST(CloseFdsExcept, KeepsExactlyTheListedFds) {
   std::vector<int> keep = {opened[7], opened[2], opened[3], opened[11], report_write.get()};
   const pid_t pid = ::fork();
   if (pid == 0) {
-    close_fds_except(keep);
+    // -1 (an fd that was never opened) and a duplicate keep nothing more.
+    close_fds_except({keep[0], -1, keep[1], keep[2], keep[2], keep[3], keep[4]});
     std::string open_now;
     for (int fd : open_fds(::getpid())) open_now += std::to_string(fd) + " ";
     (void)!::write(keep.back(), open_now.data(), open_now.size());
