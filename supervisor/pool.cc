@@ -338,8 +338,12 @@ void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
 }
 
 void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
-  if (step_for(slot, Event::kBrokeProtocol) == Step::kKillBroken) kill_broken(slot, why);
+  broke_protocol(slot, why);
   settle();
+}
+
+void Pool::broke_protocol(std::size_t slot, const std::string& why) {
+  if (step_for(slot, Event::kBrokeProtocol) == Step::kKillBroken) kill_broken(slot, why);
 }
 
 void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
@@ -438,16 +442,16 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
   Slot& s = slots_[slot];
   // Results come in the order the jobs were sent.
   if (s.sent.empty() || s.sent.front().job.id != result.id) {
-    on_protocol_error(
-        slot, "a result for job " + std::to_string(result.id) + ", which it was not running");
+    broke_protocol(slot,
+                   "a result for job " + std::to_string(result.id) + ", which it was not running");
     return;
   }
   const bool not_started =
       !result.ok && result.error && result.error->code == proto::code::kNotStarted;
   const bool retiring = result.retire.value_or(false);
   if (not_started && s.sent.front().live() && !retiring) {
-    on_protocol_error(slot, "not_started for job " + std::to_string(result.id) +
-                                ", which it was not asked to leave");
+    broke_protocol(slot, "not_started for job " + std::to_string(result.id) +
+                             ", which it was not asked to leave");
     return;
   }
   const bool was_running = running(s) == &s.sent.front();

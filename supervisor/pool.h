@@ -259,6 +259,9 @@ class Pool {
   void become_ready(std::size_t slot, const proto::Ready& ready);
   void take_result(std::size_t slot, proto::WorkerResult result);
   void note_phase(std::size_t slot, const proto::Phase& phase);
+  // The table's step for a link broken by `why`, without settle(): for the entry points that
+  // find the breach on their way (a result that was not due) and settle once themselves.
+  void broke_protocol(std::size_t slot, const std::string& why);
   void kill_broken(std::size_t slot, const std::string& why);
   void kill_now(std::size_t slot);
   void start_timeout(std::size_t slot);
