@@ -50,6 +50,16 @@ std::vector<std::string> served_kinds(bool selftest) {
 
 namespace {
 
+// A tool that died since the last job: what happened ("" while every tool lives). The job the
+// worker was about to start is then answered not_started, not failed: it goes to another worker.
+std::string dead_tool(JobContext& context) {
+  for (const auto& tool : context.tools) {
+    pollfd fd{tool->exit_fd(), POLLIN, 0};
+    if (::poll(&fd, 1, 0) > 0) return tool->reap_idle();
+  }
+  return "";
+}
+
 // Blocks until the supervisor's link is readable; a tool that exits meanwhile ends the worker
 // (false), before it is given a job it would cost. Without tools there is nothing to watch.
 bool wait_for_command(JobContext& context) {
@@ -61,11 +71,9 @@ bool wait_for_command(JobContext& context) {
       if (errno == EINTR) continue;
       fatal_errno("poll");
     }
-    for (std::size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents != 0) {
-        std::fprintf(stderr, "kiln-worker: %s\n", context.tools[i - 1]->reap_idle().c_str());
-        return false;
-      }
+    if (std::string dead = dead_tool(context); !dead.empty()) {
+      std::fprintf(stderr, "kiln-worker: %s\n", dead.c_str());
+      return false;
     }
     if (fds[0].revents != 0) return true;
   }
@@ -144,16 +152,6 @@ bool next_job(JobContext& context, Inbox& inbox, int& exit) {
     }
     if (!inbox.jobs.empty()) return true;
   }
-}
-
-// A tool that died since the last job: what happened ("" while every tool lives). The job the
-// worker was about to start is then answered not_started, not failed: it goes to another worker.
-std::string dead_tool(JobContext& context) {
-  for (const auto& tool : context.tools) {
-    pollfd fd{tool->exit_fd(), POLLIN, 0};
-    if (::poll(&fd, 1, 0) > 0) return tool->reap_idle();
-  }
-  return "";
 }
 
 proto::WorkerResult run_job(const proto::Job& job, JobContext& context) {
