@@ -909,7 +909,10 @@ TEST(KilnExecFallback, ADaemonThatDiesMidJobHasTheCommandRunAgainHere) {
        {{1, out_write.get()}, {2, err_write.get()}}});
   out_write.reset();
   err_write.reset();
-  ASSERT_TRUE(wait_until([&] { return exists(marker); }, 10s)) << "the first run started";
+  // Its line written, not only the file there: the shell creates the file before it writes, and
+  // a daemon killed in between would leave the second run to find it empty and sleep.
+  ASSERT_TRUE(wait_until([&] { return read_small_file(marker).value_or("") == "run\n"; }, 10s))
+      << "the first run started";
   daemon.kill(SIGKILL);
   EXPECT_EQ(read_all(out_read.get(), 30s), "done\n");
   EXPECT_EQ(
