@@ -11,7 +11,7 @@ scripts/test.sh
 echo "== TSan build and tests"
 scripts/build.sh tsan
 # report_signal_unsafe=0: the crash handler's stack trace is best effort by design (after the
-#   async-signal-safe first line it unwinds, then vforks kiln-symbolize; PITFALLS.md).
+#   async-signal-safe first line it unwinds, then posix_spawns kiln-symbolize; PITFALLS.md).
 # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exit, which would break the "gone
 #   within a second" checks without telling anything about races.
 TSAN_OPTIONS=report_signal_unsafe=0:atexit_sleep_ms=0:halt_on_error=1 \
