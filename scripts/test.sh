@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test through ctest twice, on the release
-# build (with the short soak) and under ASan+UBSan, then replays the fuzz corpora and fuzzes each
-# target for 30 s. The README's test command; .ci/run calls it. Under 20 minutes on 2 cores;
-# scripts/check-all.sh adds the TSan pass and longer fuzzing, which do not fit.
+# Installs what is missing, builds, and runs every test through ctest three times: on the release
+# build (with the short soak), under ASan+UBSan and under TSan; then replays the fuzz corpora and
+# fuzzes each target for 30 s. The README's test command; .ci/run calls it. Under 30 minutes on
+# 2 cores; scripts/check-all.sh adds longer fuzzing.
 #   KILN_TEST_SANITIZERS=0 runs the release pass only (a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,15 @@ if [[ "${KILN_TEST_SANITIZERS:-1}" != 0 ]]; then
   scripts/build.sh asan
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" --timeout 600
+
+  echo "== TSan build and tests"
+  scripts/build.sh tsan
+  # report_signal_unsafe=0: the crash handler's stack trace is best effort by design (after the
+  #   async-signal-safe first line it unwinds, then posix_spawns kiln-symbolize; PITFALLS.md).
+  # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exit, which would break the "gone
+  #   within a second" checks without telling anything about races.
+  TSAN_OPTIONS=report_signal_unsafe=0:atexit_sleep_ms=0:halt_on_error=1 \
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 600
 
   echo "== fuzz corpora and 30 s of fuzzing per target"
   scripts/fuzz.sh 30
