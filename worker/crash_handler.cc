@@ -1,11 +1,10 @@
 #include "worker/crash_handler.h"
 
+#include <spawn.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
-
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unwind.h>
 
 #include <cerrno>
@@ -32,7 +31,7 @@ char g_symbolizer[PATH_MAX];
 // Its stdout is our stderr. Made with the path: adding an action allocates.
 posix_spawn_file_actions_t g_stdout_to_stderr;
 
-// A fixed buffer filled without allocation, for the first line of the report.
+// A fixed buffer filled without allocation: the report's first line, the symbolizer's arguments.
 class Line {
  public:
   void add(const char* s) {
