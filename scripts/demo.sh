@@ -50,9 +50,9 @@ for n, line in enumerate(sys.stdin, 1):
         e = r["error"]
         print("job %d: %s: %s" % (n, e["code"], e["message"]))
         lines = e.get("detail", "").splitlines()
-        print("  its crash report, as the client receives it in error.detail (first line and")
-        print("  the innermost frames; the stack trace lists the most recent call last):")
-        for l in lines[:1] + ["    ..."] + lines[-12:]:
+        print("  its crash report, as the client receives it in error.detail (its first lines:")
+        print("  the signal, then the stack, the most recent call first):")
+        for l in lines[:8] + (["..."] if len(lines) > 8 else []):
             print("    " + l)
 '
 echo
