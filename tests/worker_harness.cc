@@ -36,15 +36,9 @@ WorkerHarness::WorkerHarness(const WorkerStart& start) : link_(UniqueFd(), Uniqu
   LinkPipes pipes = link_pipes();
   auto [err_read, err_write] = pipe_pair();
   Child::Spec spec;
-  spec.argv = {KILN_WORKER_PATH,
-               "--parent",
-               std::to_string(start.parent.value_or(::getpid())),
-               "--read-fd",
-               "3",
-               "--write-fd",
-               "4",
-               "--grace-ms",
-               "300"};
+  spec.argv = {start.path,  "--parent",   std::to_string(start.parent.value_or(::getpid())),
+               "--read-fd", "3",          "--write-fd",
+               "4",         "--grace-ms", "300"};
   if (start.selftest) spec.argv.push_back("--enable-selftest");
   spec.argv.insert(spec.argv.end(), start.extra_args.begin(), start.extra_args.end());
   std::vector<std::string> env = start.env;

@@ -16,6 +16,7 @@ namespace kiln::testing {
 inline const std::string kTestKey = "kiln";  // base64 a2lsbg==, key_id eac7579295a99dff
 
 struct WorkerStart {
+  std::string path = KILN_WORKER_PATH;  // the kiln-worker binary
   std::vector<std::string> extra_args;  // after the required ones
   std::vector<std::string> env;         // extra environment entries
   std::optional<pid_t> parent;          // default: this process

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -597,9 +598,8 @@ TEST_P(WorkerCrash, ExitsByTheSignalWithASymbolizedReport) {
   EXPECT_EQ(report.substr(0, first.size()), first) << report;
   // Symbolized by kiln-symbolize: the function that crashed, with its file and line.
   EXPECT_EQ(report.find("Stack trace (most recent call first):\n#0  0x"), first.size()) << report;
-  const std::string frame = std::string(c.action) == "crash"
-                                ? " in kiln_selftest_crash at "
-                                : " in kiln::worker::run_selftest(";
+  const std::string frame = std::string(c.action) == "crash" ? " in kiln_selftest_crash at "
+                                                             : " in kiln::worker::run_selftest(";
   const std::size_t at = report.find(frame);
   ASSERT_NE(at, std::string::npos) << report;
   EXPECT_NE(report.find("worker/selftest_job.cc:", at), std::string::npos) << report;
@@ -609,6 +609,38 @@ INSTANTIATE_TEST_SUITE_P(Actions, WorkerCrash,
                          ::testing::Values(CrashCase{"crash", SIGSEGV, "SIGSEGV (address 0x0)"},
                                            CrashCase{"abort", SIGABRT, "SIGABRT"}),
                          [](const auto& info) { return std::string(info.param.action); });
+
+// A worker copied where no kiln-symbolize is, or beside one that hangs: the report still gives
+// the stack, as bare addresses, and the worker still ends by its signal (the hanging symbolizer is
+// killed at its 5 s deadline; without one the worker would wait for its 100 s sleep).
+TEST(WorkerCrashReport, WithoutASymbolizerThatAnswersTheStackIsBareAddresses) {
+  for (const bool hangs : {false, true}) {
+    SCOPED_TRACE(hangs ? "a symbolizer that hangs" : "no symbolizer");
+    const std::string dir = ::testing::TempDir() + "kiln-crash-" + std::to_string(::getpid()) +
+                            (hangs ? "-hangs" : "-none");
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(KILN_WORKER_PATH, dir + "/kiln-worker");
+    if (hangs) {
+      std::ofstream(dir + "/kiln-symbolize") << "#!/bin/sh\nexec sleep 100\n";
+      std::filesystem::permissions(dir + "/kiln-symbolize", std::filesystem::perms::owner_all);
+    }
+    WorkerStart start;
+    start.path = dir + "/kiln-worker";
+    WorkerHarness worker(start);
+    ASSERT_TRUE(worker.await_ready());
+    worker.submit(1, "selftest", {{"action", "crash"}});
+    const auto status = worker.process().wait(60s);
+    ASSERT_TRUE(status.has_value());
+    ASSERT_TRUE(WIFSIGNALED(*status)) << *status;
+    EXPECT_EQ(WTERMSIG(*status), SIGSEGV);
+    const std::string report = worker.stderr_text();
+    EXPECT_NE(report.find("Stack trace, addresses only (most recent call first):\n#0 0x"),
+              std::string::npos)
+        << report;
+    std::filesystem::remove_all(dir);
+  }
+}
 
 extern "C" [[gnu::noinline]] uintptr_t kiln_test_symbolized_here() {
   return reinterpret_cast<uintptr_t>(__builtin_return_address(0)) - 1;  // in our caller

@@ -1,7 +1,9 @@
 #include "worker/crash_handler.h"
 
+#include <poll.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -24,6 +26,9 @@ constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 // The handler, the unwinder and its report run on this stack; symbolizing runs in another process.
 constexpr std::size_t kAltStackSize = 128 << 10;
 constexpr int kMaxFrames = 64;
+// How long a report waits for kiln-symbolize before it gives up on names: a symbolizer that
+// hangs (on a damaged binary, say) must not keep the worker, and so its job, from ending.
+constexpr int kSymbolizeDeadlineMs = 5000;
 
 // kiln-symbolize beside this binary, found before any crash: the handler cannot look for it.
 // Written once by install_crash_handler, before the handler can run; empty if it is not there.
@@ -103,11 +108,29 @@ Frames crashed_stack(uintptr_t pc) {
   return out;
 }
 
+// Waits for kiln-symbolize (a pidfd says when it ends) up to its deadline, then SIGKILLs it;
+// reaps it either way. True if it named the frames (exit 0).
+bool symbolizer_succeeded(pid_t child) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+  if (pidfd >= 0) {
+    pollfd ended{pidfd, POLLIN, 0};
+    int ready = 0;
+    while ((ready = ::poll(&ended, 1, kSymbolizeDeadlineMs)) < 0 && errno == EINTR) {
+    }
+    ::close(pidfd);
+    if (ready == 0) ::kill(child, SIGKILL);
+  }
+  int status = -1;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 // Runs kiln-symbolize with this pid and the frames, its output on our stderr, and waits for it.
 // posix_spawn (glibc's: clone with CLONE_VM|CLONE_VFORK on a stack of its own, no malloc) with
 // file actions made before any crash; fork is unsafe here (its atfork handlers take malloc's
 // locks, which the crash may hold), and vfork on the alternate stack broke ASan's interceptor.
-// Prints the bare addresses when it cannot run.
+// Prints the bare addresses when it cannot run, fails, or overstays its deadline.
 void report_stack(const Frames& frames) {
   Line pid;
   pid.add_number(static_cast<uint64_t>(::getpid()), 10);
@@ -120,15 +143,15 @@ void report_stack(const Frames& frames) {
     argv[i + 2] = addresses[i].c_str();
   }
   argv[frames.count + 2] = nullptr;
-  int status = -1;
   pid_t child = -1;
-  if (g_symbolizer[0] == '\0' ||
-      ::posix_spawn(&child, g_symbolizer, &g_stdout_to_stderr, nullptr, argv, environ) != 0) {
-    child = -1;
+  if (g_symbolizer[0] != '\0' &&
+      ::posix_spawn(&child, g_symbolizer, &g_stdout_to_stderr, nullptr, argv, environ) == 0 &&
+      symbolizer_succeeded(child)) {
+    return;
   }
-  while (child > 0 && ::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  Line header;
+  header.add("Stack trace, addresses only (most recent call first):\n");
+  header.write_to(STDERR_FILENO);
   for (int i = 0; i < frames.count; ++i) {
     Line line;
     line.add("#");

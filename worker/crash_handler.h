@@ -4,7 +4,8 @@
 // crashed thread's stack: its addresses from libgcc's unwinder, symbolized by kiln-symbolize
 // (libdw), which the handler runs with posix_spawn and waits for. libdw, its allocations
 // and its code stay out of the worker: they are mapped only in that process, only after a crash.
-// Without kiln-symbolize beside the worker the bare addresses are printed. Then the default
+// Without kiln-symbolize beside the worker, or when it fails or takes over 5 s (it is then
+// killed), the bare addresses are printed. Then the default
 // action is restored and the signal raised again, so the exit status names it.
 #pragma once
 
