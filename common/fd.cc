@@ -64,21 +64,19 @@ void cloexec_from(int first_fd) {
 
 void close_fds_except(const std::vector<int>& keep) {
   // close_range over the gaps between the kept fds (kernel >= 5.9): a /proc/self/fd walk costs
-  // a worker's start some 30 us of inodes made for the look.
-  std::vector<int> kept;
-  for (int fd : keep) {
-    if (fd > 2) kept.push_back(fd);  // a -1 (an fd never opened) keeps nothing
-  }
+  // a worker's start some 30 us of inodes made for the look. A -1 (never opened) keeps nothing.
+  std::vector<int> kept(keep.begin(), keep.end());
   std::sort(kept.begin(), kept.end());
-  kept.push_back(-1);  // the end of the last gap: ~0U
   unsigned first = 3;
+  bool closed = true;
   for (int k : kept) {
-    if (k >= 0 && static_cast<unsigned>(k) < first) continue;  // a duplicate
-    const unsigned last = k < 0 ? ~0U : static_cast<unsigned>(k) - 1;
-    if (first <= last && ::syscall(SYS_close_range, first, last, 0) != 0) break;
-    if (k < 0) return;
+    if (k < static_cast<int>(first)) continue;  // 0-2, a -1, a duplicate
+    if (k > static_cast<int>(first)) {
+      closed = closed && ::syscall(SYS_close_range, first, k - 1, 0) == 0;
+    }
     first = static_cast<unsigned>(k) + 1;
   }
+  if (closed && ::syscall(SYS_close_range, first, ~0U, 0) == 0) return;
   for (int fd : open_fds(::getpid())) {  // no close_range: the walk
     if (fd > 2 && std::find(keep.begin(), keep.end(), fd) == keep.end()) ::close(fd);
   }

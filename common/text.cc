@@ -1,5 +1,9 @@
 #include "common/text.h"
 
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+
 namespace kiln {
 namespace {
 
@@ -81,6 +85,15 @@ std::string printable(std::string_view bytes, std::size_t max) {
   }
   if (i < text.size()) out += "... (" + std::to_string(bytes.size()) + " bytes)";
   return out;
+}
+
+std::optional<uint64_t> parse_unsigned(const char* text, int base, uint64_t min, uint64_t max) {
+  if (!std::isxdigit(static_cast<unsigned char>(*text))) return std::nullopt;  // no sign, no space
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text, &end, base);
+  if (errno != 0 || *end != '\0' || value < min || value > max) return std::nullopt;
+  return value;
 }
 
 }  // namespace kiln

@@ -5,7 +5,6 @@
 // about 160 KiB of every idle worker's memory (bench/NOTES.md).
 #include <getopt.h>
 
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +13,8 @@
 
 #include "common/exit_codes.h"
 #include "common/logging.h"
+#include "common/result.h"
+#include "common/text.h"
 #include "common/version.h"
 #include "worker/watchdog.h"
 #include "worker/worker.h"
@@ -73,46 +74,37 @@ int usage_error(const std::string& message) {
   return kiln::exit_code::kUsage;
 }
 
-// A whole decimal number in [min, max], or nullopt.
-std::optional<uint64_t> number(const char* text, uint64_t min, uint64_t max) {
-  if (*text < '0' || *text > '9') return std::nullopt;  // no sign, no space
-  errno = 0;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0' || value < min || value > max) return std::nullopt;
-  return value;
-}
-
-// Stores one option's value; an error message, or empty.
-std::string take(int flag, const char* name, const char* arg, kiln::worker::Options& o) {
+// Stores one option's value, or says what is wrong with it.
+kiln::Expected<bool> take(int flag, const char* name, const char* arg, kiln::worker::Options& o) {
   std::optional<uint64_t> n;
   switch (flag) {
     case kParent:
-      if (!(n = number(arg, 1, INT32_MAX))) break;
+      if (!(n = kiln::parse_unsigned(arg, 10, 1, INT32_MAX))) break;
       o.parent = static_cast<pid_t>(*n);
-      return "";
+      return true;
     case kReadFd:
     case kWriteFd:
-      if (!(n = number(arg, 0, INT32_MAX))) break;
+      if (!(n = kiln::parse_unsigned(arg, 10, 0, INT32_MAX))) break;
       (flag == kReadFd ? o.read_fd : o.write_fd) = static_cast<int>(*n);
-      return "";
+      return true;
     case kMaxFrame:
-      if (!(n = number(arg, 1, UINT32_MAX))) break;
+      if (!(n = kiln::parse_unsigned(arg, 10, 1, UINT32_MAX))) break;
       o.max_frame = static_cast<uint32_t>(*n);
-      return "";
+      return true;
     case kGraceMs:
-      if (!(n = number(arg, 0, UINT32_MAX))) break;
+      if (!(n = kiln::parse_unsigned(arg, 10, 0, UINT32_MAX))) break;
       o.grace_ms = static_cast<uint32_t>(*n);
-      return "";
+      return true;
     case kTool:
       o.tools.emplace_back(arg);
-      return "";
+      return true;
     case kLogLevel:
-      if (!kiln::valid_log_level(arg)) return "unknown log level '" + std::string(arg) + "'";
+      if (!kiln::valid_log_level(arg))
+        return kiln::fail("unknown log level '" + std::string(arg) + "'");
       o.log_level = arg;
-      return "";
+      return true;
   }
-  return std::string("--") + name + ": '" + arg + "' is out of range or not a number";
+  return kiln::fail(std::string("--") + name + ": '" + arg + "' is out of range or not a number");
 }
 
 // nullopt when the worker should start; else the status to exit with.
@@ -135,8 +127,8 @@ std::optional<int> parse(int argc, char** argv, kiln::worker::Options& o) {
       continue;
     }
     if (flag == '?') return usage_error("bad command line");  // getopt_long said what
-    if (std::string error = take(flag, kOptions[index].name, optarg, o); !error.empty()) {
-      return usage_error(error);
+    if (kiln::Expected<bool> taken = take(flag, kOptions[index].name, optarg, o); !taken) {
+      return usage_error(taken.error());
     }
     parent |= flag == kParent;
     read_fd |= flag == kReadFd;

@@ -4,7 +4,6 @@
 // every worker: a worker maps them only in this process, and only when it crashes.
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "common/exit_codes.h"
+#include "common/text.h"
 #include "common/version.h"
 #include "worker/symbolizer.h"
 
@@ -21,13 +21,6 @@ constexpr const char kUsage[] =
     "usage: kiln-symbolize PID ADDRESS...\n"
     "Prints the function, file and line of each code ADDRESS (hexadecimal) of the live process\n"
     "PID, as kiln-worker's crash handler runs it to report a crash.\n";
-
-bool parse(const char* text, int base, uint64_t& out) {
-  errno = 0;
-  char* end = nullptr;
-  out = std::strtoull(text, &end, base);
-  return errno == 0 && end != text && *end == '\0';
-}
 
 }  // namespace
 
@@ -41,17 +34,21 @@ int main(int argc, char** argv) {
                 kiln::kVersion.data());
     return kiln::exit_code::kOk;
   }
-  uint64_t pid = 0;
-  std::vector<uint64_t> addresses(argc > 2 ? argc - 2 : 0);
-  bool ok = argc > 2 && parse(argv[1], 10, pid) && pid > 0;
-  for (int i = 2; ok && i < argc; ++i) ok = parse(argv[i], 16, addresses[i - 2]);
-  if (!ok) {
+  const std::optional<uint64_t> pid =
+      argc > 2 ? kiln::parse_unsigned(argv[1], 10, 1, INT32_MAX) : std::nullopt;
+  std::vector<uint64_t> addresses;
+  for (int i = 2; pid && i < argc; ++i) {
+    const std::optional<uint64_t> address = kiln::parse_unsigned(argv[i], 16);
+    if (!address) break;
+    addresses.push_back(*address);
+  }
+  if (!pid || addresses.size() != static_cast<std::size_t>(argc - 2)) {
     std::fputs(kUsage, stderr);
     return kiln::exit_code::kUsage;
   }
   ::unsetenv("DEBUGINFOD_URLS");  // a crash report never waits for the network
   const std::vector<std::string> lines =
-      kiln::worker::symbolize(static_cast<pid_t>(pid), addresses);
+      kiln::worker::symbolize(static_cast<pid_t>(*pid), addresses);
   if (lines.empty()) {
     std::fprintf(stderr, "kiln-symbolize: cannot read the modules of pid %s\n", argv[1]);
     return kiln::exit_code::kUsage;
