@@ -1,12 +1,13 @@
 """The comparison everyone has at hand: Python's concurrent.futures.ProcessPoolExecutor.
 
     ppe_bench.py echo-rtt N          median and p99 microseconds of N one-at-a-time round trips
-    ppe_bench.py echo-throughput N   jobs per second with N jobs submitted at once
+    ppe_bench.py echo-throughput N   jobs per second with N jobs submitted at once (map)
     ppe_bench.py start N             microseconds until N workers have each run a job
     ppe_bench.py worker-rss          VmRSS in KiB of one idle worker
     ppe_bench.py kiln-echo-throughput N SUPERVISOR
                                      the same burst as echo-throughput through Kiln's Python
-                                     client (kiln.Pool, echo jobs), for the same comparison
+                                     client (kiln.Pool.map, echo jobs), for the same
+                                     comparison; then the same with a kiln.Pool.submit per job
 
 Each prints its figures on its last line. Two workers unless said otherwise; the payload is 30
 bytes, as in the Kiln runs.
@@ -59,10 +60,10 @@ def main():
         with concurrent.futures.ProcessPoolExecutor(2) as ex:
             list(ex.map(echo, [PAYLOAD] * 200))
             t = time.perf_counter()
-            futures = [ex.submit(echo, PAYLOAD) for _ in range(n)]
-            for f in futures:
-                f.result()
-            print(n / (time.perf_counter() - t))
+            values = list(ex.map(echo, [PAYLOAD] * n))  # a submit per job, then the results
+            rate = n / (time.perf_counter() - t)
+            assert values == [PAYLOAD] * n
+            print(rate)
     elif mode == "start":
         n = int(rest[0])
         t = time.perf_counter()
@@ -79,13 +80,17 @@ def main():
         import kiln
 
         with kiln.Pool(2, supervisor=supervisor, log_level="error") as pool:
-            for f in [pool.submit("echo", PAYLOAD) for _ in range(200)]:
-                f.result()
+            list(pool.map("echo", [PAYLOAD] * 200))
+            t = time.perf_counter()
+            values = list(pool.map("echo", [PAYLOAD] * n))
+            map_rate = n / (time.perf_counter() - t)
+            assert values == [PAYLOAD] * n
             t = time.perf_counter()
             futures = [pool.submit("echo", PAYLOAD) for _ in range(n)]
-            for f in futures:
-                f.result()
-            print(n / (time.perf_counter() - t))
+            values = [f.result() for f in futures]
+            submit_rate = n / (time.perf_counter() - t)
+            assert values == [PAYLOAD] * n
+            print(map_rate, submit_rate)
     elif mode == "worker-rss":
         with concurrent.futures.ProcessPoolExecutor(1) as ex:
             pid = ex.submit(os.getpid).result()

@@ -26,6 +26,7 @@ from . import _wire
 log = logging.getLogger("kiln")
 
 _RESERVED_OPTIONS = {"read_fd", "write_fd", "listen", "parent"}
+_WRITE_CHUNK = 64 * 1024  # submit_many's writes: a pipe's whole buffer at a time
 
 
 class KilnError(Exception):
@@ -184,13 +185,50 @@ def _option_flags(options):
     return flags
 
 
+class _FutureCondition(threading.Condition):
+    """threading.Condition with its lock's methods called through the class instead of stored
+    in each instance: Condition() keeps five bound methods per instance, objects the cyclic
+    garbage collector then walks for as long as the Future lives (a burst of futures held in a
+    list made the collector a third of a submit's cost). The behaviour is Condition's."""
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+        self._lock = threading.RLock()
+        self._waiters = collections.deque()
+
+    def acquire(self, *args, **kwargs):
+        return self._lock.acquire(*args, **kwargs)
+
+    def release(self):
+        self._lock.release()
+
+    def _release_save(self):
+        return self._lock._release_save()
+
+    def _acquire_restore(self, state):
+        self._lock._acquire_restore(state)
+
+    def _is_owned(self):
+        return self._lock._is_owned()
+
+
 class _JobFuture(concurrent.futures.Future):
     """A job's Future: cancel() cancels the job itself, queued or running. (A done-callback per
-    job did the same at a third of the submit's cost.)"""
+    job did the same at a third of the submit's cost.) It also carries what the reader needs to
+    settle it: how to convert its value and its error, and who hears its status."""
 
-    def __init__(self, pool):
-        super().__init__()
+    def __init__(self, pool, convert=None, convert_error=None, on_status=None):
+        # Future.__init__'s fields, with a lighter condition (tests/test_pool.py checks that
+        # the field set is still Future's own).
+        self._condition = _FutureCondition()
+        self._state = concurrent.futures._base.PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
         self._pool = pool
+        self._convert = convert
+        self._convert_error = convert_error
+        self._on_status = on_status
         self.job_id = None
 
     def cancel(self):
@@ -277,7 +315,7 @@ class Pool:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()  # pending, stats waiters, closed
         self._write_lock = threading.Lock()  # whole frames in order
-        self._pending = {}  # id -> (Future, value converter)
+        self._pending = {}  # id -> its _JobFuture
         self._stats_waiters = collections.deque()
         self._closed = None  # why nothing more can be submitted
         self._gone_code = "shutdown"  # the code open jobs end with when the link ends
@@ -321,6 +359,30 @@ class Pool:
         on_status(JobStatus), if given, is called on the pool's reader thread each status
         interval the job still runs (it must not block; an exception in it is logged)."""
         return self._submit(kind, payload, _timeout_ms(timeout), priority, None, on_status=on_status)
+
+    def submit_many(self, kind, payloads, *, timeout=None, priority=None):
+        """Runs one job of `kind` per payload; their Futures, in order. The same as a submit()
+        per payload, but the submits go to the supervisor a pipe-full per write: for bursts of
+        small jobs. If a payload cannot be encoded, none of them is submitted."""
+        return self._submit_all(kind, payloads, _timeout_ms(timeout), priority, None)
+
+    def map(self, kind, payloads, *, timeout=None, priority=None):
+        """submit_many(), then an iterator of the values in payload order, as
+        ProcessPoolExecutor.map gives them: a job that failed raises its JobError when its turn
+        comes, and the jobs not yet reached are cancelled when the iterator is closed or
+        dropped. timeout is each job's run-time limit in seconds, as for submit()."""
+        futures = self.submit_many(kind, payloads, timeout=timeout, priority=priority)
+        futures.reverse()  # popped from the end: each future is let go once it is yielded
+
+        def values():
+            try:
+                while futures:
+                    yield futures.pop().result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+        return values()
 
     def exec(
         self,
@@ -409,7 +471,7 @@ class Pool:
             return
         if wait:
             with self._lock:
-                futures = [entry[0] for entry in self._pending.values()]
+                futures = list(self._pending.values())
             concurrent.futures.wait(futures)
         with self._shutdown_lock:
             with self._lock:
@@ -429,22 +491,51 @@ class Pool:
     def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None, on_status=None):
         """convert(value) is the future's result; convert_error(error map) the exception it
         raises (default: job_error); on_status(JobStatus) hears the job's status messages."""
-        message = {"type": "submit", "id": 0, "kind": str(kind), "payload": payload}
+        (future,) = self._submit_all(
+            kind, (payload,), timeout_ms, priority, convert, convert_error, on_status
+        )
+        return future
+
+    def _submit_all(self, kind, payloads, timeout_ms, priority, convert, convert_error=None,
+                    on_status=None):
+        """One future per payload, in order, their submits written together (a write per
+        _WRITE_CHUNK bytes, not per job). Every payload is encoded before any job is registered
+        or sent, so a payload that cannot be encoded (TypeError/ValueError) sends none of them."""
+        message = {"type": "submit", "id": 0, "kind": str(kind), "payload": None}
         if timeout_ms is not None:
             message["timeout_ms"] = timeout_ms
         if priority is not None:
             message["priority"] = int(priority)
-        future = _JobFuture(self)
+        futures, frames = [], []
         with self._write_lock:
+            if self._closed:
+                raise PoolClosedError(self._closed)
+            for payload in payloads:
+                future = _JobFuture(self, convert, convert_error, on_status)
+                future.job_id = message["id"] = next(self._ids)
+                message["payload"] = payload
+                frames.append(_wire.encode(message, self._max_frame))
+                futures.append(future)
             with self._lock:
                 if self._closed:
                     raise PoolClosedError(self._closed)
-                job_id = future.job_id = next(self._ids)
-                message["id"] = job_id
-                frame = _wire.encode(message, self._max_frame)  # TypeError/ValueError: nothing sent
-                self._pending[job_id] = (future, convert, convert_error, on_status)
-            self._write_frame(frame)
-        return future
+                for future in futures:
+                    self._pending[future.job_id] = future
+            self._write_frames(frames)
+        return futures
+
+    def _write_frames(self, frames):
+        """Writes whole frames in order, joined into writes of about _WRITE_CHUNK bytes (write
+        lock held)."""
+        chunk, size = [], 0
+        for frame in frames:
+            chunk.append(frame)
+            size += len(frame)
+            if size >= _WRITE_CHUNK:
+                self._write_frame(b"".join(chunk))
+                chunk, size = [], 0
+        if chunk:
+            self._write_frame(chunk[0] if len(chunk) == 1 else b"".join(chunk))
 
     def _cancel(self, job_id):
         try:
@@ -495,12 +586,12 @@ class Pool:
         kind = m["type"]
         if kind == "result":
             with self._lock:
-                entry = self._pending.pop(m["id"], None)
-            if entry is None:
+                future = self._pending.pop(m["id"], None)
+            if future is None:
                 raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
-            future, convert, convert_error, _ = entry
             if not future.set_running_or_notify_cancel():
                 return  # cancelled by our caller; this is the supervisor's `cancelled`
+            convert, convert_error = future._convert, future._convert_error
             if m["ok"]:
                 try:
                     future.set_result(convert(m.get("value")) if convert else m.get("value"))
@@ -525,10 +616,10 @@ class Pool:
             waiter.set_result(m)
         elif kind == "status":
             with self._lock:
-                entry = self._pending.get(m["id"])
-            if entry is not None and entry[3] is not None:
+                future = self._pending.get(m["id"])
+            if future is not None and future._on_status is not None:
                 try:
-                    entry[3](JobStatus(m["elapsed_ms"], m["worker_pid"], m.get("phase")))
+                    future._on_status(JobStatus(m["elapsed_ms"], m["worker_pid"], m.get("phase")))
                 except Exception:  # noqa: BLE001 - the caller's; the reader must go on
                     log.exception("on_status of job %d raised", m["id"])
         elif kind == "error":
@@ -545,7 +636,7 @@ class Pool:
             pending, self._pending = self._pending, {}
             waiters, self._stats_waiters = self._stats_waiters, collections.deque()
             code = self._gone_code
-        for future, *_ in pending.values():
+        for future in pending.values():
             if future.set_running_or_notify_cancel():
                 future.set_exception(JobError(code, why))
         for waiter in waiters:

@@ -6,6 +6,7 @@ terms; the rest cover the client's own promises: one outcome per future, cancel,
 shutdown with and without drain, threads, daemons, and nothing left running afterwards.
 """
 
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -20,6 +21,7 @@ import pytest
 
 import kiln
 from kiln import _wire
+from kiln._pool import _JobFuture
 from conftest import wait_until
 
 
@@ -270,6 +272,55 @@ def test_many_threads_share_one_pool(pool):
         t.join()
     assert results == {t: [[t, i] for i in range(200)] for t in range(8)}
     assert pool.stats()["jobs_succeeded"] == 1600
+
+
+def test_submit_many_is_a_submit_per_payload_sent_together(pool):
+    payloads = [[i, b"x" * (i % 7)] for i in range(5000)]  # many writes' worth
+    futures = pool.submit_many("echo", payloads)
+    assert len({f.job_id for f in futures}) == 5000
+    assert [f.result(30) for f in futures] == payloads
+    failing = pool.submit_many("selftest", [{"action": "fail", "message": "no"}] * 2, timeout=5)
+    for f in failing:
+        with pytest.raises(kiln.JobError) as e:
+            f.result(10)
+        assert (e.value.code, e.value.message) == ("job_failed", "no")
+    with pytest.raises(TypeError):
+        pool.submit_many("echo", [1, object(), 3])  # the second cannot be encoded: none is sent
+    assert pool.submit_many("echo", []) == []
+    stats = pool.stats()
+    assert (stats["jobs_submitted"], stats["jobs_succeeded"], stats["jobs_failed"]) == (5002, 5000, 2)
+
+
+def test_map_gives_values_in_order_raises_at_a_failure_and_cancels_what_is_left(supervisor):
+    with kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300) as p:
+        assert list(p.map("echo", range(300))) == list(range(300))
+        jobs = [{"action": "fail", "message": "second"}] + [{"action": "sleep", "ms": 60000}] * 3
+        values = p.map("selftest", [{"action": "sleep", "ms": 1}] + jobs)
+        assert next(values) is None  # the selftest sleep's value
+        with pytest.raises(kiln.JobError) as e:
+            next(values)
+        assert (e.value.code, e.value.message) == ("job_failed", "second")
+        values.close()  # the three sleeps not reached are cancelled, queued or running
+        assert wait_until(lambda: (lambda s: (s["jobs_queued"], s["jobs_running"]))(p.stats()) == (0, 0))
+        assert p.stats()["jobs_failed"] == 4
+        assert list(p.map("echo", ["after"])) == ["after"]
+
+
+def test_job_futures_are_futures_to_wait_as_completed_and_result_timeouts(pool):
+    # _JobFuture sets Future's fields itself: the set must be what this Python's Future has.
+    assert set(vars(concurrent.futures.Future())) <= set(vars(_JobFuture(None)))
+    slow = pool.submit("selftest", {"action": "sleep", "ms": 60000})
+    quick = pool.submit("echo", "quick")
+    done, not_done = concurrent.futures.wait([slow, quick], timeout=10, return_when="FIRST_COMPLETED")
+    assert (done, not_done) == ({quick}, {slow})
+    assert [f.result() for f in concurrent.futures.as_completed([quick], timeout=10)] == ["quick"]
+    with pytest.raises(concurrent.futures.TimeoutError):
+        slow.result(timeout=0.05)
+    called = []
+    slow.add_done_callback(called.append)
+    assert slow.cancel() and slow.cancelled() and called == [slow]
+    with pytest.raises(concurrent.futures.CancelledError):
+        slow.result(0)
 
 
 def test_nothing_is_left_running_and_no_fd_is_left_open(supervisor):
