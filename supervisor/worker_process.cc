@@ -1,8 +1,13 @@
 #include "supervisor/worker_process.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <csignal>
+#include <tuple>
 
 #include "common/fd.h"
 #include "common/text.h"
@@ -32,6 +37,29 @@ WorkerProcess::WorkerProcess(uv_loop_t* loop, uint32_t max_frame, uint64_t grace
   open_handles_ = 4;  // the timer and three pipes; the process handle once spawned
 }
 
+namespace {
+
+// The three pipes of a worker: {the worker's end, ours} each, all close-on-exec (libuv dup2s the
+// worker's ends onto its fds 2-4, which clears the flag there). Pipes, not the socketpairs
+// UV_CREATE_PIPE makes: a pipe's write wakes its reader faster (bench/NOTES.md).
+struct WorkerPipes {
+  UniqueFd err_theirs, err_ours, in_theirs, in_ours, out_theirs, out_ours;
+};
+
+int make_worker_pipes(WorkerPipes& p) {
+  for (auto [theirs, ours, they_read] :
+       {std::tuple{&p.err_theirs, &p.err_ours, false}, std::tuple{&p.in_theirs, &p.in_ours, true},
+        std::tuple{&p.out_theirs, &p.out_ours, false}}) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return -errno;  // libuv's error codes are -errno
+    *theirs = UniqueFd(fds[they_read ? 0 : 1]);
+    *ours = UniqueFd(fds[they_read ? 1 : 0]);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int WorkerProcess::spawn(const std::vector<std::string>& args,
                          const std::vector<std::string>& env) {
   std::vector<char*> argv, envp;
@@ -41,20 +69,23 @@ int WorkerProcess::spawn(const std::vector<std::string>& args,
   for (auto& e : env_copy) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  // Child fds: 0 and 1 are /dev/null, 2 its stderr, 3 what it reads, 4 what it writes. The
-  // pipes are socketpairs; both directions are flagged so the parent's end can read and write.
-  const auto both =
-      static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE);
+  WorkerPipes p;
+  int rc = make_worker_pipes(p);
+  for (auto [pipe, fd] : {std::pair{&stderr_, &p.err_ours}, std::pair{&to_worker_, &p.in_ours},
+                          std::pair{&from_worker_, &p.out_ours}}) {
+    if (rc == 0) rc = pipe->open(fd->get());
+    if (rc == 0) fd->release();  // the handle owns it now
+  }
+  if (rc != 0) return rc;  // the process handle was never initialised: nothing to close
+  // Child fds: 0 and 1 are /dev/null, 2 its stderr, 3 what it reads, 4 what it writes.
   uv_stdio_container_t stdio[5];
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_IGNORE;
-  stdio[2].flags = both;
-  stdio[2].data.stream = stderr_.stream();
-  stdio[3].flags = both;
-  stdio[3].data.stream = to_worker_.stream();
-  stdio[4].flags = both;
-  stdio[4].data.stream = from_worker_.stream();
-
+  for (auto [i, fd] :
+       {std::pair{2, &p.err_theirs}, std::pair{3, &p.in_theirs}, std::pair{4, &p.out_theirs}}) {
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = fd->get();
+  }
   uv_process_options_t options{};
   options.exit_cb = exit_cb;
   options.file = argv[0];
@@ -62,11 +93,11 @@ int WorkerProcess::spawn(const std::vector<std::string>& args,
   options.env = envp.data();
   options.stdio = stdio;
   options.stdio_count = 5;
+  rc = uv_spawn(loop_, &process_, &options);
   // Even when spawning fails, the handle must be closed (PITFALLS: "Failed spawn").
-  const int rc = uv_spawn(loop_, &process_, &options);
   spawned_ = true;
   ++open_handles_;
-  if (rc != 0) return rc;
+  if (rc != 0) return rc;  // the worker's ends close as `p` goes, ours with their handles
   pid_ = process_.pid;
 
   from_worker_.start_reading({[this](std::string_view bytes) { on_link_bytes(bytes); },

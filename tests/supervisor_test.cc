@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -607,10 +608,20 @@ TEST_F(SupervisorTest, WorkersInheritOnlyStdioAndTheirLink) {
   ASSERT_TRUE(all_idle(1));
   const pid_t worker = worker_pids()[0];
   std::set<int> fds;
+  std::map<int, std::string> targets;
   for (const auto& [fd, target] : fd_targets(worker)) {
     if (target.rfind("anon_inode:", 0) != 0) fds.insert(fd);  // the watchdog's own
+    targets[fd] = target;
   }
   EXPECT_EQ(fds, (std::set<int>{0, 1, 2, 3, 4}));
+  // Its stderr and link are pipes (a pipe's write wakes the reader sooner than a socketpair's),
+  // each a pipe of its own.
+  std::set<std::string> pipes;
+  for (int fd : {2, 3, 4}) {
+    EXPECT_EQ(targets[fd].rfind("pipe:[", 0), 0u) << fd << " is " << targets[fd];
+    pipes.insert(targets[fd]);
+  }
+  EXPECT_EQ(pipes.size(), 3u);
 }
 
 TEST_F(SupervisorTest, NoFdLeakAndNoZombieAfterAHundredCrashes) {
