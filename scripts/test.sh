@@ -26,12 +26,9 @@ if [[ "${KILN_TEST_SANITIZERS:-1}" != 0 ]]; then
   #   async-signal-safe first line it unwinds, then posix_spawns kiln-symbolize; PITFALLS.md).
   # atexit_sleep_ms=0: TSan otherwise sleeps a second in every exit, which would break the "gone
   #   within a second" checks without telling anything about races.
-  # report_thread_leaks=0: a worker's watchdog ends the process with _exit while the main thread
-  #   may still hold a thread (a tool's output reader, when SIGTERM comes during a tool's start);
-  #   TSan's _exit reports it as a leak and exits 66 instead of 143, which the supervisor then
-  #   reports as the start's failure (ToolTest.AToolThatNeverSaysReadyIsStoppedAtTheStartTimeout
-  #   failed so 2 runs in 5). Ending so is the watchdog's design, not a leak.
-  TSAN_OPTIONS=report_signal_unsafe=0:atexit_sleep_ms=0:halt_on_error=1:report_thread_leaks=0 \
+  # suppressions: the one thread leak that is by design (tests/tsan.supp says which and why).
+  tsan_options=report_signal_unsafe=0:atexit_sleep_ms=0:halt_on_error=1
+  TSAN_OPTIONS="$tsan_options:suppressions=$PWD/tests/tsan.supp" \
     ctest --test-dir build-tsan --output-on-failure -j "$jobs" --timeout 600
 
   echo "== fuzz corpora and 30 s of fuzzing per target"
