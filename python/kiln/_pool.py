@@ -238,6 +238,70 @@ class _JobFuture(concurrent.futures.Future):
         return True
 
 
+_NOT_YET = object()  # a _MapResults slot whose result has not come
+
+
+class _Failed:
+    """A _MapResults slot holding a job's error, to raise when its turn comes."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
+class _MapResults:
+    """The jobs of one Pool.map, settled by position in one list instead of a Future each: a
+    Future (its condition, its lists, the collector's walks of them) was most of what a small
+    job cost the client. The reader thread settles; the caller's thread iterates."""
+
+    _on_status = None  # a map's jobs take no status callback
+
+    def __init__(self, pool, first_id, count):
+        self._pool = pool
+        self._first_id = first_id
+        self._values = [_NOT_YET] * count
+        self._left = count
+        self._want = -1  # the position the iterating thread waits for
+        self._condition = threading.Condition(threading.Lock())
+
+    def settle(self, job_id, value):
+        """The reader's: job `job_id` ended with `value` (a _Failed for an error)."""
+        i = job_id - self._first_id
+        self._values[i] = value
+        self._left -= 1
+        if i == self._want or self._left == 0:
+            with self._condition:
+                self._condition.notify_all()
+
+    def in_order(self):
+        values = self._values
+        done = 0  # positions yielded or raised
+        try:
+            for position, value in enumerate(values):
+                if value is _NOT_YET:
+                    with self._condition:
+                        self._want = position
+                        while values[position] is _NOT_YET:
+                            self._condition.wait()
+                    value = values[position]
+                values[position] = None  # the caller holds it now, or drops it
+                done = position + 1
+                if type(value) is _Failed:
+                    raise value.error
+                yield value
+        finally:
+            for position in range(done, len(values)):
+                if values[position] is _NOT_YET:
+                    self._pool._cancel(self._first_id + position)
+
+    def wait(self):
+        """Until every job of the map has ended."""
+        with self._condition:
+            while self._left:
+                self._condition.wait()
+
+
 class Pool:
     """A pool of warm kiln-worker processes behind one kiln-supervisor.
 
@@ -367,22 +431,22 @@ class Pool:
         return self._submit_all(kind, payloads, _timeout_ms(timeout), priority, None)
 
     def map(self, kind, payloads, *, timeout=None, priority=None):
-        """submit_many(), then an iterator of the values in payload order, as
-        ProcessPoolExecutor.map gives them: a job that failed raises its JobError when its turn
-        comes, and the jobs not yet reached are cancelled when the iterator is closed or
-        dropped. timeout is each job's run-time limit in seconds, as for submit()."""
-        futures = self.submit_many(kind, payloads, timeout=timeout, priority=priority)
-        futures.reverse()  # popped from the end: each future is let go once it is yielded
+        """Runs one job of `kind` per payload, submitted at once as submit_many() does; an
+        iterator of their values in payload order, as ProcessPoolExecutor.map gives them: a job
+        that failed raises its JobError when its turn comes, and once iteration has begun, the
+        jobs not yet reached are cancelled when the iterator is closed or dropped. timeout is
+        each job's run-time limit in seconds, as for submit(). No Future is made per job: for
+        bursts of small jobs."""
+        results = None
 
-        def values():
-            try:
-                while futures:
-                    yield futures.pop().result()
-            finally:
-                for future in futures:
-                    future.cancel()
+        def register(first_id, count):
+            nonlocal results
+            results = _MapResults(self, first_id, count)
+            for job_id in range(first_id, first_id + count):
+                self._pending[job_id] = results
 
-        return values()
+        self._send_submits(kind, payloads, _timeout_ms(timeout), priority, register)
+        return iter(()) if results is None else results.in_order()
 
     def exec(
         self,
@@ -471,8 +535,10 @@ class Pool:
             return
         if wait:
             with self._lock:
-                futures = list(self._pending.values())
-            concurrent.futures.wait(futures)
+                open_jobs = set(self._pending.values())
+            concurrent.futures.wait([j for j in open_jobs if type(j) is _JobFuture])
+            for maps in (j for j in open_jobs if type(j) is _MapResults):
+                maps.wait()
         with self._shutdown_lock:
             with self._lock:
                 if self._closed is None:
@@ -498,31 +564,45 @@ class Pool:
 
     def _submit_all(self, kind, payloads, timeout_ms, priority, convert, convert_error=None,
                     on_status=None):
-        """One future per payload, in order, their submits written together (a write per
-        _WRITE_CHUNK bytes, not per job). Every payload is encoded before any job is registered
+        """One future per payload, in order, their submits written together."""
+        futures = []
+
+        def register(first_id, count):
+            for job_id in range(first_id, first_id + count):
+                future = _JobFuture(self, convert, convert_error, on_status)
+                future.job_id = job_id
+                futures.append(future)
+                self._pending[job_id] = future
+
+        self._send_submits(kind, payloads, timeout_ms, priority, register)
+        return futures
+
+    def _send_submits(self, kind, payloads, timeout_ms, priority, register):
+        """Encodes a submit per payload (their ids consecutive), has register(first_id, count)
+        enter them in _pending (pool lock held), and writes them together: a write per
+        _WRITE_CHUNK bytes, not per job. Every payload is encoded before any job is registered
         or sent, so a payload that cannot be encoded (TypeError/ValueError) sends none of them."""
         message = {"type": "submit", "id": 0, "kind": str(kind), "payload": None}
         if timeout_ms is not None:
             message["timeout_ms"] = timeout_ms
         if priority is not None:
             message["priority"] = int(priority)
-        futures, frames = [], []
-        with self._write_lock:
+        frames = []
+        with self._write_lock:  # the ids are taken under it: consecutive, in write order
             if self._closed:
                 raise PoolClosedError(self._closed)
+            first_id = None
             for payload in payloads:
-                future = _JobFuture(self, convert, convert_error, on_status)
-                future.job_id = message["id"] = next(self._ids)
+                message["id"] = next(self._ids)
+                first_id = message["id"] if first_id is None else first_id
                 message["payload"] = payload
                 frames.append(_wire.encode(message, self._max_frame))
-                futures.append(future)
             with self._lock:
                 if self._closed:
                     raise PoolClosedError(self._closed)
-                for future in futures:
-                    self._pending[future.job_id] = future
+                if frames:
+                    register(first_id, len(frames))
             self._write_frames(frames)
-        return futures
 
     def _write_frames(self, frames):
         """Writes whole frames in order, joined into writes of about _WRITE_CHUNK bytes (write
@@ -589,6 +669,12 @@ class Pool:
                 future = self._pending.pop(m["id"], None)
             if future is None:
                 raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
+            if type(future) is _MapResults:
+                if m["ok"]:
+                    future.settle(m["id"], m.get("value"))
+                else:
+                    future.settle(m["id"], _Failed(job_error(m["error"], m.get("worker_pid"))))
+                return
             if not future.set_running_or_notify_cancel():
                 return  # cancelled by our caller; this is the supervisor's `cancelled`
             convert, convert_error = future._convert, future._convert_error
@@ -636,8 +722,10 @@ class Pool:
             pending, self._pending = self._pending, {}
             waiters, self._stats_waiters = self._stats_waiters, collections.deque()
             code = self._gone_code
-        for future in pending.values():
-            if future.set_running_or_notify_cancel():
+        for job_id, future in pending.items():
+            if type(future) is _MapResults:
+                future.settle(job_id, _Failed(JobError(code, why)))
+            elif future.set_running_or_notify_cancel():
                 future.set_exception(JobError(code, why))
         for waiter in waiters:
             waiter.set_exception(PoolClosedError(why))

@@ -306,6 +306,20 @@ def test_map_gives_values_in_order_raises_at_a_failure_and_cancels_what_is_left(
         assert list(p.map("echo", ["after"])) == ["after"]
 
 
+def test_a_map_whose_supervisor_dies_raises_shutdown_and_ends(supervisor):
+    p = kiln.Pool(1, supervisor=supervisor, enable_selftest=True)
+    values = p.map("selftest", [{"action": "sleep", "ms": 1}] + [{"action": "sleep", "ms": 60000}] * 2)
+    assert next(values) is None
+    assert wait_until(lambda: p.stats()["jobs_running"] == 1)
+    os.kill(p.pid, signal.SIGKILL)
+    with pytest.raises(kiln.JobError) as e:
+        next(values)
+    assert (e.value.code, e.value.message) == ("shutdown", "kiln-supervisor closed the link")
+    with pytest.raises(StopIteration):  # as for ProcessPoolExecutor.map: the first error ends it
+        next(values)
+    assert p.shutdown() == -signal.SIGKILL
+
+
 def test_job_futures_are_futures_to_wait_as_completed_and_result_timeouts(pool):
     # _JobFuture sets Future's fields itself: the set must be what this Python's Future has.
     assert set(vars(concurrent.futures.Future())) <= set(vars(_JobFuture(None)))
@@ -429,6 +443,20 @@ def test_closing_a_connection_cancels_only_its_own_jobs(daemon):
     assert kept.result(10) is None
     assert wait_until(lambda: staying.stats()["jobs_running"] == 0)
     staying.shutdown()
+    assert proc.wait(10) == 0
+
+
+def test_closing_a_connection_with_wait_finishes_its_maps_and_futures(daemon):
+    proc, path = daemon("--workers", "2", "--enable-selftest")
+    conn = kiln.connect(path)
+    values = conn.map("selftest", [{"action": "sleep", "ms": 200}] * 3)
+    future = conn.submit("selftest", {"action": "sleep", "ms": 200})
+    conn.close(wait=True)  # returns once all four have ended
+    assert future.done() and future.result(0) is None
+    assert list(values) == [None] * 3
+    with kiln.connect(path) as other:
+        assert other.stats()["jobs_succeeded"] == 4
+        other.shutdown()
     assert proc.wait(10) == 0
 
 
