@@ -84,6 +84,7 @@ const char* crash_signal_name(int sig) {
 struct Frames {
   uintptr_t pc[kMaxFrames];
   int count = 0;
+  int first = 0;  // the frame that crashed: those before it are the handler's own
 };
 
 _Unwind_Reason_Code add_frame(_Unwind_Context* context, void* arg) {
@@ -96,16 +97,13 @@ _Unwind_Reason_Code add_frame(_Unwind_Context* context, void* arg) {
   return frames->count == kMaxFrames ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
-// The frames from the one that faulted (`pc`) down; all of them if it is not among them.
+// The stack, its `first` the frame that faulted (`pc`); the first frame if `pc` is not among them.
 Frames crashed_stack(uintptr_t pc) {
-  Frames all;
-  _Unwind_Backtrace(add_frame, &all);
-  int from = 0;
-  while (from < all.count && all.pc[from] != pc) ++from;
-  if (from == all.count) from = 0;
-  Frames out;
-  for (int i = from; i < all.count; ++i) out.pc[out.count++] = all.pc[i];
-  return out;
+  Frames frames;
+  _Unwind_Backtrace(add_frame, &frames);
+  while (frames.first < frames.count && frames.pc[frames.first] != pc) ++frames.first;
+  if (frames.first == frames.count) frames.first = 0;
+  return frames;
 }
 
 // Waits for kiln-symbolize (a pidfd says when it ends) up to its deadline, then SIGKILLs it;
@@ -135,14 +133,15 @@ void report_stack(const Frames& frames) {
   Line pid;
   pid.add_number(static_cast<uint64_t>(::getpid()), 10);
   pid.terminate();
+  const int count = frames.count - frames.first;
   Line addresses[kMaxFrames];
   char* argv[kMaxFrames + 3] = {g_symbolizer, pid.c_str()};
-  for (int i = 0; i < frames.count; ++i) {
-    addresses[i].add_number(frames.pc[i], 16);
+  for (int i = 0; i < count; ++i) {
+    addresses[i].add_number(frames.pc[frames.first + i], 16);
     addresses[i].terminate();
     argv[i + 2] = addresses[i].c_str();
   }
-  argv[frames.count + 2] = nullptr;
+  argv[count + 2] = nullptr;
   pid_t child = -1;
   if (g_symbolizer[0] != '\0' &&
       ::posix_spawn(&child, g_symbolizer, &g_stdout_to_stderr, nullptr, argv, environ) == 0 &&
@@ -152,7 +151,7 @@ void report_stack(const Frames& frames) {
   Line header;
   header.add("Stack trace, addresses only (most recent call first):\n");
   header.write_to(STDERR_FILENO);
-  for (int i = 0; i < frames.count; ++i) {
+  for (int i = 0; i < count; ++i) {
     Line line;
     line.add("#");
     line.add_number(static_cast<uint64_t>(i), 10);
