@@ -583,16 +583,21 @@ struct CrashCase {
 
 class WorkerCrash : public ::testing::TestWithParam<CrashCase> {};
 
+// Has a ready worker run selftest `action`, checks that it ended by `signal`, and returns what it
+// printed on stderr: its crash report.
+std::string crash_report(WorkerHarness& worker, const std::string& action, int signal) {
+  EXPECT_TRUE(worker.await_ready());
+  worker.submit(1, "selftest", {{"action", action}});
+  const auto status = worker.process().wait(60s);
+  EXPECT_TRUE(status.has_value() && WIFSIGNALED(*status) && WTERMSIG(*status) == signal)
+      << (status ? "wait status " + std::to_string(*status) : "still running after 60 s");
+  return worker.stderr_text();
+}
+
 TEST_P(WorkerCrash, ExitsByTheSignalWithASymbolizedReport) {
   const CrashCase& c = GetParam();
   WorkerHarness worker;
-  ASSERT_TRUE(worker.await_ready());
-  worker.submit(1, "selftest", {{"action", c.action}});
-  const auto status = worker.process().wait(30s);
-  ASSERT_TRUE(status.has_value());
-  ASSERT_TRUE(WIFSIGNALED(*status)) << *status;
-  EXPECT_EQ(WTERMSIG(*status), c.signal);
-  const std::string report = worker.stderr_text();
+  const std::string report = crash_report(worker, c.action, c.signal);
   const std::string first =
       "kiln-worker " + std::to_string(worker.process().pid()) + " crashed: " + c.line + "\n";
   EXPECT_EQ(report.substr(0, first.size()), first) << report;
@@ -628,13 +633,7 @@ TEST(WorkerCrashReport, WithoutASymbolizerThatAnswersTheStackIsBareAddresses) {
     WorkerStart start;
     start.path = dir + "/kiln-worker";
     WorkerHarness worker(start);
-    ASSERT_TRUE(worker.await_ready());
-    worker.submit(1, "selftest", {{"action", "crash"}});
-    const auto status = worker.process().wait(60s);
-    ASSERT_TRUE(status.has_value());
-    ASSERT_TRUE(WIFSIGNALED(*status)) << *status;
-    EXPECT_EQ(WTERMSIG(*status), SIGSEGV);
-    const std::string report = worker.stderr_text();
+    const std::string report = crash_report(worker, "crash", SIGSEGV);
     EXPECT_NE(report.find("Stack trace, addresses only (most recent call first):\n#0 0x"),
               std::string::npos)
         << report;
