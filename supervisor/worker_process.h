@@ -1,8 +1,9 @@
 // One kiln-worker process: its uv_process_t, the pipe pair of its link (child fds 3 and 4) and
 // its stderr (child fd 2). It turns link bytes into WorkerEvents, logs each stderr line under the
-// worker's pid and keeps the last ones for crash reports, and says the worker is gone only once
-// the exit callback has run and both of its output pipes have ended (they come in either order),
-// so that a crash report is complete when the pool hears of the crash.
+// worker's pid and keeps the last ones for crash reports (a worker whose report has begun gets a
+// deadline to end: the crash handler's own, plus the grace period), and says the worker is gone
+// only once the exit callback has run and both of its output pipes have ended (they come in either
+// order), so that a crash report is complete when the pool hears of the crash.
 //
 // Contract: construct, spawn() once, then close() once (after on_gone, or at once if spawn
 // failed); on_closed runs when every handle is closed, as the last thing this object does, so
@@ -54,6 +55,7 @@ class WorkerProcess {
  private:
   static void exit_cb(uv_process_t* process, int64_t exit_status, int term_signal);
   static void drain_timeout_cb(uv_timer_t* timer);
+  static void crash_report_timeout_cb(uv_timer_t* timer);
   void on_link_bytes(std::string_view bytes);
   void on_stderr_bytes(std::string_view bytes);
   void stderr_line(std::string_view line);
@@ -64,6 +66,8 @@ class WorkerProcess {
   uint64_t grace_ms_;
   Events events_;
   uv_process_t process_;
+  // Before the exit: the deadline of a crash report whose first line came. After: how long the
+  // pipes may stay open.
   uv_timer_t drain_timer_;
   Pipe to_worker_;
   Pipe from_worker_;
@@ -76,6 +80,7 @@ class WorkerProcess {
   bool stderr_ended_ = false;
   bool gone_ = false;
   bool link_broken_ = false;
+  bool crash_reported_ = false;
   bool closing_ = false;
   int open_handles_ = 0;
   ExitInfo exit_;

@@ -164,6 +164,34 @@ TEST_F(SupervisorTest, OneCrashFailsOneJobWhileASiblingFinishes) {
   EXPECT_EQ(sup_->stats()->worker_crashes, 1u);
 }
 
+// A crash handler stuck after its report's first line (as one that crashed inside malloc can be)
+// would keep its worker, and the job, forever: the supervisor kills such a worker once the
+// handler's own deadline and the grace period have passed, and the job is answered.
+TEST_F(SupervisorTest, AWorkerWhoseCrashReportHangsIsKilledAndItsJobAnswered) {
+  SupervisorStart s;
+  s.workers = 1;
+  start(s);
+  ASSERT_TRUE(all_idle(1));
+  const pid_t worker = worker_pids()[0];
+  sup_->submit(1, "selftest", {{"action", "crash-report-hangs"}});
+  const auto r = sup_->result(1, 30s);
+  EXPECT_EQ(code_of(r), "worker_crashed");
+  EXPECT_EQ(r->error->message, "worker " + std::to_string(worker) + " was killed by SIGKILL");
+  ASSERT_TRUE(r->error->detail.has_value());
+  EXPECT_NE(r->error->detail->find("kiln-worker " + std::to_string(worker) +
+                                   " crashed: SIGSEGV (address 0x0)"),
+            std::string::npos)
+      << *r->error->detail;
+  EXPECT_NE(sup_->stderr_text().find("worker " + std::to_string(worker) +
+                                     " began a crash report and has not ended 5300 ms later; "
+                                     "killing it"),
+            std::string::npos)
+      << sup_->stderr_text();
+  ASSERT_TRUE(all_idle(1));  // replaced, and serving
+  sup_->submit(2, "echo", 2);
+  EXPECT_EQ(value_of(sup_->result(2)), 2u);
+}
+
 // With one worker, the jobs behind a crashing one were sent to it ahead of their turn: none of
 // them is failed for it; each runs on the replacement and is answered once (TearDown counts).
 TEST_F(SupervisorTest, JobsSentAheadOfACrashRunOnTheReplacement) {

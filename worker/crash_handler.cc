@@ -16,6 +16,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/crash_report.h"
 #include "common/fd.h"
 #include "worker/job_group.h"
 
@@ -28,7 +29,10 @@ constexpr std::size_t kAltStackSize = 128 << 10;
 constexpr int kMaxFrames = 64;
 // How long a report waits for kiln-symbolize before it gives up on names: a symbolizer that
 // hangs (on a damaged binary, say) must not keep the worker, and so its job, from ending.
-constexpr int kSymbolizeDeadlineMs = 5000;
+constexpr int kSymbolizeDeadlineMs = crash_report::kSymbolizeDeadlineMs;
+// Set by the selftest action `crash-report-hangs`: the handler then stops after the report's
+// first line, as one stuck in malloc would (see crashed_stack).
+volatile sig_atomic_t g_report_hangs = 0;
 
 // kiln-symbolize beside this binary, found before any crash: the handler cannot look for it.
 // Written once by install_crash_handler, before the handler can run; empty if it is not there.
@@ -186,6 +190,7 @@ void on_crash(int sig, siginfo_t* info, void* context) {
   }
   line.add("\n");
   line.write_to(STDERR_FILENO);
+  while (g_report_hangs != 0) ::pause();
   kill_job_groups();
   report_stack(crashed_stack(faulting_pc(context)));
 
@@ -207,6 +212,8 @@ void install_alternate_stack() {
   if (::sigaltstack(&stack, nullptr) != 0) fatal_errno("sigaltstack");
   // The stack lives as long as the thread, which is as long as the process.
 }
+
+void hang_crash_reports() { g_report_hangs = 1; }
 
 void install_crash_handler() {
   install_alternate_stack();

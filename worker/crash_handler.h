@@ -14,6 +14,10 @@ namespace kiln::worker {
 // Installs the handler for the whole process and an alternate stack for the calling thread.
 void install_crash_handler();
 
+// Fault injection (selftest `crash-report-hangs`): from now on the handler stops after the
+// report's first line, so that the supervisor's deadline for a report that hangs can be tested.
+void hang_crash_reports();
+
 // Gives the calling thread its own alternate signal stack (they are per thread: without one, a
 // stack overflow in that thread dies silently). Every thread of the worker calls it.
 void install_alternate_stack();

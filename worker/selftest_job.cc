@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "worker/crash_handler.h"
 #include "worker/jobs.h"
 #include "worker/payload.h"
 
@@ -40,7 +41,8 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
   std::string action;
   if (!p.get("action", action, true)) return job_error(proto::code::kBadPayload, p.error());
 
-  if (action == "crash") {
+  if (action == "crash" || action == "crash-report-hangs") {
+    if (action == "crash-report-hangs") hang_crash_reports();
     kiln_selftest_crash();
   } else if (action == "abort") {
     std::abort();
