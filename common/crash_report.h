@@ -4,21 +4,19 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
 
 namespace kiln::crash_report {
 
 // How long the crash handler waits for kiln-symbolize before it prints bare addresses instead.
 inline constexpr int kSymbolizeDeadlineMs = 5000;
 
-// The first line of the report of worker `pid`, up to its signal's name:
-// "kiln-worker <pid> crashed: ".
-inline std::string first_line_prefix(int64_t pid) {
-  return "kiln-worker " + std::to_string(pid) + " crashed: ";
-}
+// The report's first line is kBeforePid, the worker's pid, kAfterPid, then the signal's name.
+inline constexpr const char* kBeforePid = "kiln-worker ";
+inline constexpr const char* kAfterPid = " crashed: ";
 
-inline bool is_first_line(std::string_view line, int64_t pid) {
-  return line.rfind(first_line_prefix(pid), 0) == 0;
+// How the first line of worker `pid`'s report begins, up to its signal's name.
+inline std::string first_line_prefix(int64_t pid) {
+  return kBeforePid + std::to_string(pid) + kAfterPid;
 }
 
 }  // namespace kiln::crash_report

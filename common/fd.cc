@@ -82,10 +82,16 @@ void close_fds_except(const std::vector<int>& keep) {
   }
 }
 
-std::pair<UniqueFd, UniqueFd> make_pipe() {
+std::optional<std::pair<UniqueFd, UniqueFd>> try_make_pipe() {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) fatal_errno("pipe2");
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+  return std::pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+std::pair<UniqueFd, UniqueFd> make_pipe() {
+  auto pipe = try_make_pipe();
+  if (!pipe) fatal_errno("pipe2");
+  return std::move(*pipe);
 }
 
 std::optional<std::string> read_small_file(const std::string& path) {

@@ -53,8 +53,10 @@ void close_fds_except(const std::vector<int>& keep);
 // The open fds of a process, from /proc/PID/fd (empty if it cannot be read).
 std::vector<int> open_fds(pid_t pid);
 
-// A pipe whose both ends are close-on-exec: {read end, write end}.
+// A pipe whose both ends are close-on-exec: {read end, write end}. make_pipe ends the process
+// if the system refuses (fatal_errno); try_make_pipe returns nullopt with errno set.
 std::pair<UniqueFd, UniqueFd> make_pipe();
+std::optional<std::pair<UniqueFd, UniqueFd>> try_make_pipe();
 
 // The whole content of a small file read with read(2), or nullopt if it cannot be opened or read.
 // For /proc files: a process that exits while it is being read makes read() fail with ESRCH,

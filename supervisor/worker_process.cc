@@ -1,8 +1,5 @@
 #include "supervisor/worker_process.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -48,14 +45,11 @@ struct WorkerPipes {
 };
 
 int make_worker_pipes(WorkerPipes& p) {
-  for (auto [theirs, ours, they_read] :
-       {std::tuple{&p.err_theirs, &p.err_ours, false}, std::tuple{&p.in_theirs, &p.in_ours, true},
-        std::tuple{&p.out_theirs, &p.out_ours, false}}) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return -errno;  // libuv's error codes are -errno
-    *theirs = UniqueFd(fds[they_read ? 0 : 1]);
-    *ours = UniqueFd(fds[they_read ? 1 : 0]);
-  }
+  auto err = try_make_pipe(), in = try_make_pipe(), out = try_make_pipe();
+  if (!err || !in || !out) return -errno;  // libuv's error codes are -errno
+  std::tie(p.err_ours, p.err_theirs) = std::move(*err);
+  std::tie(p.in_theirs, p.in_ours) = std::move(*in);  // the worker reads this one
+  std::tie(p.out_ours, p.out_theirs) = std::move(*out);
   return 0;
 }
 
@@ -100,6 +94,7 @@ int WorkerProcess::spawn(const std::vector<std::string>& args,
   ++open_handles_;
   if (rc != 0) return rc;  // the worker's ends close as `p` goes, ours with their handles
   pid_ = process_.pid;
+  crash_line_ = crash_report::first_line_prefix(pid_);
 
   from_worker_.start_reading({[this](std::string_view bytes) { on_link_bytes(bytes); },
                               [this](int) {
@@ -158,7 +153,7 @@ void WorkerProcess::on_stderr_bytes(std::string_view bytes) {
 }
 
 void WorkerProcess::stderr_line(std::string_view line) {
-  if (!crash_reported_ && !exited_ && crash_report::is_first_line(line, pid_)) {
+  if (!crash_reported_ && !exited_ && line.rfind(crash_line_, 0) == 0) {
     crash_reported_ = true;  // a handler stuck in its report would otherwise keep the job forever
     uv_timer_start(&drain_timer_, crash_report_timeout_cb,
                    crash_report::kSymbolizeDeadlineMs + grace_ms_, 0);

@@ -81,6 +81,7 @@ class WorkerProcess {
   bool gone_ = false;
   bool link_broken_ = false;
   bool crash_reported_ = false;
+  std::string crash_line_;  // how its crash report's first line begins
   bool closing_ = false;
   int open_handles_ = 0;
   ExitInfo exit_;

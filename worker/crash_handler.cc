@@ -27,9 +27,6 @@ constexpr int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 // The handler, the unwinder and its report run on this stack; symbolizing runs in another process.
 constexpr std::size_t kAltStackSize = 128 << 10;
 constexpr int kMaxFrames = 64;
-// How long a report waits for kiln-symbolize before it gives up on names: a symbolizer that
-// hangs (on a damaged binary, say) must not keep the worker, and so its job, from ending.
-constexpr int kSymbolizeDeadlineMs = crash_report::kSymbolizeDeadlineMs;
 // Set by the selftest action `crash-report-hangs`: the handler then stops after the report's
 // first line, as one stuck in malloc would (see crashed_stack).
 volatile sig_atomic_t g_report_hangs = 0;
@@ -117,7 +114,9 @@ bool symbolizer_succeeded(pid_t child) {
   if (pidfd >= 0) {
     pollfd ended{pidfd, POLLIN, 0};
     int ready = 0;
-    while ((ready = ::poll(&ended, 1, kSymbolizeDeadlineMs)) < 0 && errno == EINTR) {
+    // A symbolizer that hangs (on a damaged binary, say) must not keep the worker, and so its
+    // job, from ending.
+    while ((ready = ::poll(&ended, 1, crash_report::kSymbolizeDeadlineMs)) < 0 && errno == EINTR) {
     }
     ::close(pidfd);
     if (ready == 0) ::kill(child, SIGKILL);
@@ -179,9 +178,9 @@ uintptr_t faulting_pc(void* context) {
 
 void on_crash(int sig, siginfo_t* info, void* context) {
   Line line;
-  line.add("kiln-worker ");
+  line.add(crash_report::kBeforePid);
   line.add_number(static_cast<uint64_t>(::getpid()), 10);
-  line.add(" crashed: ");
+  line.add(crash_report::kAfterPid);
   line.add(crash_signal_name(sig));
   if (sig != SIGABRT) {
     line.add(" (address 0x");

@@ -191,7 +191,7 @@ class _FutureCondition(threading.Condition):
     garbage collector then walks for as long as the Future lives (a burst of futures held in a
     list made the collector a third of a submit's cost). The behaviour is Condition's."""
 
-    def __init__(self):  # pylint: disable=super-init-not-called
+    def __init__(self):  # Condition.__init__ is what stores the bound methods: not called
         self._lock = threading.RLock()
         self._waiters = collections.deque()
 
@@ -379,7 +379,7 @@ class Pool:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()  # pending, stats waiters, closed
         self._write_lock = threading.Lock()  # whole frames in order
-        self._pending = {}  # id -> its _JobFuture
+        self._pending = {}  # id -> its _JobFuture, or the _MapResults of its map
         self._stats_waiters = collections.deque()
         self._closed = None  # why nothing more can be submitted
         self._gone_code = "shutdown"  # the code open jobs end with when the link ends
@@ -615,7 +615,7 @@ class Pool:
                 self._write_frame(b"".join(chunk))
                 chunk, size = [], 0
         if chunk:
-            self._write_frame(chunk[0] if len(chunk) == 1 else b"".join(chunk))
+            self._write_frame(b"".join(chunk))  # one frame: join returns it, no copy
 
     def _cancel(self, job_id):
         try:
