@@ -39,6 +39,43 @@ const char* handle_kind(uv_handle_type t) {
   }
 }
 
+// The command line of every worker, its path first.
+ExecStrings worker_command(const Options& o) {
+  std::vector<std::string> args = {o.worker_path,
+                                   "--parent",
+                                   std::to_string(::getpid()),
+                                   "--read-fd",
+                                   "3",
+                                   "--write-fd",
+                                   "4",
+                                   "--max-frame",
+                                   std::to_string(o.max_frame),
+                                   "--grace-ms",
+                                   std::to_string(o.grace_ms)};
+  if (o.enable_selftest) args.push_back("--enable-selftest");
+  // main.cc checked every spec; each worker reads them again, as they came.
+  for (const std::string& spec : o.tools) {
+    args.push_back("--tool");
+    args.push_back(spec);
+  }
+  if (!o.log_level.empty()) {
+    args.push_back("--log-level");
+    args.push_back(o.log_level);
+  }
+  return ExecStrings(std::move(args));
+}
+
+// Our environment with the build key in it. The key travels there, which only the user can read
+// in /proc.
+ExecStrings worker_environment(const std::string& key) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("KILN_KEY=", 0) != 0) env.emplace_back(*e);
+  }
+  env.push_back("KILN_KEY=" + base64_encode(key));
+  return ExecStrings(std::move(env));
+}
+
 }  // namespace
 
 Supervisor::Supervisor(Options options, std::string key)
@@ -53,33 +90,9 @@ Supervisor::Supervisor(Options options, std::string key)
   kinds_ = {"echo", "exec"};
   if (options_.enable_selftest) kinds_.push_back("selftest");
 
-  worker_args_ = {options_.worker_path,
-                  "--parent",
-                  std::to_string(::getpid()),
-                  "--read-fd",
-                  "3",
-                  "--write-fd",
-                  "4",
-                  "--max-frame",
-                  std::to_string(options_.max_frame),
-                  "--grace-ms",
-                  std::to_string(options_.grace_ms)};
-  if (options_.enable_selftest) worker_args_.push_back("--enable-selftest");
-  // main.cc checked every spec; each worker reads them again, as they came.
-  for (const std::string& spec : options_.tools) {
-    kinds_.push_back(spec.substr(0, spec.find('=')));
-    worker_args_.push_back("--tool");
-    worker_args_.push_back(spec);
-  }
-  if (!options_.log_level.empty()) {
-    worker_args_.push_back("--log-level");
-    worker_args_.push_back(options_.log_level);
-  }
-  // The key travels in the environment, which only the user can read in /proc.
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("KILN_KEY=", 0) != 0) worker_env_.emplace_back(*e);
-  }
-  worker_env_.push_back("KILN_KEY=" + base64_encode(key_));
+  for (const std::string& spec : options_.tools) kinds_.push_back(spec.substr(0, spec.find('=')));
+  worker_argv_ = worker_command(options_);
+  worker_envp_ = worker_environment(key_);
 
   PoolConfig config;
   config.workers = options_.workers;
@@ -498,7 +511,7 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
       [this](WorkerProcess* self) { retired_.erase(self); }};
   workers_[slot] = std::make_unique<WorkerProcess>(&loop_, options_.max_frame, options_.grace_ms,
                                                    std::move(events));
-  const int rc = workers_[slot]->spawn(worker_args_, worker_env_);
+  const int rc = workers_[slot]->spawn(worker_argv_, worker_envp_);
   if (rc != 0) {
     rules_.new_generation(slot);  // what the failed spawn still reports is stale
     retire(slot);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/exec_strings.h"
 #include "common/fd.h"
 #include "common/result.h"
 #include "supervisor/client_connection.h"
@@ -73,8 +74,8 @@ class Supervisor : public PoolEnv {
   std::string key_;
   std::string key_id_;
   std::vector<std::string> kinds_;
-  std::vector<std::string> worker_args_;
-  std::vector<std::string> worker_env_;
+  ExecStrings worker_argv_;  // the same for every worker, built once
+  ExecStrings worker_envp_;
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;
   Rules rules_;                   // signals, the end of a link, idle exit, stale events

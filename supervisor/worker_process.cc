@@ -55,15 +55,7 @@ int make_worker_pipes(WorkerPipes& p) {
 
 }  // namespace
 
-int WorkerProcess::spawn(const std::vector<std::string>& args,
-                         const std::vector<std::string>& env) {
-  std::vector<char*> argv, envp;
-  std::vector<std::string> args_copy = args, env_copy = env;
-  for (auto& a : args_copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_copy) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
+int WorkerProcess::spawn(ExecStrings& argv, ExecStrings& envp) {
   WorkerPipes p;
   int rc = make_worker_pipes(p);
   for (auto [pipe, fd] : {std::pair{&stderr_, &p.err_ours}, std::pair{&to_worker_, &p.in_ours},
@@ -83,9 +75,9 @@ int WorkerProcess::spawn(const std::vector<std::string>& args,
   }
   uv_process_options_t options{};
   options.exit_cb = exit_cb;
-  options.file = argv[0];
-  options.args = argv.data();
-  options.env = envp.data();
+  options.file = argv.get()[0];
+  options.args = argv.get();
+  options.env = envp.get();
   options.stdio = stdio;
   options.stdio_count = 5;
   rc = uv_spawn(loop_, &process_, &options);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/exec_strings.h"
 #include "common/frame.h"
 #include "common/protocol.h"
 #include "supervisor/pool.h"
@@ -39,8 +40,8 @@ class WorkerProcess {
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-  // Starts the process; 0, or a libuv error code.
-  int spawn(const std::vector<std::string>& args, const std::vector<std::string>& env);
+  // Starts the process (argv[0] is its path); 0, or a libuv error code.
+  int spawn(ExecStrings& argv, ExecStrings& envp);
   pid_t pid() const { return pid_; }
 
   // Appends one frame to the link's outgoing batch and sends it.

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "common/exec_strings.h"
 #include "common/text.h"
 
 namespace kiln {
@@ -40,4 +41,25 @@ TEST(Printable, EscapesControlCharactersAndCutsLongText) {
   EXPECT_EQ(printable("aéb", 2), "aé... (4 bytes)");
 }
 
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(ExecStrings, IsANullEndedArrayOfItsStringsThatAMoveKeeps) {
+  // Short strings live inside their std::string: a move of the list must not leave the
+  // pointers on the old one.
+  ExecStrings moved(std::vector<std::string>{"/bin/true", "-x", std::string(100, 'y')});
+  ExecStrings list = std::move(moved);
+  char** argv = list.get();
+  ASSERT_EQ(list.strings().size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(argv[i], list.strings()[i].data()) << i;
+    EXPECT_STREQ(argv[i], list.strings()[i].c_str()) << i;
+  }
+  EXPECT_EQ(argv[3], nullptr);
+  EXPECT_EQ(ExecStrings().get()[0], nullptr);
+}
+
+}  // namespace
 }  // namespace kiln
