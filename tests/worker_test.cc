@@ -718,6 +718,20 @@ TEST_F(WorkerTest, SigtermEndsTheWorkerAndItsCommand) {
   ended_ = true;
 }
 
+// The watchdog's thread starts just after `ready`: a SIGTERM sent as soon as `ready` is read
+// (blocked since before it, so it waits) ends the worker through the watchdog all the same.
+TEST(WorkerStartup, SigtermRightAfterReadyEndsTheWorker) {
+  for (int i = 0; i < 20; ++i) {
+    WorkerHarness worker;
+    ASSERT_TRUE(worker.await_ready());
+    worker.process().kill(SIGTERM);
+    const auto status = worker.process().wait(5s);
+    ASSERT_TRUE(status.has_value()) << "round " << i;
+    ASSERT_TRUE(WIFEXITED(*status)) << "round " << i;
+    EXPECT_EQ(WEXITSTATUS(*status), 128 + SIGTERM) << "round " << i;
+  }
+}
+
 TEST_F(WorkerTest, HangIgnoresSigtermUntilKilled) {
   worker_.submit(1, "selftest", {{"action", "hang"}});
   auto event = worker_.next_event(10s);

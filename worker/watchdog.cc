@@ -46,8 +46,9 @@ Watchdog::Watchdog(pid_t parent, int link_write_fd)
   // pidfd_open (Linux >= 5.3; its fds are always close-on-exec) makes parent death an event;
   // without it, poll getppid().
   pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, parent, 0)));
-  std::thread(&Watchdog::watch, this).detach();
 }
+
+void Watchdog::start() { std::thread(&Watchdog::watch, this).detach(); }
 
 void Watchdog::watch() {
   install_alternate_stack();

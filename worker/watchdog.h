@@ -22,11 +22,14 @@ void finish_or_wait();
 
 class Watchdog {
  public:
-  // Blocks SIGTERM in the calling thread (and so in every thread created after it) and starts
-  // watching `parent`. Call before any other thread exists. `link_write_fd` is silenced before
+  // Blocks SIGTERM in the calling thread (and so in every thread created after it) and opens
+  // what the watchdog waits on: from here on, SIGTERM and the parent's end are kept until its
+  // thread reads them. Call before any other thread exists. `link_write_fd` is silenced before
   // the worker's jobs are killed (see watch()).
   Watchdog(pid_t parent, int link_write_fd);
   ~Watchdog() = delete;  // lives until the process ends; the thread is detached
+  // Starts the thread, once: before anything it may have to stop (a tool, a job) begins.
+  void start();
 
   // While set, SIGTERM is ignored (the selftest `hang`); parent death still ends the worker.
   void ignore_sigterm(bool ignore) { ignore_sigterm_.store(ignore); }

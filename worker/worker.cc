@@ -52,6 +52,28 @@ int start_tools(const Options& options, const std::string& key,
   return exit_code::kOk;
 }
 
+// Start-up steps 5-7: the signals the supervisor decides on, the crash handler, the subreaper
+// and the fds.
+void secure_the_process(const Options& options, const Watchdog& watchdog) {
+  // 5. Ctrl-C reaches the whole process group; the supervisor decides. A closed link is an
+  // error to handle, not a death.
+  std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // 6.
+  install_crash_handler();
+
+  // Commands that escape their process group become the worker's children when their parent
+  // dies, so the exec job can still find and end them.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fatal_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+
+  // 7. Only the link (and the watchdog's own close-on-exec fds) stay open.
+  close_fds_except({options.read_fd, options.write_fd, watchdog.pidfd(), watchdog.signalfd()});
+  if (!set_cloexec(options.read_fd) || !set_cloexec(options.write_fd)) {
+    fatal_errno("fcntl(FD_CLOEXEC) on the link");  // checked open at the start
+  }
+}
+
 }  // namespace
 
 int run(const Options& options) {
@@ -89,28 +111,16 @@ int run(const Options& options) {
     return exit_code::kUsage;
   }
 
-  // 4. The watchdog (it also blocks SIGTERM for every thread).
+  // 4. The watchdog (it also blocks SIGTERM for every thread). Its thread starts before the first
+  // tool does, or else just after `ready`: off the path of a worker's start, where creating it
+  // took some 100 us (bench/NOTES.md). What it must act on waits in its fds meanwhile.
   auto* watchdog = new Watchdog(options.parent, options.write_fd);  // lives until the end
+  const bool watchdog_before_tools = !options.tools.empty();
 
-  // 5. Ctrl-C reaches the whole process group; the supervisor decides. A closed link is an
-  // error to handle, not a death.
-  std::signal(SIGINT, SIG_IGN);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  // 6.
-  install_crash_handler();
-
-  // Commands that escape their process group become the worker's children when their parent
-  // dies, so the exec job can still find and end them.
-  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) fatal_errno("prctl(PR_SET_CHILD_SUBREAPER)");
-
-  // 7. Only the link (and the watchdog's own close-on-exec fds) stay open.
-  close_fds_except({options.read_fd, options.write_fd, watchdog->pidfd(), watchdog->signalfd()});
-  if (!set_cloexec(options.read_fd) || !set_cloexec(options.write_fd)) {
-    fatal_errno("fcntl(FD_CLOEXEC) on the link");  // checked open at the start
-  }
+  secure_the_process(options, *watchdog);  // 5-7
 
   // 8.
+  if (watchdog_before_tools) watchdog->start();
   std::vector<std::unique_ptr<Tool>> tools;
   proto::Ready ready{proto::kProtocolVersion, static_cast<uint64_t>(::getpid()),
                      served_kinds(options.enable_selftest), key_id(*key), std::nullopt};
@@ -124,6 +134,7 @@ int run(const Options& options) {
     spdlog::error("{}", link.error());
     return exit_code::kOk;
   }
+  if (!watchdog_before_tools) watchdog->start();
   std::vector<pid_t> tool_pids;
   for (const auto& tool : tools) tool_pids.push_back(tool->pid());
   JobContext context{options, link, *watchdog, tools, std::move(tool_pids)};
