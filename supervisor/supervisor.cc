@@ -93,6 +93,7 @@ Supervisor::Supervisor(Options options, std::string key)
   for (const std::string& spec : options_.tools) kinds_.push_back(spec.substr(0, spec.find('=')));
   worker_argv_ = worker_command(options_);
   worker_envp_ = worker_environment(key_);
+  devnull_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
 
   PoolConfig config;
   config.workers = options_.workers;
@@ -511,7 +512,7 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
       [this](WorkerProcess* self) { retired_.erase(self); }};
   workers_[slot] = std::make_unique<WorkerProcess>(&loop_, options_.max_frame, options_.grace_ms,
                                                    std::move(events));
-  const int rc = workers_[slot]->spawn(worker_argv_, worker_envp_);
+  const int rc = workers_[slot]->spawn(worker_argv_, worker_envp_, devnull_.get());
   if (rc != 0) {
     rules_.new_generation(slot);  // what the failed spawn still reports is stale
     retire(slot);

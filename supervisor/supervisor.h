@@ -76,6 +76,7 @@ class Supervisor : public PoolEnv {
   std::vector<std::string> kinds_;
   ExecStrings worker_argv_;  // the same for every worker, built once
   ExecStrings worker_envp_;
+  UniqueFd devnull_;  // the workers' stdin and stdout, opened once (-1 if it could not be)
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;
   Rules rules_;                   // signals, the end of a link, idle exit, stale events

@@ -55,7 +55,7 @@ int make_worker_pipes(WorkerPipes& p) {
 
 }  // namespace
 
-int WorkerProcess::spawn(ExecStrings& argv, ExecStrings& envp) {
+int WorkerProcess::spawn(ExecStrings& argv, ExecStrings& envp, int devnull) {
   WorkerPipes p;
   int rc = make_worker_pipes(p);
   for (auto [pipe, fd] : {std::pair{&stderr_, &p.err_ours}, std::pair{&to_worker_, &p.in_ours},
@@ -66,8 +66,10 @@ int WorkerProcess::spawn(ExecStrings& argv, ExecStrings& envp) {
   if (rc != 0) return rc;  // the process handle was never initialised: nothing to close
   // Child fds: 0 and 1 are /dev/null, 2 its stderr, 3 what it reads, 4 what it writes.
   uv_stdio_container_t stdio[5];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_IGNORE;
+  for (int i : {0, 1}) {
+    stdio[i].flags = devnull >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+    stdio[i].data.fd = devnull;
+  }
   for (auto [i, fd] :
        {std::pair{2, &p.err_theirs}, std::pair{3, &p.in_theirs}, std::pair{4, &p.out_theirs}}) {
     stdio[i].flags = UV_INHERIT_FD;

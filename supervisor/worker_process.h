@@ -40,8 +40,9 @@ class WorkerProcess {
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-  // Starts the process (argv[0] is its path); 0, or a libuv error code.
-  int spawn(ExecStrings& argv, ExecStrings& envp);
+  // Starts the process (argv[0] is its path) with `devnull`, an open /dev/null, as its fds 0 and 1
+  // (-1: libuv opens /dev/null in the child, twice per spawn); 0, or a libuv error code.
+  int spawn(ExecStrings& argv, ExecStrings& envp, int devnull);
   pid_t pid() const { return pid_; }
 
   // Appends one frame to the link's outgoing batch and sends it.

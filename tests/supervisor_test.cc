@@ -650,6 +650,9 @@ TEST_F(SupervisorTest, WorkersInheritOnlyStdioAndTheirLink) {
     pipes.insert(targets[fd]);
   }
   EXPECT_EQ(pipes.size(), 3u);
+  // Its stdin and stdout are /dev/null: the supervisor's own, opened once for every worker.
+  EXPECT_EQ(targets[0], "/dev/null");
+  EXPECT_EQ(targets[1], "/dev/null");
 }
 
 TEST_F(SupervisorTest, NoFdLeakAndNoZombieAfterAHundredCrashes) {
