@@ -10,14 +10,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <sstream>
 #include <string>
 
 #include "common/exit_codes.h"
+#include "common/text.h"
 
 namespace kiln {
 
@@ -113,12 +114,9 @@ std::optional<std::string> read_small_file(const std::string& path) {
 unsigned long proc_kb(pid_t pid, const char* file, std::string_view key) {
   const auto text = read_small_file("/proc/" + std::to_string(pid) + "/" + file);
   if (!text) return 0;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
-        line[key.size()] == ':') {
-      return std::strtoul(line.c_str() + key.size() + 1, nullptr, 10);
+  for (std::string_view line : split(*text, '\n')) {
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ':') {
+      return std::strtoul(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10);
     }
   }
   return 0;
@@ -135,10 +133,15 @@ unsigned long rss_kb(pid_t pid) {
 
 std::vector<pid_t> child_pids(pid_t pid) {
   const std::string tid = std::to_string(pid);
-  std::istringstream in(
-      read_small_file("/proc/" + tid + "/task/" + tid + "/children").value_or(""));
+  const std::string text =
+      read_small_file("/proc/" + tid + "/task/" + tid + "/children").value_or("");
   std::vector<pid_t> pids;
-  for (pid_t p; in >> p;) pids.push_back(p);
+  for (std::string_view field : split(text, ' ')) {  // "12 34 " and no newline
+    pid_t p = 0;
+    if (std::from_chars(field.data(), field.data() + field.size(), p).ec == std::errc()) {
+      pids.push_back(p);
+    }
+  }
   return pids;
 }
 

@@ -4,17 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <spdlog/cfg/env.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
 #include "common/fd.h"
+#include "common/text.h"
 
 namespace kiln {
 namespace {
@@ -54,6 +55,41 @@ bool valid_log_level(const std::string& level) {
   return false;
 }
 
+namespace {
+
+std::string_view trim_blanks(std::string_view text) {
+  constexpr std::string_view kBlanks = " \n\r\t";
+  const std::size_t first = text.find_first_not_of(kBlanks);
+  if (first == std::string_view::npos) return {};
+  return text.substr(first, text.find_last_not_of(kBlanks) - first + 1);
+}
+
+}  // namespace
+
+EnvLevels parse_env_levels(std::string_view text) {
+  EnvLevels levels;
+  if (text.empty() || text.size() > 512) return levels;
+  std::unordered_map<std::string, std::string> items;  // name ("" for all) -> its last level
+  for (std::string_view item : split(text, ',')) {
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('=');
+    const std::string_view name = eq == std::string_view::npos ? "" : item.substr(0, eq);
+    const std::string_view level = eq == std::string_view::npos ? item : item.substr(eq + 1);
+    items[std::string(trim_blanks(name))] = std::string(trim_blanks(level));
+  }
+  for (auto& [name, level_name] : items) {
+    for (char& c : level_name) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    const spdlog::level::level_enum level = spdlog::level::from_str(level_name);
+    if (level == spdlog::level::off && level_name != "off") continue;  // not a level
+    if (name.empty()) {
+      levels.all = level;
+    } else {
+      levels.named[name] = level;
+    }
+  }
+  return levels;
+}
+
 Expected<bool> setup_logging(const std::string& program, const LogOptions& options) {
   std::shared_ptr<spdlog::logger> logger;
   if (options.file.empty()) {
@@ -69,7 +105,11 @@ Expected<bool> setup_logging(const std::string& program, const LogOptions& optio
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::info);
-  spdlog::cfg::load_env_levels();
+  if (const char* env = std::getenv("SPDLOG_LEVEL"); env != nullptr) {
+    EnvLevels levels = parse_env_levels(env);
+    spdlog::details::registry::instance().set_levels(std::move(levels.named),
+                                                     levels.all ? &*levels.all : nullptr);
+  }
   if (!options.level.empty()) spdlog::set_level(spdlog::level::from_str(options.level));
   return true;
 }

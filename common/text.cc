@@ -96,4 +96,15 @@ std::optional<uint64_t> parse_unsigned(const char* text, int base, uint64_t min,
   return value;
 }
 
+std::vector<std::string_view> split(std::string_view text, char sep) {
+  std::vector<std::string_view> pieces;
+  while (!text.empty()) {
+    const std::size_t end = text.find(sep);
+    pieces.push_back(text.substr(0, end));
+    if (end == std::string_view::npos) break;
+    text.remove_prefix(end + 1);
+  }
+  return pieces;
+}
+
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kiln {
 
@@ -23,5 +24,10 @@ std::string printable(std::string_view bytes, std::size_t max = 200);
 // [min, max]; nullopt otherwise.
 std::optional<uint64_t> parse_unsigned(const char* text, int base, uint64_t min = 0,
                                        uint64_t max = UINT64_MAX);
+
+// The pieces of `text` between `sep`s, as std::getline gives them: "a::b" is "a", "", "b", and a
+// `sep` at the end ends the last piece rather than starting an empty one ("" has none). Without
+// iostreams, which would bring their locales into the static binaries.
+std::vector<std::string_view> split(std::string_view text, char sep);
 
 }  // namespace kiln

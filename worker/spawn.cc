@@ -3,7 +3,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <sstream>
+
+#include "common/text.h"
 
 namespace kiln::worker {
 
@@ -15,9 +16,9 @@ std::vector<std::string> exec_candidates(const std::string& file,
     if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
   }
   std::vector<std::string> candidates;
-  std::stringstream dirs(path);
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) candidates.push_back((dir.empty() ? "." : dir) + "/" + file);
+  for (std::string_view dir : split(path, ':')) {
+    candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + file);
+  }
   return candidates;
 }
 
