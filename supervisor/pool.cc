@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <csignal>
 
+#include "common/crash_report.h"
 #include "common/fd.h"
 #include "supervisor/job_name.h"
 
@@ -44,7 +45,8 @@ const char* Pool::state_name(State s) {
     case State::kBusy:
       return "busy";
     case State::kStopping:
-    case State::kKilled:  // SIGKILLed, not yet gone
+    case State::kKilled:    // SIGKILLed, not yet gone
+    case State::kCrashing:  // its own way out
       return "stopping";
   }
   return "?";
@@ -218,6 +220,7 @@ void Pool::quiesce() {
       case State::kBusy:      // stopped when its job is done
       case State::kStopping:  // not replaced when gone: the pool is quiesced
       case State::kKilled:
+      case State::kCrashing:
       case State::kEmpty:
         break;
     }
@@ -260,6 +263,7 @@ void Pool::shutdown(bool drain) {
       case State::kKilled:
         fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
         break;
+      case State::kCrashing:  // its job is answered worker_crashed, with the report, when it ends
       case State::kEmpty:
         break;
     }
@@ -280,21 +284,22 @@ void Pool::kill_all() {
 
 namespace {
 
-constexpr std::size_t kStates = 7, kEvents = 6;
+constexpr std::size_t kStates = 8, kEvents = 7;
 using St = Pool::Step;
 // One row per state, one column per event; each cell names what happens (Pool::Step). kNone:
 // the event cannot come in that state (there is no process; the supervisor drops the events of
 // a process that is no longer its slot's).
 // clang-format off
 constexpr Pool::Step kLife[kStates][kEvents] = {
-    //              ready               result          phase           broke              gone            deadline
-    /* empty    */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kNone},
-    /* backoff  */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kStart},
-    /* starting */ {St::kBecomeReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kStartTimeout},
-    /* idle     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kNone},
-    /* busy     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kJobClock},
-    /* stopping */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kKillBroken,   St::kEnded,     St::kKillNow},
-    /* killed   */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kNone},
+    //              ready               result          phase           broke              gone            deadline            crash report
+    /* empty    */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kNone,          St::kNone},
+    /* backoff  */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kStart,         St::kNone},
+    /* starting */ {St::kBecomeReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kStartTimeout,  St::kCrashing},
+    /* idle     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kNone,          St::kCrashing},
+    /* busy     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kJobClock,      St::kCrashing},
+    /* stopping */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kKillBroken,   St::kEnded,     St::kKillNow,       St::kIgnore},
+    /* killed   */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kNone,          St::kIgnore},
+    /* crashing */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kKillCrashing,  St::kIgnore},
 };
 // clang-format on
 
@@ -342,6 +347,11 @@ void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
   settle();
 }
 
+void Pool::on_crash_reported(std::size_t slot) {
+  if (step_for(slot, Event::kCrashReported) == Step::kCrashing) crashing(slot);
+  settle();
+}
+
 void Pool::broke_protocol(std::size_t slot, const std::string& why) {
   if (step_for(slot, Event::kBrokeProtocol) == Step::kKillBroken) kill_broken(slot, why);
 }
@@ -371,6 +381,9 @@ void Pool::on_tick() {
                      config_.grace_ms);
         kill_now(i);
         break;
+      case Step::kKillCrashing:
+        kill_crashing(i);
+        break;
       default:
         break;
     }
@@ -390,6 +403,8 @@ std::optional<Micros> Pool::due_at(const Slot& s) {
     case State::kStarting:
     case State::kStopping:
       return s.deadline;
+    case State::kCrashing:
+      return s.deadline != 0 ? std::optional(s.deadline) : std::nullopt;
     case State::kBusy: {
       std::optional<Micros> due;
       if (s.deadline != 0) due = s.deadline;
@@ -469,8 +484,11 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
     note_run_time(e.job.kind, result.run_us);
     finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
   }
-  // Stopping, it runs nothing more of ours; what it does not run goes back to the queue.
-  if (s.state == State::kStopping || s.state == State::kKilled) return;
+  // Stopping or crashing, it runs nothing more of ours; what it does not run goes back to the
+  // queue.
+  if (s.state == State::kStopping || s.state == State::kKilled || s.state == State::kCrashing) {
+    return;
+  }
   if (retiring) {
     retire(slot, error);
   } else {
@@ -526,6 +544,22 @@ void Pool::kill_now(std::size_t slot) {
   env_.signal_worker(slot, SIGKILL);
   if (s.job_group != 0) env_.kill_group(s.job_group);
   s.state = State::kKilled;
+}
+
+void Pool::crashing(std::size_t slot) {
+  Slot& s = slots_[slot];
+  // What it runs is the job it crashed in; what it was sent ahead waits for its end.
+  s.state = State::kCrashing;
+  s.deadline = env_.now() +
+               (static_cast<Micros>(crash_report::kSymbolizeDeadlineMs) + config_.grace_ms) * 1000;
+}
+
+void Pool::kill_crashing(std::size_t slot) {
+  Slot& s = slots_[slot];
+  spdlog::warn("worker {} began a crash report and has not ended {} ms later; killing it", s.pid,
+               crash_report::kSymbolizeDeadlineMs + config_.grace_ms);
+  env_.signal_worker(slot, SIGKILL);
+  s.deadline = 0;  // it stays crashing: its end answers its job worker_crashed
 }
 
 void Pool::start_timeout(std::size_t slot) {
@@ -708,7 +742,7 @@ Pool::Sent* Pool::running(Slot& s) {
 }
 
 const Pool::Sent* Pool::running(const Slot& s) {
-  if (s.state != State::kBusy) return nullptr;
+  if (s.state != State::kBusy && s.state != State::kCrashing) return nullptr;
   const auto it =
       std::find_if(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); });
   return it == s.sent.end() ? nullptr : &*it;
@@ -763,7 +797,11 @@ void Pool::unwant(std::size_t slot, Sent& e) {
   const bool runs = &e == running(s);
   const bool asked = e.recalled;
   e.answered = true;
-  if (runs) {
+  if (runs && s.state == State::kCrashing) {
+    // Its crash answers nothing now: it ends as a stopped worker does (what else it holds goes
+    // back to the queue), by itself, within the report's deadline.
+    s.state = State::kStopping;
+  } else if (runs) {
     stop(slot, /*graceful=*/false);
   } else if (!asked && (s.state == State::kIdle || s.state == State::kBusy)) {
     env_.send_cancel(slot, e.job.id);
@@ -884,7 +922,7 @@ void Pool::settle() {
 
 const char* Pool::slot_state(std::size_t slot) const {
   static constexpr const char* kNames[kStates] = {"empty", "backoff",  "starting", "idle",
-                                                  "busy",  "stopping", "killed"};
+                                                  "busy",  "stopping", "killed",   "crashing"};
   return kNames[static_cast<std::size_t>(slots_[slot].state)];
 }
 
@@ -913,8 +951,8 @@ proto::Stats Pool::stats() const {
   for (const Slot& s : slots_) {
     const bool alive = s.state != State::kEmpty && s.state != State::kBackoff;
     st.workers_alive += alive ? 1 : 0;
-    st.workers_busy += s.state == State::kBusy ? 1 : 0;
     const Sent* r = running(s);
+    st.workers_busy += r != nullptr ? 1 : 0;  // busy, or crashing in its job
     sent_ahead += std::count_if(s.sent.begin(), s.sent.end(),
                                 [r](const Sent& e) { return e.live() && &e != r; });
     if (alive) {

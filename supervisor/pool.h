@@ -5,8 +5,9 @@
 // runner). The supervisor implements PoolEnv with libuv.
 //
 // A worker slot's life is one table, Pool's kLife in pool.cc: a row per state (empty, backoff,
-// starting, idle, busy, stopping, killed), a column per event of its worker (ready, result,
-// phase, a protocol error, gone, its deadline), and in each cell the step taken (Pool::Step).
+// starting, idle, busy, stopping, killed, crashing), a column per event of its worker (ready,
+// result, phase, a protocol error, gone, its deadline, its crash report begun), and in each cell
+// the step taken (Pool::Step).
 // Every worker event goes through it (tests/pool_test.cc walks every cell); the pool's own calls
 // (submit, cancel, quiesce, shutdown) move slots with the same helpers; every entry point ends
 // with settle().
@@ -128,6 +129,8 @@ class Pool {
   void on_result(std::size_t slot, proto::WorkerResult result);
   void on_phase(std::size_t slot, const proto::Phase& phase);
   void on_protocol_error(std::size_t slot, const std::string& why);
+  // Its stderr said that its crash report has begun (common/crash_report.h).
+  void on_crash_reported(std::size_t slot);
   // The process is gone: exited and reaped, its pipes drained.
   void on_gone(std::size_t slot, const ExitInfo& exit);
   // Acts on every deadline that has passed.
@@ -142,7 +145,7 @@ class Pool {
 
   // The slot's life as one table: a row per state, a column per event of its worker, and in
   // each cell the step taken (pool.cc, kLife). Public for the test that walks every cell.
-  enum class Event { kReady, kResult, kPhase, kBrokeProtocol, kGone, kDeadline };
+  enum class Event { kReady, kResult, kPhase, kBrokeProtocol, kGone, kDeadline, kCrashReported };
   enum class Step {
     kNone,          // cannot happen: no process
     kIgnore,        // the worker is on its way out
@@ -156,13 +159,17 @@ class Pool {
     kStartTimeout,  // no ready in time: a failed start, SIGTERM -> stopping
     kJobClock,      // the running job's timeout backstop or its status interval
     kKillNow,       // did not stop in its grace period: SIGKILL -> killed
+    kCrashing,      // its crash report began: -> crashing, with the report's time and a grace
+    kKillCrashing,  // its crash report outran that (a handler stuck in it): SIGKILL
   };
   const char* slot_state(std::size_t slot) const;
 
  private:
   // kStopping: asked to stop (shutdown sent, SIGTERM or its own retire), SIGKILL at its
-  // deadline; kKilled: SIGKILL sent, waiting for it to be gone.
-  enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping, kKilled };
+  // deadline; kKilled: SIGKILL sent, waiting for it to be gone. kCrashing: its crash handler
+  // runs (a crash, not a stop: its job is answered worker_crashed when it is gone), SIGKILL at
+  // its deadline if the report hangs.
+  enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping, kKilled, kCrashing };
   static Step step(State state, Event event);
   enum class Phase { kRunning, kDraining, kStopping };
 
@@ -190,7 +197,8 @@ class Pool {
     pid_t job_group = 0;       // of the running job
     std::vector<pid_t> tools;  // its tools' pids, each leading its own group (from `ready`)
     std::string job_phase;
-    Micros deadline = 0;  // kBusy: timeout backstop (0: none); kStopping: SIGKILL; kBackoff: start
+    // kBusy: timeout backstop (0: none); kStopping, kCrashing: SIGKILL (0: sent); kBackoff: start
+    Micros deadline = 0;
     bool retiring = false;  // replaced once it holds no job; given no more
     Start start = Start::kPending;
     std::string start_failure;  // kFailed: what the fault was
@@ -221,9 +229,10 @@ class Pool {
   // first in the queue's order of those not back yet.
   std::optional<QueueKey> recall_for_priority();
   void send_to(std::size_t slot, Job job);
-  // The job `slot`'s worker runs now, if any, and the start of the next one.
+  // The job `slot`'s worker runs now (or ran when it crashed), if any.
   static Sent* running(Slot& s);
   static const Sent* running(const Slot& s);
+  // The state that follows what `slot` holds (busy or idle), and the start of the job it runs.
   void start_running(std::size_t slot);
   // A job sent that did not run goes back to the queue (or ends, when the pool is stopping).
   void put_back(Sent& sent);
@@ -265,6 +274,8 @@ class Pool {
   void kill_broken(std::size_t slot, const std::string& why);
   void kill_now(std::size_t slot);
   void start_timeout(std::size_t slot);
+  void crashing(std::size_t slot);
+  void kill_crashing(std::size_t slot);
   void job_clock(std::size_t slot, Micros now);
   void ended(std::size_t slot, const ExitInfo& exit);
   void note_start_failure(const std::string& why);

@@ -503,6 +503,11 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
         pool_->on_protocol_error(slot, why);
         settle();
       },
+      [this, slot, current] {
+        if (!current()) return;
+        pool_->on_crash_reported(slot);
+        settle();
+      },
       [this, slot, current](const ExitInfo& exit) {
         if (!current()) return;
         retire(slot);

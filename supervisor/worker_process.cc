@@ -148,9 +148,8 @@ void WorkerProcess::on_stderr_bytes(std::string_view bytes) {
 
 void WorkerProcess::stderr_line(std::string_view line) {
   if (!crash_reported_ && !exited_ && line.rfind(crash_line_, 0) == 0) {
-    crash_reported_ = true;  // a handler stuck in its report would otherwise keep the job forever
-    uv_timer_start(&drain_timer_, crash_report_timeout_cb,
-                   crash_report::kSymbolizeDeadlineMs + grace_ms_, 0);
+    crash_reported_ = true;
+    events_.on_crash_reported();
   }
   std::string text = to_valid_utf8(line);
   spdlog::info("worker {}: {}", pid_, text);
@@ -177,13 +176,6 @@ void WorkerProcess::drain_timeout_cb(uv_timer_t* timer) {
   spdlog::warn("worker {}'s pipes stayed open after it exited; not waiting for them", self->pid_);
   self->link_ended_ = self->stderr_ended_ = true;
   self->maybe_gone();
-}
-
-void WorkerProcess::crash_report_timeout_cb(uv_timer_t* timer) {
-  auto* self = static_cast<WorkerProcess*>(timer->data);
-  spdlog::warn("worker {} began a crash report and has not ended {} ms later; killing it",
-               self->pid_, crash_report::kSymbolizeDeadlineMs + self->grace_ms_);
-  self->kill(SIGKILL);
 }
 
 void WorkerProcess::maybe_gone() {

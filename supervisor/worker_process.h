@@ -1,9 +1,9 @@
 // One kiln-worker process: its uv_process_t, the pipe pair of its link (child fds 3 and 4) and
 // its stderr (child fd 2). It turns link bytes into WorkerEvents, logs each stderr line under the
-// worker's pid and keeps the last ones for crash reports (a worker whose report has begun gets a
-// deadline to end: the crash handler's own, plus the grace period), and says the worker is gone
-// only once the exit callback has run and both of its output pipes have ended (they come in either
-// order), so that a crash report is complete when the pool hears of the crash.
+// worker's pid and keeps the last ones for crash reports (and says when a report begins: the pool
+// gives it a deadline to end), and says the worker is gone only once the exit callback has run
+// and both of its output pipes have ended (they come in either order), so that a crash report is
+// complete when the pool hears of the crash.
 //
 // Contract: construct, spawn() once, then close() once (after on_gone, or at once if spawn
 // failed); on_closed runs when every handle is closed, as the last thing this object does, so
@@ -32,6 +32,7 @@ class WorkerProcess {
   struct Events {
     std::function<void(proto::WorkerEvent event)> on_event;
     std::function<void(const std::string& why)> on_protocol_error;
+    std::function<void()> on_crash_reported;  // the first line of its crash report came
     std::function<void(const ExitInfo& exit)> on_gone;
     std::function<void(WorkerProcess* self)> on_closed;
   };
@@ -57,7 +58,6 @@ class WorkerProcess {
  private:
   static void exit_cb(uv_process_t* process, int64_t exit_status, int term_signal);
   static void drain_timeout_cb(uv_timer_t* timer);
-  static void crash_report_timeout_cb(uv_timer_t* timer);
   void on_link_bytes(std::string_view bytes);
   void on_stderr_bytes(std::string_view bytes);
   void stderr_line(std::string_view line);
@@ -68,9 +68,7 @@ class WorkerProcess {
   uint64_t grace_ms_;
   Events events_;
   uv_process_t process_;
-  // Before the exit: the deadline of a crash report whose first line came. After: how long the
-  // pipes may stay open.
-  uv_timer_t drain_timer_;
+  uv_timer_t drain_timer_;  // after the exit: how long the pipes may stay open
   Pipe to_worker_;
   Pipe from_worker_;
   Pipe stderr_;

@@ -5,6 +5,7 @@
 #include <map>
 #include <ostream>
 
+#include "common/crash_report.h"
 #include "supervisor/pool.h"
 
 namespace kiln::supervisor {
@@ -686,6 +687,55 @@ TEST_F(PipelineTest, JobsSentAheadGoBackToTheQueueWhenTheWorkerCrashes) {
   EXPECT_EQ(env_.last().worker_pid, std::optional<uint64_t>(env_.pids[0]));
 }
 
+// The crash report's deadline (docs/design.md, start-up step 6): the handler's 5 s for the
+// symbolizer plus the grace period, from the report's first line; nothing is signalled before it.
+TEST_F(PipelineTest, AWorkerWhoseCrashReportHangsIsKilledAtItsDeadlineAndItsJobAnswered) {
+  start_warm();
+  for (uint64_t id = 1; id <= 3; ++id) pool_->submit(1, job(id, std::nullopt, 1000));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3}));
+  pool_->on_crash_reported(0);
+  EXPECT_EQ(pool_->stats().jobs_running, 1u) << "job 1 runs until the crash answers it";
+  advance_ms(crash_report::kSymbolizeDeadlineMs + 100 - 1);
+  EXPECT_TRUE(env_.signals.empty()) << "not even job 1's timeout backstop: the report runs";
+  EXPECT_TRUE(env_.answers.empty());
+  advance_ms(1);
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+  advance_ms(60'000);
+  EXPECT_EQ(env_.signals.size(), 1u) << "one SIGKILL";
+  gone(0, SIGKILL, 0, "kiln-worker 100 crashed: SIGSEGV\n");
+  EXPECT_EQ(answered_ids(), (Ids{1}));
+  EXPECT_EQ(env_.last_code(), "worker_crashed");
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u);
+  EXPECT_EQ(pool_->stats().jobs_queued, 2u) << "2 and 3 never started: back in the queue";
+}
+
+TEST_F(PipelineTest, AWorkerThatEndsItsCrashReportInTimeIsNotSignalled) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->on_crash_reported(0);
+  advance_ms(1000);
+  gone(0, SIGSEGV);
+  EXPECT_TRUE(env_.signals.empty());
+  EXPECT_EQ(env_.last_code(), "worker_crashed");
+  pool_->on_ready(0, ready(env_.pids[0]));  // its replacement
+  advance_ms(60'000);
+  EXPECT_TRUE(env_.signals.empty()) << "the deadline went with the worker";
+}
+
+TEST_F(PipelineTest, CancellingTheJobOfACrashingWorkerSendsItNothing) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->on_crash_reported(0);
+  pool_->cancel(1, 1);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_TRUE(env_.signals.empty()) << "SIGTERM would end the report early";
+  EXPECT_TRUE(env_.cancels_sent.empty());
+  gone(0, SIGSEGV);
+  EXPECT_EQ(answered_ids(), (Ids{1})) << "job 2 goes back to the queue";
+  EXPECT_EQ(pool_->stats().jobs_queued, 1u);
+}
+
 TEST_F(PipelineTest, AJobSentAheadIsTimedFromItsStartNotFromWhenItWasSent) {
   start_warm();
   pool_->submit(1, job(1));
@@ -911,7 +961,8 @@ std::ostream& operator<<(std::ostream& os, const Cell& c) {
 class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
  protected:
   // Slot 0 of a one-worker pool, brought into `state` the way the pool gets there; job 1, with
-  // a timeout of 1 s, is the one it runs (busy) or ran (stopping, killed: cancelled).
+  // a timeout of 1 s, is the one it runs (busy), crashed in (crashing) or ran (stopping, killed:
+  // cancelled).
   void enter(const std::string& state) {
     PoolConfig c = config(1);
     if (state == "backoff") env_.spawn_fails = true;
@@ -926,6 +977,7 @@ class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
     if (state == "idle") return;
     pool_->submit(1, job(1, std::nullopt, 1000));
     if (state == "busy") return;
+    if (state == "crashing") return pool_->on_crash_reported(0);
     pool_->cancel(1, 1);
     if (state == "stopping") return;
     advance_ms(100);  // the grace period: SIGKILL
@@ -948,6 +1000,8 @@ class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
         env_.clock = due ? *due : env_.clock + 3600'000'000;
         return pool_->on_tick();
       }
+      case Pool::Event::kCrashReported:
+        return pool_->on_crash_reported(0);
     }
   }
 };
@@ -983,11 +1037,13 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"empty", E::kReady, "empty", "", 0}, Cell{"empty", E::kResult, "empty", "", 0},
         Cell{"empty", E::kPhase, "empty", "", 0}, Cell{"empty", E::kBrokeProtocol, "empty", "", 0},
         Cell{"empty", E::kGone, "empty", "", 0}, Cell{"empty", E::kDeadline, "empty", "", 0},
+        Cell{"empty", E::kCrashReported, "empty", "", 0},
         Cell{"backoff", E::kReady, "backoff", "", 0}, Cell{"backoff", E::kResult, "backoff", "", 0},
         Cell{"backoff", E::kPhase, "backoff", "", 0},
         Cell{"backoff", E::kBrokeProtocol, "backoff", "", 0},
         Cell{"backoff", E::kGone, "backoff", "", 0},
         Cell{"backoff", E::kDeadline, "starting", "", 0},
+        Cell{"backoff", E::kCrashReported, "backoff", "", 0},
         // Before ready, anything but ready breaks the protocol; gone is a failed start.
         Cell{"starting", E::kReady, "idle", "", 0},
         Cell{"starting", E::kResult, "killed", "", SIGKILL},
@@ -995,16 +1051,19 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"starting", E::kBrokeProtocol, "killed", "", SIGKILL},
         Cell{"starting", E::kGone, "backoff", "", 0},
         Cell{"starting", E::kDeadline, "stopping", "", SIGTERM},  // the start timeout
+        Cell{"starting", E::kCrashReported, "crashing", "", 0},
         Cell{"idle", E::kReady, "killed", "", SIGKILL},
         Cell{"idle", E::kResult, "killed", "", SIGKILL},  // for a job it was not sent
         Cell{"idle", E::kPhase, "killed", "", SIGKILL},
         Cell{"idle", E::kBrokeProtocol, "killed", "", SIGKILL},
         Cell{"idle", E::kGone, "starting", "", 0}, Cell{"idle", E::kDeadline, "idle", "", 0},
+        Cell{"idle", E::kCrashReported, "crashing", "", 0},
         Cell{"busy", E::kReady, "killed", "worker_protocol_error", SIGKILL},
         Cell{"busy", E::kResult, "idle", "ok", 0}, Cell{"busy", E::kPhase, "busy", "", 0},
         Cell{"busy", E::kBrokeProtocol, "killed", "worker_protocol_error", SIGKILL},
         Cell{"busy", E::kGone, "starting", "worker_crashed", 0},
         Cell{"busy", E::kDeadline, "stopping", "timeout", SIGTERM},  // the backstop
+        Cell{"busy", E::kCrashReported, "crashing", "", 0},  // no SIGTERM: it would cut the report
         // On its way out (job 1 was cancelled): only its end and its deadline matter.
         Cell{"stopping", E::kReady, "stopping", "", 0},
         Cell{"stopping", E::kResult, "stopping", "", 0},
@@ -1012,11 +1071,21 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"stopping", E::kBrokeProtocol, "killed", "", SIGKILL},
         Cell{"stopping", E::kGone, "starting", "", 0},
         Cell{"stopping", E::kDeadline, "killed", "", SIGKILL},
+        Cell{"stopping", E::kCrashReported, "stopping", "", 0},  // its grace period bounds it
         Cell{"killed", E::kReady, "killed", "", 0}, Cell{"killed", E::kResult, "killed", "", 0},
         Cell{"killed", E::kPhase, "killed", "", 0},
         Cell{"killed", E::kBrokeProtocol, "killed", "", 0},
-        Cell{"killed", E::kGone, "starting", "", 0},
-        Cell{"killed", E::kDeadline, "killed", "", 0}));
+        Cell{"killed", E::kGone, "starting", "", 0}, Cell{"killed", E::kDeadline, "killed", "", 0},
+        Cell{"killed", E::kCrashReported, "killed", "", 0},
+        // Its crash handler runs: what it says but a result does not matter any more; its end
+        // answers job 1 worker_crashed; a report that hangs is cut short at the deadline.
+        Cell{"crashing", E::kReady, "crashing", "", 0},
+        Cell{"crashing", E::kResult, "crashing", "ok", 0},  // written before the crash
+        Cell{"crashing", E::kPhase, "crashing", "", 0},
+        Cell{"crashing", E::kBrokeProtocol, "crashing", "", 0},
+        Cell{"crashing", E::kGone, "starting", "worker_crashed", 0},
+        Cell{"crashing", E::kDeadline, "crashing", "", SIGKILL},
+        Cell{"crashing", E::kCrashReported, "crashing", "", 0}));
 
 }  // namespace
 }  // namespace kiln::supervisor
