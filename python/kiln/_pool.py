@@ -237,6 +237,30 @@ class _JobFuture(concurrent.futures.Future):
         self._pool._cancel(self.job_id)
         return True
 
+    # The reader's three calls, which _MapResults has too.
+    def settle_result(self, m):
+        """Its job's `result` message came."""
+        if not self.set_running_or_notify_cancel():
+            return  # cancelled by our caller; this is the supervisor's `cancelled`
+        if m["ok"]:
+            try:
+                value = m.get("value")
+                self.set_result(self._convert(value) if self._convert else value)
+            except Exception as e:  # noqa: BLE001 - a value the converter cannot take
+                self.set_exception(KilnError(f"the value of job {m['id']} cannot be read: {e!r}"))
+        elif self._convert_error is not None:
+            self.set_exception(self._convert_error(m["error"]))
+        else:
+            self.set_exception(job_error(m["error"], m.get("worker_pid")))
+
+    def settle_exception(self, job_id, error):
+        """Its job ends with `error` without a result (the link is gone)."""
+        if self.set_running_or_notify_cancel():
+            self.set_exception(error)
+
+    def wait_done(self):
+        concurrent.futures.wait([self])
+
 
 _NOT_YET = object()  # a _MapResults slot whose result has not come
 
@@ -265,8 +289,17 @@ class _MapResults:
         self._want = -1  # the position the iterating thread waits for
         self._condition = threading.Condition(threading.Lock())
 
-    def settle(self, job_id, value):
-        """The reader's: job `job_id` ended with `value` (a _Failed for an error)."""
+    def settle_result(self, m):
+        if m["ok"]:
+            self._settle(m["id"], m.get("value"))
+        else:
+            self._settle(m["id"], _Failed(job_error(m["error"], m.get("worker_pid"))))
+
+    def settle_exception(self, job_id, error):
+        self._settle(job_id, _Failed(error))
+
+    def _settle(self, job_id, value):
+        """Job `job_id` ended with `value` (a _Failed for an error)."""
         i = job_id - self._first_id
         self._values[i] = value
         self._left -= 1
@@ -295,7 +328,7 @@ class _MapResults:
                 if values[position] is _NOT_YET:
                     self._pool._cancel(self._first_id + position)
 
-    def wait(self):
+    def wait_done(self):
         """Until every job of the map has ended."""
         with self._condition:
             while self._left:
@@ -536,9 +569,8 @@ class Pool:
         if wait:
             with self._lock:
                 open_jobs = set(self._pending.values())
-            concurrent.futures.wait([j for j in open_jobs if type(j) is _JobFuture])
-            for maps in (j for j in open_jobs if type(j) is _MapResults):
-                maps.wait()
+            for jobs in open_jobs:
+                jobs.wait_done()
         with self._shutdown_lock:
             with self._lock:
                 if self._closed is None:
@@ -669,24 +701,7 @@ class Pool:
                 future = self._pending.pop(m["id"], None)
             if future is None:
                 raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
-            if type(future) is _MapResults:
-                if m["ok"]:
-                    future.settle(m["id"], m.get("value"))
-                else:
-                    future.settle(m["id"], _Failed(job_error(m["error"], m.get("worker_pid"))))
-                return
-            if not future.set_running_or_notify_cancel():
-                return  # cancelled by our caller; this is the supervisor's `cancelled`
-            convert, convert_error = future._convert, future._convert_error
-            if m["ok"]:
-                try:
-                    future.set_result(convert(m.get("value")) if convert else m.get("value"))
-                except Exception as e:  # noqa: BLE001 - a value the converter cannot take
-                    future.set_exception(KilnError(f"the value of job {m['id']} cannot be read: {e!r}"))
-            elif convert_error is not None:
-                future.set_exception(convert_error(m["error"]))
-            else:
-                future.set_exception(job_error(m["error"], m.get("worker_pid")))
+            future.settle_result(m)
         elif kind == "hello":
             if self._hello is not None:
                 raise _wire.ProtocolError("a second hello")
@@ -723,10 +738,7 @@ class Pool:
             waiters, self._stats_waiters = self._stats_waiters, collections.deque()
             code = self._gone_code
         for job_id, future in pending.items():
-            if type(future) is _MapResults:
-                future.settle(job_id, _Failed(JobError(code, why)))
-            elif future.set_running_or_notify_cancel():
-                future.set_exception(JobError(code, why))
+            future.settle_exception(job_id, JobError(code, why))
         for waiter in waiters:
             waiter.set_exception(PoolClosedError(why))
         self._hello_event.set()
