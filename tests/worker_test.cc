@@ -518,6 +518,21 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
             "cannot change to directory '/nonexistent-dir' for 'true': No such file or directory");
 }
 
+// A worker out of fds cannot make the command's pipes: the job fails, the worker stays.
+TEST_F(WorkerTest, ExecWithoutFdsForItsPipesFailsTheJobAndKeepsTheWorker) {
+  const pid_t pid = worker_.process().pid();
+  rlimit old{};
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &old), 0);
+  const rlimit few{8, old.rlim_max};  // the worker holds 0-6: not a pipe's two more
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &few, nullptr), 0);
+  const proto::JobError e = exec_error({{"argv", {"true"}}});
+  EXPECT_EQ(e.code, "spawn_failed");
+  EXPECT_EQ(e.message, "cannot start 'true': pipe: Too many open files");
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &old, nullptr), 0);
+  EXPECT_EQ(exec({{"argv", {"true"}}})["exit_code"], 0);
+  EXPECT_EQ(worker_.process().pid(), pid);
+}
+
 TEST_F(WorkerTest, ExecBadPayloadsNameTheField) {
   EXPECT_EQ(exec_error(json{{"cwd", "/"}}).message, "exec.argv: missing");
   EXPECT_EQ(exec_error(json{{"argv", "cc"}}).message, "exec.argv: expected array of str, got str");

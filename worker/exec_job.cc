@@ -17,6 +17,8 @@
 #include <csignal>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <utility>
 #include <variant>
 
 #include "common/fd.h"
@@ -252,10 +254,19 @@ struct Started {
 // Starts the command in its own process group: what was started, or a spawn_failed result.
 std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
   Prepared prepared = prepare_env_and_argv(r);
-  auto [in_read, in_write] = make_pipe();
-  auto [out_read, out_write] = make_pipe();
-  auto [err_read, err_write] = make_pipe();
-  auto [report_read, report_write] = make_pipe();
+  // Out of fds (EMFILE), the job fails as any spawn that the system refuses: the worker stays.
+  std::optional<std::pair<UniqueFd, UniqueFd>> pipes[4];
+  for (auto& pipe : pipes) {
+    pipe = try_make_pipe();
+    if (!pipe) {
+      return job_error(proto::code::kSpawnFailed,
+                       "cannot start '" + r.argv[0] + "': pipe: " + std::strerror(errno));
+    }
+  }
+  auto& [in_read, in_write] = *pipes[0];
+  auto& [out_read, out_write] = *pipes[1];
+  auto& [err_read, err_write] = *pipes[2];
+  auto& [report_read, report_write] = *pipes[3];
   const pid_t worker = ::getpid();
   // vfork, not fork: the command is started without copying the worker's page tables, which is
   // what makes a fork cost more than the exec it precedes (measured in bench/exec_bench: fork
