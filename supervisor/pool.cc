@@ -742,10 +742,13 @@ Pool::Sent* Pool::running(Slot& s) {
 }
 
 const Pool::Sent* Pool::running(const Slot& s) {
-  if (s.state != State::kBusy && s.state != State::kCrashing) return nullptr;
-  const auto it =
-      std::find_if(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); });
-  return it == s.sent.end() ? nullptr : &*it;
+  if ((s.state != State::kBusy && s.state != State::kCrashing) || s.sent.empty()) return nullptr;
+  // The worker runs its jobs in the order they were sent, and one it was asked not to start (a
+  // cancel, a recall) it may have started already: only the first job sent is known to be the
+  // one it runs, and only while it is still wanted. Until that first one's answer comes, no job
+  // is timed as running, and none is blamed if the worker dies or breaks the link: the jobs
+  // behind it go back to the queue.
+  return s.sent.front().live() ? &s.sent.front() : nullptr;
 }
 
 void Pool::start_running(std::size_t slot) {
@@ -952,7 +955,7 @@ proto::Stats Pool::stats() const {
     const bool alive = s.state != State::kEmpty && s.state != State::kBackoff;
     st.workers_alive += alive ? 1 : 0;
     const Sent* r = running(s);
-    st.workers_busy += r != nullptr ? 1 : 0;  // busy, or crashing in its job
+    st.workers_busy += s.state == State::kBusy || r != nullptr ? 1 : 0;  // or crashing in a job
     sent_ahead += std::count_if(s.sent.begin(), s.sent.end(),
                                 [r](const Sent& e) { return e.live() && &e != r; });
     if (alive) {

@@ -810,6 +810,40 @@ TEST_F(PipelineTest, AHigherPriorityJobTakesThePlaceOfLowerOnesSentAhead) {
   EXPECT_EQ(answered_ids(), (Ids{1, 5, 2, 3, 4}));
 }
 
+// Found by the soak (seed 35859192): job 2 was asked back for job 3's priority, but the worker
+// had started it already, and job 2 broke the link. Job 3 was blamed for it.
+TEST_F(PipelineTest, AJobBehindOneAskedBackIsNotBlamedForWhatTheWorkerDoes) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->submit(1, job(3, 5));
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(pool_->stats().jobs_running, 1u) << "the worker runs 2 or 3: it has not said which";
+  EXPECT_FALSE(pool_->stats().worker_list[0].job.has_value());
+  pool_->on_protocol_error(0, "garbage from job 2");
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+  gone(0, SIGKILL);
+  EXPECT_EQ(answered_ids(), (Ids{1})) << "neither is known to have done it";
+  EXPECT_EQ(pool_->stats().jobs_queued, 2u);
+}
+
+TEST_F(PipelineTest, AJobBehindOneAskedBackIsTimedFromWhenThatOnesAnswerComes) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->submit(1, job(3, 5, 1000));
+  pool_->on_result(0, ok_result(1));
+  advance_ms(5000);  // the worker runs job 2 after all
+  EXPECT_EQ(answered_ids(), (Ids{1}));
+  pool_->on_result(0, ok_result(2));
+  advance_ms(1000 + 2 * 100 - 1);
+  EXPECT_EQ(answered_ids(), (Ids{1, 2}));
+  advance_ms(1);
+  EXPECT_EQ(answered_ids(), (Ids{1, 2, 3}));
+  EXPECT_EQ(env_.last_code(), "timeout");
+}
+
 TEST_F(PipelineTest, ARecalledJobTheWorkerRanAnywayKeepsItsResult) {
   start_warm();
   pool_->submit(1, job(1));
