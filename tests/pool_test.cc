@@ -828,6 +828,23 @@ TEST_F(PipelineTest, AJobBehindOneAskedBackIsNotBlamedForWhatTheWorkerDoes) {
   EXPECT_EQ(pool_->stats().jobs_queued, 2u);
 }
 
+// The soak's case: job 2, of a client that cancels it (or goes), was sent ahead and the worker
+// started it before the cancel came.
+TEST_F(PipelineTest, AJobBehindACancelledOneIsNotBlamedForWhatTheWorkerDoes) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(2, job(2));
+  pool_->submit(1, job(3));
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3}));
+  pool_->cancel(2, 2);
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
+  pool_->on_result(0, ok_result(1));
+  pool_->on_protocol_error(0, "garbage from job 2");
+  gone(0, SIGKILL);
+  EXPECT_EQ(answered_ids(), (Ids{2, 1})) << "2 cancelled, 1 ok, and 3 not blamed";
+  EXPECT_EQ(pool_->stats().jobs_queued, 1u);
+}
+
 TEST_F(PipelineTest, AJobBehindOneAskedBackIsTimedFromWhenThatOnesAnswerComes) {
   start_warm();
   pool_->submit(1, job(1));
