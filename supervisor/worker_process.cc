@@ -147,10 +147,9 @@ void WorkerProcess::on_stderr_bytes(std::string_view bytes) {
 }
 
 void WorkerProcess::stderr_line(std::string_view line) {
-  if (!crash_reported_ && !exited_ && line.rfind(crash_line_, 0) == 0) {
-    crash_reported_ = true;
-    events_.on_crash_reported();
-  }
+  // Only the first such line matters; the pool's table ignores the event once the slot is
+  // crashing.
+  if (!exited_ && line.rfind(crash_line_, 0) == 0) events_.on_crash_reported();
   std::string text = to_valid_utf8(line);
   spdlog::info("worker {}: {}", pid_, text);
   tail_bytes_ += text.size() + 1;

@@ -80,7 +80,6 @@ class WorkerProcess {
   bool stderr_ended_ = false;
   bool gone_ = false;
   bool link_broken_ = false;
-  bool crash_reported_ = false;
   std::string crash_line_;  // how its crash report's first line begins
   bool closing_ = false;
   int open_handles_ = 0;

@@ -625,6 +625,12 @@ class PipelineTest : public PoolTest {
     return ids;
   }
   using Ids = std::vector<uint64_t>;
+  // The worker of slot 0 breaks its link (what a selftest `garbage` job does) and is gone.
+  void breaks_link_and_is_gone() {
+    pool_->on_protocol_error(0, "garbage from job 2");
+    EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+    gone(0, SIGKILL);
+  }
 };
 
 TEST_F(PipelineTest, AJobOfAKindNotSeenYetIsNotSentAheadOfItsTurn) {
@@ -821,9 +827,7 @@ TEST_F(PipelineTest, AJobBehindOneAskedBackIsNotBlamedForWhatTheWorkerDoes) {
   pool_->on_result(0, ok_result(1));
   EXPECT_EQ(pool_->stats().jobs_running, 1u) << "the worker runs 2 or 3: it has not said which";
   EXPECT_FALSE(pool_->stats().worker_list[0].job.has_value());
-  pool_->on_protocol_error(0, "garbage from job 2");
-  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
-  gone(0, SIGKILL);
+  breaks_link_and_is_gone();
   EXPECT_EQ(answered_ids(), (Ids{1})) << "neither is known to have done it";
   EXPECT_EQ(pool_->stats().jobs_queued, 2u);
 }
@@ -839,8 +843,7 @@ TEST_F(PipelineTest, AJobBehindACancelledOneIsNotBlamedForWhatTheWorkerDoes) {
   pool_->cancel(2, 2);
   EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
   pool_->on_result(0, ok_result(1));
-  pool_->on_protocol_error(0, "garbage from job 2");
-  gone(0, SIGKILL);
+  breaks_link_and_is_gone();
   EXPECT_EQ(answered_ids(), (Ids{2, 1})) << "2 cancelled, 1 ok, and 3 not blamed";
   EXPECT_EQ(pool_->stats().jobs_queued, 1u);
 }
