@@ -251,6 +251,23 @@ struct Started {
   Capture out, err;
 };
 
+// What the child reported on `report` if its chdir or exec failed: a spawn_failed result, the
+// child reaped. Nothing when it exec'd.
+std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const ExecRequest& r) {
+  ChildFailure failure{};
+  ssize_t got;
+  do {
+    got = ::read(report, &failure, sizeof failure);
+  } while (got < 0 && errno == EINTR);
+  if (got != sizeof failure) return std::nullopt;
+  ::waitpid(pid, nullptr, 0);
+  return job_error(proto::code::kSpawnFailed,
+                   failure.stage == kStageChdir
+                       ? "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] +
+                             "': " + std::strerror(failure.error)
+                       : "cannot execute '" + r.argv[0] + "': " + std::strerror(failure.error));
+}
+
 // Starts the command in its own process group: what was started, or a spawn_failed result.
 std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
   Prepared prepared = prepare_env_and_argv(r);
@@ -283,23 +300,19 @@ std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
   }
   // The child set its group before it exec'd, and the worker waited for that.
   report_write.reset();
-  ChildFailure failure{};
-  ssize_t got;
-  do {
-    got = ::read(report_read.get(), &failure, sizeof failure);
-  } while (got < 0 && errno == EINTR);
-  if (got == sizeof failure) {
-    ::waitpid(pid, nullptr, 0);
-    return job_error(proto::code::kSpawnFailed,
-                     failure.stage == kStageChdir
-                         ? "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] +
-                               "': " + std::strerror(failure.error)
-                         : "cannot execute '" + r.argv[0] + "': " + std::strerror(failure.error));
+  if (std::optional<proto::WorkerResult> failed = failed_start(report_read.get(), pid, r)) {
+    return std::move(*failed);
   }
   Started c;
   c.pid = pid;
   c.exited = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!c.exited) fatal_errno("pidfd_open");
+  if (!c.exited) {  // not EMFILE (report_write's fd was just freed): ENOMEM and the like
+    const int error = errno;
+    ::kill(-pid, SIGKILL);  // nothing the worker cannot watch is left running
+    ::waitpid(pid, nullptr, 0);
+    return job_error(proto::code::kSpawnFailed,
+                     "cannot watch '" + r.argv[0] + "': pidfd_open: " + std::strerror(error));
+  }
   c.out.fd = std::move(out_read);
   c.err.fd = std::move(err_read);
   c.in_write = std::move(in_write);
