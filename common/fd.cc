@@ -181,21 +181,27 @@ bool is_executable_file(const std::string& path) {
 
 }  // namespace
 
+std::vector<std::string> path_candidates(std::string_view file,
+                                         std::optional<std::string_view> path) {
+  if (file.find('/') != std::string_view::npos) return {std::string(file)};
+  std::string_view dirs = path.value_or("/usr/local/bin:/usr/bin:/bin");
+  std::vector<std::string> candidates;
+  for (;;) {
+    const std::size_t colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" +
+                         std::string(file));
+    if (colon == std::string_view::npos) return candidates;
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
 std::optional<std::string> first_executable(const std::vector<std::string>& candidates) {
+  const char* path = std::getenv("PATH");
   for (const std::string& c : candidates) {
-    if (c.find('/') != std::string::npos) {
-      if (is_executable_file(c)) return c;
-      continue;
-    }
-    const char* path = std::getenv("PATH");
-    std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-    while (true) {
-      const std::size_t colon = dirs.find(':');
-      std::string dir(dirs.substr(0, colon));
-      if (dir.empty()) dir = ".";
-      if (std::string full = dir + "/" + c; is_executable_file(full)) return full;
-      if (colon == std::string_view::npos) break;
-      dirs.remove_prefix(colon + 1);
+    for (std::string& full :
+         path_candidates(c, path ? std::optional<std::string_view>(path) : std::nullopt)) {
+      if (is_executable_file(full)) return std::move(full);
     }
   }
   return std::nullopt;

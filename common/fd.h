@@ -82,8 +82,14 @@ std::size_t kill_children_except(const std::vector<pid_t>& spare);
 // binary finds its siblings (kiln-worker, kiln-supervisor) by default.
 std::string beside_self(std::string_view name);
 
+// Where execvp looks for `file`, in order: `file` itself when it holds a '/', else `file` in each
+// directory of `path` (a PATH value; nullopt, PATH unset: /usr/local/bin:/usr/bin:/bin). An empty
+// directory, first, inner or last, is the current one, as POSIX says ("" is it alone).
+std::vector<std::string> path_candidates(std::string_view file,
+                                         std::optional<std::string_view> path);
+
 // The first of `candidates` that is an executable regular file, or nullopt. A candidate without
-// a '/' is looked up in $PATH, as execvp would.
+// a '/' is looked up in $PATH (path_candidates).
 std::optional<std::string> first_executable(const std::vector<std::string>& candidates);
 
 // Every signal to its default action and an empty signal mask: what a process about to exec

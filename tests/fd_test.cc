@@ -19,6 +19,17 @@ namespace {
 using testing::Child;
 using namespace std::chrono_literals;
 
+// One PATH walk for the worker's commands and tools and for the binaries finding each other.
+TEST(PathCandidates, AreEachDirectoryInOrderAndAnEmptyOneIsTheCurrentOne) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(path_candidates("cc", "/a:/b"), (V{"/a/cc", "/b/cc"}));
+  EXPECT_EQ(path_candidates("cc", ":/a::/b:"), (V{"./cc", "/a/cc", "./cc", "/b/cc", "./cc"}));
+  EXPECT_EQ(path_candidates("cc", ""), (V{"./cc"}));
+  EXPECT_EQ(path_candidates("cc", std::nullopt),
+            (V{"/usr/local/bin/cc", "/usr/bin/cc", "/bin/cc"}));
+  EXPECT_EQ(path_candidates("bin/cc", "/a"), (V{"bin/cc"})) << "a '/' means no search";
+}
+
 TEST(ReadSmallFile, ReadsAProcFileWhole) {
   const auto stat = read_small_file("/proc/self/stat");
   ASSERT_TRUE(stat.has_value());

@@ -509,6 +509,11 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
   EXPECT_EQ(searched["exit_code"], 0) << "/usr/bin/true ran";
   e = exec_error({{"argv", {"true"}}, {"env", {{"PATH", std::string(dir) + ":/nonexistent"}}}});
   EXPECT_EQ(e.message, "cannot execute 'true': Permission denied");
+  // A PATH that ends in ':' searches the current directory (the job's cwd) last, as execvp does.
+  std::ofstream(fake) << "#!/bin/sh\necho from cwd\n";
+  ::chmod(fake.c_str(), 0755);
+  const json last = exec({{"argv", {"true"}}, {"cwd", dir}, {"env", {{"PATH", "/nonexistent:"}}}});
+  EXPECT_EQ(text(last["stdout"]), "from cwd\n");
   ::unlink(fake.c_str());
   ::rmdir(dir);
 

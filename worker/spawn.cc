@@ -4,22 +4,17 @@
 
 #include <cerrno>
 
-#include "common/text.h"
+#include "common/fd.h"
 
 namespace kiln::worker {
 
 std::vector<std::string> exec_candidates(const std::string& file,
                                          const std::vector<std::string>& env) {
-  if (file.find('/') != std::string::npos) return {file};
-  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  std::optional<std::string_view> path;
   for (const auto& e : env) {
-    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+    if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
   }
-  std::vector<std::string> candidates;
-  for (std::string_view dir : split(path, ':')) {
-    candidates.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + file);
-  }
-  return candidates;
+  return path_candidates(file, path);
 }
 
 int exec_first(const std::vector<const char*>& candidates, char* const argv[], char* const envp[]) {

@@ -7,8 +7,8 @@
 
 namespace kiln::worker {
 
-// The paths execvp would try for `file`, given the environment the program will get (its PATH,
-// else /usr/local/bin:/usr/bin:/bin): `file` itself when it holds a '/', else each PATH entry.
+// The paths execvp would try for `file`, given the environment the program will get: the
+// path_candidates (common/fd.h) of its PATH.
 std::vector<std::string> exec_candidates(const std::string& file,
                                          const std::vector<std::string>& env);
 
