@@ -23,6 +23,7 @@
 
 #include "client/daemon_link.h"
 #include "client/exec_request.h"
+#include "common/exec_strings.h"
 #include "common/exit_codes.h"
 #include "common/msgpack_scan.h"
 #include "common/rlimits.h"
@@ -77,9 +78,7 @@ void spawn_daemon(const std::string& supervisor, const std::string& socket,
   // Built before fork: the children only call async-signal-safe functions.
   std::vector<std::string> args = {supervisor, "--listen", socket, "--log-file", socket + ".log"};
   args.insert(args.end(), options.begin(), options.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
+  ExecStrings argv(std::move(args));
   Expected<UniqueFd> log = open_log_file(socket + ".log");
   const int log_fd = log ? log->get() : -1;
   const pid_t child = ::fork();
@@ -88,7 +87,7 @@ void spawn_daemon(const std::string& supervisor, const std::string& socket,
     ::setsid();
     if (::fork() != 0) ::_exit(0);
     become_clean_daemon(log_fd);
-    ::execv(argv[0], argv.data());
+    ::execv(argv.get()[0], argv.get());
     ::_exit(127);
   }
   if (child > 0) ::waitpid(child, nullptr, 0);
@@ -356,16 +355,12 @@ Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
 
 // The command run by kiln exec itself, as the build would have run it: here, with our stdio.
 int run_here(const std::vector<std::string>& command) {
-  std::vector<std::string> env = command_environment();
-  std::vector<char*> argv, envp;
-  for (const std::string& a : command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  ExecStrings argv(command), envp(command_environment());
   pid_t pid = -1;
-  if (const int e = ::posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data());
+  if (const int e = ::posix_spawnp(&pid, argv.get()[0], nullptr, nullptr, argv.get(), envp.get());
       e != 0) {
-    std::fprintf(stderr, "kiln exec: cannot execute '%s': %s\n", argv[0], std::strerror(e));
+    std::fprintf(stderr, "kiln exec: cannot execute '%s': %s\n", command[0].c_str(),
+                 std::strerror(e));
     return e == ENOENT ? exit_code::kNotFound : exit_code::kCannotExecute;
   }
   int status = 0;

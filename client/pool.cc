@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/exec_strings.h"
 #include "common/frame.h"
 
 extern char** environ;
@@ -43,11 +44,7 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   env.insert(env.end(), options.env.begin(), options.env.end());
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  ExecStrings argv(std::move(args)), envp(std::move(env));
 
   const pid_t pid = ::fork();
   if (pid < 0) return fail(std::string("fork: ") + std::strerror(errno));
@@ -55,7 +52,7 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
     // Async-signal-safe only from here: move the link to fd 3 and exec.
     const int fd = ::fcntl(theirs.get(), F_DUPFD, 10);
     ::dup2(fd, 3);
-    ::execve(argv[0], argv.data(), envp.data());
+    ::execve(argv.get()[0], argv.get(), envp.get());
     const char msg[] = "kiln: cannot execute kiln-supervisor\n";
     (void)!::write(2, msg, sizeof msg - 1);
     ::_exit(127);

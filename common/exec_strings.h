@@ -26,6 +26,7 @@ class ExecStrings {
 
   // Null-ended. Not const: that is how exec's callers are declared; nothing writes through it.
   char** get() { return pointers_.data(); }
+  char* const* get() const { return pointers_.data(); }  // what execve itself takes
   const std::vector<std::string>& strings() const { return strings_; }
 
  private:

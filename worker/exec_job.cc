@@ -21,6 +21,7 @@
 #include <utility>
 #include <variant>
 
+#include "common/exec_strings.h"
 #include "common/fd.h"
 #include "common/rlimits.h"
 #include "common/text.h"
@@ -120,9 +121,7 @@ const std::vector<int>& ignored_at_start() {
 // Everything the child needs, prepared before vfork: between vfork and exec the child borrows
 // the worker's memory and only makes system calls, so nothing may be allocated there.
 struct Prepared {
-  std::vector<std::string> env_storage;
-  std::vector<char*> envp;
-  std::vector<char*> argv;
+  ExecStrings envp, argv;
   std::vector<std::string> candidates;  // paths to try execve on, in PATH order
   std::vector<const char*> candidate_ptrs;
   // What the child must set back to the default: the worker's ignored signals, found at its first
@@ -133,6 +132,7 @@ struct Prepared {
 
 Prepared prepare_env_and_argv(const ExecRequest& r) {
   Prepared p;
+  std::vector<std::string> env;
   // name -> its entry: the job's variables replace the worker's of the same name in one pass
   // each (comparing every pair was quadratic: 40,000 variables took 12.7 s). An ordered map, not
   // a hash table, so that no choice of names is slow.
@@ -140,22 +140,19 @@ Prepared prepare_env_and_argv(const ExecRequest& r) {
   auto put = [&](std::string entry) {
     const std::string name = entry.substr(0, entry.find('='));
     if (const auto it = index.find(name); it != index.end()) {
-      p.env_storage[it->second] = std::move(entry);
+      env[it->second] = std::move(entry);
     } else {
-      index.emplace(name, p.env_storage.size());
-      p.env_storage.push_back(std::move(entry));
+      index.emplace(name, env.size());
+      env.push_back(std::move(entry));
     }
   };
   if (!r.clear_env) {
     for (char** e = environ; *e != nullptr; ++e) put(*e);
   }
   for (const auto& [name, value] : r.env) put(name + "=" + value);
-  for (auto& e : p.env_storage) p.envp.push_back(e.data());
-  p.envp.push_back(nullptr);
-  for (const auto& a : r.argv) p.argv.push_back(const_cast<char*>(a.c_str()));  // execve reads them
-  p.argv.push_back(nullptr);
-
-  p.candidates = exec_candidates(r.argv[0], p.env_storage);
+  p.candidates = exec_candidates(r.argv[0], env);
+  p.envp = ExecStrings(std::move(env));
+  p.argv = ExecStrings(r.argv);
   for (const auto& c : p.candidates) p.candidate_ptrs.push_back(c.c_str());
   return p;
 }
@@ -209,7 +206,7 @@ void apply_process_attributes(const ExecRequest& r) {
   if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
   // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  child_fail(report_fd, kStageExec, exec_first(p.candidate_ptrs, p.argv.data(), p.envp.data()));
+  child_fail(report_fd, kStageExec, exec_first(p.candidate_ptrs, p.argv.get(), p.envp.get()));
 }
 
 void set_nonblocking(int fd) {

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "common/exec_strings.h"
 #include "common/text.h"
 #include "worker/job_group.h"
 #include "worker/jobs.h"
@@ -156,12 +157,8 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   }
   env.push_back("KILN_KEY=" + encoded_key);
   env.push_back("KILN_TOOL=" + spec_.name);
-  std::vector<char*> envp, argv;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  for (auto& a : spec_.argv) argv.push_back(a.data());
-  argv.push_back(nullptr);
   const std::vector<std::string> candidates = exec_candidates(spec_.argv[0], env);
+  ExecStrings argv(spec_.argv), envp(std::move(env));
   std::vector<const char*> candidate_ptrs;
   for (const auto& c : candidates) candidate_ptrs.push_back(c.c_str());
 
@@ -179,7 +176,7 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   const pid_t worker = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
-  if (pid_ == 0) tool_child(fds, worker, argv.data(), envp.data(), candidate_ptrs);
+  if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidate_ptrs);
   // The child's ends are the child's alone: the output pipe ends when the tool's side does.
   devnull.reset();
   out_write.reset();
