@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <set>
 
+#include "common/exit_codes.h"
 #include "common/fd.h"
 #include "tests/supervisor_harness.h"
 #include "tests/worker_harness.h"
@@ -321,6 +322,23 @@ TEST_F(ToolTest, AToolHasOnlyStdioAndItsLinkOpen) {
   start({.workers = 1});
   const pid_t tool = tool_pid(1);
   EXPECT_EQ(open_fds(tool), (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+// A worker out of fds as it starts its tool ends before its ready, saying so, with the status of a
+// failed tool start (the supervisor's crash-loop handling reports that line). It used to exit
+// through fatal_errno with "kiln: pipe2: Too many open files", an internal error.
+TEST(ToolStart, AWorkerOutOfFdsForItsToolSaysSoAndEndsAsAFailedStart) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "not under a sanitizer: its runtime takes fds of its own";
+#endif
+  WorkerStart start;
+  // The worker holds 0-6; /dev/null takes 7 and the first pipe 8-9: the second finds no fd 11.
+  start.wrapper = {"/usr/bin/prlimit", "--nofile=11"};
+  start.extra_args = {"--tool", tool_arg()};
+  WorkerHarness worker(start);
+  EXPECT_EQ(worker.process().exit_code(), exit_code::kToolFailed);
+  EXPECT_EQ(worker.stderr_text(5s),
+            "kiln-worker: cannot start tool t: pipe: Too many open files\n");
 }
 
 TEST(ToolCommandLine, BadToolsAreRefusedWithAMessage) {

@@ -39,6 +39,7 @@ WorkerHarness::WorkerHarness(const WorkerStart& start) : link_(UniqueFd(), Uniqu
   spec.argv = {start.path,  "--parent",   std::to_string(start.parent.value_or(::getpid())),
                "--read-fd", "3",          "--write-fd",
                "4",         "--grace-ms", "300"};
+  spec.argv.insert(spec.argv.begin(), start.wrapper.begin(), start.wrapper.end());
   if (start.selftest) spec.argv.push_back("--enable-selftest");
   spec.argv.insert(spec.argv.end(), start.extra_args.begin(), start.extra_args.end());
   std::vector<std::string> env = start.env;

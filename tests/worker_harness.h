@@ -17,6 +17,7 @@ inline const std::string kTestKey = "kiln";  // base64 a2lsbg==, key_id eac75792
 
 struct WorkerStart {
   std::string path = KILN_WORKER_PATH;  // the kiln-worker binary
+  std::vector<std::string> wrapper;     // a command that execs it in place (prlimit ...)
   std::vector<std::string> extra_args;  // after the required ones
   std::vector<std::string> env;         // extra environment entries
   std::optional<pid_t> parent;          // default: this process

@@ -36,12 +36,38 @@ std::string describe_status(int status) {
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
 
-// A copy of `fd` at 10 or above, close-on-exec: the child's dup2 onto 0-4 then never overwrites
-// a source it has yet to copy.
-UniqueFd high(UniqueFd fd) {
-  UniqueFd moved(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 10));
-  if (!moved) fatal_errno("fcntl(F_DUPFD_CLOEXEC)");
-  return moved;
+// The fds of one tool's start. The child's ends are at 10 and above (close-on-exec): its dup2
+// onto 0-4 then never overwrites a source it has yet to copy.
+struct StartFds {
+  UniqueFd devnull, out_read, out_write, commands_read, commands_write, events_read, events_write;
+  UniqueFd output_stop;  // ToolOutput's eventfd
+};
+
+// Out of fds (EMFILE) is a failed start with a message, as a tool that cannot be executed is.
+Expected<StartFds> open_start_fds() {
+  auto failed = [](const char* what) {
+    return fail(std::string(what) + ": " + std::strerror(errno));
+  };
+  StartFds f;
+  f.devnull.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!f.devnull) return failed("open /dev/null");
+  std::pair<UniqueFd*, UniqueFd*> ends[] = {{&f.out_read, &f.out_write},
+                                            {&f.commands_read, &f.commands_write},
+                                            {&f.events_read, &f.events_write}};
+  for (auto [read_end, write_end] : ends) {
+    std::optional<std::pair<UniqueFd, UniqueFd>> pipe = try_make_pipe();
+    if (!pipe) return failed("pipe");
+    *read_end = std::move(pipe->first);
+    *write_end = std::move(pipe->second);
+  }
+  for (UniqueFd* childs : {&f.devnull, &f.out_write, &f.commands_read, &f.events_write}) {
+    UniqueFd high(::fcntl(childs->get(), F_DUPFD_CLOEXEC, 10));
+    if (!high) return failed("fcntl(F_DUPFD_CLOEXEC)");
+    *childs = std::move(high);
+  }
+  f.output_stop.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!f.output_stop) return failed("eventfd");
+  return f;
 }
 
 void set_nonblocking(int fd) {
@@ -78,10 +104,8 @@ struct ChildFds {
 
 // ---- ToolOutput ----
 
-ToolOutput::ToolOutput(UniqueFd fd)
-    : fd_(std::move(fd)), stop_(::eventfd(0, EFD_CLOEXEC)), thread_(&ToolOutput::pump, this) {
-  if (!stop_) fatal_errno("eventfd");
-}
+ToolOutput::ToolOutput(UniqueFd fd, UniqueFd stop)
+    : fd_(std::move(fd)), stop_(std::move(stop)), thread_(&ToolOutput::pump, this) {}
 
 ToolOutput::~ToolOutput() {
   // Something that left the tool's group may hold the pipe open for ever: stop reading.
@@ -162,34 +186,33 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   std::vector<const char*> candidate_ptrs;
   for (const auto& c : candidates) candidate_ptrs.push_back(c.c_str());
 
-  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!devnull) fatal_errno("open /dev/null");
-  devnull = high(std::move(devnull));
-  auto [out_read, out_write] = make_pipe();
-  auto [commands_read, commands_write] = make_pipe();
-  auto [events_read, events_write] = make_pipe();
-  out_write = high(std::move(out_write));
-  commands_read = high(std::move(commands_read));
-  events_write = high(std::move(events_write));
-  const ChildFds fds{devnull.get(), out_write.get(), commands_read.get(), events_write.get()};
+  Expected<StartFds> opened = open_start_fds();
+  if (!opened) return fail("cannot start tool " + spec_.name + ": " + opened.error());
+  StartFds& f = *opened;
+  const ChildFds fds{f.devnull.get(), f.out_write.get(), f.commands_read.get(),
+                     f.events_write.get()};
 
   const pid_t worker = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
   if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidate_ptrs);
   // The child's ends are the child's alone: the output pipe ends when the tool's side does.
-  devnull.reset();
-  out_write.reset();
-  commands_read.reset();
-  events_write.reset();
+  f.devnull.reset();
+  f.out_write.reset();
+  f.commands_read.reset();
+  f.events_write.reset();
   // Set here too, so the group exists before either side goes on (whichever runs first).
   ::setpgid(pid_, pid_);
   g_tool_groups[slot_].store(pid_);
   exit_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
-  if (!exit_fd_) fatal_errno("pidfd_open");
-  output_.emplace(std::move(out_read));
-  to_tool_ = std::move(commands_write);
-  from_tool_ = std::move(events_read);
+  if (!exit_fd_) {
+    const int error = errno;
+    kill_and_reap();
+    return fail("cannot start tool " + spec_.name + ": pidfd_open: " + std::strerror(error));
+  }
+  output_.emplace(std::move(f.out_read), std::move(f.output_stop));
+  to_tool_ = std::move(f.commands_write);
+  from_tool_ = std::move(f.events_read);
   set_nonblocking(to_tool_.get());
   set_nonblocking(from_tool_.get());
   return await_ready();

@@ -33,7 +33,8 @@ namespace kiln::worker {
 // come, so a chatty tool never blocks, and keeps the last lines.
 class ToolOutput {
  public:
-  explicit ToolOutput(UniqueFd fd);
+  // Reads `fd` on a thread of its own until its end, or until `stop` (an eventfd) is written.
+  ToolOutput(UniqueFd fd, UniqueFd stop);
   ~ToolOutput();
   ToolOutput(const ToolOutput&) = delete;
   ToolOutput& operator=(const ToolOutput&) = delete;
