@@ -328,9 +328,6 @@ TEST_F(ToolTest, AToolHasOnlyStdioAndItsLinkOpen) {
 // failed tool start (the supervisor's crash-loop handling reports that line). It used to exit
 // through fatal_errno with "kiln: pipe2: Too many open files", an internal error.
 TEST(ToolStart, AWorkerOutOfFdsForItsToolSaysSoAndEndsAsAFailedStart) {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "not under a sanitizer: its runtime takes fds of its own";
-#endif
   WorkerStart start;
   // The worker holds 0-6; /dev/null takes 7 and the first pipe 8-9: the second finds no fd 11.
   start.wrapper = {"/usr/bin/prlimit", "--nofile=11"};

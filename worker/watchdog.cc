@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ Watchdog::Watchdog(pid_t parent, int link_write_fd)
 void Watchdog::start() { std::thread(&Watchdog::watch, this).detach(); }
 
 void Watchdog::watch() {
+  ::prctl(PR_SET_NAME, "kiln-watchdog");  // for ps -L, gdb and the tests that wait for it
   install_alternate_stack();
   pollfd fds[2] = {{signalfd_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}};
   const nfds_t nfds = pidfd_ ? 2 : 1;
