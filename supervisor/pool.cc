@@ -478,8 +478,8 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
   }
   const std::optional<proto::JobError> error = retiring ? result.error : std::nullopt;
   if (not_started) {
-    if (!e.answered) put_back(e);
-  } else if (!e.answered) {
+    if (!e.settled) put_back(e);
+  } else if (!e.settled) {
     ++s.jobs;
     note_run_time(e.job.kind, result.run_us);
     finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
@@ -528,7 +528,7 @@ void Pool::kill_broken(std::size_t slot, const std::string& why) {
   Slot& s = slots_[slot];
   spdlog::error("worker {} broke the worker link protocol: {}; killing it", s.pid, why);
   if (Sent* r = running(s)) {
-    r->answered = true;
+    r->settled = true;
     fail(r->job, proto::code::kWorkerProtocolError,
          "worker " + std::to_string(s.pid) + " broke the protocol: " + why, std::nullopt, s.pid);
   }
@@ -576,7 +576,7 @@ void Pool::job_clock(std::size_t slot, Micros now) {
   Slot& s = slots_[slot];
   Sent& r = *running(s);
   if (s.deadline != 0 && now >= s.deadline) {
-    r.answered = true;
+    r.settled = true;
     fail(r.job, proto::code::kTimeout,
          "the job ran past its timeout of " + std::to_string(r.job.timeout_ms) + " ms",
          std::nullopt, s.pid);
@@ -603,9 +603,9 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   // another job's sake, had no part in that and goes back to the queue.
   Sent* const r = running(s);
   for (Sent& e : s.sent) {
-    if (e.answered) continue;
+    if (e.settled) continue;
     if (&e == r) {
-      e.answered = true;
+      e.settled = true;
       fail(e.job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
     } else {
       put_back(e);
@@ -719,7 +719,7 @@ std::optional<QueueKey> Pool::recall_for_priority() {
         e.recalled = true;
         env_.send_cancel(i, e.job.id);
       }
-      if (e.recalled && !e.answered && (!first || e.job.key < *first)) first = e.job.key;
+      if (e.recalled && !e.settled && (!first || e.job.key < *first)) first = e.job.key;
     }
   }
   return first;
@@ -774,7 +774,7 @@ void Pool::start_running(std::size_t slot) {
 }
 
 void Pool::put_back(Sent& e) {
-  e.answered = true;  // the entry is done with; the job lives on in the queue
+  e.settled = true;  // the job lives on in the queue
   e.job.payload = std::move(e.wire.payload);
   e.job.started = 0;
   e.job.name.clear();
@@ -789,8 +789,8 @@ void Pool::fail_sent(std::size_t slot, std::string_view code, const std::string&
   Slot& s = slots_[slot];
   const Sent* r = running(s);
   for (Sent& e : s.sent) {
-    if (e.answered) continue;
-    e.answered = true;
+    if (e.settled) continue;
+    e.settled = true;
     fail(e.job, code, message, std::nullopt, &e == r ? std::optional(s.pid) : std::nullopt);
   }
 }
@@ -799,7 +799,7 @@ void Pool::unwant(std::size_t slot, Sent& e) {
   Slot& s = slots_[slot];
   const bool runs = &e == running(s);
   const bool asked = e.recalled;
-  e.answered = true;
+  e.settled = true;
   if (runs && s.state == State::kCrashing) {
     // Its crash answers nothing now: it ends as a stopped worker does (what else it holds goes
     // back to the queue), by itself, within the report's deadline.

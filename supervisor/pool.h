@@ -178,16 +178,18 @@ class Pool {
   // while pending without being asked to stop also failed to start.
   enum class Start { kPending, kReady, kFailed };
   using Job = PoolJob;
-  // A job sent to a worker. A slot's first live one (neither answered nor recalled) is the job
-  // its worker runs; the ones after it were sent ahead and run next, in order. Answered and
+  // A job sent to a worker. A slot's first live one (neither settled nor recalled) is the job
+  // its worker runs; the ones after it were sent ahead and run next, in order. Settled and
   // recalled ones stay until the worker's result or not_started for them arrives.
   struct Sent {
     Job job;          // without its payload, which is in `wire`
     proto::Job wire;  // what was sent, kept so that a job that did not run can be queued again
-    bool answered = false;  // its client has its answer (cancel, ...): what comes for it is dropped
+    // The pool is done with this entry: its client has had its answer (a cancel, a failure), or
+    // the job is back in the queue (put_back). What the worker says of it is dropped.
+    bool settled = false;
     bool recalled =
         false;  // asked back for a job of higher priority: queued again once not_started
-    bool live() const { return !answered && !recalled; }
+    bool live() const { return !settled && !recalled; }
   };
   struct Slot {
     State state = State::kEmpty;
