@@ -197,10 +197,10 @@ std::vector<std::string> path_candidates(std::string_view file,
 }
 
 std::optional<std::string> first_executable(const std::vector<std::string>& candidates) {
-  const char* path = std::getenv("PATH");
+  const char* env_path = std::getenv("PATH");
+  const auto path = env_path ? std::optional<std::string_view>(env_path) : std::nullopt;
   for (const std::string& c : candidates) {
-    for (std::string& full :
-         path_candidates(c, path ? std::optional<std::string_view>(path) : std::nullopt)) {
+    for (std::string& full : path_candidates(c, path)) {
       if (is_executable_file(full)) return std::move(full);
     }
   }

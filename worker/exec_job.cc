@@ -122,8 +122,7 @@ const std::vector<int>& ignored_at_start() {
 // the worker's memory and only makes system calls, so nothing may be allocated there.
 struct Prepared {
   ExecStrings envp, argv;
-  std::vector<std::string> candidates;  // paths to try execve on, in PATH order
-  std::vector<const char*> candidate_ptrs;
+  ExecStrings candidates;  // paths to try execve on, in PATH order
   // What the child must set back to the default: the worker's ignored signals, found at its first
   // job (it sets its dispositions at its start, and none after). Asking each job for all 64 took
   // the child some 40 us, the worker suspended meanwhile (vfork).
@@ -153,7 +152,6 @@ Prepared prepare_env_and_argv(const ExecRequest& r) {
   p.candidates = exec_candidates(r.argv[0], env);
   p.envp = ExecStrings(std::move(env));
   p.argv = ExecStrings(r.argv);
-  for (const auto& c : p.candidates) p.candidate_ptrs.push_back(c.c_str());
   return p;
 }
 
@@ -206,7 +204,7 @@ void apply_process_attributes(const ExecRequest& r) {
   if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
   // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  child_fail(report_fd, kStageExec, exec_first(p.candidate_ptrs, p.argv.get(), p.envp.get()));
+  child_fail(report_fd, kStageExec, exec_first(p.candidates.get(), p.argv.get(), p.envp.get()));
 }
 
 void set_nonblocking(int fd) {

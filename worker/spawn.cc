@@ -8,19 +8,18 @@
 
 namespace kiln::worker {
 
-std::vector<std::string> exec_candidates(const std::string& file,
-                                         const std::vector<std::string>& env) {
+ExecStrings exec_candidates(const std::string& file, const std::vector<std::string>& env) {
   std::optional<std::string_view> path;
   for (const auto& e : env) {
     if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
   }
-  return path_candidates(file, path);
+  return ExecStrings(path_candidates(file, path));
 }
 
-int exec_first(const std::vector<const char*>& candidates, char* const argv[], char* const envp[]) {
+int exec_first(char* const candidates[], char* const argv[], char* const envp[]) {
   int error = ENOENT;
-  for (const char* candidate : candidates) {
-    ::execve(candidate, argv, envp);
+  for (char* const* candidate = candidates; *candidate != nullptr; ++candidate) {
+    ::execve(*candidate, argv, envp);
     switch (errno) {
       case EACCES:
         error = EACCES;

@@ -81,7 +81,7 @@ struct ChildFds {
 
 // The forked child, until exec: system calls only (the worker has other threads).
 [[noreturn]] void tool_child(const ChildFds& fds, pid_t worker, char* const argv[],
-                             char* const envp[], const std::vector<const char*>& candidates) {
+                             char* const envp[], char* const candidates[]) {
   ::setpgid(0, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != worker) ::_exit(127);
@@ -181,10 +181,8 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   }
   env.push_back("KILN_KEY=" + encoded_key);
   env.push_back("KILN_TOOL=" + spec_.name);
-  const std::vector<std::string> candidates = exec_candidates(spec_.argv[0], env);
+  const ExecStrings candidates = exec_candidates(spec_.argv[0], env);
   ExecStrings argv(spec_.argv), envp(std::move(env));
-  std::vector<const char*> candidate_ptrs;
-  for (const auto& c : candidates) candidate_ptrs.push_back(c.c_str());
 
   Expected<StartFds> opened = open_start_fds();
   if (!opened) return fail("cannot start tool " + spec_.name + ": " + opened.error());
@@ -195,7 +193,7 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   const pid_t worker = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0) return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
-  if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidate_ptrs);
+  if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidates.get());
   // The child's ends are the child's alone: the output pipe ends when the tool's side does.
   f.devnull.reset();
   f.out_write.reset();
