@@ -800,12 +800,11 @@ void Pool::unwant(std::size_t slot, Sent& e) {
   const bool runs = &e == running(s);
   const bool asked = e.recalled;
   e.settled = true;
-  if (runs && s.state == State::kCrashing) {
-    // Its crash answers nothing now: it ends as a stopped worker does (what else it holds goes
-    // back to the queue), by itself, within the report's deadline.
-    s.state = State::kStopping;
-  } else if (runs) {
-    stop(slot, /*graceful=*/false);
+  if (runs) {
+    // A crashing worker is left to finish its report: its crash answers nothing now, but it is
+    // still a crash, logged with its last words and counted when it ends (by itself, or killed at
+    // the report's deadline); what else it holds goes back to the queue then.
+    if (s.state != State::kCrashing) stop(slot, /*graceful=*/false);
   } else if (!asked && (s.state == State::kIdle || s.state == State::kBusy)) {
     env_.send_cancel(slot, e.job.id);
   }

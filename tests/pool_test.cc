@@ -740,6 +740,38 @@ TEST_F(PipelineTest, CancellingTheJobOfACrashingWorkerSendsItNothing) {
   gone(0, SIGSEGV);
   EXPECT_EQ(answered_ids(), (Ids{1})) << "job 2 goes back to the queue";
   EXPECT_EQ(pool_->stats().jobs_queued, 1u);
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u) << "the cancel does not make the crash a stop";
+}
+
+TEST_F(PipelineTest, ACrashingWorkerWhoseJobWasCancelledIsKilledAtTheReportsDeadline) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->on_crash_reported(0);
+  pool_->cancel(1, 1);
+  advance_ms(crash_report::kSymbolizeDeadlineMs + 100 - 1);
+  EXPECT_TRUE(env_.signals.empty()) << "not at --grace-ms: the report is still being written";
+  advance_ms(1);
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGKILL}}));
+  gone(0, SIGKILL);
+  EXPECT_EQ(answered_ids(), (Ids{1}));
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u);
+}
+
+TEST_F(PipelineTest, CancellingTheJobOfACrashingWorkerAlreadyKilledSendsNoSecondSignal) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->on_crash_reported(0);
+  advance_ms(crash_report::kSymbolizeDeadlineMs + 100);
+  ASSERT_EQ(env_.signals.size(), 1u);
+  pool_->cancel(1, 1);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  advance_ms(60'000);
+  EXPECT_EQ(env_.signals.size(), 1u) << "it was killed already; its end is awaited";
+  gone(0, SIGKILL);
+  EXPECT_EQ(answered_ids(), (Ids{1})) << "answered once";
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u);
+  EXPECT_EQ(pool_->stats().workers_alive, 1u) << "a replacement starts";
 }
 
 TEST_F(PipelineTest, AJobSentAheadIsTimedFromItsStartNotFromWhenItWasSent) {
