@@ -6,6 +6,7 @@
 #include <csignal>
 
 #include "common/crash_report.h"
+#include "common/exit_codes.h"
 #include "common/fd.h"
 #include "supervisor/job_name.h"
 
@@ -18,6 +19,16 @@ std::string describe_exit(pid_t pid, const ExitInfo& exit) {
   }
   return "worker " + std::to_string(pid) + " exited with status " +
          std::to_string(exit.exit_status);
+}
+
+// Whether a worker the pool asked to stop ended the way a stop ends: exited when told to (its
+// watchdog's 128+SIGTERM for SIGTERM; kToolFailed when a dead tool retired it), or killed by the
+// SIGTERM or SIGKILL it was sent. Anything else (a SIGSEGV, a protocol error's status) is a crash
+// on its way out.
+bool stop_explains(const ExitInfo& exit) {
+  if (exit.term_signal != 0) return exit.term_signal == SIGTERM || exit.term_signal == SIGKILL;
+  return exit.exit_status == exit_code::kOk || exit.exit_status == exit_code::kToolFailed ||
+         exit.exit_status == exit_code::kSignalBase + SIGTERM;
 }
 
 std::string last_line(const std::string& text) {
@@ -47,6 +58,7 @@ const char* Pool::state_name(State s) {
     case State::kStopping:
     case State::kKilled:    // SIGKILLed, not yet gone
     case State::kCrashing:  // its own way out
+    case State::kCrashingOut:
       return "stopping";
   }
   return "?";
@@ -221,6 +233,7 @@ void Pool::quiesce() {
       case State::kStopping:  // not replaced when gone: the pool is quiesced
       case State::kKilled:
       case State::kCrashing:
+      case State::kCrashingOut:
       case State::kEmpty:
         break;
     }
@@ -261,6 +274,7 @@ void Pool::shutdown(bool drain) {
         break;
       case State::kStopping:  // what it holds would go back to the queue: it ends here instead
       case State::kKilled:
+      case State::kCrashingOut:
         fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
         break;
       case State::kCrashing:  // its job is answered worker_crashed, with the report, when it ends
@@ -284,7 +298,7 @@ void Pool::kill_all() {
 
 namespace {
 
-constexpr std::size_t kStates = 8, kEvents = 7;
+constexpr std::size_t kStates = 9, kEvents = 7;
 using St = Pool::Step;
 // One row per state, one column per event; each cell names what happens (Pool::Step). kNone:
 // the event cannot come in that state (there is no process; the supervisor drops the events of
@@ -297,9 +311,10 @@ constexpr Pool::Step kLife[kStates][kEvents] = {
     /* starting */ {St::kBecomeReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kStartTimeout,  St::kCrashing},
     /* idle     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kNone,          St::kCrashing},
     /* busy     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kJobClock,      St::kCrashing},
-    /* stopping */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kKillBroken,   St::kEnded,     St::kKillNow,       St::kIgnore},
+    /* stopping */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kKillBroken,   St::kEnded,     St::kKillNow,       St::kCrashingOut},
     /* killed   */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kNone,          St::kIgnore},
     /* crashing */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kKillCrashing,  St::kIgnore},
+    /* crash-out*/ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kKillCrashing,  St::kIgnore},
 };
 // clang-format on
 
@@ -348,7 +363,16 @@ void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
 }
 
 void Pool::on_crash_reported(std::size_t slot) {
-  if (step_for(slot, Event::kCrashReported) == Step::kCrashing) crashing(slot);
+  switch (step_for(slot, Event::kCrashReported)) {
+    case Step::kCrashing:
+      crashing(slot);
+      break;
+    case Step::kCrashingOut:
+      crashing_out(slot);
+      break;
+    default:
+      break;
+  }
   settle();
 }
 
@@ -404,6 +428,7 @@ std::optional<Micros> Pool::due_at(const Slot& s) {
     case State::kStopping:
       return s.deadline;
     case State::kCrashing:
+    case State::kCrashingOut:
       return s.deadline != 0 ? std::optional(s.deadline) : std::nullopt;
     case State::kBusy: {
       std::optional<Micros> due;
@@ -486,7 +511,8 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
   }
   // Stopping or crashing, it runs nothing more of ours; what it does not run goes back to the
   // queue.
-  if (s.state == State::kStopping || s.state == State::kKilled || s.state == State::kCrashing) {
+  if (s.state == State::kStopping || s.state == State::kKilled || s.state == State::kCrashing ||
+      s.state == State::kCrashingOut) {
     return;
   }
   if (retiring) {
@@ -550,16 +576,29 @@ void Pool::crashing(std::size_t slot) {
   Slot& s = slots_[slot];
   // What it runs is the job it crashed in; what it was sent ahead waits for its end.
   s.state = State::kCrashing;
-  s.deadline = env_.now() +
-               (static_cast<Micros>(crash_report::kSymbolizeDeadlineMs) + config_.grace_ms) * 1000;
+  s.deadline = env_.now() + report_time();
 }
 
 void Pool::kill_crashing(std::size_t slot) {
   Slot& s = slots_[slot];
-  spdlog::warn("worker {} began a crash report and has not ended {} ms later; killing it", s.pid,
-               crash_report::kSymbolizeDeadlineMs + config_.grace_ms);
+  if (s.state == State::kCrashing) {
+    spdlog::warn("worker {} began a crash report and has not ended {} ms later; killing it", s.pid,
+                 report_time() / 1000);
+  } else {
+    spdlog::warn("worker {} crashed as it was stopping and has not ended within {} ms; killing it",
+                 s.pid, config_.grace_ms);
+  }
   env_.signal_worker(slot, SIGKILL);
-  s.deadline = 0;  // it stays crashing: its end answers its job worker_crashed
+  s.deadline = 0;  // it stays as it is: its end is a crash (answering its job, if crashing)
+}
+
+void Pool::crashing_out(std::size_t slot) {
+  // The deadline stays its stop's: a shutdown's --grace-ms bounds it, report or not.
+  slots_[slot].state = State::kCrashingOut;
+}
+
+Micros Pool::report_time() const {
+  return (static_cast<Micros>(crash_report::kSymbolizeDeadlineMs) + config_.grace_ms) * 1000;
 }
 
 void Pool::start_timeout(std::size_t slot) {
@@ -594,7 +633,9 @@ void Pool::job_clock(std::size_t slot, Micros now) {
 void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   Slot& s = slots_[slot];
   const pid_t pid = s.pid;
-  const bool requested = s.state == State::kStopping || s.state == State::kKilled;
+  const bool stopping = s.state == State::kStopping || s.state == State::kCrashingOut;
+  const bool requested =
+      s.state == State::kKilled || (s.state == State::kStopping && stop_explains(exit));
   // Stopped by the pool before `ready` (a quiesce, a shutdown) is no failed start.
   const bool failed_start = s.start == Start::kFailed || (s.start == Start::kPending && !requested);
   const std::string what = describe_exit(pid, exit);
@@ -619,10 +660,11 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   }
   if (!requested) {
     ++worker_crashes_;
+    const char* const when = stopping ? "as it was stopping" : "unexpectedly";
     if (exit.stderr_tail.empty()) {
-      spdlog::warn("{} unexpectedly", what);
+      spdlog::warn("{} {}", what, when);
     } else {
-      spdlog::warn("{} unexpectedly; its last words:\n{}", what, exit.stderr_tail);
+      spdlog::warn("{} {}; its last words:\n{}", what, when, exit.stderr_tail);
     }
   }
   if (failed_start) {
@@ -923,8 +965,9 @@ void Pool::settle() {
 }
 
 const char* Pool::slot_state(std::size_t slot) const {
-  static constexpr const char* kNames[kStates] = {"empty", "backoff",  "starting", "idle",
-                                                  "busy",  "stopping", "killed",   "crashing"};
+  static constexpr const char* kNames[kStates] = {"empty",  "backoff",  "starting",
+                                                  "idle",   "busy",     "stopping",
+                                                  "killed", "crashing", "crashing-out"};
   return kNames[static_cast<std::size_t>(slots_[slot].state)];
 }
 

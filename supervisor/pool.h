@@ -5,9 +5,9 @@
 // runner). The supervisor implements PoolEnv with libuv.
 //
 // A worker slot's life is one table, Pool's kLife in pool.cc: a row per state (empty, backoff,
-// starting, idle, busy, stopping, killed, crashing), a column per event of its worker (ready,
-// result, phase, a protocol error, gone, its deadline, its crash report begun), and in each cell
-// the step taken (Pool::Step).
+// starting, idle, busy, stopping, killed, crashing, crashing-out), a column per event of its worker
+// (ready, result, phase, a protocol error, gone, its deadline, its crash report begun), and in each
+// cell the step taken (Pool::Step).
 // Every worker event goes through it (tests/pool_test.cc walks every cell); the pool's own calls
 // (submit, cancel, quiesce, shutdown) move slots with the same helpers; every entry point ends
 // with settle().
@@ -160,7 +160,8 @@ class Pool {
     kJobClock,      // the running job's timeout backstop or its status interval
     kKillNow,       // did not stop in its grace period: SIGKILL -> killed
     kCrashing,      // its crash report began: -> crashing, with the report's time and a grace
-    kKillCrashing,  // its crash report outran that (a handler stuck in it): SIGKILL
+    kKillCrashing,  // its crash report outran its deadline (a handler stuck in it): SIGKILL
+    kCrashingOut,   // stopping, its crash report began: -> crashing-out (its end is a crash)
   };
   const char* slot_state(std::size_t slot) const;
 
@@ -168,8 +169,20 @@ class Pool {
   // kStopping: asked to stop (shutdown sent, SIGTERM or its own retire), SIGKILL at its
   // deadline; kKilled: SIGKILL sent, waiting for it to be gone. kCrashing: its crash handler
   // runs (a crash, not a stop: its job is answered worker_crashed when it is gone), SIGKILL at
-  // its deadline if the report hangs.
-  enum class State { kEmpty, kBackoff, kStarting, kIdle, kBusy, kStopping, kKilled, kCrashing };
+  // its deadline if the report hangs. kCrashingOut: a stopping worker's crash handler runs: it
+  // answers no job (what it holds goes back to the queue) and keeps its stop's deadline, but its
+  // end, however it comes, is a crash: logged with its last words and counted.
+  enum class State {
+    kEmpty,
+    kBackoff,
+    kStarting,
+    kIdle,
+    kBusy,
+    kStopping,
+    kKilled,
+    kCrashing,
+    kCrashingOut
+  };
   static Step step(State state, Event event);
   enum class Phase { kRunning, kDraining, kStopping };
 
@@ -278,6 +291,9 @@ class Pool {
   void start_timeout(std::size_t slot);
   void crashing(std::size_t slot);
   void kill_crashing(std::size_t slot);
+  void crashing_out(std::size_t slot);
+  // What a crash report may take: the symbolizer's deadline and a grace period.
+  Micros report_time() const;
   void job_clock(std::size_t slot, Micros now);
   void ended(std::size_t slot, const ExitInfo& exit);
   void note_start_failure(const std::string& why);

@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "common/crash_report.h"
+#include "common/exit_codes.h"
 #include "supervisor/pool.h"
 
 namespace kiln::supervisor {
@@ -774,6 +775,43 @@ TEST_F(PipelineTest, CancellingTheJobOfACrashingWorkerAlreadyKilledSendsNoSecond
   EXPECT_EQ(pool_->stats().workers_alive, 1u) << "a replacement starts";
 }
 
+TEST_F(PipelineTest, AStoppedWorkerThatEndsAsToldIsNoCrash) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->cancel(1, 1);
+  ASSERT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGTERM}}));
+  gone(0, 0, exit_code::kSignalBase + SIGTERM);  // its watchdog's exit on SIGTERM
+  EXPECT_EQ(pool_->stats().worker_crashes, 0u);
+}
+
+TEST_F(PipelineTest, AWorkerThatCrashesAsItStopsIsACrash) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  pool_->cancel(1, 1);
+  gone(0, SIGSEGV, 0, "kiln-worker 100 crashed: SIGSEGV\n");
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u);
+  EXPECT_EQ(answered_ids(), (Ids{1})) << "its cancel only: job 2 goes back to the queue";
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_EQ(pool_->stats().jobs_queued, 1u);
+}
+
+TEST_F(PipelineTest, AWorkerThatBeginsACrashReportAsItStopsIsACrashKilledAtItsGraceDeadline) {
+  start_warm();
+  pool_->submit(1, job(1));
+  pool_->cancel(1, 1);
+  pool_->on_crash_reported(0);
+  advance_ms(100 - 1);
+  EXPECT_EQ(env_.signals.size(), 1u) << "SIGTERM only, until the stop's grace period is over";
+  advance_ms(1);
+  EXPECT_EQ(env_.signals.back(), (std::pair<std::size_t, int>{0, SIGKILL}));
+  advance_ms(60'000);
+  EXPECT_EQ(env_.signals.size(), 2u) << "one SIGKILL";
+  gone(0, SIGKILL);
+  EXPECT_EQ(pool_->stats().worker_crashes, 1u) << "killed, but it had crashed";
+  EXPECT_EQ(answered_ids(), (Ids{1}));
+}
+
 TEST_F(PipelineTest, AJobSentAheadIsTimedFromItsStartNotFromWhenItWasSent) {
   start_warm();
   pool_->submit(1, job(1));
@@ -1047,8 +1085,8 @@ std::ostream& operator<<(std::ostream& os, const Cell& c) {
 class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
  protected:
   // Slot 0 of a one-worker pool, brought into `state` the way the pool gets there; job 1, with
-  // a timeout of 1 s, is the one it runs (busy), crashed in (crashing) or ran (stopping, killed:
-  // cancelled).
+  // a timeout of 1 s, is the one it runs (busy), crashed in (crashing) or ran (stopping, killed,
+  // crashing-out: cancelled).
   void enter(const std::string& state) {
     PoolConfig c = config(1);
     if (state == "backoff") env_.spawn_fails = true;
@@ -1066,6 +1104,7 @@ class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
     if (state == "crashing") return pool_->on_crash_reported(0);
     pool_->cancel(1, 1);
     if (state == "stopping") return;
+    if (state == "crashing-out") return pool_->on_crash_reported(0);
     advance_ms(100);  // the grace period: SIGKILL
   }
   void deliver(Pool::Event event) {
@@ -1157,7 +1196,7 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"stopping", E::kBrokeProtocol, "killed", "", SIGKILL},
         Cell{"stopping", E::kGone, "starting", "", 0},
         Cell{"stopping", E::kDeadline, "killed", "", SIGKILL},
-        Cell{"stopping", E::kCrashReported, "stopping", "", 0},  // its grace period bounds it
+        Cell{"stopping", E::kCrashReported, "crashing-out", "", 0},
         Cell{"killed", E::kReady, "killed", "", 0}, Cell{"killed", E::kResult, "killed", "", 0},
         Cell{"killed", E::kPhase, "killed", "", 0},
         Cell{"killed", E::kBrokeProtocol, "killed", "", 0},
@@ -1171,7 +1210,16 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"crashing", E::kBrokeProtocol, "crashing", "", 0},
         Cell{"crashing", E::kGone, "starting", "worker_crashed", 0},
         Cell{"crashing", E::kDeadline, "crashing", "", SIGKILL},
-        Cell{"crashing", E::kCrashReported, "crashing", "", 0}));
+        Cell{"crashing", E::kCrashReported, "crashing", "", 0},
+        // It crashed on its way out: as stopping, but its end is a crash, and its deadline (its
+        // stop's: the grace period bounds the report) leaves it crashing-out.
+        Cell{"crashing-out", E::kReady, "crashing-out", "", 0},
+        Cell{"crashing-out", E::kResult, "crashing-out", "", 0},
+        Cell{"crashing-out", E::kPhase, "crashing-out", "", 0},
+        Cell{"crashing-out", E::kBrokeProtocol, "crashing-out", "", 0},
+        Cell{"crashing-out", E::kGone, "starting", "", 0},
+        Cell{"crashing-out", E::kDeadline, "crashing-out", "", SIGKILL},
+        Cell{"crashing-out", E::kCrashReported, "crashing-out", "", 0}));
 
 }  // namespace
 }  // namespace kiln::supervisor
