@@ -150,6 +150,14 @@ KILN_FIELDS(ToolResult) {
   f("value", m.value);
   f("error", m.error);
 }
+KILN_FIELDS(ZygoteFork) { f("worker", m.worker); }
+KILN_FIELDS(ZygoteForked) { f("pid", m.pid); }
+KILN_FIELDS(ZygoteRefused) { f("message", m.message); }
+KILN_FIELDS(ZygoteExited) {
+  f("pid", m.pid);
+  f("status", m.status);
+  f("signal", m.signal);
+}
 #undef KILN_FIELDS
 
 template <class M>
@@ -198,6 +206,14 @@ template <>
 constexpr std::string_view kType<ToolReady> = "ready";
 template <>
 constexpr std::string_view kType<ToolResult> = "result";
+template <>
+constexpr std::string_view kType<ZygoteFork> = "fork";
+template <>
+constexpr std::string_view kType<ZygoteForked> = "forked";
+template <>
+constexpr std::string_view kType<ZygoteRefused> = "refused";
+template <>
+constexpr std::string_view kType<ZygoteExited> = "exited";
 
 template <class T>
 struct IsOptional : std::false_type {};
@@ -391,7 +407,8 @@ bool is_known_key(std::string_view key) {
      collect(Hello{}), collect(Result{}), collect(Status{}), collect(Stats{}), collect(Error{}),
      collect(Bye{}), collect(Job{}), collect(WorkerShutdown{}), collect(Ready{}),
      collect(WorkerResult{}), collect(Phase{}), collect(ToolJob{}), collect(ToolReady{}),
-     collect(ToolResult{}));
+     collect(ToolResult{}), collect(ZygoteFork{}), collect(ZygoteForked{}),
+     collect(ZygoteRefused{}), collect(ZygoteExited{}));
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     return keys;
@@ -573,6 +590,12 @@ kiln::Expected<ToolCommand> decode_tool_command(std::string_view body) {
 kiln::Expected<ToolEvent> decode_tool_event(std::string_view body) {
   return decode<ToolEvent>(body);
 }
+kiln::Expected<ZygoteRequest> decode_zygote_request(std::string_view body) {
+  return decode<ZygoteRequest>(body);
+}
+kiln::Expected<ZygoteEvent> decode_zygote_event(std::string_view body) {
+  return decode<ZygoteEvent>(body);
+}
 
 void encode(const Submit& m, std::string& out) { encode_message(m, out); }
 void encode(const Cancel& m, std::string& out) { encode_message(m, out); }
@@ -596,6 +619,10 @@ void encode(const Phase& m, std::string& out) { encode_message(m, out); }
 void encode(const ToolJob& m, std::string& out) { encode_message(m, out); }
 void encode(const ToolReady& m, std::string& out) { encode_message(m, out); }
 void encode(const ToolResult& m, std::string& out) { encode_message(m, out); }
+void encode(const ZygoteFork& m, std::string& out) { encode_message(m, out); }
+void encode(const ZygoteForked& m, std::string& out) { encode_message(m, out); }
+void encode(const ZygoteRefused& m, std::string& out) { encode_message(m, out); }
+void encode(const ZygoteExited& m, std::string& out) { encode_message(m, out); }
 
 std::string_view type_name(const ClientRequest& m) { return type_of(m); }
 std::string_view type_name(const ClientEvent& m) { return type_of(m); }

@@ -242,6 +242,26 @@ struct ToolResult {
   bool operator==(const ToolResult&) const = default;
 };
 
+// ---- Zygote link (worker <-> a tool's zygote, docs/protocol.md "Zygote link") ----
+struct ZygoteFork {
+  uint64_t worker = 0;  // the worker's pid (its pidfd travels with the message)
+  bool operator==(const ZygoteFork&) const = default;
+};
+struct ZygoteForked {
+  uint64_t pid = 0;  // the tool's (a pidfd of it travels with the message)
+  bool operator==(const ZygoteForked&) const = default;
+};
+struct ZygoteRefused {
+  std::string message;
+  bool operator==(const ZygoteRefused&) const = default;
+};
+struct ZygoteExited {
+  uint64_t pid = 0;
+  uint64_t status = 0;  // its exit status (0 when a signal ended it)
+  uint64_t signal = 0;  // the signal that ended it (0: none)
+  bool operator==(const ZygoteExited&) const = default;
+};
+
 // What each side of each link receives.
 using ClientRequest =
     std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown, TraceRequest>;
@@ -252,6 +272,8 @@ using WorkerCommand = std::variant<Job, WorkerShutdown, Cancel>;
 using WorkerEvent = std::variant<Ready, WorkerResult, Phase>;
 using ToolCommand = std::variant<ToolJob, WorkerShutdown>;
 using ToolEvent = std::variant<ToolReady, ToolResult, Phase>;
+using ZygoteRequest = std::variant<ZygoteFork>;
+using ZygoteEvent = std::variant<ZygoteForked, ZygoteRefused, ZygoteExited>;
 
 Expected<ClientRequest> decode_client_request(std::string_view body);
 Expected<ClientEvent> decode_client_event(std::string_view body);
@@ -259,6 +281,8 @@ Expected<WorkerCommand> decode_worker_command(std::string_view body);
 Expected<WorkerEvent> decode_worker_event(std::string_view body);
 Expected<ToolCommand> decode_tool_command(std::string_view body);
 Expected<ToolEvent> decode_tool_event(std::string_view body);
+Expected<ZygoteRequest> decode_zygote_request(std::string_view body);
+Expected<ZygoteEvent> decode_zygote_event(std::string_view body);
 
 // Each appends one whole frame (header and body) to `out`.
 void encode(const Submit& m, std::string& out);
@@ -283,6 +307,10 @@ void encode(const Phase& m, std::string& out);
 void encode(const ToolJob& m, std::string& out);
 void encode(const ToolReady& m, std::string& out);
 void encode(const ToolResult& m, std::string& out);
+void encode(const ZygoteFork& m, std::string& out);
+void encode(const ZygoteForked& m, std::string& out);
+void encode(const ZygoteRefused& m, std::string& out);
+void encode(const ZygoteExited& m, std::string& out);
 
 template <class... Ts>
 void encode(const std::variant<Ts...>& m, std::string& out) {

@@ -68,6 +68,9 @@ std::vector<std::string> decode_link(const std::string& link, std::string_view b
   if (link == "tool") {
     return decode_both(body, &proto::decode_tool_command, &proto::decode_tool_event, errors);
   }
+  if (link == "zygote") {
+    return decode_both(body, &proto::decode_zygote_request, &proto::decode_zygote_event, errors);
+  }
   EXPECT_EQ(link, "worker");
   return decode_both(body, &proto::decode_worker_command, &proto::decode_worker_event, errors);
 }
@@ -79,7 +82,8 @@ TEST(ProtocolVectors, EveryLinkHasVectorsBothWays) {
   EXPECT_EQ(counts["client"], std::make_pair(26, 29));
   EXPECT_EQ(counts["worker"], std::make_pair(9, 5));
   EXPECT_EQ(counts["tool"], std::make_pair(7, 6));
-  EXPECT_EQ(counts.size(), 3u);
+  EXPECT_EQ(counts["zygote"], std::make_pair(4, 3));
+  EXPECT_EQ(counts.size(), 4u);
 }
 
 TEST(ProtocolVectors, EveryValidFrameDecodesToItsExpectation) {

@@ -188,6 +188,14 @@ TOOL_EVENTS = {
 }
 
 
+# The zygote link (docs/protocol.md "Zygote link"): what a zygote receives, and what it sends.
+ZYGOTE_REQUESTS = {"fork": {"worker": (_is_uint, True)}}
+ZYGOTE_EVENTS = {
+    "forked": {"pid": (_is_uint, True)},
+    "refused": {"message": (_is_str, True)},
+    "exited": {"pid": (_is_uint, True), "status": (_is_uint, True), "signal": (_is_uint, True)},
+}
+
 _PLAIN_RESULT_KEYS = frozenset({"type", "id", "ok", "value", "worker_pid", "queue_us", "run_us"})
 
 

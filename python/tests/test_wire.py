@@ -48,6 +48,37 @@ def test_the_vectors_cover_both_kinds():
     assert len(client_link("invalid")) == 29
     assert len(tool_link("valid")) == 7
     assert len(tool_link("invalid")) == 6
+    assert len(zygote_link("valid")) == 4
+    assert len(zygote_link("invalid")) == 3
+
+
+def zygote_link(kind):
+    return [v for v in VECTORS[kind] if v["link"] == "zygote"]
+
+
+def decode_zygote(body):
+    accepted, errors = [], []
+    for allowed in (_wire.ZYGOTE_REQUESTS, _wire.ZYGOTE_EVENTS):
+        try:
+            accepted.append(_wire.decode(body, allowed))
+        except _wire.ProtocolError as e:
+            errors.append(e)
+    return accepted, errors
+
+
+@pytest.mark.parametrize("vector", zygote_link("valid"), ids=lambda v: v["name"])
+def test_valid_zygote_link_frames_decode_one_way(vector):
+    (body,) = _wire.FrameReader(MAX_FRAME).feed(bytes.fromhex(vector["frame_hex"]))
+    accepted, _ = decode_zygote(body)
+    assert len(accepted) == 1
+    assert {k: accepted[0][k] for k in vector["expect"]} == vector["expect"]
+
+
+@pytest.mark.parametrize("vector", zygote_link("invalid"), ids=lambda v: v["name"])
+def test_invalid_zygote_link_frames_are_refused_both_ways(vector):
+    (body,) = _wire.FrameReader(MAX_FRAME).feed(bytes.fromhex(vector["frame_hex"]))
+    accepted, _ = decode_zygote(body)
+    assert accepted == []
 
 
 def tool_link(kind):
