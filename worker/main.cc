@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -39,6 +40,10 @@ constexpr const char kHelp[] =
     "                             SIGKILL (default %u)\n"
     "  --tool NAME=COMMAND        keep one warm process of this tool and serve kind NAME on it\n"
     "                             (docs/protocol.md \"Tool link\"; repeatable)\n"
+    "  --zygote NAME=ADDRESS      fork tool NAME from the zygote listening at ADDRESS (a Unix\n"
+    "                             socket; '@' starts an abstract name), or start it from scratch\n"
+    "                             when that zygote does not answer (docs/protocol.md \"Zygote\n"
+    "                             link\"; repeatable)\n"
     "  --enable-selftest          serve the `selftest` kind (fault injection for tests)\n"
     "  --log-level LEVEL          trace, debug, info, warn, error, critical or off (default:\n"
     "                             SPDLOG_LEVEL, else info)\n";
@@ -50,6 +55,7 @@ enum Flag : int {
   kMaxFrame,
   kGraceMs,
   kTool,
+  kZygote,
   kSelftest,
   kLogLevel,
   kVersion,
@@ -64,6 +70,7 @@ constexpr option kOptions[] = {
     {"max-frame", required_argument, nullptr, kMaxFrame},
     {"grace-ms", required_argument, nullptr, kGraceMs},
     {"tool", required_argument, nullptr, kTool},
+    {"zygote", required_argument, nullptr, kZygote},
     {"enable-selftest", no_argument, nullptr, kSelftest},
     {"log-level", required_argument, nullptr, kLogLevel},
     {nullptr, 0, nullptr, 0},
@@ -97,6 +104,10 @@ kiln::Expected<bool> take(int flag, const char* name, const char* arg, kiln::wor
       return true;
     case kTool:
       o.tools.emplace_back(arg);
+      return true;
+    case kZygote:
+      if (std::strchr(arg, '=') == nullptr) return kiln::fail("--zygote: expected NAME=ADDRESS");
+      o.zygotes.emplace_back(arg);
       return true;
     case kLogLevel:
       if (!kiln::valid_log_level(arg))

@@ -158,6 +158,19 @@ void ToolOutput::wait_end(Clock::time_point deadline) {
 
 // ---- Tool ----
 
+void Tool::fork_from_zygote(const ZygoteFds& fds) {
+  Expected<ZygoteChild> child = worker::fork_from_zygote(zygote_, fds);
+  if (!child) {
+    // The zygote is down (being started again) or refused: this tool starts from scratch.
+    spdlog::warn("tool {}: not forked from its zygote ({}); starting it from scratch", spec_.name,
+                 child.error());
+    return;
+  }
+  pid_ = child->pid;
+  exit_fd_ = std::move(child->pidfd);
+  zygote_child_ = std::move(*child);
+}
+
 Tool::Tool(ToolSpec spec, std::size_t slot, uint32_t max_frame, uint64_t grace_ms)
     : spec_(std::move(spec)),
       slot_(slot),
@@ -190,19 +203,23 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   const ChildFds fds{f.devnull.get(), f.out_write.get(), f.commands_read.get(),
                      f.events_write.get()};
 
-  const pid_t worker = ::getpid();
-  pid_ = ::fork();
-  if (pid_ < 0) return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
-  if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidates.get());
+  if (!zygote_.empty()) fork_from_zygote({fds.devnull, fds.output, fds.commands, fds.events});
+  if (!zygote_child_) {
+    const pid_t worker = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0)
+      return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
+    if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidates.get());
+    // Set here too, so the group exists before either side goes on (whichever runs first).
+    ::setpgid(pid_, pid_);
+  }
   // The child's ends are the child's alone: the output pipe ends when the tool's side does.
   f.devnull.reset();
   f.out_write.reset();
   f.commands_read.reset();
   f.events_write.reset();
-  // Set here too, so the group exists before either side goes on (whichever runs first).
-  ::setpgid(pid_, pid_);
   g_tool_groups[slot_].store(pid_);
-  exit_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!exit_fd_) exit_fd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   if (!exit_fd_) {
     const int error = errno;
     kill_and_reap();
@@ -300,11 +317,17 @@ Tool::Event Tool::next(std::optional<Clock::time_point> deadline, proto::ToolEve
 }
 
 void Tool::reap() {
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  if (zygote_child_) {
+    // Only its zygote can reap it: it says how the tool ended.
+    status_ =
+        await_zygote_exit(*zygote_child_, Clock::now() + std::chrono::milliseconds(grace_ms_));
+  } else {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    status_ = describe_status(status);
   }
   reaped_ = true;
-  status_ = describe_status(status);
   g_tool_groups[slot_].store(0);
   // Its output ends when the last process holding the pipe does: a grandchild that left the
   // group may keep it open, so the wait is bounded.

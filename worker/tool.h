@@ -26,6 +26,7 @@
 #include "common/result.h"
 #include "common/tool_spec.h"
 #include "worker/link.h"
+#include "worker/zygote_client.h"
 
 namespace kiln::worker {
 
@@ -69,6 +70,10 @@ class Tool {
   // what the tool printed.
   Expected<bool> start(const std::string& encoded_key);
 
+  // Forks the tool from the zygote at `address` (docs/protocol.md "Zygote link") rather than
+  // starting it from scratch, whenever the zygote answers.
+  void use_zygote(std::string address) { zygote_ = std::move(address); }
+
   const std::string& name() const { return spec_.name; }
   pid_t pid() const { return pid_; }
   // Readable once the tool has exited: the worker watches it between jobs.
@@ -89,6 +94,8 @@ class Tool {
 
  private:
   Expected<bool> await_ready();
+  // Sets pid_, exit_fd_ and zygote_child_ if the zygote forked the tool.
+  void fork_from_zygote(const ZygoteFds& fds);
   enum class Event { kMessage, kGone, kDeadline, kBroken };
   // Writes `outgoing_` as the tool takes it and reads until a whole message (kMessage, in
   // `message`), the tool's end (kGone), the deadline, or a protocol error (kBroken, in `broken_`).
@@ -120,6 +127,8 @@ class Tool {
   std::size_t outgoing_sent_ = 0;
   std::string broken_;
   std::optional<ToolOutput> output_;
+  std::string zygote_;                       // its address, if the tool is forked from one
+  std::optional<ZygoteChild> zygote_child_;  // forked by the zygote, which reaps it
 };
 
 }  // namespace kiln::worker

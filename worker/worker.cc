@@ -40,6 +40,12 @@ int start_tools(const Options& options, const std::string& key,
     ready.kinds.push_back(spec.name);
     tools.push_back(
         std::make_unique<Tool>(std::move(spec), tools.size(), options.max_frame, options.grace_ms));
+    for (const std::string& zygote : options.zygotes) {
+      const std::size_t eq = zygote.find('=');
+      if (zygote.compare(0, eq, tools.back()->name()) == 0) {
+        tools.back()->use_zygote(zygote.substr(eq + 1));
+      }
+    }
     if (Expected<bool> started = tools.back()->start(key); !started) {
       std::fprintf(stderr, "kiln-worker: %s\n", started.error().c_str());
       return exit_code::kToolFailed;

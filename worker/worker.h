@@ -19,7 +19,8 @@ struct Options {
   uint32_t max_frame = kDefaultMaxFrame;
   uint32_t grace_ms = 2000;
   bool enable_selftest = false;
-  std::vector<std::string> tools;  // NAME=COMMAND, as kiln-supervisor's --tool
+  std::vector<std::string> tools;    // NAME=COMMAND, as kiln-supervisor's --tool
+  std::vector<std::string> zygotes;  // NAME=ADDRESS: tool NAME is forked from that zygote
   std::string log_level;
 };
 
