@@ -1,6 +1,7 @@
 // kiln-supervisor: parses its options and calls in (supervisor/run.cc).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "common/cli.h"
@@ -98,6 +99,10 @@ int main(int argc, char** argv) {
         kiln::Expected<kiln::ToolSpec> t = kiln::parse_tool_spec(spec);
         return t ? std::string() : t.error();
       });
+  app.add_option("--zygote", o.zygotes,
+                 "NAME: start tool NAME once per pool, in a zygote, and fork every worker's "
+                 "process of it from there (docs/protocol.md \"Zygote link\"; repeatable)")
+      ->allow_extra_args(false);
   app.add_flag("--enable-selftest", o.enable_selftest,
                "serve the `selftest` kind (fault injection for tests)");
   app.add_option("--log-level", o.log_level,
@@ -115,6 +120,14 @@ int main(int argc, char** argv) {
   if (kiln::Expected<std::vector<kiln::ToolSpec>> tools = kiln::parse_tool_specs(o.tools); !tools) {
     std::fprintf(stderr, "kiln-supervisor: %s\n", tools.error().c_str());
     return kiln::exit_code::kUsage;
+  }
+  for (const std::string& name : o.zygotes) {
+    if (std::none_of(o.tools.begin(), o.tools.end(), [&name](const std::string& spec) {
+          return spec.compare(0, spec.find('='), name) == 0;
+        })) {
+      std::fprintf(stderr, "kiln-supervisor: --zygote %s: no --tool of that name\n", name.c_str());
+      return kiln::exit_code::kUsage;
+    }
   }
   return kiln::supervisor::run(std::move(o));
 }

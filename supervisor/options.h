@@ -36,7 +36,8 @@ struct Options {
   uint32_t max_frame = kDefaultMaxFrame;
   uint64_t status_interval_ms = 10000;
   bool enable_selftest = false;
-  std::vector<std::string> tools;  // NAME=COMMAND, checked by main.cc, passed on to the workers
+  std::vector<std::string> tools;    // NAME=COMMAND, checked by main.cc, passed on to the workers
+  std::vector<std::string> zygotes;  // NAMEs of tools forked from a zygote (supervisor/zygote.h)
   std::string log_level;
   std::string log_file;
   std::string trace_file;  // --trace: a Chrome Trace Event timeline (supervisor/trace.h)

@@ -64,6 +64,12 @@ const char* Pool::state_name(State s) {
   return "?";
 }
 
+std::vector<pid_t> Pool::tool_pids() const {
+  std::vector<pid_t> pids;
+  for (const Slot& s : slots_) pids.insert(pids.end(), s.tools.begin(), s.tools.end());
+  return pids;
+}
+
 bool Pool::wants_workers() const { return phase_ != Phase::kStopping && !quiesced_; }
 
 bool Pool::replaces_ended() const {

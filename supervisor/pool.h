@@ -138,6 +138,9 @@ class Pool {
   std::optional<Micros> next_deadline() const;
 
   bool shutting_down() const { return phase_ != Phase::kRunning; }
+  bool quiesced() const { return quiesced_; }
+  // The pids of every worker's tools (from their `ready`s).
+  std::vector<pid_t> tool_pids() const;
   // Shutdown is complete: no worker process is left.
   bool stopped() const;
   std::size_t open_jobs() const { return open_.size(); }

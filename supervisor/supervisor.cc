@@ -19,6 +19,7 @@
 #include "common/build_key.h"
 #include "common/exit_codes.h"
 #include "common/fd.h"
+#include "common/tool_spec.h"
 #include "common/version.h"
 
 extern char** environ;
@@ -39,8 +40,13 @@ const char* handle_kind(uv_handle_type t) {
   }
 }
 
+// The abstract socket name of the zygote of `tool`: unique to this supervisor, not guessable.
+std::string zygote_address(const std::string& tool) {
+  return "@kiln-zygote-" + std::to_string(::getpid()) + "-" + key_id(random_key(16)) + "-" + tool;
+}
+
 // The command line of every worker, its path first.
-ExecStrings worker_command(const Options& o) {
+ExecStrings worker_command(const Options& o, const std::vector<std::unique_ptr<Zygote>>& zygotes) {
   std::vector<std::string> args = {o.worker_path,
                                    "--parent",
                                    std::to_string(::getpid()),
@@ -57,6 +63,10 @@ ExecStrings worker_command(const Options& o) {
   for (const std::string& spec : o.tools) {
     args.push_back("--tool");
     args.push_back(spec);
+  }
+  for (std::size_t i = 0; i < zygotes.size(); ++i) {
+    args.push_back("--zygote");
+    args.push_back(o.zygotes[i] + "=" + zygotes[i]->address());
   }
   if (!o.log_level.empty()) {
     args.push_back("--log-level");
@@ -91,9 +101,18 @@ Supervisor::Supervisor(Options options, std::string key)
   if (options_.enable_selftest) kinds_.push_back("selftest");
 
   for (const std::string& spec : options_.tools) kinds_.push_back(spec.substr(0, spec.find('=')));
-  worker_argv_ = worker_command(options_);
   worker_envp_ = worker_environment(key_);
   devnull_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  for (const std::string& name : options_.zygotes) {
+    for (const std::string& spec : options_.tools) {
+      Expected<ToolSpec> tool = parse_tool_spec(spec);
+      if (!tool || tool->name != name) continue;
+      std::vector<std::string> env = worker_envp_.strings();
+      zygotes_.push_back(std::make_unique<Zygote>(&loop_, name, tool->argv, std::move(env),
+                                                  zygote_address(name), devnull_.get()));
+    }
+  }
+  worker_argv_ = worker_command(options_, zygotes_);
 
   PoolConfig config;
   config.workers = options_.workers;
@@ -409,6 +428,10 @@ void Supervisor::end_orphans() {
     if (w) workers.push_back(w->pid());
   }
   for (const auto& [raw, owned] : retired_) workers.push_back(raw->pid());
+  // The zygotes, and the tools they forked: a zygote that died handed them to us, and they
+  // belong to their workers.
+  for (const auto& zygote : zygotes_) workers.push_back(zygote->pid());
+  for (const pid_t tool : pool_->tool_pids()) workers.push_back(tool);
   if (const std::size_t n = kill_children_except(workers)) {
     spdlog::warn("killed {} process{} left behind by a worker that died", n, n == 1 ? "" : "es");
   }
@@ -423,8 +446,15 @@ void Supervisor::begin_shutdown(bool drain, const std::string& why) {
   pool_->shutdown(drain);
 }
 
+void Supervisor::settle_zygotes() {
+  if (pool_->shutting_down() || pool_->quiesced()) {
+    for (auto& zygote : zygotes_) zygote->unwant();
+  }
+}
+
 void Supervisor::settle() {
   if (finished_) return;
+  settle_zygotes();
   if (pool_->stopped()) {
     finish();
     return;
@@ -454,6 +484,7 @@ void Supervisor::settle() {
 
 void Supervisor::finish() {
   finished_ = true;
+  for (auto& zygote : zygotes_) zygote->close();
   for (auto& [id, client] : clients_) client->finish(options_.grace_ms);
   if (listening_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
@@ -482,6 +513,8 @@ void Supervisor::retire(std::size_t slot) {
 }
 
 Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
+  // Listening before the worker could ask it for its tool.
+  for (auto& zygote : zygotes_) zygote->want();
   retire(slot);
   const uint64_t generation = rules_.new_generation(slot);
   // Events of a process that is no longer its slot's current one are stale: ignore them.

@@ -19,6 +19,7 @@
 #include "supervisor/rules.h"
 #include "supervisor/trace.h"
 #include "supervisor/worker_process.h"
+#include "supervisor/zygote.h"
 
 namespace kiln::supervisor {
 
@@ -67,6 +68,8 @@ class Supervisor : public PoolEnv {
   void retire(std::size_t slot);
   // After every event: re-arm the deadline timer, and finish once the pool has stopped.
   void settle();
+  // The zygotes run while the pool wants workers (not quiesced, not stopping).
+  void settle_zygotes();
   void finish();
   proto::Hello hello() const;
 
@@ -79,6 +82,7 @@ class Supervisor : public PoolEnv {
   UniqueFd devnull_;  // the workers' stdin and stdout, opened once (-1 if it could not be)
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;
+  std::vector<std::unique_ptr<Zygote>> zygotes_;  // --zygote, one per tool named
   Rules rules_;                   // signals, the end of a link, idle exit, stale events
   std::unique_ptr<Trace> trace_;  // --trace, or a client's `trace`
   std::string trace_file_;
