@@ -94,7 +94,10 @@ class Executor(concurrent.futures.Executor):
     (the interpreter; default the caller's, with the caller's sys.path), job_timeout (seconds of
     run time per job), max_worker_rss_mb and idle_quiesce (seconds without jobs after which the
     workers stop until the next job), supervisor (the kiln-supervisor binary), log_file (the
-    supervisor's log; default: errors only, on stderr), env (the workers' environment).
+    supervisor's log; default: errors only, on stderr), env (the workers' environment), zygote
+    (True, the default: the preload and initializer run once per pool, in a zygote, and every
+    worker's interpreter is forked from it; False: each worker's interpreter starts from
+    scratch).
 
     Functions, lambdas and closures defined in __main__ travel by value (cloudpickle). What fn
     raises, result() raises again with its own type and args, the remote traceback as its
@@ -120,6 +123,7 @@ class Executor(concurrent.futures.Executor):
         supervisor=None,
         log_file=None,
         env=None,
+        zygote=True,
     ):
         del mp_context  # see the docstring
         if max_workers is None:
@@ -163,7 +167,12 @@ class Executor(concurrent.futures.Executor):
         }
         try:
             self._pool = _pool.Pool(
-                max_workers, supervisor=supervisor, tools={_KIND: command}, env=env, **options
+                max_workers,
+                supervisor=supervisor,
+                tools={_KIND: command},
+                zygote=bool(zygote),
+                env=env,
+                **options,
             )
         except BaseException:
             self._remove_private_dir()

@@ -170,6 +170,21 @@ def _tool_flags(tools):
     return flags
 
 
+def _is_python_tool(command):
+    args = shlex.split(command) if isinstance(command, str) else [os.fspath(a) for a in command]
+    return any(a == "-m" and b == "kiln.tool" for a, b in zip(args, args[1:]))
+
+
+def _zygote_flags(tools, zygote):
+    """--zygote NAME for the tools forked from a zygote: zygote=True (the default) means every
+    Python tool (`-m kiln.tool`), False none, a collection of names those tools."""
+    if zygote is True:
+        names = [name for name, command in (tools or {}).items() if _is_python_tool(command)]
+    else:
+        names = list(zygote or ())
+    return [flag for name in names for flag in ("--zygote", name)]
+
+
 def _option_flags(options):
     """Keyword options as supervisor flags: job_timeout_ms=500 -> --job-timeout-ms 500,
     enable_selftest=True -> --enable-selftest; False and None leave a flag out."""
@@ -341,7 +356,10 @@ class Pool:
     Pool(workers=4, job_timeout_ms=60000, log_file="kiln.log") starts a supervisor of our own;
     every other keyword becomes one of its options (see `kiln-supervisor --help`). tools={NAME:
     COMMAND} gives every worker a warm tool (a command line, or a list of arguments) that runs
-    the jobs of kind NAME. kiln.connect() makes a Pool that talks to a shared daemon instead.
+    the jobs of kind NAME. zygote=True (the default) warms each Python tool (`-m kiln.tool`) up
+    once per pool and forks every worker's process of it from there (docs/protocol.md "Zygote
+    link"); False starts each from scratch; a collection of tool names picks the tools, any
+    tool that speaks the zygote link. kiln.connect() makes a Pool that talks to a shared daemon instead.
 
     As a context manager it finishes the jobs already submitted on a normal exit and cancels them
     when the block raises.
@@ -356,12 +374,14 @@ class Pool:
         stderr=None,
         start_timeout=30.0,
         tools=None,
+        zygote=True,
         env=None,
         **options,
     ):
         self._max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
         argv = [_find_supervisor(supervisor)]
         argv += _option_flags({"workers": workers, **options}) + _tool_flags(tools)
+        argv += _zygote_flags(tools, zygote)
         env = dict(os.environ if env is None else env)
         if key is not None:
             env["KILN_KEY"] = _wire.encode_key(key)

@@ -101,18 +101,22 @@ def serve(max_frame=_wire.DEFAULT_MAX_FRAME):
             _write_all(frame)
 
 
-def _warm_up(args):
+def _warm_up(args, each=lambda what: None):
+    """Imports and initializes; each(what) after each step (the zygote checks them)."""
     for entry in reversed(args.sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     for module in args.preload:
         importlib.import_module(module)
+        each(f"importing {module}")
     # What loading a function pickled by value needs, imported now rather than in the first job.
     importlib.import_module("cloudpickle")
+    each("importing cloudpickle")
     if args.initializer:
         with open(args.initializer, "rb") as f:
             initializer, initargs = pickle.load(f)
         initializer(*initargs)
+        each("the initializer")
 
 
 _USAGE = """usage: python3 -m kiln.tool [--preload MODULE]... [--sys-path DIR]... [--initializer FILE]
@@ -167,6 +171,10 @@ def main(argv=None):
     # Output goes to the log line by line, as it is written.
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
     try:
+        if "KILN_ZYGOTE" in os.environ:  # one warm-up for the pool, each tool forked from it
+            from . import _zygote
+
+            return _zygote.main(args, _warm_up, serve)
         _warm_up(args)
     except BaseException:  # noqa: BLE001 - the worker reports it; we only print and exit
         sys.stderr.write(_traceback())
