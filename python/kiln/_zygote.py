@@ -35,6 +35,17 @@ def _thread_count():
         return threading.active_count()
 
 
+def _threads_through_a_fork():
+    """The threads left after a probe fork: a thread pool that stops itself for a fork (its
+    pthread_atfork handler joins it, as OpenBLAS's does, which numpy and torch load) is no
+    hazard; one that runs on through a fork may hold a lock that every child would inherit held."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return _thread_count()
+
+
 def warm_up(args, warm):
     """Runs the tool's warm-up (`warm(args, each)`, calling each(what) after each step); returns
     why forking from this interpreter is unsafe (a step started a thread), or None."""
@@ -44,6 +55,8 @@ def warm_up(args, warm):
     def each(what):
         nonlocal threads
         now = _thread_count()
+        if now > threads:
+            now = _threads_through_a_fork()
         if now > threads and not unsafe:
             unsafe.append(f"{what} started a thread ({now - 1} besides the main one)")
         threads = now
