@@ -305,5 +305,6 @@ def main(args, warm, serve_child):
               "from scratch", file=sys.stderr)
     # What the warm-up made stays where it is: the tools' reference counting then does not
     # touch (and copy) its pages at their first collection.
+    gc.collect()
     gc.freeze()
     return Zygote(parent, refusal, serve_child).run()
