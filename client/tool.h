@@ -93,7 +93,9 @@ using Handler = std::function<Reply(const Job& job)>;
 // `shutdown` or end of input. A handler that throws fails its job with the exception's what();
 // the tool serves on. Returns the status for main to exit with: 0, or 3 if the link broke the
 // protocol or KILN_TOOL is not set (the program was not started as a tool); it says why on
-// stderr.
+// stderr. Started as its pool's zygote (kiln-supervisor --zygote NAME, docs/protocol.md "Zygote
+// link"), it forks every worker's tool from the state warmed up before the call, and each fork
+// goes on here.
 int serve(const Handler& handler);
 
 }  // namespace kiln::tool
