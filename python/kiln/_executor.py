@@ -88,9 +88,11 @@ class Executor(concurrent.futures.Executor):
 
     Arguments as ProcessPoolExecutor's: max_workers (default: the number of CPUs), mp_context
     (accepted and ignored: workers are never forked from the caller), initializer and initargs
-    (called once in each worker's interpreter before it serves; if it raises, the pool cannot
-    start and every job raises kiln.PoolUnavailable with its traceback), max_tasks_per_child.
-    Then Kiln's own: preload (modules each worker imports once, before its first job), python
+    (called once before the workers serve, in the zygote their interpreters are forked from, so
+    that each starts with its effects; with zygote=False, in each worker; if it raises, the pool
+    cannot start and every job raises kiln.PoolUnavailable with its traceback),
+    max_tasks_per_child. Then Kiln's own: preload (modules imported before the first job, once
+    per pool), python
     (the interpreter; default the caller's, with the caller's sys.path), job_timeout (seconds of
     run time per job), max_worker_rss_mb and idle_quiesce (seconds without jobs after which the
     workers stop until the next job), supervisor (the kiln-supervisor binary), log_file (the
