@@ -664,6 +664,7 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   if (exit.term_signal != 0) {
     for (const pid_t tool : s.tools) env_.kill_group(tool);
   }
+  s.tools.clear();  // the orphan sweep spares only the tools of workers that live
   if (!requested) {
     ++worker_crashes_;
     const char* const when = stopping ? "as it was stopping" : "unexpectedly";
