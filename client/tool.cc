@@ -9,6 +9,7 @@
 #include <deque>
 #include <exception>
 
+#include "client/tool_zygote.h"
 #include "common/exit_codes.h"
 #include "common/frame.h"
 #include "common/protocol.h"
@@ -111,6 +112,11 @@ int serve(const Handler& handler) {
                  "this program is a kiln tool: kiln-worker starts it (kiln-supervisor --tool "
                  "NAME=COMMAND) with the tool link on fds 3 and 4\n");
     return exit_code::kProtocolError;
+  }
+  // Started as the pool's zygote (docs/protocol.md "Zygote link"): warm now, so every worker's
+  // tool is forked from here; each fork goes on below.
+  if (std::getenv("KILN_ZYGOTE") != nullptr) {
+    if (std::optional<int> status = run_zygote()) return *status;
   }
   if (!send(proto::ToolReady{proto::kProtocolVersion, static_cast<uint64_t>(::getpid())})) {
     return exit_code::kOk;  // the worker is gone already

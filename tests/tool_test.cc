@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "common/exit_codes.h"
@@ -352,6 +353,168 @@ TEST(ToolCommandLine, BadToolsAreRefusedWithAMessage) {
     EXPECT_EQ(sup.process().exit_code(), 2) << message;
     EXPECT_NE(sup.stderr_text().find(message), std::string::npos) << sup.stderr_text();
   }
+}
+
+// ---- Tools forked from a zygote (docs/protocol.md "Zygote link"): kiln-test-tool speaks it
+// through kiln::tool::serve, and every guarantee above holds for a forked tool. ----
+
+// The parent of a live process (0 if it is gone).
+pid_t parent_of(pid_t pid) {
+  const std::optional<std::string> stat = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return 0;
+  const std::size_t end = stat->rfind(')');
+  pid_t ppid = 0;
+  char state = 0;
+  return std::sscanf(stat->c_str() + end + 1, " %c %d", &state, &ppid) == 2 ? ppid : 0;
+}
+
+class ZygoteTest : public ToolTest {
+ protected:
+  void start_forked(SupervisorStart s = {}) {
+    s.args.insert(s.args.end(), {"--zygote", "t"});
+    start(std::move(s));
+  }
+  std::vector<pid_t> worker_pids() {
+    std::vector<pid_t> pids;
+    const std::optional<proto::Stats> st = sup_->stats();
+    for (const auto& w : st->worker_list) pids.push_back(static_cast<pid_t>(w.pid));
+    return pids;
+  }
+};
+
+TEST_F(ZygoteTest, EveryToolIsForkedFromOneZygoteAndLeadsItsOwnGroup) {
+  start_forked();
+  ASSERT_TRUE(all_idle(2));
+  const std::vector<pid_t> workers = worker_pids();
+  const pid_t sup = sup_->process().pid();
+  std::vector<pid_t> zygotes, tools;
+  for (pid_t p : descendants_of(sup)) {
+    if (parent_of(p) == sup && std::find(workers.begin(), workers.end(), p) == workers.end()) {
+      zygotes.push_back(p);
+    }
+  }
+  ASSERT_EQ(zygotes.size(), 1u) << "one zygote beside the workers";
+  for (pid_t p : descendants_of(sup)) {
+    if (parent_of(p) == zygotes[0]) tools.push_back(p);
+  }
+  ASSERT_EQ(tools.size(), 2u) << "it forked both tools";
+  for (pid_t tool : tools) {
+    EXPECT_EQ(::getpgid(tool), tool) << "its own group";
+    // Stdio, its link and the pidfd of its worker: nothing of the zygote's.
+    EXPECT_EQ(open_fds(tool).size(), 6u);
+  }
+  std::set<pid_t> served;
+  for (uint64_t id = 1; id <= 2; ++id) served.insert(tool_pid(id));
+  for (pid_t tool : served) EXPECT_NE(std::find(tools.begin(), tools.end(), tool), tools.end());
+}
+
+TEST_F(ZygoteTest, AForkedToolDiesWithItsWorkerAndTakesWhatItStarted) {
+  start_forked({.workers = 1});
+  const pid_t tool = tool_pid(1);
+  sup_->submit(2, "t", act("child"));
+  const auto child = static_cast<pid_t>(value_of(sup_->result(2)).get<int64_t>());
+  ASSERT_EQ(::getpgid(child), tool);
+  const std::vector<pid_t> workers = worker_pids();
+  ASSERT_EQ(workers.size(), 1u);
+  ASSERT_EQ(::kill(workers[0], SIGKILL), 0);
+  EXPECT_TRUE(gone_within(tool, 1s));
+  EXPECT_TRUE(gone_within(child, 1s));
+  EXPECT_NE(tool_pid(3), tool) << "a replacement serves";
+}
+
+TEST_F(ZygoteTest, SupervisorSigkilledLeavesNoZygoteOrForkedToolWithinASecond) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  start_forked();
+  ASSERT_TRUE(all_idle(2));
+  sup_->submit(1, "t", act("child"));
+  std::vector<pid_t> doomed{static_cast<pid_t>(value_of(sup_->result(1)).get<int64_t>())};
+  sup_->submit(2, "t", act("sleep", {{"ms", 100000}}));
+  sup_->submit(3, "t", act("sleep", {{"ms", 100000}}));
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 2; }, 10s));
+  for (pid_t p : descendants_of(sup_->process().pid())) {
+    if (p != doomed[0]) doomed.push_back(p);
+  }
+  ASSERT_EQ(doomed.size(), 6u) << "two workers, the zygote, two tools, one tool's child";
+  sup_->process().kill(SIGKILL);
+  ASSERT_TRUE(sup_->process().wait(5s).has_value());
+  ended_ = true;
+  for (pid_t p : doomed) EXPECT_TRUE(gone_within(p, 1s)) << p;
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+}
+
+TEST_F(ZygoteTest, AForkedToolsCrashCostsItsJobAloneAndNamesItsSignal) {
+  start_forked();
+  ASSERT_TRUE(all_idle(2));
+  sup_->submit(1, "t", act("sleep", {{"ms", 400}}));
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  sup_->submit(2, "t", act("crash"));
+  auto r = sup_->result(2);
+  EXPECT_EQ(code_of(r), "worker_crashed");
+  EXPECT_NE(r->error->message.find(") was killed by SIGSEGV during the job"), std::string::npos)
+      << r->error->message;
+  EXPECT_EQ(r->error->detail, std::optional<std::string>("test tool: about to crash in job 2\n"));
+  EXPECT_EQ(value_of(sup_->result(1)), nullptr) << "the sibling job finished";
+  sup_->submit(3, "t", act("exit", {{"code", 7}}));
+  r = sup_->result(3);
+  EXPECT_NE(r->error->message.find(") exited with status 7 during the job"), std::string::npos)
+      << r->error->message;
+  ASSERT_TRUE(all_idle(2));
+  for (uint64_t id = 4; id < 8; ++id) sup_->submit(id, "t", act("echo", {{"value", id}}));
+  for (uint64_t id = 4; id < 8; ++id) EXPECT_EQ(value_of(sup_->result(id)), id);
+  EXPECT_EQ(sup_->stats()->worker_crashes, 2u);
+}
+
+TEST_F(ZygoteTest, AHungForkedToolTimesOutAndCostsItsJobAlone) {
+  start_forked({.workers = 1});
+  const pid_t first = tool_pid(1);
+  sup_->submit(2, "t", act("hang"), 200);
+  const auto r = sup_->result(2);
+  EXPECT_EQ(code_of(r), "timeout");
+  EXPECT_TRUE(gone_within(first, 5s));
+  EXPECT_NE(tool_pid(3), first);
+}
+
+TEST_F(ZygoteTest, ADeadZygoteCostsNoJobAndIsStartedAgain) {
+  start_forked({.workers = 1});
+  const pid_t tool = tool_pid(1);
+  const pid_t zygote = parent_of(tool);
+  sup_->submit(2, "t", act("sleep", {{"ms", 300}}));
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->jobs_running == 1; }, 10s));
+  ASSERT_EQ(::kill(zygote, SIGKILL), 0);
+  EXPECT_EQ(value_of(sup_->result(2)), nullptr) << "the tool outlives its zygote";
+  EXPECT_EQ(tool_pid(3), tool);
+  // Replacements come forked from a zygote started again (or from scratch until it is back).
+  uint64_t id = 4;
+  pid_t next_parent = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sup_->submit(id, "t", act("exit", {{"code", 1}}));
+        EXPECT_EQ(code_of(sup_->result(id++)), "worker_crashed");
+        const pid_t next = tool_pid(id++);
+        next_parent = parent_of(next);
+        return next_parent != zygote && next_parent != worker_pids().at(0);
+      },
+      20s));
+  EXPECT_EQ(parent_of(next_parent), sup_->process().pid());
+  EXPECT_EQ(sup_->stats()->jobs_failed, (id - 4) / 2);
+}
+
+TEST_F(ZygoteTest, QuiesceStopsTheZygoteTooAndTheNextJobStartsIt) {
+  start_forked({.workers = 1});
+  const pid_t zygote = parent_of(tool_pid(1));
+  sup_->send(proto::Quiesce{});
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->workers_alive == 0; }, 20s));
+  EXPECT_TRUE(gone_within(zygote, 5s));
+  const pid_t again = parent_of(tool_pid(2));
+  EXPECT_NE(again, zygote);
+  EXPECT_EQ(parent_of(again), sup_->process().pid());
+}
+
+TEST(ZygoteCommandLine, AZygoteForAToolThatIsNotThereIsRefused) {
+  SupervisorHarness sup({.args = {"--zygote", "t"}});
+  EXPECT_EQ(sup.process().exit_code(), 2);
+  EXPECT_NE(sup.stderr_text().find("--zygote t: no --tool of that name"), std::string::npos)
+      << sup.stderr_text();
 }
 
 }  // namespace
