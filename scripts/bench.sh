@@ -36,6 +36,10 @@ run "$bin/worker_idle_rss" --workers 8
 run "$bin/decode_bench" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 run /usr/bin/python3 bench/executor_bench.py --rounds "$rounds" --supervisor "$bin/kiln-supervisor"
 run /usr/bin/python3 bench/launcher_bench.py --rounds "$(( rounds < 3 ? rounds : 3 ))" --bin "$bin"
+# torch's pools: in the virtualenv that has torch (pinned by setup-venv.sh).
+venv_python=$(scripts/setup-venv.sh)
+run "$venv_python" bench/torch_warmth_bench.py --rounds "$(( rounds < 3 ? rounds : 3 ))" \
+  --supervisor "$bin/kiln-supervisor"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
