@@ -235,13 +235,14 @@ def _watch_worker(worker_fd):
 
 
 def _reseed():
-    """Fresh random state for each tool (random itself reseeds after fork)."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and hasattr(numpy, "random"):
-        numpy.random.seed()
-    torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "random"):
-        torch.random.default_generator.seed()
+    """Fresh random state for each tool (random itself reseeds after fork), in the generators
+    the warm-up loaded: reseeding one it did not load would load it, in every tool."""
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+    torch_random = sys.modules.get("torch.random")
+    if torch_random is not None:
+        torch_random.default_generator.seed()
 
 
 def _child(fds, zygote_fds, serve_child, detach):
