@@ -31,6 +31,13 @@ constexpr int kForkFds = 5;  // stdin, output, commands, events, a pidfd of the 
 constexpr uint32_t kMaxFrame = 4096;
 constexpr int kRequestTimeoutMs = 5000;
 
+// Threads of the runtime that are not the tool's: TSan's background thread (docs/pitfalls.md).
+#if defined(__SANITIZE_THREAD__)
+constexpr std::size_t kRuntimeThreads = 1;
+#else
+constexpr std::size_t kRuntimeThreads = 0;
+#endif
+
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 std::size_t thread_count() {
@@ -245,7 +252,7 @@ std::optional<int> run_zygote() {
   const int parent_fd = pidfd_open(parent);
   if (parent_fd < 0 || ::getppid() != parent) return exit_code::kOk;
   std::string refusal;
-  if (const std::size_t n = thread_count(); n > 1) {
+  if (const std::size_t n = thread_count() - kRuntimeThreads; n > 1) {
     refusal = "the tool started " + std::to_string(n - 1) + " thread(s) before serve()";
     std::fprintf(stderr, "kiln tool zygote: will not fork tools: %s\n", refusal.c_str());
   }
