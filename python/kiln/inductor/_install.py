@@ -147,7 +147,7 @@ def _at_exit():
 
 # -- compiler commands as exec jobs -----------------------------------------------------------
 
-_SOURCE_SUFFIXES = (".cpp", ".cc", ".cxx", ".c", ".cu", ".S", ".s")
+_SOURCE_SUFFIXES = (".cpp", ".cc", ".cxx", ".c", ".cu", ".S", ".s", ".h", ".hpp")  # .h: a PCH
 
 
 def _source_file(argv):

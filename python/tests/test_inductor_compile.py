@@ -1,0 +1,249 @@
+"""Real torch.compile on the CPU with kiln.inductor installed: results equal to eager, the compile
+jobs counted by Kiln, and the faults of a compiler that crashes or hangs, of a program killed or
+interrupted mid-compile. Run by the venv's interpreter, which has torch; Inductor's caches are
+disabled and each test has a fresh cache directory, so that every compile really happens."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+os.environ["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"  # read when Inductor's config is imported
+
+from conftest import wait_until  # noqa: E402
+
+torch = pytest.importorskip("torch")
+
+import torch._dynamo  # noqa: E402
+from torch._inductor import config, cpp_builder  # noqa: E402
+
+import kiln.inductor  # noqa: E402
+from kiln.inductor import _install  # noqa: E402
+
+MARK = "12345.0"  # a constant only the faulty kernel holds: the compiler wrapper looks for it
+
+_PYTHON_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor-cache"))
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.fixture
+def installed(supervisor, monkeypatch):
+    monkeypatch.setenv("KILN_SUPERVISOR", supervisor)
+    kiln.inductor.install(workers=2)
+    yield
+    kiln.inductor.uninstall()
+
+
+@pytest.fixture
+def counted(installed, monkeypatch):
+    """How many compiler commands Inductor ran, each through the installed Kiln run."""
+    calls = []
+
+    def counting(cmd_line, cwd):
+        calls.append(cmd_line)
+        return _install.run_compile_cmd(cmd_line, cwd)
+
+    monkeypatch.setattr(cpp_builder, "_run_compile_cmd", counting)
+    return calls
+
+
+def _jobs():
+    stats = _install.exec_pool_stats()
+    return 0 if stats is None else stats["jobs_succeeded"]
+
+
+def _check_compiled(fn, *inputs, counted):
+    before = _jobs()
+    expected = fn(*inputs)
+    actual = torch.compile(fn)(*inputs)
+    torch.testing.assert_close(actual, expected)
+    assert len(counted) >= 1
+    assert _jobs() - before == len(counted)
+
+
+def test_an_mlp_compiles_on_kiln_and_equals_eager(counted):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    with torch.no_grad():
+        _check_compiled(model, torch.randn(8, 16), counted=counted)
+
+
+def test_a_small_convolutional_net_compiles_on_kiln_and_equals_eager(counted):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4).eval(),
+                                torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    with torch.no_grad():
+        _check_compiled(model, torch.randn(2, 3, 8, 8), counted=counted)
+
+
+def test_an_attention_block_compiles_on_kiln_and_equals_eager(counted):
+    torch.manual_seed(0)
+    attention = torch.nn.MultiheadAttention(16, 2, batch_first=True).eval()
+
+    def block(x):
+        return torch.nn.functional.layer_norm(x + attention(x, x, x)[0], (16,))
+
+    with torch.no_grad():
+        _check_compiled(block, torch.randn(2, 5, 16), counted=counted)
+
+
+def test_dynamic_shapes_compile_on_kiln_and_equal_eager(counted):
+    def fn(x):
+        return (x.sin() * 2 + x.cos()).sum(dim=-1)
+
+    before = _jobs()
+    compiled = torch.compile(fn, dynamic=True)
+    for n in (3, 7, 11):
+        x = torch.randn(n, 5)
+        torch.testing.assert_close(compiled(x), fn(x))
+    assert len(counted) >= 1
+    assert _jobs() - before == len(counted)
+
+
+def test_a_backward_pass_compiles_on_kiln_and_equals_eager(counted):
+    torch.manual_seed(0)
+    weight = torch.randn(6, 6, requires_grad=True)
+
+    def loss(x):
+        return torch.tanh(x @ weight).pow(2).sum()
+
+    x = torch.randn(4, 6)
+    loss(x).backward()
+    expected, weight.grad = weight.grad.clone(), None
+    before = _jobs()
+    torch.compile(loss)(x).backward()
+    torch.testing.assert_close(weight.grad, expected)
+    assert len(counted) >= 2  # forward and backward kernels
+    assert _jobs() - before == len(counted)
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+def _faulty_compiler(tmp_path, fault):
+    """A compiler wrapper, given to Inductor as its compiler: g++, except for the kernel holding
+    MARK, for which it writes its pid to `started` and then crashes or hangs."""
+    started = tmp_path / f"{fault}.started"
+    action = {"crash": "kill -SEGV $$", "hang": "exec sleep 600"}[fault]
+    script = tmp_path / f"cxx-{fault}"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        for a in "$@"; do case "$a" in *.cpp) src="$a";; esac; done
+        if [ -n "$src" ] && grep -q '{MARK}' "$src"; then
+          echo $$ > '{started}'
+          {action}
+        fi
+        exec g++ "$@"
+        """))
+    script.chmod(0o755)
+    return str(script), started
+
+
+def _marked(x):
+    return x * 12345.0 + 1
+
+
+def test_a_crashing_compiler_fails_its_kernel_naming_its_source(installed, tmp_path):
+    cxx, started = _faulty_compiler(tmp_path, "crash")
+    with config.patch({"cpp.cxx": (None, cxx)}):
+        with pytest.raises(Exception) as info:
+            torch.compile(_marked)(torch.randn(4))
+    assert started.exists()
+    message = str(info.value)
+    assert "killed by signal 11 compiling" in message
+    assert ".cpp" in message
+    # and the next compile, with the real compiler, still works
+    torch._dynamo.reset()
+    torch.testing.assert_close(torch.compile(torch.sin)(torch.ones(3)), torch.ones(3).sin())
+
+
+def test_a_hanging_compiler_fails_its_kernel_within_the_timeout(supervisor, monkeypatch, tmp_path):
+    monkeypatch.setenv("KILN_SUPERVISOR", supervisor)
+    cxx, started = _faulty_compiler(tmp_path, "hang")
+    kiln.inductor.install(workers=1, job_timeout=5)
+    try:  # no precompiled header: its build, by the same compiler, may take longer than 5 s
+        with config.patch({"cpp.cxx": (None, cxx), "cpp_cache_precompile_headers": False}):
+            with pytest.raises(Exception) as info:
+                torch.compile(_marked)(torch.randn(4))
+        sleeper = int(started.read_text())
+        message = str(info.value)
+        assert "did not finish" in message and "within the job timeout of 5 s" in message
+        assert ".cpp" in message
+        assert wait_until(lambda: not os.path.exists(f"/proc/{sleeper}"), 10)
+    finally:
+        kiln.inductor.uninstall()
+
+
+def test_uninstall_leaves_nothing_running(installed):
+    torch.testing.assert_close(torch.compile(torch.cos)(torch.ones(3)), torch.ones(3).cos())
+    pool = _install._state.exec_pool
+    pids = [pool.pid] + [w["pid"] for w in pool.stats()["worker_list"]]
+    kiln.inductor.uninstall()
+    assert not kiln.inductor.installed()
+    assert wait_until(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), 5)
+    assert cpp_builder._run_compile_cmd is not _install.run_compile_cmd
+    kiln.inductor.install(workers=2)  # for the fixture's uninstall
+
+
+_PROGRAM = """\
+import sys, torch, kiln.inductor
+from torch._inductor import config
+kiln.inductor.install(workers=1)
+config.cpp.cxx = (None, sys.argv[1])
+config.cpp_cache_precompile_headers = False
+torch.compile(lambda x: x * 12345.0 + 1)(torch.randn(4))
+"""
+
+
+def _program_mid_compile(supervisor, tmp_path):
+    """A program that compiles with a hanging compiler; returns it once the compiler runs, with
+    the pids of that compiler, its kiln-worker and the kiln-supervisor."""
+    cxx, started = _faulty_compiler(tmp_path, "hang")
+    (tmp_path / "program.py").write_text(_PROGRAM)
+    env = dict(os.environ, KILN_SUPERVISOR=supervisor, PYTHONPATH=_PYTHON_DIR,
+               TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "program.py"), cxx], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: started.exists() and started.read_text().strip(), 180)
+    compiler = int(started.read_text())
+    worker = _ppid(compiler)
+    supervisor_pid = _ppid(worker)
+    return proc, [compiler, worker, supervisor_pid]
+
+
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _none_alive(pids):
+    return not any(os.path.exists(f"/proc/{p}") for p in pids)
+
+
+def test_sigkill_of_the_program_mid_compile_leaves_no_kiln_process(supervisor, tmp_path):
+    proc, pids = _program_mid_compile(supervisor, tmp_path)
+    proc.kill()
+    proc.communicate()
+    assert wait_until(lambda: _none_alive(pids), 1.0)
+
+
+def test_sigint_mid_compile_ends_the_program_without_a_hang_at_exit(supervisor, tmp_path):
+    proc, pids = _program_mid_compile(supervisor, tmp_path)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert b"KeyboardInterrupt" in err
+    assert time.monotonic() - start < 60
+    assert wait_until(lambda: _none_alive(pids), 5)
