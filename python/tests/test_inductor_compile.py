@@ -247,3 +247,53 @@ def test_sigint_mid_compile_ends_the_program_without_a_hang_at_exit(supervisor, 
     assert b"KeyboardInterrupt" in err
     assert time.monotonic() - start < 60
     assert wait_until(lambda: _none_alive(pids), 5)
+
+
+# -- without editing the program ----------------------------------------------------------------
+
+_UNCHANGED = """\
+import sys, torch
+from torch._inductor import config
+config.cpp_cache_precompile_headers = False
+assert torch.allclose(torch.compile(lambda x: x.sin() + 1)(torch.ones(3)), torch.ones(3).sin() + 1)
+import kiln.inductor
+from kiln.inductor import _install
+print(kiln.inductor.installed(), _install._state.workers, _install.exec_pool_stats()["jobs_succeeded"] > 0, sys.argv[1:])
+"""
+
+
+def _run_unchanged(argv, tmp_path, supervisor, **env):
+    (tmp_path / "program.py").write_text(_UNCHANGED)
+    env = dict(os.environ, KILN_SUPERVISOR=supervisor, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "c"),
+               **env)
+    return subprocess.run(argv + [str(tmp_path / "program.py"), "a", "--b"], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_python_m_kiln_inductor_runs_a_script_unchanged_with_its_compiles_on_kiln(supervisor, tmp_path):
+    done = _run_unchanged([sys.executable, "-m", "kiln.inductor", "--workers", "1"], tmp_path,
+                          supervisor, PYTHONPATH=_PYTHON_DIR)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True 1 True ['a', '--b']"
+
+
+def test_the_kiln_inductor_variable_installs_in_a_program_started_otherwise(supervisor, tmp_path):
+    from kiln.inductor import _launch
+
+    done = _run_unchanged([sys.executable], tmp_path, supervisor, KILN_INDUCTOR="--workers 1",
+                          PYTHONPATH=os.pathsep.join([_launch.BOOTSTRAP_DIR, _PYTHON_DIR]))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True 1 True ['a', '--b']"
+
+
+def test_the_options_of_the_launcher_and_the_variable_are_checked():
+    from kiln.inductor import _launch
+
+    assert _launch.env_options("--workers 3 --job-timeout=2.5") == {"workers": 3, "job_timeout": 2.5}
+    assert _launch.env_options("1") == {}
+    with pytest.raises(ValueError, match="unknown option --wrokers"):
+        _launch.env_options("--wrokers 3")
+    with pytest.raises(ValueError, match="not a int"):
+        _launch.parse_options(["--workers", "x"])
+    assert _launch.parse_options(["--workers", "2", "s.py", "--workers"]) == ({"workers": 2},
+                                                                           ["s.py", "--workers"])
