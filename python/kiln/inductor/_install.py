@@ -19,6 +19,9 @@ from ._subproc import KilnSubprocPool, worker_env
 log = logging.getLogger("kiln.inductor")
 
 DEFAULT_JOB_TIMEOUT = 600.0  # seconds; a compiler or a job running longer fails its kernel
+# The compiler pool's workers stop after this long without a compile: they start again in about
+# a millisecond, so that between compiles only the supervisor is left.
+_EXEC_IDLE_QUIESCE_MS = 1000
 
 _lock = threading.RLock()
 _state = None  # the _Installation while installed
@@ -68,8 +71,9 @@ def install(workers=None, *, job_timeout=DEFAULT_JOB_TIMEOUT, idle_quiesce=None,
     workers: the pool size, and Inductor's config.compile_threads (default: Inductor's own
     choice, TORCHINDUCTOR_COMPILE_THREADS or the CPU count). job_timeout: seconds any one job
     (a compiler run, a pickled function) may run before it fails its kernel (None: no limit).
-    idle_quiesce: seconds without jobs after which the workers stop until the next compile
-    (default: config.quiesce_async_compile_time when config.quiesce_async_compile_pool).
+    idle_quiesce: seconds without jobs after which the Python pool's workers stop until the next
+    job (default: config.quiesce_async_compile_time when config.quiesce_async_compile_pool);
+    the compiler pool's workers stop after 1 s without a compile (they restart in a millisecond).
     Other keywords go to kiln.Executor and kiln.Pool (supervisor, log_file, max_worker_rss_mb).
     Calling it again replaces the options."""
     global _state
@@ -170,11 +174,10 @@ def _exec_pool(state):
             options = {k: v for k, v in state.options.items() if k in ("supervisor", "log_file")}
             if not options.get("log_file"):
                 options["log_level"] = "error"
-            idle = state.idle_quiesce
             state.exec_pool = kiln.Pool(
                 workers=state.pool_workers(max(1, get_compile_threads())),
                 env=worker_env(),
-                idle_quiesce_ms=int(idle * 1000) if idle else None,
+                idle_quiesce_ms=_EXEC_IDLE_QUIESCE_MS,
                 **options,
             )
         return state.exec_pool
