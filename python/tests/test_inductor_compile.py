@@ -297,3 +297,65 @@ def test_the_options_of_the_launcher_and_the_variable_are_checked():
         _launch.parse_options(["--workers", "x"])
     assert _launch.parse_options(["--workers", "2", "s.py", "--workers"]) == ({"workers": 2},
                                                                            ["s.py", "--workers"])
+
+
+# -- what kiln's tools show of a torch.compile --------------------------------------------------
+
+
+def test_the_kernels_file_names_its_job_in_the_trace(supervisor, monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setenv("KILN_SUPERVISOR", supervisor)
+    trace = tmp_path / "compile.trace.json"
+    kiln.inductor.install(workers=1, trace=str(trace))
+    try:
+        with config.patch(cpp_cache_precompile_headers=False):
+            torch.testing.assert_close(torch.compile(torch.tan)(torch.ones(3)), torch.ones(3).tan())
+    finally:
+        kiln.inductor.uninstall()
+    events = json.loads(trace.read_text())
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    assert any(str(e.get("name", "")).endswith(".cpp") for e in events)
+
+
+def test_a_compile_on_the_daemon_shows_its_kernel_in_kiln_top(supervisor, monkeypatch, tmp_path):
+    kiln_cli = os.path.join(os.path.dirname(supervisor), "kiln")
+    socket_path = str(tmp_path / "daemon.sock")
+    daemon = subprocess.Popen([supervisor, "--listen", socket_path, "--workers", "1",
+                               "--log-level", "error"])
+    try:
+        assert wait_until(lambda: os.path.exists(socket_path), 30)
+        cxx, started = _faulty_compiler(tmp_path, "hang")
+        kiln.inductor.install(workers=1, job_timeout=20, socket=socket_path)
+        import threading
+
+        failure = []
+
+        def compile_marked():
+            try:
+                with config.patch({"cpp.cxx": (None, cxx), "cpp_cache_precompile_headers": False}):
+                    torch.compile(_marked)(torch.randn(4))
+            except Exception as e:  # noqa: BLE001 - the hang's end, checked below
+                failure.append(e)
+
+        thread = threading.Thread(target=compile_marked)
+        thread.start()
+        assert wait_until(lambda: started.exists(), 120)
+        top = subprocess.run([kiln_cli, "top", "--once", "--socket", socket_path],
+                             capture_output=True, text=True, timeout=30)
+        stats = subprocess.run([kiln_cli, "stats", "--socket", socket_path],
+                               capture_output=True, text=True, timeout=30)
+        thread.join(120)
+        assert ".cpp" in top.stdout, top.stdout
+        assert json_running(stats.stdout) == 1
+        assert failure and "did not finish" in str(failure[0])
+    finally:
+        kiln.inductor.uninstall()
+        daemon.terminate()
+        daemon.wait(30)
+
+
+def json_running(text):
+    import json
+
+    return json.loads(text)["jobs_running"]

@@ -21,6 +21,9 @@ and so does every Python program it starts (through KILN_INDUCTOR and PYTHONPATH
   --log-file PATH        the pool's log (default: errors only, on stderr)
   --supervisor PATH      the kiln-supervisor binary
   --max-worker-rss-mb N  replace a worker past this resident size
+  --socket PATH          run the compiler commands on the Kiln daemon at PATH (kiln daemon
+                         start), where kiln top and kiln stats show them
+  --trace FILE           without --socket: write the compiler pool's timeline to FILE
   --print-pythonpath     print the directory to put on PYTHONPATH, with KILN_INDUCTOR="OPTIONS",
                          for programs started by other launchers
 """

@@ -36,6 +36,7 @@ class _Installation:
         self.options = options  # kiln.Executor / kiln.Pool keywords: supervisor, log_file, ...
         self.saved = {}
         self.exec_pool = None
+        self.exec_env = None  # for a daemon: the environment the compiler needs
         self.exec_lock = threading.Lock()
 
     def pool_workers(self, default):
@@ -74,6 +75,9 @@ def install(workers=None, *, job_timeout=DEFAULT_JOB_TIMEOUT, idle_quiesce=None,
     idle_quiesce: seconds without jobs after which the Python pool's workers stop until the next
     job (default: config.quiesce_async_compile_time when config.quiesce_async_compile_pool);
     the compiler pool's workers stop after 1 s without a compile (they restart in a millisecond).
+    socket: run the compiler commands on the Kiln daemon serving that socket (`kiln daemon
+    start`), where `kiln top`, `kiln stats` and `kiln trace start` see them; trace: without a
+    socket, the compiler pool's timeline file (kiln-supervisor --trace).
     Other keywords go to kiln.Executor and kiln.Pool (supervisor, log_file, max_worker_rss_mb).
     Calling it again replaces the options."""
     global _state
@@ -124,7 +128,7 @@ def _stop_exec_pool(state):
     with state.exec_lock:
         pool, state.exec_pool = state.exec_pool, None
     if pool is not None:
-        pool.shutdown(drain=False)
+        pool.close()  # a daemon serves on; a supervisor of our own stops
 
 
 def _register_exit_hook():
@@ -166,12 +170,19 @@ def _source_file(argv):
 
 
 def _exec_pool(state):
+    """The pool that runs compiler commands: a supervisor of our own (with `trace` written as
+    its timeline), or the daemon at `socket`, where `kiln top` and `kiln stats` see the jobs."""
     with state.exec_lock:
         if state.exec_pool is None:
             import kiln
             from torch._inductor.async_compile import get_compile_threads
 
-            options = {k: v for k, v in state.options.items() if k in ("supervisor", "log_file")}
+            if state.options.get("socket"):
+                state.exec_pool = kiln.connect(state.options["socket"])
+                state.exec_env = worker_env()  # the daemon's environment is its own
+                return state.exec_pool
+            options = {k: v for k, v in state.options.items()
+                       if k in ("supervisor", "log_file", "trace")}
             if not options.get("log_file"):
                 options["log_level"] = "error"
             state.exec_pool = kiln.Pool(
@@ -198,7 +209,8 @@ def run_compile_cmd(cmd_line, cwd):
         raise exc.CppCompileError(cmd, "kiln.inductor was uninstalled during the compile")
     source = _source_file(cmd)
     try:
-        result = _exec_pool(state).exec(cmd, cwd=cwd, timeout=state.job_timeout).result()
+        pool = _exec_pool(state)
+        result = pool.exec(cmd, cwd=cwd, env=state.exec_env, timeout=state.job_timeout).result()
     except kiln.JobTimeout:
         raise exc.CppCompileError(
             cmd, f"the compiler did not finish {source} within the job timeout of "

@@ -25,6 +25,8 @@ OPTIONS = {
     "--log-file": ("log_file", str),
     "--supervisor": ("supervisor", str),
     "--max-worker-rss-mb": ("max_worker_rss_mb", int),
+    "--socket": ("socket", str),
+    "--trace": ("trace", str),
 }
 
 

@@ -79,6 +79,8 @@ class KilnSubprocPool:
         self.nprocs = nprocs
         if quiesce and idle_quiesce is None:
             idle_quiesce = config.quiesce_async_compile_time
+        for name in ("socket", "trace"):  # the compiler pool's (install()), not this pool's
+            executor_options.pop(name, None)
         executor_options.setdefault("log_file", _log_file())
         self.log_path = executor_options["log_file"]
         self._executor = kiln.Executor(
