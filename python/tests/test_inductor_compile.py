@@ -46,16 +46,18 @@ def installed(supervisor, monkeypatch):
 
 
 @pytest.fixture
-def counted(installed, monkeypatch):
-    """How many compiler commands Inductor ran, each through the installed Kiln run."""
+def counted(installed):
+    """How many compiler commands Inductor ran, each through the installed Kiln run (restored
+    before `installed` uninstalls, so that uninstall() finds what install() put there)."""
     calls = []
 
     def counting(cmd_line, cwd):
         calls.append(cmd_line)
         return _install.run_compile_cmd(cmd_line, cwd)
 
-    monkeypatch.setattr(cpp_builder, "_run_compile_cmd", counting)
-    return calls
+    cpp_builder._run_compile_cmd = counting
+    yield calls
+    cpp_builder._run_compile_cmd = _install.run_compile_cmd
 
 
 def _jobs():
@@ -227,15 +229,29 @@ def _ppid(pid):
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _alive(pids):
+    """The pids still running: a zombie has ended (it waits only for its new parent, init or a
+    subreaper, to reap it, which is no Kiln process's doing)."""
+    return [p for p in pids if _state(p) not in (None, "Z")]
+
+
 def _none_alive(pids):
-    return not any(os.path.exists(f"/proc/{p}") for p in pids)
+    return not _alive(pids)
 
 
 def test_sigkill_of_the_program_mid_compile_leaves_no_kiln_process(supervisor, tmp_path):
     proc, pids = _program_mid_compile(supervisor, tmp_path)
     proc.kill()
     proc.communicate()
-    assert wait_until(lambda: _none_alive(pids), 1.0)
+    assert wait_until(lambda: _none_alive(pids), 1.0), f"alive of {pids}: {[(p, _state(p)) for p in _alive(pids)]}"
 
 
 def test_sigint_mid_compile_ends_the_program_without_a_hang_at_exit(supervisor, tmp_path):
