@@ -201,7 +201,7 @@ def test_uninstall_leaves_nothing_running(installed):
 _PROGRAM = """\
 import sys, torch, kiln.inductor
 from torch._inductor import config
-kiln.inductor.install(workers=1)
+kiln.inductor.install(workers=2)  # the compile runs on one of Inductor's compile threads
 config.cpp.cxx = (None, sys.argv[1])
 config.cpp_cache_precompile_headers = False
 torch.compile(lambda x: x * 12345.0 + 1)(torch.randn(4))
@@ -258,7 +258,10 @@ def test_sigint_mid_compile_ends_the_program_without_a_hang_at_exit(supervisor, 
     proc, pids = _program_mid_compile(supervisor, tmp_path)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode != 0
     assert b"KeyboardInterrupt" in err
     assert time.monotonic() - start < 60
