@@ -251,7 +251,8 @@ def test_sigkill_of_the_program_mid_compile_leaves_no_kiln_process(supervisor, t
     proc, pids = _program_mid_compile(supervisor, tmp_path)
     proc.kill()
     proc.communicate()
-    assert wait_until(lambda: _none_alive(pids), 1.0), f"alive of {pids}: {[(p, _state(p)) for p in _alive(pids)]}"
+    ended = wait_until(lambda: _none_alive(pids), 1.0)
+    assert ended, f"of {pids}, still running: {[(p, _state(p)) for p in _alive(pids)]}"
 
 
 def test_sigint_mid_compile_ends_the_program_without_a_hang_at_exit(supervisor, tmp_path):
@@ -277,7 +278,8 @@ config.cpp_cache_precompile_headers = False
 assert torch.allclose(torch.compile(lambda x: x.sin() + 1)(torch.ones(3)), torch.ones(3).sin() + 1)
 import kiln.inductor
 from kiln.inductor import _install
-print(kiln.inductor.installed(), _install._state.workers, _install.exec_pool_stats()["jobs_succeeded"] > 0, sys.argv[1:])
+jobs = _install.exec_pool_stats()["jobs_succeeded"]
+print(kiln.inductor.installed(), _install._state.workers, jobs > 0, sys.argv[1:])
 """
 
 
@@ -289,7 +291,8 @@ def _run_unchanged(argv, tmp_path, supervisor, **env):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_python_m_kiln_inductor_runs_a_script_unchanged_with_its_compiles_on_kiln(supervisor, tmp_path):
+def test_python_m_kiln_inductor_runs_a_script_unchanged_with_its_compiles_on_kiln(supervisor,
+                                                                                 tmp_path):
     done = _run_unchanged([sys.executable, "-m", "kiln.inductor", "--workers", "1"], tmp_path,
                           supervisor, PYTHONPATH=_PYTHON_DIR)
     assert done.returncode == 0, done.stderr
@@ -308,7 +311,8 @@ def test_the_kiln_inductor_variable_installs_in_a_program_started_otherwise(supe
 def test_the_options_of_the_launcher_and_the_variable_are_checked():
     from kiln.inductor import _launch
 
-    assert _launch.env_options("--workers 3 --job-timeout=2.5") == {"workers": 3, "job_timeout": 2.5}
+    assert _launch.env_options("--workers 3 --job-timeout=2.5") == {"workers": 3,
+                                                                    "job_timeout": 2.5}
     assert _launch.env_options("1") == {}
     with pytest.raises(ValueError, match="unknown option --wrokers"):
         _launch.env_options("--wrokers 3")

@@ -10,7 +10,6 @@ Three names, each saved and restored by uninstall():
 """
 
 import logging
-import os
 import shlex
 import threading
 
@@ -238,4 +237,3 @@ def exec_pool_stats():
 
 
 __all__ = ["install", "uninstall", "installed", "run_compile_cmd", "exec_pool_stats"]
-_ = os  # kept for the module's readers: paths come from Inductor
