@@ -442,21 +442,23 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
       link.send(proto::Phase{job.id, shortened(phase->phase, proto::kMaxPhaseBytes), std::nullopt});
       continue;
     }
-    if (about_last_job(event)) {
-      // Sent after the last job's result, and read only now: this job goes on, on a tool that is
-      // then given no other.
+    if (about_last_job(event)) {  // read only now: this job goes on, then the tool is retired
       out_of_turn = true;
       continue;
     }
     std::optional<proto::WorkerResult> result = take_result(job, event);
     if (!result) return broke();
-    last_job_ = job.id;
-    if (!out_of_turn && bodies_.empty()) return Outcome{std::move(*result), false};
-    // More than one answer: the job keeps its own; the tool is not given another.
-    spdlog::warn("{} sent a message out of turn; killing it after job {}", who(), job.id);
-    kill_and_reap();
-    return Outcome{std::move(*result), true};
+    return answered(job, std::move(*result), out_of_turn);
   }
+}
+
+Tool::Outcome Tool::answered(const proto::Job& job, proto::WorkerResult result, bool out_of_turn) {
+  last_job_ = job.id;
+  if (!out_of_turn && bodies_.empty()) return Outcome{std::move(result), false};
+  // More than one answer: the job keeps its own; the tool is not given another.
+  spdlog::warn("{} sent a message out of turn; killing it after job {}", who(), job.id);
+  kill_and_reap();
+  return Outcome{std::move(result), true};
 }
 
 void Tool::stop() {

@@ -113,6 +113,8 @@ class Tool {
   std::optional<proto::WorkerResult> take_result(const proto::Job& job, proto::ToolEvent& event);
   // A result or phase for the job the tool answered last: said out of turn.
   bool about_last_job(const proto::ToolEvent& event) const;
+  // The job's own result; with `retire` when the tool said more than its one answer.
+  Outcome answered(const proto::Job& job, proto::WorkerResult result, bool out_of_turn);
 
   ToolSpec spec_;
   std::size_t slot_;
