@@ -223,6 +223,14 @@ struct Phase {
 
 // ---- Tool link (worker <-> a warm tool); its `shutdown` is WorkerShutdown, its `phase` Phase
 // (a tool's pgid is not used) ----
+
+// What a tool may say in text (docs/protocol.md "Tool link"): the worker relays a longer `phase`,
+// `error.message` or `error.detail` cut to this many bytes and marked (kiln::shortened). The
+// supervisor holds a worker's phases to the same length: they are in every `status` and `stats`.
+inline constexpr std::size_t kMaxPhaseBytes = 1024;
+inline constexpr std::size_t kMaxMessageBytes = 4096;
+inline constexpr std::size_t kMaxDetailBytes = 64 << 10;
+
 struct ToolJob {
   uint64_t id = 0;
   RawObject payload;

@@ -87,6 +87,21 @@ std::string printable(std::string_view bytes, std::size_t max) {
   return out;
 }
 
+std::string shortened(std::string_view text, std::size_t max) {
+  static constexpr std::string_view kReplacement = "\xef\xbf\xbd";
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t n = sequence_length(text, i);
+    const std::string_view piece = n == 0 ? kReplacement : text.substr(i, n);
+    if (out.size() + piece.size() > max) break;
+    out.append(piece);
+    i += n == 0 ? 1 : n;
+  }
+  if (i < text.size()) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
 std::optional<uint64_t> parse_unsigned(const char* text, int base, uint64_t min, uint64_t max) {
   if (!std::isxdigit(static_cast<unsigned char>(*text))) return std::nullopt;  // no sign, no space
   errno = 0;

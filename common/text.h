@@ -20,6 +20,12 @@ std::string to_valid_utf8(std::string_view bytes);
 // with "... (N bytes)" saying how long it was.
 std::string printable(std::string_view bytes, std::size_t max = 200);
 
+// Text from outside (a tool's phase or error) bounded for the links and the log: valid UTF-8
+// (invalid sequences replaced by U+FFFD) and, when it is longer than `max` bytes, cut before the
+// first character that would take it past `max`, followed by "... (N bytes)" saying how long it
+// was. Costs time in `max`, not in the text's length.
+std::string shortened(std::string_view text, std::size_t max);
+
 // `text` as a whole unsigned number in `base` (no sign, no space, nothing after it) within
 // [min, max]; nullopt otherwise.
 std::optional<uint64_t> parse_unsigned(const char* text, int base, uint64_t min = 0,

@@ -7,13 +7,18 @@
 #include <vector>
 
 #include "common/msgpack_scan.h"
+#include "common/text.h"
 
 namespace kiln::supervisor {
 namespace {
 
+// A file's name is at most NAME_MAX (255) bytes; a client's argument may be any length, and a
+// name goes into every `stats` reply while its job runs.
+constexpr std::size_t kMaxNameBytes = 255;
+
 std::string basename_of(std::string_view path) {
   const std::size_t slash = path.rfind('/');
-  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+  return shortened(slash == std::string_view::npos ? path : path.substr(slash + 1), kMaxNameBytes);
 }
 
 bool looks_like_source(std::string_view arg) {

@@ -8,6 +8,7 @@
 #include "common/crash_report.h"
 #include "common/exit_codes.h"
 #include "common/fd.h"
+#include "common/text.h"
 #include "supervisor/job_name.h"
 
 namespace kiln::supervisor {
@@ -552,7 +553,12 @@ void Pool::note_phase(std::size_t slot, const proto::Phase& phase) {
   }
   // A job it was asked not to start may have started already: its phases do not matter.
   if (&*it != running(s)) return;
-  s.job_phase = phase.phase;
+  // Bounded as the worker bounds a tool's (a phase it cut keeps its marker, "... (N bytes)", at
+  // most 32 bytes): the phase goes into every status and stats reply.
+  constexpr std::size_t kMarkerBytes = 32;
+  s.job_phase = phase.phase.size() <= proto::kMaxPhaseBytes + kMarkerBytes
+                    ? phase.phase
+                    : shortened(phase.phase, proto::kMaxPhaseBytes);
   if (phase.phase == "spawned" && phase.pgid) s.job_group = static_cast<pid_t>(*phase.pgid);
 }
 
@@ -647,8 +653,11 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
   // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
-  // another job's sake, had no part in that and goes back to the queue.
-  Sent* const r = running(s);
+  // another job's sake, had no part in that and goes back to the queue. A worker that ends with
+  // kToolFailed found a tool unfit between jobs and started none of those it holds (the one it
+  // ran when a tool failed was answered, with `retire`): even the one sent last goes back.
+  const bool started_none = exit.term_signal == 0 && exit.exit_status == exit_code::kToolFailed;
+  Sent* const r = started_none ? nullptr : running(s);
   for (Sent& e : s.sent) {
     if (e.settled) continue;
     if (&e == r) {

@@ -19,6 +19,7 @@
 #include "common/build_key.h"
 #include "common/exit_codes.h"
 #include "common/fd.h"
+#include "common/frame.h"
 #include "common/tool_spec.h"
 #include "common/version.h"
 
@@ -43,6 +44,35 @@ const char* handle_kind(uv_handle_type t) {
 // The abstract socket name of the zygote of `tool`: unique to this supervisor, not guessable.
 std::string zygote_address(const std::string& tool) {
   return "@kiln-zygote-" + std::to_string(::getpid()) + "-" + key_id(random_key(16)) + "-" + tool;
+}
+
+// A `stats` reply within the client's frame limit. Each of its entries is bounded (a phase, a
+// job's name), but a pool of many workers under a small --max-frame could still outgrow it: the
+// entries of worker_list that do not fit are left out, the last first.
+proto::Stats within_frame(proto::Stats stats, uint32_t max_frame) {
+  std::string frame;
+  proto::encode(stats, frame);
+  if (frame.size() - kFrameHeaderSize <= max_frame) return stats;
+  std::vector<proto::WorkerInfo> entries = std::move(stats.worker_list);
+  stats.worker_list.clear();
+  frame.clear();
+  proto::encode(stats, frame);
+  // An array32 header at most, instead of the empty list's one byte.
+  std::size_t size = frame.size() - kFrameHeaderSize + 4;
+  const std::size_t empty_size = frame.size();
+  std::size_t kept = 0;
+  for (proto::WorkerInfo& entry : entries) {
+    // One entry's bytes: a list of one still has a one-byte header.
+    stats.worker_list.assign(1, entry);
+    frame.clear();
+    proto::encode(stats, frame);
+    size += frame.size() - empty_size;
+    if (size > max_frame) break;
+    ++kept;
+  }
+  entries.resize(kept);
+  stats.worker_list = std::move(entries);
+  return stats;
 }
 
 // The command line of every worker, its path first.
@@ -384,7 +414,7 @@ void Supervisor::on_request(ClientConnection& client, proto::ClientRequest reque
         } else if constexpr (std::is_same_v<T, proto::Wakeup>) {
           pool_->wakeup();
         } else if constexpr (std::is_same_v<T, proto::StatsRequest>) {
-          client.send(pool_->stats());
+          client.send(within_frame(pool_->stats(), options_.max_frame));
         } else if constexpr (std::is_same_v<T, proto::Shutdown>) {
           begin_shutdown(r.drain.value_or(false), "asked by the client");
         } else if constexpr (std::is_same_v<T, proto::TraceRequest>) {

@@ -252,6 +252,24 @@ TEST_F(PoolTest, OneCrashFailsOnlyItsJobAndTheWorkerIsReplaced) {
   EXPECT_EQ(pool_->stats().worker_crashes, 1u);
 }
 
+TEST_F(PoolTest, AWorkerWhoseToolFailedBetweenJobsStartedNoneAndItsJobRunsElsewhere) {
+  start(config(1));
+  all_ready();
+  // The job reached the worker as it ended over a tool unfit between jobs (exit_code::kToolFailed):
+  // it never started there, and runs on the replacement.
+  pool_->submit(1, job(1));
+  ASSERT_EQ(env_.jobs_sent.size(), 1u);
+  gone(0, 0, exit_code::kToolFailed,
+       "kiln-worker: tool t (pid 7) exited with status 1 between jobs");
+  EXPECT_TRUE(env_.answers.empty());
+  pool_->on_ready(0, ready(env_.pids.at(0)));
+  ASSERT_EQ(env_.jobs_sent.size(), 2u);
+  EXPECT_EQ(env_.jobs_sent[1].second.id, env_.jobs_sent[0].second.id);
+  pool_->on_result(0, ok_result(env_.jobs_sent[1].second.id));
+  ASSERT_EQ(env_.answers.size(), 1u);
+  EXPECT_TRUE(env_.last().ok);
+}
+
 TEST_F(PoolTest, ExitStatusIsNamedToo) {
   start(config(1));
   all_ready();

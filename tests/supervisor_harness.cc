@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/text.h"
 #include "tests/worker_harness.h"
 
 namespace kiln::testing {
@@ -40,7 +41,14 @@ SupervisorHarness::SupervisorHarness(const SupervisorStart& start) : link_(Uniqu
   const int dup = ::dup(ours.get());
   if (dup < 0) fatal_errno("dup");
   set_cloexec(dup);
-  link_ = FrameChannel(std::move(ours), UniqueFd(dup));
+  // Our end holds the supervisor to its own --max-frame: a bigger frame fails the link, as it
+  // would a client's.
+  uint32_t max_frame = kDefaultMaxFrame;
+  for (std::size_t i = 0; i + 1 < start.args.size(); ++i) {
+    if (start.args[i] != "--max-frame") continue;
+    if (auto n = parse_unsigned(start.args[i + 1].c_str(), 10, 1, UINT32_MAX)) max_frame = *n;
+  }
+  link_ = FrameChannel(std::move(ours), UniqueFd(dup), max_frame);
 }
 
 SupervisorHarness::~SupervisorHarness() { ::unlink(stderr_path_.c_str()); }

@@ -63,3 +63,18 @@ TEST(ExecStrings, IsANullEndedArrayOfItsStringsThatAMoveKeeps) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+
+TEST(Shortened, KeepsTextWithinItsBoundAsValidUtf8) {
+  EXPECT_EQ(shortened("lowering", 8), "lowering");
+  EXPECT_EQ(shortened("a\nb", 8), "a\nb") << "not escaped: only bounded";
+  EXPECT_EQ(shortened(std::string(300, 'k'), 10), std::string(10, 'k') + "... (300 bytes)");
+  // Never cut inside a character, never past the bound: "é" is two bytes.
+  EXPECT_EQ(shortened("aé", 2), "a... (3 bytes)");
+  EXPECT_EQ(shortened("aé", 3), "aé");
+  EXPECT_EQ(shortened("a\xff", 8), "a\xef\xbf\xbd") << "invalid UTF-8 becomes U+FFFD";
+  EXPECT_EQ(shortened("a\xff", 3), "a... (2 bytes)") << "U+FFFD counts its three bytes";
+}
+
+}  // namespace kiln

@@ -319,6 +319,144 @@ TEST_F(ToolTest, AToolsPhaseReachesTheClientAsStatus) {
   EXPECT_EQ(sup_->statuses.back().phase, std::optional<std::string>("lowering"));
 }
 
+TEST_F(ToolTest, AToolsLongPhaseIsCutAndNeverTakesAFramePastTheLimit) {
+  // Two phases of 600,000 bytes each made a stats reply of 1.2 MB, over this frame limit: the
+  // client's link failed, and every job on it (the harness holds the supervisor to the limit).
+  start({.args = {"--max-frame", "1048576", "--status-interval-ms", "100"}, .workers = 3});
+  ASSERT_TRUE(all_idle(3));
+  for (uint64_t id : {1, 2}) {
+    sup_->submit(id, "t", act("phase", {{"bytes", 600000}, {"ms", 100000}}));
+  }
+  const std::string cut = std::string(proto::kMaxPhaseBytes, 'p') + "... (600000 bytes)";
+  std::optional<proto::Stats> st;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        st = sup_->stats();
+        return st && std::count_if(st->worker_list.begin(), st->worker_list.end(),
+                                   [&](auto& w) { return w.job && w.job->phase == cut; }) == 2;
+      },
+      20s));
+  sup_->submit(3, "echo", json{{"still", "served"}});
+  EXPECT_EQ(value_of(sup_->result(3)), (json{{"still", "served"}}));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        sup_->stats();  // reads the statuses that came meanwhile
+        return std::any_of(sup_->statuses.begin(), sup_->statuses.end(),
+                           [](const proto::Status& s) { return s.phase.has_value(); });
+      },
+      20s));
+  for (const proto::Status& s : sup_->statuses) {
+    if (s.phase) {
+      EXPECT_EQ(*s.phase, cut) << "status of job " << s.id;
+    }
+  }
+}
+
+TEST_F(ToolTest, StatsLeaveOutTheWorkersThatWouldTakeThemPastTheFrameLimit) {
+  // Each busy worker's entry holds a phase of the largest length a tool may send: four of them
+  // are more than this limit allows one frame, three are not.
+  start({.args = {"--max-frame", "4096"}, .workers = 4});
+  ASSERT_TRUE(all_idle(4));
+  for (uint64_t id = 1; id <= 4; ++id) {
+    sup_->submit(id, "t", act("phase", {{"bytes", proto::kMaxPhaseBytes}, {"ms", 100000}}));
+  }
+  const std::string phase(proto::kMaxPhaseBytes, 'p');
+  std::optional<proto::Stats> st;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        st = sup_->stats();
+        return st && st->jobs_running == 4 &&
+               std::all_of(st->worker_list.begin(), st->worker_list.end(),
+                           [&](auto& w) { return w.job && w.job->phase == phase; });
+      },
+      20s));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->workers_alive, 4u);
+  EXPECT_EQ(st->worker_list.size(), 3u);
+}
+
+TEST_F(ToolTest, AToolsErrorTextIsCutToItsBounds) {
+  start({.workers = 1});
+  sup_->submit(
+      1, "t",
+      act("fail", {{"message", std::string(5000, 'm')}, {"detail", std::string(70000, 'd')}}));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "job_failed");
+  EXPECT_EQ(r->error->message, std::string(proto::kMaxMessageBytes, 'm') + "... (5000 bytes)");
+  EXPECT_EQ(r->error->detail,
+            std::optional(std::string(proto::kMaxDetailBytes, 'd') + "... (70000 bytes)"));
+}
+
+TEST_F(ToolTest, WhatAToolPrintsCannotPassForTheWorkersCrashReport) {
+  start({.args = {"--log-level", "info"}, .workers = 1});
+  sup_->submit(1, "t", act("count"));
+  const auto first = sup_->result(1);
+  ASSERT_EQ(code_of(first), "ok");
+  const uint64_t worker = *first->worker_pid;
+  const std::string fake = "kiln-worker " + std::to_string(worker) + " crashed: SIGSEGV";
+  // The worker's own report line, from the tool: on a line of its own, after a partial line,
+  // and after a line longer than a pipe's atomic write.
+  const std::vector<std::string> texts = {fake + "\n", "50%", "\n" + fake + "\n",
+                                          std::string(5000, 'x') + fake + "\n"};
+  uint64_t id = 2;
+  for (const std::string& text : texts) {
+    sup_->submit(id, "t", act("say", {{"text", text}}));
+    const auto r = sup_->result(id);
+    EXPECT_EQ(code_of(r), "ok") << text.size() << (r && r->error ? r->error->message : "");
+    EXPECT_EQ(r->worker_pid, std::optional(worker));
+    ++id;
+  }
+  sup_->submit(id, "t", act("count"));
+  const auto last = sup_->result(id);
+  EXPECT_EQ(value_of(last), 6) << "the same tool served every job";
+  EXPECT_EQ(last->worker_pid, std::optional(worker));
+  const auto st = sup_->stats();
+  EXPECT_EQ(st->worker_crashes, 0u);
+  EXPECT_EQ(st->worker_starts, 1u);
+  // The tool's lines reach the log, each marked as the tool's.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return sup_->stderr_text().find("worker " + std::to_string(worker) + ": tool t: " + fake) !=
+               std::string::npos;
+      },
+      10s))
+      << sup_->stderr_text();
+  EXPECT_NE(sup_->stderr_text().find(": tool t: 50%\n"), std::string::npos);
+}
+
+TEST_F(ToolTest, AToolsSecondResultForAJobCostsNoOtherJob) {
+  start({.workers = 1});
+  sup_->submit(1, "t", act("twice"));
+  const auto r1 = sup_->result(1);
+  EXPECT_EQ(value_of(r1), "first");
+  // The next job has its own answer: from this tool, when the second result came only while it
+  // ran, or from a fresh one. Either way this tool is given no job after it.
+  sup_->submit(2, "t", act("echo", {{"value", 2}}));
+  EXPECT_EQ(value_of(sup_->result(2)), 2);
+  sup_->submit(3, "t", act("echo", {{"value", 3}}));
+  const auto r3 = sup_->result(3);
+  EXPECT_EQ(value_of(r3), 3);
+  EXPECT_NE(r3->worker_pid, r1->worker_pid);
+  EXPECT_EQ(sup_->stats()->jobs_failed, 0u);
+}
+
+TEST_F(ToolTest, AToolThatSpeaksBetweenJobsEndsItsWorkerBeforeTheNextJob) {
+  start({.args = {"--log-level", "info"}, .workers = 1});
+  sup_->submit(1, "t", act("stray"));
+  const auto tool = static_cast<pid_t>(value_of(sup_->result(1)).get<int64_t>());
+  ASSERT_EQ(::kill(tool, SIGUSR1), 0);  // a result for job 1 again, now that it is idle
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->worker_starts == 2; }, 10s));
+  EXPECT_TRUE(gone_within(tool, 5s));
+  ASSERT_TRUE(all_idle(1));
+  sup_->submit(2, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(2)), 1);
+  EXPECT_EQ(sup_->stats()->jobs_failed, 0u);
+  EXPECT_NE(sup_->stderr_text().find("kiln-worker: tool t (pid " + std::to_string(tool) +
+                                     ") sent a result between jobs; it was killed"),
+            std::string::npos)
+      << sup_->stderr_text();
+}
+
 TEST_F(ToolTest, AToolHasOnlyStdioAndItsLinkOpen) {
   start({.workers = 1});
   const pid_t tool = tool_pid(1);

@@ -50,22 +50,26 @@ std::vector<std::string> served_kinds(bool selftest) {
 
 namespace {
 
-// A tool that died since the last job: what happened ("" while every tool lives). The job the
-// worker was about to start is then answered not_started, not failed: it goes to another worker.
+// A tool that died, or spoke out of turn, since the last job: what happened ("" while every tool
+// is fit for a job). The job the worker was about to start is then answered not_started, not
+// failed: it goes to another worker.
 std::string dead_tool(JobContext& context) {
   for (const auto& tool : context.tools) {
-    pollfd fd{tool->exit_fd(), POLLIN, 0};
-    if (::poll(&fd, 1, 0) > 0) return tool->reap_idle();
+    if (std::string why = tool->check_idle(); !why.empty()) return why;
   }
   return "";
 }
 
-// Blocks until the supervisor's link is readable; a tool that exits meanwhile ends the worker
-// (false), before it is given a job it would cost. Without tools there is nothing to watch.
+// Blocks until the supervisor's link is readable; a tool that exits or says anything meanwhile
+// ends the worker (false), before it is given a job it would cost. Without tools there is nothing
+// to watch.
 bool wait_for_command(JobContext& context) {
   if (context.tools.empty() || context.link.has_buffered()) return true;
   std::vector<pollfd> fds{{context.link.read_fd(), POLLIN, 0}};
-  for (const auto& tool : context.tools) fds.push_back({tool->exit_fd(), POLLIN, 0});
+  for (const auto& tool : context.tools) {
+    fds.push_back({tool->exit_fd(), POLLIN, 0});
+    fds.push_back({tool->link_fd(), POLLIN, 0});
+  }
   for (;;) {
     if (::poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstring>
 
@@ -70,6 +71,18 @@ Expected<StartFds> open_start_fds() {
   return f;
 }
 
+// The tool's output in a message of the worker's own: `prefix` before each of its lines, as
+// ToolOutput copies them, so that none can begin a line of the worker's.
+std::string quoted_lines(const std::string& prefix, std::string_view text) {
+  std::string out;
+  for (std::string_view line : split(text, '\n')) {
+    if (!out.empty()) out += '\n';
+    out += prefix;
+    out += line;
+  }
+  return out;
+}
+
 void set_nonblocking(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) fatal_errno("fcntl");
@@ -104,8 +117,11 @@ struct ChildFds {
 
 // ---- ToolOutput ----
 
-ToolOutput::ToolOutput(UniqueFd fd, UniqueFd stop)
-    : fd_(std::move(fd)), stop_(std::move(stop)), thread_(&ToolOutput::pump, this) {}
+ToolOutput::ToolOutput(UniqueFd fd, UniqueFd stop, std::string prefix)
+    : fd_(std::move(fd)),
+      stop_(std::move(stop)),
+      prefix_(std::move(prefix)),
+      thread_(&ToolOutput::pump, this) {}
 
 ToolOutput::~ToolOutput() {
   // Something that left the tool's group may hold the pipe open for ever: stop reading.
@@ -114,8 +130,37 @@ ToolOutput::~ToolOutput() {
   thread_.join();
 }
 
+namespace {
+
+// A whole write to a pipe of at most PIPE_BUF bytes is never interleaved with another's.
+void write_line(const std::string& line) {
+  for (;;) {
+    const ssize_t w = ::write(STDERR_FILENO, line.data(), line.size());
+    // The worker's stderr gone: the tool's output is dropped, and still read, so it never blocks.
+    if (w >= 0 || errno != EINTR) return;
+  }
+}
+
+}  // namespace
+
+void ToolOutput::copy_lines(std::string_view chunk, std::string& line) {
+  while (!chunk.empty()) {
+    if (line.empty()) line = prefix_;
+    const std::size_t room = PIPE_BUF - 1 - line.size();
+    const std::size_t nl = chunk.substr(0, room).find('\n');
+    const std::size_t take = nl == std::string_view::npos ? std::min(room, chunk.size()) : nl + 1;
+    line.append(chunk.substr(0, take));
+    chunk.remove_prefix(take);
+    if (line.back() != '\n' && line.size() < PIPE_BUF - 1) return;  // the rest of it is to come
+    if (line.back() != '\n') line += '\n';
+    write_line(line);
+    line.clear();
+  }
+}
+
 void ToolOutput::pump() {
   char buf[16 << 10];
+  std::string line;
   for (;;) {
     pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
@@ -127,16 +172,12 @@ void ToolOutput::pump() {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     const std::string_view chunk(buf, static_cast<std::size_t>(n));
-    for (std::string_view rest = chunk; !rest.empty();) {
-      const ssize_t w = ::write(STDERR_FILENO, rest.data(), rest.size());
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) break;  // the worker's stderr is gone: keep reading, so the tool never blocks
-      rest.remove_prefix(static_cast<std::size_t>(w));
-    }
+    copy_lines(chunk, line);
     std::lock_guard lock(mutex_);
     tail_.append(chunk);
     if (tail_.size() > 2 * kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
   }
+  if (!line.empty()) write_line(line + '\n');  // its last line, without its newline
   std::lock_guard lock(mutex_);
   ended_ = true;
   ended_cv_.notify_all();
@@ -225,7 +266,7 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
     kill_and_reap();
     return fail("cannot start tool " + spec_.name + ": pidfd_open: " + std::strerror(error));
   }
-  output_.emplace(std::move(f.out_read), std::move(f.output_stop));
+  output_.emplace(std::move(f.out_read), std::move(f.output_stop), "tool " + spec_.name + ": ");
   to_tool_ = std::move(f.commands_write);
   from_tool_ = std::move(f.events_read);
   set_nonblocking(to_tool_.get());
@@ -345,6 +386,13 @@ Tool::Outcome Tool::end_job(std::string_view code, std::string message) {
                  true};
 }
 
+bool Tool::about_last_job(const proto::ToolEvent& event) const {
+  if (!last_job_) return false;
+  if (const auto* result = std::get_if<proto::ToolResult>(&event)) return result->id == *last_job_;
+  if (const auto* phase = std::get_if<proto::Phase>(&event)) return phase->id == *last_job_;
+  return false;
+}
+
 // The tool's answer to `job`: its result, or that it broke the link (then broken_ says how).
 std::optional<proto::WorkerResult> Tool::take_result(const proto::Job& job,
                                                      proto::ToolEvent& event) {
@@ -360,10 +408,14 @@ std::optional<proto::WorkerResult> Tool::take_result(const proto::Job& job,
   r.ok = result->ok;
   r.value = std::move(result->value);
   r.error = std::move(result->error);
-  // A tool speaks only for its job: every other code is the pool's to give.
-  if (r.error && r.error->code != proto::code::kJobFailed &&
-      r.error->code != proto::code::kBadPayload) {
-    r.error->code = std::string(proto::code::kJobFailed);
+  if (r.error) {
+    // A tool speaks only for its job: every other code is the pool's to give.
+    if (r.error->code != proto::code::kJobFailed && r.error->code != proto::code::kBadPayload) {
+      r.error->code = std::string(proto::code::kJobFailed);
+    }
+    // Bounded text: a client prints or logs it; the bytes a client needs whole go in `data`.
+    r.error->message = shortened(r.error->message, proto::kMaxMessageBytes);
+    if (r.error->detail) r.error->detail = shortened(*r.error->detail, proto::kMaxDetailBytes);
   }
   return r;
 }
@@ -375,6 +427,7 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
   std::optional<Clock::time_point> deadline;
   if (job.timeout_ms > 0) deadline = Clock::now() + std::chrono::milliseconds(job.timeout_ms);
   bool terminated = false;
+  bool out_of_turn = false;
   // Whether it went on SIGTERM or needed SIGKILL, the job timed out and the tool was stopped.
   auto timed_out = [&] {
     return end_job(proto::code::kTimeout, "the job ran past its timeout of " +
@@ -409,13 +462,26 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
         return broke();
     }
     if (auto* phase = std::get_if<proto::Phase>(&event); phase && phase->id == job.id) {
-      link.send(proto::Phase{job.id, phase->phase, std::nullopt});
+      link.send(proto::Phase{job.id, shortened(phase->phase, proto::kMaxPhaseBytes), std::nullopt});
+      continue;
+    }
+    if (about_last_job(event)) {  // read only now: this job goes on, then the tool is retired
+      out_of_turn = true;
       continue;
     }
     std::optional<proto::WorkerResult> result = take_result(job, event);
     if (!result) return broke();
-    return Outcome{std::move(*result), false};
+    return answered(job, std::move(*result), out_of_turn);
   }
+}
+
+Tool::Outcome Tool::answered(const proto::Job& job, proto::WorkerResult result, bool out_of_turn) {
+  last_job_ = job.id;
+  if (!out_of_turn && bodies_.empty()) return Outcome{std::move(result), false};
+  // More than one answer: the job keeps its own; the tool is not given another.
+  spdlog::warn("{} sent a message out of turn; killing it after job {}", who(), job.id);
+  kill_and_reap();
+  return Outcome{std::move(result), true};
 }
 
 void Tool::stop() {
@@ -437,11 +503,33 @@ void Tool::stop() {
   kill_and_reap();
 }
 
-std::string Tool::reap_idle() {
+std::string Tool::check_idle() {
+  pollfd fds[2] = {{from_tool_.get(), POLLIN, 0}, {exit_fd_.get(), POLLIN, 0}};
+  int n;
+  while ((n = ::poll(fds, 2, 0)) < 0 && errno == EINTR) {
+  }
+  if (n < 0) fatal_errno("poll");
+  if (n == 0 && bodies_.empty() && !link_ended_) return "";
+  const bool exited = fds[1].revents != 0;
+  const bool broke = fds[0].revents != 0 && !read_some();
   kill_and_reap();
-  std::string what = who() + " " + status_ + " between jobs";
-  if (std::string t = output_ ? output_->tail() : ""; !t.empty())
-    what += "; its last output:\n" + t;
+  std::string what = who();
+  if (!bodies_.empty()) {
+    Expected<proto::ToolEvent> said = proto::decode_tool_event(bodies_.front());
+    what +=
+        " sent " +
+        (said ? "a " + std::string(proto::type_name(*said)) : "a bad message: " + said.error()) +
+        " between jobs; it was killed";
+  } else if (broke) {
+    what += " broke the tool link between jobs: " + broken_ + "; it was killed";
+  } else if (exited) {
+    what += " " + status_ + " between jobs";
+  } else {
+    what += " closed the tool link between jobs; it was killed";
+  }
+  if (std::string t = output_ ? output_->tail() : ""; !t.empty()) {
+    what += "; its last output:\n" + quoted_lines("tool " + spec_.name + ": ", t);
+  }
   return what;
 }
 

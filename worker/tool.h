@@ -31,11 +31,14 @@
 namespace kiln::worker {
 
 // The tool's stdout and stderr (one pipe): a thread copies them to the worker's stderr as they
-// come, so a chatty tool never blocks, and keeps the last lines.
+// come, so a chatty tool never blocks, and keeps the last lines. Each line goes out as one write
+// of at most PIPE_BUF bytes (a longer line in pieces), `prefix` ("tool NAME: ") first: no tool
+// line can begin a line of the worker's own, nor be cut by one, so none can pass for the
+// worker's crash report (docs/design.md, step 6).
 class ToolOutput {
  public:
   // Reads `fd` on a thread of its own until its end, or until `stop` (an eventfd) is written.
-  ToolOutput(UniqueFd fd, UniqueFd stop);
+  ToolOutput(UniqueFd fd, UniqueFd stop, std::string prefix);
   ~ToolOutput();
   ToolOutput(const ToolOutput&) = delete;
   ToolOutput& operator=(const ToolOutput&) = delete;
@@ -47,9 +50,12 @@ class ToolOutput {
 
  private:
   void pump();
+  // Copies `chunk` to the worker's stderr line by line; `line` holds what is not yet written.
+  void copy_lines(std::string_view chunk, std::string& line);
 
   UniqueFd fd_;
   UniqueFd stop_;  // eventfd: the destructor's word to stop
+  std::string prefix_;
   std::mutex mutex_;
   std::condition_variable ended_cv_;
   std::string tail_;
@@ -76,8 +82,10 @@ class Tool {
 
   const std::string& name() const { return spec_.name; }
   pid_t pid() const { return pid_; }
-  // Readable once the tool has exited: the worker watches it between jobs.
+  // Readable once the tool has exited, and its link once it says anything: between jobs it has
+  // nothing to say, and the worker watches both.
   int exit_fd() const { return exit_fd_.get(); }
+  int link_fd() const { return from_tool_.get(); }
 
   struct Outcome {
     proto::WorkerResult result;
@@ -88,9 +96,10 @@ class Tool {
 
   // `shutdown`, then up to the grace period for the tool to exit, then SIGKILL.
   void stop();
-  // The tool has exited between jobs (exit_fd() is readable): reaps it; what happened, with its
-  // last output.
-  std::string reap_idle();
+  // Between jobs: "" while the tool is fit for the next job. One that has exited, said anything
+  // (a second result, a result of its own accord), or closed or broken its link is not: it is
+  // killed and reaped, and the answer says what happened, with its last output.
+  std::string check_idle();
 
  private:
   Expected<bool> await_ready();
@@ -109,6 +118,10 @@ class Tool {
   std::string who() const;
   Outcome end_job(std::string_view code, std::string message);
   std::optional<proto::WorkerResult> take_result(const proto::Job& job, proto::ToolEvent& event);
+  // A result or phase for the job the tool answered last: said out of turn.
+  bool about_last_job(const proto::ToolEvent& event) const;
+  // The job's own result; with `retire` when the tool said more than its one answer.
+  Outcome answered(const proto::Job& job, proto::WorkerResult result, bool out_of_turn);
 
   ToolSpec spec_;
   std::size_t slot_;
@@ -126,6 +139,7 @@ class Tool {
   std::string outgoing_;
   std::size_t outgoing_sent_ = 0;
   std::string broken_;
+  std::optional<uint64_t> last_job_;  // the id of the job it answered last
   std::optional<ToolOutput> output_;
   std::string zygote_;                       // its address, if the tool is forked from one
   std::optional<ZygoteChild> zygote_child_;  // forked by the zygote, which reaps it

@@ -68,6 +68,35 @@ def _package_dir():
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# What the tool's interpreter runs first: the caller's sys.path (then Kiln's own directory, if
+# the caller's lacks it) ahead of the interpreter's own entries, then kiln.tool.
+_BOOTSTRAP = (
+    "import sys; sys.path[:0] = {path!r}; sys.dont_write_bytecode = {no_bytecode!r}; "
+    "from kiln.tool import main; sys.exit(main())"
+)
+
+
+def _tool_command(python, preload=(), initializer=None):
+    """The command line of the Python tool, isolated from where and how the pool is started.
+
+    `python -m kiln.tool` would put the working directory first on sys.path and take PYTHONPATH,
+    PYTHONSTARTUP and the rest of PYTHON* from the environment: a msgpack.py or sitecustomize.py
+    planted in a shared directory a build runs in would run as the pool's user, in the tool,
+    beside KILN_KEY. Isolated mode (-I, on every Python 3: no PYTHON* variable, no user
+    site-packages, neither the working directory nor a script's on sys.path) runs none of it;
+    the caller's sys.path and Kiln's location are given in the command itself."""
+    path = [entry or os.getcwd() for entry in sys.path if isinstance(entry, str)]
+    if _package_dir() not in path:
+        path.append(_package_dir())
+    bootstrap = _BOOTSTRAP.format(path=path, no_bytecode=bool(sys.dont_write_bytecode))
+    command = [python or sys.executable, "-I", "-c", bootstrap]
+    for module in preload:
+        command += ["--preload", str(module)]
+    if initializer is not None:
+        command += ["--initializer", initializer]
+    return command
+
+
 class _Submitter:
     """Executor.with_options(...): submit and map with a per-job timeout and priority."""
 
@@ -96,10 +125,10 @@ class Executor(concurrent.futures.Executor):
     (the interpreter; default the caller's, with the caller's sys.path), job_timeout (seconds of
     run time per job), max_worker_rss_mb and idle_quiesce (seconds without jobs after which the
     workers stop until the next job), supervisor (the kiln-supervisor binary), log_file (the
-    supervisor's log; default: errors only, on stderr), env (the workers' environment), zygote
-    (True, the default: the preload and initializer run once per pool, in a zygote, and every
-    worker's interpreter is forked from it; False: each worker's interpreter starts from
-    scratch).
+    supervisor's log; default: errors only, on stderr), env (the workers' environment; the
+    interpreter, started isolated, takes no PYTHON* variable from it), zygote (True, the default:
+    the preload and initializer run once per pool, in a zygote, and every worker's interpreter is
+    forked from it; False: each worker's interpreter starts from scratch).
 
     Functions, lambdas and closures defined in __main__ travel by value (cloudpickle). What fn
     raises, result() raises again with its own type and args, the remote traceback as its
@@ -144,21 +173,13 @@ class Executor(concurrent.futures.Executor):
         self._futures = set()  # unfinished, for shutdown(cancel_futures=True)
         self._futures_lock = threading.Lock()
         self._private_dir = None
-        command = [python or sys.executable, "-m", "kiln.tool"]
-        for entry in sys.path:
-            command += ["--sys-path", entry or os.getcwd()]
-        for module in preload:
-            command += ["--preload", str(module)]
+        initializer_path = None
         if initializer is not None:
             self._private_dir = tempfile.mkdtemp(prefix="kiln-executor-")  # 0700, ours alone
-            path = os.path.join(self._private_dir, "initializer.pickle")
-            with open(path, "wb") as f:
+            initializer_path = os.path.join(self._private_dir, "initializer.pickle")
+            with open(initializer_path, "wb") as f:
                 f.write(_calls.dumps_by_value((initializer, tuple(initargs))))
-            command += ["--initializer", path]
-        env = dict(os.environ if env is None else env)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (_package_dir(), env.get("PYTHONPATH")) if p
-        )
+        command = _tool_command(python, preload, initializer_path)
         options = {
             "job_timeout_ms": _pool._timeout_ms(job_timeout),
             "max_jobs_per_worker": max_tasks_per_child,
@@ -172,7 +193,7 @@ class Executor(concurrent.futures.Executor):
                 max_workers,
                 supervisor=supervisor,
                 tools={_KIND: command},
-                zygote=bool(zygote),
+                zygote=[_KIND] if zygote else False,
                 env=env,
                 **options,
             )

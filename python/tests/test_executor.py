@@ -251,6 +251,52 @@ def test_workers_use_the_callers_interpreter_and_sys_path(ex):
     assert all((entry or os.getcwd()) in path for entry in sys.path)
 
 
+# A module planted where it does not belong: it leaves a marker, then steps aside for the module
+# of that name it shadows, so that only the marker tells it ran.
+_PLANTED = """
+import os, sys
+with open(os.path.join({markers!r}, __name__), "w") as f:
+    f.write("ran")
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+del sys.modules[__name__]
+try:
+    sys.modules[__name__] = __import__(__name__)
+except ImportError:
+    pass
+"""
+
+
+def test_the_tool_runs_no_code_planted_in_its_directory_or_environment(
+    supervisor, tmp_path, monkeypatch
+):
+    # A shared directory the build runs in, and an environment pointing at another: a module the
+    # tool imports (msgpack), and one every interpreter that takes PYTHONPATH runs at start.
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "msgpack.py").write_text(_PLANTED.format(markers=str(markers)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("sitecustomize", "usercustomize", "cloudpickle"):
+        (elsewhere / f"{name}.py").write_text(_PLANTED.format(markers=str(markers)))
+    startup = elsewhere / "startup.py"
+    startup.write_text(_PLANTED.format(markers=str(markers)))
+    monkeypatch.chdir(shared)
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry])  # no "" (cwd)
+    env = dict(os.environ, PYTHONPATH=str(elsewhere), PYTHONSTARTUP=str(startup))
+    with kiln.Executor(1, env=env) as ex:
+        assert ex.submit(square, 7).result(timeout=60) == 49
+        path = ex.submit(lambda: list(sys.path)).result(timeout=60)
+    assert sorted(os.listdir(markers)) == []
+    assert str(shared) not in path and "" not in path and str(elsewhere) not in path
+    # The caller's sys.path, in its order, ahead of the interpreter's own entries (loading the
+    # job's functions imported this module's conftest, which put one more entry in front).
+    start = path.index(sys.path[0])
+    assert path[start : start + len(sys.path)] == sys.path
+
+
 def test_preloaded_modules_are_imported_before_the_first_job(supervisor):
     assert "wave" not in sys.modules
     with kiln.Executor(1, preload=["wave"]) as ex:

@@ -5,13 +5,17 @@
 //   count            value: how many jobs this process has served (warm state)
 //   pid              value: this process's pid
 //   echo   value     value: `value`
-//   fail   message   job_failed with that message and detail "the detail"
+//   fail   message   job_failed with that message and detail "the detail" (or `detail`)
 //   code   code      an error with that code (the worker lets only two through)
 //   crash            prints a line to stderr, then SIGSEGV
 //   exit   code      _exit(code)
 //   hang             ignores SIGTERM, sleeps for ever
 //   sleep  ms        sleeps, then value: null
-//   phase  ms        sends phase "lowering", sleeps, then value: null
+//   phase  ms        sends phase "lowering" (or `bytes` of 'p'), sleeps, then value: null
+//   say    text      writes `text` to stderr, then value: null
+//   twice            answers twice: value "first", then value "second"
+//   stray            value: its pid; from then on, SIGUSR1 makes it send a result of its own
+//                    accord (for this job again), between jobs
 //   child            starts a child that sleeps for ever (in the tool's group, or in its own
 //                    session with `setsid: true`); value: its pid
 //   stdout bytes     writes that many bytes to stdout, then value: null
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "client/tool.h"
+#include "common/protocol.h"
 
 namespace {
 
@@ -67,6 +72,22 @@ void write_raw(const std::string& bytes) { (void)!::write(4, bytes.data(), bytes
 
 std::vector<std::string> g_kept;  // the `alloc` action's memory
 
+// A result frame for job `id` whose value is the string `value`.
+std::string result_frame(uint64_t id, const std::string& value) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, value);
+  std::string frame;
+  kiln::proto::encode(
+      kiln::proto::ToolResult{id, true, kiln::proto::RawObject{std::string(buf.data(), buf.size())},
+                              std::nullopt},
+      frame);
+  return frame;
+}
+
+std::string g_stray;  // what SIGUSR1 sends, made before the handler may run
+
+void send_stray(int) { (void)!::write(4, g_stray.data(), g_stray.size()); }
+
 kiln::tool::Reply act(const kiln::tool::Job& job, uint64_t served) {
   using kiln::tool::Reply;
   const msgpack::object_handle handle = job.unpack();
@@ -81,7 +102,27 @@ kiln::tool::Reply act(const kiln::tool::Job& job, uint64_t served) {
     msgpack::pack(buf, *v);
     return Reply::raw(std::string(buf.data(), buf.size()));
   }
-  if (action == "fail") return Reply::failed(field_str(p, "message"), "the detail");
+  if (action == "fail") {
+    const std::string detail = field_str(p, "detail");
+    return Reply::failed(field_str(p, "message"), detail.empty() ? "the detail" : detail);
+  }
+  if (action == "say") {
+    const std::string text = field_str(p, "text");
+    (void)!::write(2, text.data(), text.size());
+    return Reply::of(msgpack::type::nil_t());
+  }
+  if (action == "twice") {
+    write_raw(result_frame(job.id(), "first"));
+    return Reply::of(std::string("second"));
+  }
+  if (action == "stray") {
+    g_stray = result_frame(job.id(), "stray");
+    struct sigaction sa {};
+    sa.sa_handler = send_stray;
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGUSR1, &sa, nullptr);
+    return Reply::of(static_cast<int64_t>(::getpid()));
+  }
   if (action == "code") return Reply::error(field_str(p, "code"), "a foreign code");
   if (action == "crash") {
     std::fprintf(stderr, "test tool: about to crash in job %llu\n",
@@ -97,7 +138,10 @@ kiln::tool::Reply act(const kiln::tool::Job& job, uint64_t served) {
     sleep_for_ever();
   }
   if (action == "sleep" || action == "phase") {
-    if (action == "phase") job.phase("lowering");
+    if (action == "phase") {
+      const int64_t bytes = field_int(p, "bytes");
+      job.phase(bytes > 0 ? std::string(static_cast<std::size_t>(bytes), 'p') : "lowering");
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(field_int(p, "ms")));
     return Reply::of(msgpack::type::nil_t());
   }
