@@ -175,7 +175,7 @@ std::string top_screen(const std::string& socket, const proto::Hello& hello,
     if (w.job) {
       job = w.job->name + " (" + w.job->kind + (w.job->phase ? ", " + *w.job->phase : "") + ")";
     }
-    if (w.host) job = "[" + *w.host + "] " + job;
+    if (w.host) job = w.job ? job + " on " + *w.host : "(host " + *w.host + ")";
     std::snprintf(line, sizeof line, "  %-8llu %-9s %6llu %8.1f %9s  %s\n", u(w.pid),
                   w.state.c_str(), u(w.jobs), static_cast<double>(w.rss_kb) / 1024,
                   w.job ? duration_text(w.job->elapsed_ms).c_str() : "", job.c_str());

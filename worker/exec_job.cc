@@ -483,7 +483,12 @@ std::optional<proto::WorkerResult> host_failure(const Ended& ended, const Starte
   const distcc::Outcome outcome = distcc::outcome_of(status);
   if (outcome == distcc::Outcome::kCompiler) return std::nullopt;
   ::unlink(object.c_str());
+  // What distcc said: its first ERROR line (the cause: "connect to ... failed: Connection
+  // refused"), else its last line.
   std::string said = c.err.data;
+  if (const std::size_t e = said.find("ERROR: "); e != std::string::npos) {
+    said = said.substr(e + 7, said.find('\n', e) - e - 7);
+  }
   while (!said.empty() && said.back() == '\n') said.pop_back();
   if (const std::size_t nl = said.rfind('\n'); nl != std::string::npos) said.erase(0, nl + 1);
   return job_error(
