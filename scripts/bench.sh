@@ -36,6 +36,8 @@ run "$bin/worker_idle_rss" --workers 8
 run "$bin/decode_bench" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 run /usr/bin/python3 bench/executor_bench.py --rounds "$rounds" --supervisor "$bin/kiln-supervisor"
 run /usr/bin/python3 bench/launcher_bench.py --rounds "$(( rounds < 3 ? rounds : 3 ))" --bin "$bin"
+# Compile jobs on distcc test hosts (network namespaces): root only; skipped otherwise.
+[[ $(id -u) -eq 0 ]] && run bench/distcc_bench.sh "$bin" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
