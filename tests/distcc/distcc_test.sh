@@ -162,7 +162,9 @@ case "$scenario" in
     "$bin/kiln-exec" sleep 60 &
     sleeper=$!
     wait_for running_one || fail "the sleep did not start"
-    # Timed out on the host.
+    # Timed out on the host. An object there before (a stale one, or one distcc began to write)
+    # must not be left either: the job's object is removed once its client is gone.
+    echo stale >"$tmp/slow.o"
     status=0
     "$bin/kiln" run --socket "$KILN_SOCKET" <<JOB >"$tmp/run.out" || status=$?
 {"argv": ["cc", "-O2", "-c", "$tmp/slow.c", "-o", "$tmp/slow.o"], "timeout_ms": 1500}
@@ -172,6 +174,7 @@ JOB
     wait_for no_client || fail "a distcc client is left"
     [[ ! -e "$tmp/slow.o" ]] || fail "a partial object is left after the timeout"
     # Cancelled: its client (kiln-exec) is killed while distcc runs.
+    echo stale >"$tmp/slow.o"
     "$bin/kiln-exec" cc -O2 -c "$tmp/slow.c" -o "$tmp/slow.o" &
     client=$!
     wait_for client_runs || fail "no distcc client ran"
