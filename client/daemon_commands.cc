@@ -106,6 +106,25 @@ std::string duration_text(uint64_t ms) {
   return text;
 }
 
+// A line per distcc host: its slots, jobs, state and, backed off, why and since when.
+std::string host_lines(const proto::Stats& st) {
+  std::string text;
+  if (!st.hosts) return text;
+  auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  char line[1024];
+  for (const proto::HostInfo& h : *st.hosts) {
+    std::string state = h.state;
+    if (h.since_ms) state += " for " + duration_text(*h.since_ms);
+    if (h.retry_in_ms) state += ", retried in " + duration_text(*h.retry_in_ms);
+    if (h.reason) state += " (" + *h.reason + ")";
+    std::snprintf(
+        line, sizeof line, "  %-24s %2llu slots, %2llu running, %5llu jobs run, %3llu failed: %s\n",
+        h.host.c_str(), u(h.slots), u(h.running), u(h.jobs), u(h.failures), state.c_str());
+    text += line;
+  }
+  return text;
+}
+
 }  // namespace
 
 int daemon_status_command(const std::string& socket_option) {
@@ -130,6 +149,7 @@ int daemon_status_command(const std::string& socket_option) {
               u(st->jobs_submitted), u(st->jobs_succeeded), u(st->jobs_failed), u(st->jobs_queued),
               u(st->jobs_running));
   std::printf("kinds:   %s\nlog:     %s.log\n", kinds.c_str(), socket.c_str());
+  if (st->hosts) std::printf("hosts:   distcc\n%s", host_lines(*st).c_str());
   return 0;
 }
 
@@ -155,11 +175,13 @@ std::string top_screen(const std::string& socket, const proto::Hello& hello,
     if (w.job) {
       job = w.job->name + " (" + w.job->kind + (w.job->phase ? ", " + *w.job->phase : "") + ")";
     }
+    if (w.host) job = w.job ? job + " on " + *w.host : "(host " + *w.host + ")";
     std::snprintf(line, sizeof line, "  %-8llu %-9s %6llu %8.1f %9s  %s\n", u(w.pid),
                   w.state.c_str(), u(w.jobs), static_cast<double>(w.rss_kb) / 1024,
                   w.job ? duration_text(w.job->elapsed_ms).c_str() : "", job.c_str());
     screen += line;
   }
+  if (st.hosts) screen += "\n  distcc hosts\n" + host_lines(st);
   return screen;
 }
 

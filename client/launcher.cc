@@ -223,6 +223,10 @@ Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string
   std::vector<std::string> daemon_options = {"--idle-exit-ms", "300000"};
   if (*workers)
     daemon_options.insert(daemon_options.end(), {"--workers", std::to_string(**workers)});
+  // $KILN_DISTCC_HOSTS: the distcc hosts of the daemon it starts (kiln-supervisor --distcc).
+  if (const char* hosts = std::getenv("KILN_DISTCC_HOSTS"); hosts != nullptr && *hosts != '\0') {
+    daemon_options.insert(daemon_options.end(), {"--distcc", hosts});
+  }
   // Short: with nothing coming up, the launcher runs the command itself instead of waiting.
   return start_daemon(*socket, *supervisor, daemon_options, std::chrono::seconds(3), submit);
 }

@@ -22,6 +22,7 @@ struct PoolFlags {
   std::string log_level = "error";  // crash reports reach the results anyway
   std::vector<std::string> tools;   // NAME=COMMAND
   std::string trace;
+  std::string distcc;  // distcc hosts, DISTCC_HOSTS syntax
   std::optional<uint64_t> status_interval_ms;
   bool selftest = false;
 
@@ -46,6 +47,9 @@ struct PoolFlags {
     cmd->add_option("--trace", trace,
                     "write the pool's timeline to this file: Chrome Trace Event JSON, for "
                     "ui.perfetto.dev or chrome://tracing");
+    cmd->add_option("--distcc", distcc,
+                    "HOSTS: also run compile jobs on these distcc hosts (DISTCC_HOSTS syntax, "
+                    "HOST[:PORT][/LIMIT]; see kiln-supervisor --help)");
     if (with_selftest) {
       cmd->add_flag("--enable-selftest", selftest, "serve the `selftest` kind (for tests)");
     }
@@ -60,6 +64,7 @@ struct PoolFlags {
       o.args.insert(o.args.end(), {"--job-timeout-ms", std::to_string(*job_timeout_ms)});
     }
     o.args.insert(o.args.end(), {"--log-level", log_level});
+    o.distcc_hosts = distcc;
     if (!trace.empty()) o.args.insert(o.args.end(), {"--trace", trace});
     if (status_interval_ms) {
       o.args.insert(o.args.end(), {"--status-interval-ms", std::to_string(*status_interval_ms)});

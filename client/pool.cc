@@ -40,6 +40,7 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
   if (!path) return fail(path.error());
   std::vector<std::string> args = {*path, "--read-fd", "3", "--write-fd", "3"};
   args.insert(args.end(), options.args.begin(), options.args.end());
+  if (!options.distcc_hosts.empty()) args.insert(args.end(), {"--distcc", options.distcc_hosts});
   for (const std::string& tool : options.tools) args.insert(args.end(), {"--tool", tool});
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);

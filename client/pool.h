@@ -35,6 +35,8 @@ struct PoolOptions {
   // Warm tools, NAME=COMMAND each (kiln-supervisor --tool): jobs of kind NAME run on them.
   std::vector<std::string> tools;
   std::vector<std::string> env;  // extra environment entries (KILN_KEY=...)
+  // distcc hosts in DISTCC_HOSTS syntax (kiln-supervisor --distcc): compile jobs also run there.
+  std::string distcc_hosts;
   // With `socket`: refuse a daemon whose hello names another build key (see key_id_from_env).
   std::optional<std::string> key_id;
 };

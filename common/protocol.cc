@@ -41,6 +41,18 @@ KILN_FIELDS(WorkerInfo) {
   f("jobs", m.jobs);
   f("rss_kb", m.rss_kb);
   f("job", m.job);
+  f("host", m.host);
+}
+KILN_FIELDS(HostInfo) {
+  f("host", m.host);
+  f("slots", m.slots);
+  f("running", m.running);
+  f("jobs", m.jobs);
+  f("failures", m.failures);
+  f("state", m.state);
+  f("reason", m.reason);
+  f("since_ms", m.since_ms);
+  f("retry_in_ms", m.retry_in_ms);
 }
 KILN_FIELDS(Submit) {
   f("id", m.id);
@@ -102,6 +114,7 @@ KILN_FIELDS(Stats) {
   f("run_us_p95", m.run_us_p95);
   f("run_us_max", m.run_us_max);
   f("worker_list", m.worker_list);
+  f("hosts", m.hosts);
 }
 KILN_FIELDS(Error) {
   f("code", m.code);

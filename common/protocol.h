@@ -59,6 +59,11 @@ inline constexpr std::string_view kPoolUnavailable = "pool_unavailable";
 // Only on the worker link: the worker did not run the job (it was cancelled before it started, or
 // the worker ends first); the supervisor puts it back in the queue or drops it. Never a client's.
 inline constexpr std::string_view kNotStarted = "not_started";
+// Only on the worker link, from a job run on a distcc host: the host failed it (kHostFailed: the
+// supervisor backs the host off) or distcc cannot compile it there (kLocalOnly); either way the
+// supervisor runs it again elsewhere. Never a client's.
+inline constexpr std::string_view kHostFailed = "host_failed";
+inline constexpr std::string_view kLocalOnly = "local_only";
 // Codes of the connection-level `error` message.
 inline constexpr std::string_view kProtocolError = "protocol_error";
 inline constexpr std::string_view kDuplicateId = "duplicate_id";
@@ -142,7 +147,21 @@ struct WorkerInfo {
   uint64_t jobs = 0;
   uint64_t rss_kb = 0;
   std::optional<RunningJob> job;
+  std::optional<std::string> host;  // a distcc host's slot: the host its jobs run on
   bool operator==(const WorkerInfo&) const = default;
+};
+// A distcc host of the pool, in stats.hosts (docs/protocol.md).
+struct HostInfo {
+  std::string host;
+  uint64_t slots = 0;    // its limit: the pool's slots for it
+  uint64_t running = 0;  // jobs it runs now
+  uint64_t jobs = 0;     // jobs it has run (compiled, or the compiler's error)
+  uint64_t failures = 0;
+  std::string state;                    // "up" or "backoff"
+  std::optional<std::string> reason;    // its last failure
+  std::optional<uint64_t> since_ms;     // backoff: for this long
+  std::optional<uint64_t> retry_in_ms;  // backoff: tried again in this long
+  bool operator==(const HostInfo&) const = default;
 };
 struct Stats {
   uint64_t uptime_ms = 0;
@@ -164,6 +183,7 @@ struct Stats {
   uint64_t run_us_p95 = 0;
   uint64_t run_us_max = 0;
   std::vector<WorkerInfo> worker_list;
+  std::optional<std::vector<HostInfo>> hosts;  // a pool with distcc hosts
   bool operator==(const Stats&) const = default;
 };
 struct Error {

@@ -40,6 +40,8 @@ run /usr/bin/python3 bench/launcher_bench.py --rounds "$(( rounds < 3 ? rounds :
 venv_python=$(scripts/setup-venv.sh)
 run "$venv_python" bench/torch_warmth_bench.py --rounds "$(( rounds < 3 ? rounds : 3 ))" \
   --supervisor "$bin/kiln-supervisor"
+# Compile jobs on distcc test hosts (network namespaces): root only; skipped otherwise.
+[[ $(id -u) -eq 0 ]] && run bench/distcc_bench.sh "$bin" --rounds "$(( rounds < 3 ? rounds : 3 ))"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {

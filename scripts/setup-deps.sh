@@ -3,7 +3,8 @@
 # missing. Idempotent: silent when nothing is missing; `apt-get update` only when something must
 # be installed. Without root and with packages missing, names them and exits 1.
 # Installs with --no-install-recommends, so what is only recommended is listed here: clang's
-# libFuzzer and sanitizer runtimes (libclang-rt-dev) are such a package.
+# libFuzzer and sanitizer runtimes (libclang-rt-dev) are such a package. distcc and iproute2: the
+# distcc tests (tests/distcc/), whose test hosts are network namespaces with a distccd each.
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,7 @@ packages=(
   googletest libgtest-dev libgmock-dev nlohmann-json3-dev
   procps python3 python3-msgpack python3-cloudpickle python3-pytest python3-setuptools python3-pip
   help2man dpkg-dev file
+  distcc iproute2
 )
 
 missing=()

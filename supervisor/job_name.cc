@@ -35,8 +35,9 @@ bool looks_like_source(std::string_view arg) {
   return false;
 }
 
-// The argv of an exec payload; empty when it has none (the worker will say why).
-std::vector<std::string> argv_of(const proto::RawObject& payload) {
+}  // namespace
+
+std::vector<std::string> exec_argv(const proto::RawObject& payload) {
   std::vector<std::string> argv;
   try {
     // Bounded like any untrusted body: the payload is a client's.
@@ -55,11 +56,9 @@ std::vector<std::string> argv_of(const proto::RawObject& payload) {
   return argv;
 }
 
-}  // namespace
-
 std::string job_name(const std::string& kind, const proto::RawObject& payload) {
   if (kind != "exec") return kind;
-  const std::vector<std::string> argv = argv_of(payload);
+  const std::vector<std::string> argv = exec_argv(payload);
   for (std::size_t i = 1; i < argv.size(); ++i) {
     if (looks_like_source(argv[i])) return basename_of(argv[i]);
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/protocol.h"
 
@@ -12,5 +13,8 @@ namespace kiln::supervisor {
 // `payload` is a client's: it is decoded within bounds, and one that does not decode is named
 // after its kind.
 std::string job_name(const std::string& kind, const proto::RawObject& payload);
+
+// The argv of an exec payload, decoded within the same bounds; empty when it has none.
+std::vector<std::string> exec_argv(const proto::RawObject& payload);
 
 }  // namespace kiln::supervisor

@@ -43,6 +43,10 @@ struct PoolJob {
   Micros started = 0;
   std::string name;  // job_name(), given when it starts
   QueueKey key;      // given by JobQueue::push; a job put back returns to the same place
+  // distcc hosts (supervisor/hosts.h): whether it may go to one (unknown until a host slot
+  // looks), and the hosts that failed it (bit i: host i), which it does not go to again.
+  enum class Remote : uint8_t { kUnknown, kYes, kNo } remote = Remote::kUnknown;
+  uint64_t failed_hosts = 0;
 };
 
 // How loaded a pool is, for a timeline's counters.

@@ -6,9 +6,11 @@
 
 #include "common/cli.h"
 #include "common/exit_codes.h"
+#include "common/fd.h"
 #include "common/logging.h"
 #include "common/tool_spec.h"
 #include "common/version.h"
+#include "supervisor/hosts.h"
 #include "supervisor/options.h"
 
 int main(int argc, char** argv) {
@@ -116,7 +118,26 @@ int main(int argc, char** argv) {
                  "write a timeline of the pool to this file as it runs: Chrome Trace Event JSON, "
                  "for ui.perfetto.dev or chrome://tracing (a lane per worker slot, a span per "
                  "job, worker starts and crashes, queue and load counters)");
+  app.add_option("--distcc", o.distcc_hosts,
+                 "HOSTS: also run compile jobs on these distcc hosts, in distcc's DISTCC_HOSTS "
+                 "syntax (HOST[:PORT][/LIMIT][,OPTIONS], @HOST for SSH): LIMIT more slots each "
+                 "(docs/design.md \"distcc hosts\")")
+      ->check([](const std::string& hosts) {
+        auto parsed = kiln::supervisor::parse_hosts(hosts);
+        return parsed ? std::string() : parsed.error();
+      });
+  app.add_option("--distcc-client", o.distcc_client, "the distcc client to run for --distcc")
+      ->capture_default_str();
   if (std::optional<int> status = kiln::parse_command_line(app, argc, argv)) return *status;
+  if (!o.distcc_hosts.empty() && !kiln::supervisor::parse_hosts(o.distcc_hosts)->empty()) {
+    std::optional<std::string> client = kiln::first_executable({o.distcc_client});
+    if (!client) {
+      std::fprintf(stderr, "kiln-supervisor: --distcc: no distcc client \"%s\" (install distcc)\n",
+                   o.distcc_client.c_str());
+      return kiln::exit_code::kUsage;
+    }
+    o.distcc_client = *client;
+  }
   if (kiln::Expected<std::vector<kiln::ToolSpec>> tools = kiln::parse_tool_specs(o.tools); !tools) {
     std::fprintf(stderr, "kiln-supervisor: %s\n", tools.error().c_str());
     return kiln::exit_code::kUsage;

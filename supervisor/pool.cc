@@ -42,7 +42,11 @@ std::string last_line(const std::string& text) {
 }  // namespace
 
 Pool::Pool(PoolConfig config, PoolEnv& env)
-    : config_(std::move(config)), env_(env), slots_(config_.workers), queue_(config_.queue) {}
+    : config_(std::move(config)),
+      env_(env),
+      hosts_(config_.hosts, config_.workers),
+      slots_(config_.workers + hosts_.slots()),
+      queue_(config_.queue) {}
 
 const char* Pool::state_name(State s) {
   switch (s) {
@@ -511,7 +515,7 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
   const std::optional<proto::JobError> error = retiring ? result.error : std::nullopt;
   if (not_started) {
     if (!e.settled) put_back(e);
-  } else if (!e.settled) {
+  } else if (!e.settled && !host_answered(slot, e, result)) {
     ++s.jobs;
     note_run_time(e.job.kind, result.run_us);
     finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
@@ -729,7 +733,9 @@ std::size_t Pool::room(const Slot& s) const {
     ++live;
     wait_us += expected_run_us(e.job.kind);
   }
-  uint64_t depth = live == 0 || wait_us <= kPipelineUpToUs ? config_.pipeline_depth : 1;
+  // A host's slot holds one job: distcc never queues one where the pool cannot see it.
+  const bool host = hosts_.host_of(static_cast<std::size_t>(&s - slots_.data())).has_value();
+  uint64_t depth = (live == 0 || wait_us <= kPipelineUpToUs) && !host ? config_.pipeline_depth : 1;
   if (config_.max_jobs_per_worker != 0) {
     depth = std::min(depth,
                      config_.max_jobs_per_worker - std::min(s.jobs, config_.max_jobs_per_worker));
@@ -755,7 +761,7 @@ void Pool::fill(std::size_t slot, std::size_t most, const std::optional<QueueKey
     if (!job) return;
     // Job ids are the clients' own: two clients' jobs of one id never share a worker's link.
     // A job recalled and not yet back in the queue keeps its place before the jobs after it.
-    if ((hold && *hold < job->key) ||
+    if ((hold && *hold < job->key) || !host_takes(slot, *job) ||
         std::any_of(slots_[slot].sent.begin(), slots_[slot].sent.end(),
                     [&job](const Sent& e) { return e.job.id == job->id; })) {
       queue_.put_back(std::move(*job));
@@ -1018,7 +1024,8 @@ proto::Stats Pool::stats() const {
                                 [r](const Sent& e) { return e.live() && &e != r; });
     if (alive) {
       st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid), state_name(s.state),
-                                                 s.jobs, worker_rss_kb(s), std::nullopt});
+                                                 s.jobs, worker_rss_kb(s), std::nullopt,
+                                                 std::nullopt});
       if (r != nullptr) {
         st.worker_list.back().job = proto::RunningJob{
             r->job.id, r->job.kind, r->job.name, (env_.now() - r->job.started) / 1000,
@@ -1040,6 +1047,7 @@ proto::Stats Pool::stats() const {
   st.run_us_p50 = run_us_.percentile(50);
   st.run_us_p95 = run_us_.percentile(95);
   st.run_us_max = run_us_.max();
+  add_host_stats(st);
   return st;
 }
 

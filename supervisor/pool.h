@@ -32,6 +32,7 @@
 #include "common/protocol.h"
 #include "common/result.h"
 #include "supervisor/histogram.h"
+#include "supervisor/hosts.h"
 #include "supervisor/job_queue.h"
 
 namespace kiln::supervisor {
@@ -60,6 +61,8 @@ struct PoolConfig {
   uint64_t status_interval_ms = 10000;  // 0: never
   std::vector<std::string> kinds;
   std::string key_id;
+  // distcc hosts: the pool's slots past `workers`, `limit` each (supervisor/hosts.h).
+  std::vector<HostSpec> hosts;
 };
 
 // Restart backoff after workers die before `ready`: 10 ms, doubling, at most 5 s; after this many
@@ -144,6 +147,9 @@ class Pool {
   // Shutdown is complete: no worker process is left.
   bool stopped() const;
   std::size_t open_jobs() const { return open_.size(); }
+  // Local workers and every host's slots.
+  std::size_t slot_count() const { return slots_.size(); }
+  const Hosts& hosts() const { return hosts_; }
   proto::Stats stats() const;
 
   // The slot's life as one table: a row per state, a column per event of its worker, and in
@@ -301,9 +307,17 @@ class Pool {
   void ended(std::size_t slot, const ExitInfo& exit);
   void note_start_failure(const std::string& why);
   Micros backoff_delay() const;
+  // distcc hosts (pool_hosts.cc). Whether `slot`, a host's, may be given `job` now.
+  bool host_takes(std::size_t slot, Job& job);
+  // A host slot's answer for `e`: true if the job goes back to the queue to run elsewhere (the
+  // host failed it, or distcc cannot compile it there), the host backed off if it failed.
+  bool host_answered(std::size_t slot, Sent& e, const proto::WorkerResult& result);
+  // stats.hosts, and the host of each host slot's worker in stats.worker_list.
+  void add_host_stats(proto::Stats& st) const;
 
   PoolConfig config_;
   PoolEnv& env_;
+  Hosts hosts_;
   std::vector<Slot> slots_;
   JobQueue queue_;
   std::map<OpenKey, Where> open_;

@@ -107,12 +107,15 @@ ExecStrings worker_command(const Options& o, const std::vector<std::unique_ptr<Z
 
 // Our environment with the build key in it. The key travels there, which only the user can read
 // in /proc.
-ExecStrings worker_environment(const std::string& key) {
+// A distcc host's slots also get the host and the client to run (worker/exec_job.cc).
+ExecStrings worker_environment(const std::string& key, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::string_view(*e).rfind("KILN_KEY=", 0) != 0) env.emplace_back(*e);
+    const std::string_view v(*e);
+    if (v.rfind("KILN_KEY=", 0) != 0 && v.rfind("KILN_DISTCC", 0) != 0) env.emplace_back(*e);
   }
   env.push_back("KILN_KEY=" + base64_encode(key));
+  env.insert(env.end(), extra.begin(), extra.end());
   return ExecStrings(std::move(env));
 }
 
@@ -168,8 +171,22 @@ Supervisor::Supervisor(Options options, std::string key)
   config.status_interval_ms = options_.status_interval_ms;
   config.kinds = kinds_;
   config.key_id = key_id_;
+  if (!options_.distcc_hosts.empty()) {
+    Expected<std::vector<HostSpec>> hosts = parse_hosts(options_.distcc_hosts);  // main checked it
+    if (hosts) config.hosts = std::move(*hosts);
+    for (const HostSpec& host : config.hosts) {
+      host_envp_.push_back(worker_environment(
+          key_, {"KILN_DISTCC_HOST=" + host.spec, "KILN_DISTCC=" + options_.distcc_client}));
+    }
+  }
   pool_ = std::make_unique<Pool>(std::move(config), *this);
-  workers_.resize(options_.workers);
+  workers_.resize(pool_->slot_count());
+  for (std::size_t slot = 0; slot < pool_->slot_count(); ++slot) {
+    const std::optional<std::size_t> host = pool_->hosts().host_of(slot);
+    lanes_.push_back(host ? "host " + pool_->hosts().spec(*host).name + " slot " +
+                                std::to_string(slot - options_.workers)
+                          : "worker slot " + std::to_string(slot));
+  }
   rules_ = Rules({!options_.listen.empty(), options_.idle_exit_ms, options_.workers});
 }
 
@@ -179,7 +196,7 @@ proto::Hello Supervisor::hello() const {
   return proto::Hello{proto::kProtocolVersion,
                       "kiln-supervisor " + std::string(kVersion),
                       static_cast<uint64_t>(::getpid()),
-                      options_.workers,
+                      pool_->slot_count(),
                       kinds_,
                       key_id_};
 }
@@ -580,7 +597,9 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
       [this](WorkerProcess* self) { retired_.erase(self); }};
   workers_[slot] = std::make_unique<WorkerProcess>(&loop_, options_.max_frame, options_.grace_ms,
                                                    std::move(events));
-  const int rc = workers_[slot]->spawn(worker_argv_, worker_envp_, devnull_.get());
+  const std::optional<std::size_t> host = pool_->hosts().host_of(slot);
+  const int rc =
+      workers_[slot]->spawn(worker_argv_, host ? host_envp_[*host] : worker_envp_, devnull_.get());
   if (rc != 0) {
     rules_.new_generation(slot);  // what the failed spawn still reports is stale
     retire(slot);
@@ -621,7 +640,7 @@ proto::Traced Supervisor::retrace(const std::optional<std::string>& file) {
   proto::Traced answer;
   if (file) {
     // The new file first: a path that cannot be written leaves the timeline being written as is.
-    Expected<std::unique_ptr<Trace>> trace = Trace::open(*file, options_.workers, now());
+    Expected<std::unique_ptr<Trace>> trace = Trace::open(*file, lanes_, now());
     if (!trace) {
       answer.error = trace.error();
     } else {

@@ -79,6 +79,8 @@ class Supervisor : public PoolEnv {
   std::vector<std::string> kinds_;
   ExecStrings worker_argv_;  // the same for every worker, built once
   ExecStrings worker_envp_;
+  std::vector<ExecStrings> host_envp_;  // a distcc host's slots': worker_envp_ and the host
+  std::vector<std::string> lanes_;      // each slot's lane on the timeline
   UniqueFd devnull_;  // the workers' stdin and stdout, opened once (-1 if it could not be)
   uv_loop_t loop_;
   std::unique_ptr<Pool> pool_;

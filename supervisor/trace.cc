@@ -33,8 +33,8 @@ std::string json_string(std::string_view text) {
 
 }  // namespace
 
-Expected<std::unique_ptr<Trace>> Trace::open(const std::string& path, std::size_t slots,
-                                             Micros now) {
+Expected<std::unique_ptr<Trace>> Trace::open(const std::string& path,
+                                             const std::vector<std::string>& lanes, Micros now) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return fail("cannot write the trace " + path + ": " + std::strerror(errno));
   std::FILE* file = ::fdopen(fd, "w");
@@ -47,10 +47,10 @@ Expected<std::unique_ptr<Trace>> Trace::open(const std::string& path, std::size_
   const std::string pid = std::to_string(::getpid());
   trace->emit("{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":" + pid +
               ",\"tid\":0,\"ts\":0,\"args\":{\"name\":\"kiln-supervisor " + pid + "\"}}");
-  for (std::size_t slot = 0; slot < slots; ++slot) {
+  for (std::size_t slot = 0; slot < lanes.size(); ++slot) {
     trace->emit("{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":" + pid +
                 ",\"tid\":" + std::to_string(slot + 1) +
-                ",\"ts\":0,\"args\":{\"name\":\"worker slot " + std::to_string(slot) + "\"}}");
+                ",\"ts\":0,\"args\":{\"name\":" + json_string(lanes[slot]) + "}}");
   }
   return trace;
 }

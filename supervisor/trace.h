@@ -1,8 +1,8 @@
 // A timeline of a pool (kiln-supervisor --trace FILE): a Chrome Trace Event file, the JSON array
-// form that Perfetto (ui.perfetto.dev) and chrome://tracing open. One lane (tid) per worker slot;
-// a span per job that ran, named by job_name() (its source file, else its command, else its
-// kind), with its queue and run time, client, id and outcome
-// in its args; a mark where a worker started, was ready, crashed or ended; and the queue length,
+// form that Perfetto (ui.perfetto.dev) and chrome://tracing open. One lane (tid) per worker slot (a
+// distcc host's slots named after it); a span per job that ran, named by job_name() (its source
+// file, else its command, else its kind), with its queue and run time, client, id and outcome in
+// its args; a mark where a worker started, was ready, crashed or ended; and the queue length,
 // running jobs and live workers as counters. Events are written as they happen and flushed each
 // time, so a supervisor that is killed leaves a file the viewers still open (the format lets the
 // closing bracket be missing); a clean end closes the array.
@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/protocol.h"
 #include "common/result.h"
@@ -24,9 +25,10 @@ namespace kiln::supervisor {
 
 class Trace {
  public:
-  // Creates (or replaces) `path`, private to this user. `now` is time 0 of the timeline.
-  static Expected<std::unique_ptr<Trace>> open(const std::string& path, std::size_t slots,
-                                               Micros now);
+  // Creates (or replaces) `path`, private to this user, with a lane per slot named `lanes[slot]`
+  // ("worker slot 0", "host h1:3632 slot 2"). `now` is time 0 of the timeline.
+  static Expected<std::unique_ptr<Trace>> open(const std::string& path,
+                                               const std::vector<std::string>& lanes, Micros now);
   ~Trace();
   Trace(const Trace&) = delete;
   Trace& operator=(const Trace&) = delete;

@@ -64,8 +64,12 @@ TEST(Protocol, ClientEventsRoundTrip) {
   Stats stats;
   stats.uptime_ms = 1;
   stats.run_us_max = 99;
-  stats.worker_list = {{11, "idle", 3, 2048, std::nullopt},
-                       {12, "busy", 0, 4096, RunningJob{5, "exec", "a.c", 1500, "spawned"}}};
+  stats.worker_list = {
+      {11, "idle", 3, 2048, std::nullopt, std::nullopt},
+      {12, "busy", 0, 4096, RunningJob{5, "exec", "a.c", 1500, "spawned"}, "h1:3632"}};
+  expect_round_trip(stats, d);
+  stats.hosts = {{"h1:3632", 2, 1, 7, 0, "up", std::nullopt, std::nullopt, std::nullopt},
+                 {"@h2", 4, 0, 3, 2, "backoff", "distcc exit 116", 1500, 500}};
   expect_round_trip(stats, d);
   expect_round_trip(Error{"duplicate_id", "id 1 is still running"}, d);
   expect_round_trip(Bye{}, d);

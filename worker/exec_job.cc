@@ -21,6 +21,7 @@
 #include <utility>
 #include <variant>
 
+#include "common/distcc.h"
 #include "common/exec_strings.h"
 #include "common/fd.h"
 #include "common/rlimits.h"
@@ -455,6 +456,47 @@ proto::RawObject exec_value(const Ended& e, const Started& c, std::chrono::micro
   return proto::RawObject{std::string(buf.data(), buf.size())};
 }
 
+// On a distcc host's slot, a compile distcc can distribute runs as `distcc ARGV` with that host
+// alone (common/distcc.h): returns its object file (absolute, or relative to the worker's
+// directory), or nullopt when the command runs here as it is.
+std::optional<std::string> place_on_host(ExecRequest& r, const Options& options) {
+  if (options.distcc_host.empty()) return std::nullopt;
+  std::optional<std::string> object = distcc::distributable_output(r.argv);
+  if (!object) return std::nullopt;
+  r.argv.insert(r.argv.begin(), options.distcc_client);
+  for (auto& [name, value] : distcc::client_env(options.distcc_host)) {
+    r.env.emplace_back(std::move(name), std::move(value));
+  }
+  if ((*object)[0] != '/' && !r.cwd.empty()) *object = r.cwd + "/" + *object;
+  if (object->size() >= sizeof g_job_object) return std::nullopt;  // not ours to clean up then
+  std::memcpy(g_job_object, object->c_str(), object->size() + 1);
+  g_job_object_set.store(true);
+  return object;
+}
+
+// A distcc client's own failure (exit 100 to 127): the job goes back to the supervisor to run
+// elsewhere, its object removed. nullopt: the compiler's answer.
+std::optional<proto::WorkerResult> host_failure(const Ended& ended, const Started& c,
+                                                const std::string& object, const Options& options) {
+  if (!WIFEXITED(ended.status)) return std::nullopt;
+  const int status = WEXITSTATUS(ended.status);
+  const distcc::Outcome outcome = distcc::outcome_of(status);
+  if (outcome == distcc::Outcome::kCompiler) return std::nullopt;
+  ::unlink(object.c_str());
+  // What distcc said: its first ERROR line (the cause: "connect to ... failed: Connection
+  // refused"), else its last line.
+  std::string said = c.err.data;
+  if (const std::size_t e = said.find("ERROR: "); e != std::string::npos) {
+    said = said.substr(e + 7, said.find('\n', e) - e - 7);
+  }
+  while (!said.empty() && said.back() == '\n') said.pop_back();
+  if (const std::size_t nl = said.rfind('\n'); nl != std::string::npos) said.erase(0, nl + 1);
+  return job_error(
+      outcome == distcc::Outcome::kHostFailed ? proto::code::kHostFailed : proto::code::kLocalOnly,
+      "distcc exit " + std::to_string(status) + " (" + std::string(distcc::exit_meaning(status)) +
+          ") on " + options.distcc_host + (said.empty() ? "" : ": " + to_valid_utf8(said)));
+}
+
 }  // namespace
 
 proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
@@ -464,6 +506,11 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
   // Both streams must fit one result frame: more than half of it each is never sendable, and
   // keeping it (2^64-1 was accepted) only costs the worker memory before the job fails anyway.
   r.max_output = std::min<uint64_t>(r.max_output, context.options.max_frame / 2);
+
+  const std::optional<std::string> object = place_on_host(r, context.options);
+  struct Unset {
+    ~Unset() { g_job_object_set.store(false); }
+  } unset;
 
   const Clock::time_point start = Clock::now();
   std::variant<Started, proto::WorkerResult> started = start_command(r);
@@ -482,11 +529,18 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
   kill_children_except(context.tool_pids);
   const auto wall = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   if (ended.timed_out) {
+    if (object) ::unlink(object->c_str());  // distcc writes it in place: no partial object
     const std::string& e = c.err.data;
     return job_error(
         proto::code::kTimeout,
         "'" + r.argv[0] + "' ran past its timeout of " + std::to_string(job.timeout_ms) + " ms",
         to_valid_utf8(e.size() > kDetailBytes ? e.substr(e.size() - kDetailBytes) : e));
+  }
+  if (object) {
+    if (std::optional<proto::WorkerResult> failed =
+            host_failure(ended, c, *object, context.options)) {
+      return std::move(*failed);
+    }
   }
   return job_ok(exec_value(ended, c, wall));
 }

@@ -157,6 +157,11 @@ std::optional<int> parse(int argc, char** argv, kiln::worker::Options& o) {
 int main(int argc, char** argv) {
   kiln::worker::Options options;
   if (std::optional<int> status = parse(argc, argv, options)) return *status;
+  // Kiln's own, not the commands': taken out of the environment.
+  if (const char* host = std::getenv("KILN_DISTCC_HOST")) options.distcc_host = host;
+  if (const char* client = std::getenv("KILN_DISTCC")) options.distcc_client = client;
+  ::unsetenv("KILN_DISTCC_HOST");
+  ::unsetenv("KILN_DISTCC");
   const int status = kiln::worker::run(options);
   kiln::worker::finish_or_wait();
   return status;

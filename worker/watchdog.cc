@@ -36,6 +36,22 @@ void kill_job_groups() {
   }
 }
 
+void remove_job_object(int wait_ms) {
+  if (!g_job_object_set.load()) return;
+  // The command writes the object itself: it must be gone before the file is, or it could
+  // create it again. Killed, it is gone at once; ESRCH: reaped already.
+  const pid_t group = g_job_group.load();
+  if (group > 0) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, group, 0));
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      (void)::poll(&p, 1, wait_ms);
+      ::close(pidfd);
+    }
+  }
+  ::unlink(g_job_object);
+}
+
 Watchdog::Watchdog(pid_t parent, int link_write_fd)
     : parent_(parent), link_write_fd_(link_write_fd) {
   sigset_t term;
@@ -79,6 +95,7 @@ void Watchdog::watch() {
     ::close(devnull);
   }
   kill_job_groups();
+  remove_job_object(1000);
   // The main thread is exiting already: its exit handlers must not race this thread's cleanup
   // (under LeakSanitizer they deadlocked: its exit-time check held the allocator while this thread
   // killed the tracer it had started). The job's groups are dead; the process ends with main.

@@ -22,6 +22,10 @@ struct Options {
   std::vector<std::string> tools;    // NAME=COMMAND, as kiln-supervisor's --tool
   std::vector<std::string> zygotes;  // NAME=ADDRESS: tool NAME is forked from that zygote
   std::string log_level;
+  // A distcc host's slot (from KILN_DISTCC_HOST and KILN_DISTCC, which the supervisor sets and
+  // main() takes out of the environment): compiles distcc can distribute run on that host.
+  std::string distcc_host;
+  std::string distcc_client;
 };
 
 // Start-up in docs/design.md's order, then the serve loop. Returns the exit status.
