@@ -4,6 +4,7 @@ from their documented behaviour."""
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import os
 import sys
 import time
@@ -54,10 +55,22 @@ def no_compiler():
 
 
 def wait_for_file(path, value):
-    """Runs until `path` exists (the test creates it to let the job end), then returns value."""
-    while not os.path.exists(path):
+    """Runs until `path` exists (the test creates it to let the job end; at most 120 s), then
+    returns value."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.005)
     return value
+
+
+@contextlib.contextmanager
+def releasing(path):
+    """Creates `path` on the way out, whatever happened: the jobs waiting for it end, and so can
+    the executor's shutdown after a failed assertion."""
+    try:
+        yield path
+    finally:
+        open(path, "a").close()
 
 
 @pytest.fixture
@@ -173,13 +186,12 @@ def test_shutdown_without_wait_returns_and_the_jobs_still_finish(supervisor):
 
 
 def test_shutdown_with_cancel_futures_cancels_only_what_has_not_started(supervisor, tmp_path):
-    release = str(tmp_path / "release")
     ex = kiln.Executor(1)
-    futures = [ex.submit(wait_for_file, release, i) for i in range(5)]
-    assert wait_until(futures[0].running)
-    ex.shutdown(wait=False, cancel_futures=True)
-    assert [f.cancelled() for f in futures] == [False, True, True, True, True]
-    open(release, "w").close()
+    with releasing(str(tmp_path / "release")) as release:
+        futures = [ex.submit(wait_for_file, release, i) for i in range(5)]
+        assert wait_until(futures[0].running)
+        ex.shutdown(wait=False, cancel_futures=True)
+        assert [f.cancelled() for f in futures] == [False, True, True, True, True]
     assert futures[0].result(timeout=30) == 0
     assert ex.pool._proc.wait(timeout=30) == 0, "then the pool stops"
 
@@ -249,8 +261,7 @@ def test_a_job_past_its_timeout_raises_job_timeout(ex):
 
 
 def test_a_future_is_running_once_a_worker_has_started_its_job_and_not_before(supervisor, tmp_path):
-    release = str(tmp_path / "release")
-    with kiln.Executor(1) as ex:
+    with kiln.Executor(1) as ex, releasing(str(tmp_path / "release")) as release:
         # Short jobs first, so that the supervisor sends the next jobs ahead to the busy worker
         # (pipelining): a job sent ahead has not started either.
         assert list(ex.map(square, range(20))) == [x * x for x in range(20)]
@@ -283,8 +294,7 @@ def test_kiln_cancel_stops_a_running_job(ex):
 
 
 def test_kiln_cancel_of_a_queued_job_of_a_finished_one_and_of_another_future(supervisor, tmp_path):
-    release = str(tmp_path / "release")
-    with kiln.Executor(1) as ex:
+    with kiln.Executor(1) as ex, releasing(str(tmp_path / "release")) as release:
         blocker = ex.submit(wait_for_file, release, None)
         queued = ex.submit(square, 2)
         assert kiln.cancel(queued) and queued.cancelled()
