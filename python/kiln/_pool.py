@@ -127,17 +127,32 @@ def _timeout_ms(timeout):
     return max(1, math.ceil(timeout * 1000))
 
 
+def _checkouts():
+    """The checkouts whose build trees may hold the supervisor: the one this package is in
+    (python/kiln, beside build/), and the one it was built from when pip installed it (its
+    _checkout.py, which setup.py writes; CMake's install and the .deb have none)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = [os.path.normpath(os.path.join(here, "..", ".."))]
+    try:
+        from . import _checkout
+    except ImportError:
+        return found
+    if os.path.normpath(_checkout.CHECKOUT) not in found:
+        found.append(os.path.normpath(_checkout.CHECKOUT))
+    return found
+
+
 def _supervisor_candidates():
     """Where kiln-supervisor may be, in order, after $KILN_SUPERVISOR: the bin/ of the prefix
-    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln), the build trees of the
-    checkout this package is in (python/ beside build/bin/), then $PATH."""
+    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln, and a venv's
+    site-packages), then the build trees (build/bin/ beside python/) of the checkout this
+    package is in or was installed from, then $PATH."""
     here = os.path.dirname(os.path.abspath(__file__))
-    candidates = []
-    candidates.append(os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
-                                                    "kiln-supervisor")))
-    checkout = os.path.normpath(os.path.join(here, "..", ".."))
-    for build in ("build", "build-debug", "build-asan", "build-tsan"):
-        candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
+    candidates = [os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
+                                                "kiln-supervisor"))]
+    for checkout in _checkouts():
+        for build in ("build", "build-debug", "build-asan", "build-tsan"):
+            candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
     return candidates
 
 
