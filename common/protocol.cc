@@ -60,6 +60,7 @@ KILN_FIELDS(Submit) {
   f("payload", m.payload);
   f("timeout_ms", m.timeout_ms);
   f("priority", m.priority);
+  f("notify_started", m.notify_started);
 }
 KILN_FIELDS(Cancel) { f("id", m.id); }
 KILN_FIELDS(Quiesce) {}
@@ -93,6 +94,10 @@ KILN_FIELDS(Status) {
   f("elapsed_ms", m.elapsed_ms);
   f("worker_pid", m.worker_pid);
   f("phase", m.phase);
+}
+KILN_FIELDS(Started) {
+  f("id", m.id);
+  f("worker_pid", m.worker_pid);
 }
 KILN_FIELDS(Stats) {
   f("uptime_ms", m.uptime_ms);
@@ -197,6 +202,8 @@ template <>
 constexpr std::string_view kType<Result> = "result";
 template <>
 constexpr std::string_view kType<Status> = "status";
+template <>
+constexpr std::string_view kType<Started> = "started";
 template <>
 constexpr std::string_view kType<Stats> = "stats";
 template <>
@@ -417,8 +424,8 @@ bool is_known_key(std::string_view key) {
     };
     (collect(Submit{}), collect(Cancel{}), collect(Quiesce{}), collect(Wakeup{}),
      collect(StatsRequest{}), collect(Shutdown{}), collect(TraceRequest{}), collect(Traced{}),
-     collect(Hello{}), collect(Result{}), collect(Status{}), collect(Stats{}), collect(Error{}),
-     collect(Bye{}), collect(Job{}), collect(WorkerShutdown{}), collect(Ready{}),
+     collect(Hello{}), collect(Result{}), collect(Status{}), collect(Started{}), collect(Stats{}),
+     collect(Error{}), collect(Bye{}), collect(Job{}), collect(WorkerShutdown{}), collect(Ready{}),
      collect(WorkerResult{}), collect(Phase{}), collect(ToolJob{}), collect(ToolReady{}),
      collect(ToolResult{}), collect(ZygoteFork{}), collect(ZygoteForked{}),
      collect(ZygoteRefused{}), collect(ZygoteExited{}));
@@ -621,6 +628,7 @@ void encode(const Shutdown& m, std::string& out) { encode_message(m, out); }
 void encode(const Hello& m, std::string& out) { encode_message(m, out); }
 void encode(const Result& m, std::string& out) { encode_message(m, out); }
 void encode(const Status& m, std::string& out) { encode_message(m, out); }
+void encode(const Started& m, std::string& out) { encode_message(m, out); }
 void encode(const Stats& m, std::string& out) { encode_message(m, out); }
 void encode(const Error& m, std::string& out) { encode_message(m, out); }
 void encode(const Bye& m, std::string& out) { encode_message(m, out); }

@@ -81,6 +81,8 @@ struct Submit {
   RawObject payload;
   std::optional<uint64_t> timeout_ms;
   std::optional<int64_t> priority;
+  // Asks for a `started` message when a worker takes the job as the one it runs.
+  std::optional<bool> notify_started = std::nullopt;
   bool operator==(const Submit&) const = default;
 };
 struct Cancel {
@@ -131,6 +133,12 @@ struct Status {
   uint64_t worker_pid = 0;
   std::optional<std::string> phase;
   bool operator==(const Status&) const = default;
+};
+// A job asked for with notify_started has begun on a worker (the one it runs, not one sent ahead).
+struct Started {
+  uint64_t id = 0;
+  uint64_t worker_pid = 0;
+  bool operator==(const Started&) const = default;
 };
 // The job a worker is running, in stats.worker_list (while it runs one).
 struct RunningJob {
@@ -293,7 +301,7 @@ struct ZygoteExited {
 // What each side of each link receives.
 using ClientRequest =
     std::variant<Submit, Cancel, Quiesce, Wakeup, StatsRequest, Shutdown, TraceRequest>;
-using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye, Traced>;
+using ClientEvent = std::variant<Hello, Result, Status, Stats, Error, Bye, Traced, Started>;
 // A worker is sent `cancel` (the client link's message) for a job it was sent ahead but may not
 // have started; see docs/protocol.md, "Worker link".
 using WorkerCommand = std::variant<Job, WorkerShutdown, Cancel>;
@@ -324,6 +332,7 @@ void encode(const Traced& m, std::string& out);
 void encode(const Hello& m, std::string& out);
 void encode(const Result& m, std::string& out);
 void encode(const Status& m, std::string& out);
+void encode(const Started& m, std::string& out);
 void encode(const Stats& m, std::string& out);
 void encode(const Error& m, std::string& out);
 void encode(const Bye& m, std::string& out);

@@ -14,6 +14,7 @@ packages=(
   libdw-dev libsodium-dev
   googletest libgtest-dev libgmock-dev nlohmann-json3-dev
   procps python3 python3-msgpack python3-cloudpickle python3-pytest python3-setuptools python3-pip
+  python3-venv
   help2man dpkg-dev file
   distcc iproute2
 )

@@ -3,6 +3,8 @@
 # build (with the short soak), under ASan+UBSan and under TSan; then replays the fuzz corpora and
 # fuzzes each target for 30 s. The README's test command; .ci/run calls it. Under 30 minutes on
 # 2 cores; scripts/check-all.sh adds longer fuzzing.
+# The release pass runs the Python suites twice: under Debian's python3 (python.*) and under the
+# virtualenv scripts/setup-venv.sh makes in build/venv (python-venv.*, with torch).
 #   KILN_TEST_SANITIZERS=0 runs the release pass only (a quick local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +12,11 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 jobs=$(nproc)
 
+echo "== the Python suites' virtualenv"
+venv_python=$PWD/$(scripts/setup-venv.sh build/venv)
+
 echo "== release build and tests"
-scripts/build.sh release
+KILN_CMAKE_ARGS="${KILN_CMAKE_ARGS:-} -DKILN_VENV_PYTHON=$venv_python" scripts/build.sh release
 ctest --test-dir build --output-on-failure -j "$jobs" --timeout 300
 
 if [[ "${KILN_TEST_SANITIZERS:-1}" != 0 ]]; then

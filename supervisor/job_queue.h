@@ -39,6 +39,7 @@ struct PoolJob {
   std::string kind;
   proto::RawObject payload;
   uint64_t timeout_ms = 0;
+  bool notify_started = false;  // its client asked for a `started` message
   Micros submitted = 0;
   Micros started = 0;
   std::string name;  // job_name(), given when it starts

@@ -154,6 +154,7 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   job.kind = std::move(submit.kind);
   job.payload = std::move(submit.payload);
   job.timeout_ms = timeout;
+  job.notify_started = submit.notify_started.value_or(false);
   job.submitted = env_.now();
   if (phase_ != Phase::kRunning) {
     fail(job, proto::code::kShutdown, "the supervisor is shutting down");
@@ -835,6 +836,9 @@ void Pool::start_running(std::size_t slot) {
   s.next_status = config_.status_interval_ms != 0 ? now + config_.status_interval_ms * 1000 : 0;
   s.job_group = 0;
   s.job_phase.clear();
+  if (r->job.notify_started) {
+    env_.started(r->job.client, proto::Started{r->job.id, static_cast<uint64_t>(s.pid)});
+  }
 }
 
 void Pool::put_back(Sent& e) {

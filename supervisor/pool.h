@@ -96,6 +96,8 @@ class PoolEnv {
   virtual uint64_t rss_kb(pid_t pid) = 0;
   virtual void answer(ClientId client, proto::Result result) = 0;
   virtual void status(ClientId client, const proto::Status& status) = 0;
+  // A job submitted with notify_started has begun on a worker: the one it runs, not sent ahead.
+  virtual void started(ClientId client, const proto::Started& started) = 0;
   // For a timeline (kiln-supervisor --trace), nothing by default: whether one is written (the
   // pool computes nothing for it otherwise), a worker slot's start, ready and end, and each
   // job's end: the slot that ran it (none if it never ran) and the load it leaves.

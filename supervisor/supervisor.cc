@@ -675,4 +675,9 @@ void Supervisor::status(ClientId client, const proto::Status& status) {
   if (it != clients_.end()) it->second->send(status);
 }
 
+void Supervisor::started(ClientId client, const proto::Started& started) {
+  const auto it = clients_.find(client);
+  if (it != clients_.end()) it->second->send(started);
+}
+
 }  // namespace kiln::supervisor

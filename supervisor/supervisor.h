@@ -43,6 +43,7 @@ class Supervisor : public PoolEnv {
   uint64_t rss_kb(pid_t pid) override;
   void answer(ClientId client, proto::Result result) override;
   void status(ClientId client, const proto::Status& status) override;
+  void started(ClientId client, const proto::Started& started) override;
   void trace_worker(std::size_t slot, pid_t pid, const std::string& what) override;
   // Starts writing the timeline to `file` (closing the one being written), or stops: the answer.
   proto::Traced retrace(const std::optional<std::string>& file);

@@ -28,6 +28,7 @@ class FakeEnv : public PoolEnv {
   std::map<pid_t, uint64_t> rss;
   std::vector<std::pair<ClientId, proto::Result>> answers;
   std::vector<std::pair<ClientId, proto::Status>> statuses;
+  std::vector<std::pair<ClientId, proto::Started>> started_said;
   int starts = 0;
 
   Micros now() override { return clock; }
@@ -50,6 +51,9 @@ class FakeEnv : public PoolEnv {
   }
   void status(ClientId client, const proto::Status& s) override {
     statuses.emplace_back(client, s);
+  }
+  void started(ClientId client, const proto::Started& s) override {
+    started_said.emplace_back(client, s);
   }
 
   const proto::Result& last() const { return answers.back().second; }
@@ -651,6 +655,57 @@ class PipelineTest : public PoolTest {
     gone(0, SIGKILL);
   }
 };
+
+proto::Submit job_to_watch(uint64_t id) {
+  proto::Submit s = job(id);
+  s.notify_started = true;
+  return s;
+}
+
+using StartedSaid = std::vector<std::pair<ClientId, proto::Started>>;
+
+TEST_F(PipelineTest, StartedIsSaidWhenTheWorkerTakesTheJobNotWhenItIsSentAhead) {
+  start_warm();
+  pool_->submit(1, job_to_watch(1));
+  pool_->submit(2, job_to_watch(2));
+  pool_->submit(1, job(3));  // not asked for
+  EXPECT_EQ(sent_ids(), (Ids{1, 2, 3}));
+  const uint64_t pid = env_.pids[0];
+  EXPECT_EQ(env_.started_said, (StartedSaid{{1, {1, pid}}})) << "2 and 3 were sent ahead";
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(env_.started_said, (StartedSaid{{1, {1, pid}}, {2, {2, pid}}}));
+  pool_->on_result(0, ok_result(2));
+  pool_->on_result(0, ok_result(3));
+  EXPECT_EQ(env_.started_said.size(), 2u) << "3 did not ask";
+  EXPECT_EQ(answered_ids(), (Ids{1, 2, 3}));
+}
+
+TEST_F(PipelineTest, AJobCancelledBeforeItStartsIsNeverSaidStarted) {
+  PoolConfig c = config(1);
+  c.pipeline_depth = 1;
+  start_warm(c);
+  pool_->submit(1, job_to_watch(1));
+  pool_->submit(1, job_to_watch(2));  // queued behind 1
+  pool_->cancel(1, 2);
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(answered_ids(), (Ids{2, 1}));
+  EXPECT_EQ(env_.answers[0].second.error->code, "cancelled");
+  EXPECT_EQ(env_.started_said, (StartedSaid{{1, {1, static_cast<uint64_t>(env_.pids[0])}}}));
+}
+
+TEST_F(PipelineTest, AJobSentAheadAndCancelledIsNotSaidStartedAndTheNextOneIs) {
+  start_warm();
+  pool_->submit(1, job_to_watch(1));
+  pool_->submit(1, job_to_watch(2));
+  pool_->submit(1, job_to_watch(3));
+  pool_->cancel(1, 2);
+  EXPECT_EQ(env_.cancels_sent, (std::vector<std::pair<std::size_t, uint64_t>>{{0, 2}}));
+  pool_->on_result(0, ok_result(1));
+  EXPECT_EQ(env_.started_said.size(), 1u) << "3 waits for the worker's word on 2";
+  pool_->on_result(0, not_started(2));
+  const uint64_t pid = env_.pids[0];
+  EXPECT_EQ(env_.started_said, (StartedSaid{{1, {1, pid}}, {1, {3, pid}}}));
+}
 
 TEST_F(PipelineTest, AJobOfAKindNotSeenYetIsNotSentAheadOfItsTurn) {
   start(config(1));

@@ -39,6 +39,8 @@ TEST(Protocol, ClientRequestsRoundTrip) {
   expect_round_trip(Submit{7, "echo", packed(1), std::nullopt, std::nullopt}, d);
   expect_round_trip(
       Submit{UINT64_MAX, "exec", packed(std::vector<std::string>{"cc", "-c"}), 1500, -5}, d);
+  expect_round_trip(Submit{4, "python", packed(std::string("f")), std::nullopt, std::nullopt, true},
+                    d);
   expect_round_trip(Cancel{513}, d);
   expect_round_trip(Quiesce{}, d);
   expect_round_trip(Wakeup{}, d);
@@ -61,6 +63,7 @@ TEST(Protocol, ClientEventsRoundTrip) {
       d);
   expect_round_trip(Status{3, 10000, 5, "running"}, d);
   expect_round_trip(Status{3, 10000, 5, std::nullopt}, d);
+  expect_round_trip(Started{4, 4242}, d);
   Stats stats;
   stats.uptime_ms = 1;
   stats.run_us_max = 99;

@@ -81,6 +81,8 @@ std::optional<proto::ClientEvent> SupervisorHarness::next_event(std::chrono::mil
     results_[r->id] = *r;
   } else if (auto* s = std::get_if<proto::Status>(&e)) {
     statuses.push_back(*s);
+  } else if (auto* st = std::get_if<proto::Started>(&e)) {
+    started.push_back(*st);
   } else if (auto* err = std::get_if<proto::Error>(&e)) {
     errors.push_back(*err);
   } else if (auto* st = std::get_if<proto::Stats>(&e)) {

@@ -49,8 +49,9 @@ class SupervisorHarness {
   FrameChannel& link() { return link_; }
   // What the supervisor has written to stderr so far.
   std::string stderr_text();
-  // Statuses and errors seen so far.
+  // Statuses, starts and errors seen so far.
   std::vector<proto::Status> statuses;
+  std::vector<proto::Started> started;
   std::vector<proto::Error> errors;
   std::map<uint64_t, int> result_counts;  // how many results arrived for each id
 

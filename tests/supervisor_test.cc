@@ -358,6 +358,30 @@ TEST_F(SupervisorTest, StatusWhileAJobRunsLong) {
   EXPECT_GT(sup_->statuses[1].elapsed_ms, sup_->statuses[0].elapsed_ms);
 }
 
+// A client that asks (submit.notify_started) hears `started` from the worker that runs the job,
+// before its result, and only when that worker takes it: a job waiting behind another has not.
+TEST_F(SupervisorTest, StartedComesWhenAWorkerTakesTheJobAndBeforeItsResult) {
+  start({.workers = 1});
+  proto::Submit first{
+      1, "selftest", to_raw({{"action", "sleep"}, {"ms", 300}}), std::nullopt, std::nullopt, true};
+  proto::Submit second{2, "echo", to_raw(2), std::nullopt, std::nullopt, true};
+  ASSERT_TRUE(sup_->send(first) && sup_->send(second));
+  sup_->submit(3, "echo", 3);       // asks for nothing
+  ASSERT_TRUE(sup_->next_event());  // hello came already: this is the first job's start
+  ASSERT_EQ(sup_->started.size(), 1u);
+  EXPECT_EQ(sup_->started[0].id, 1u);
+  const auto r1 = sup_->result(1);
+  ASSERT_EQ(code_of(r1), "ok");
+  EXPECT_EQ(sup_->started[0].worker_pid, r1->worker_pid);
+  const auto next = sup_->next_event();
+  ASSERT_TRUE(next && std::holds_alternative<proto::Started>(*next))
+      << "2's start, then its result";
+  EXPECT_EQ(std::get<proto::Started>(*next), (proto::Started{2, *r1->worker_pid}));
+  EXPECT_EQ(code_of(sup_->result(2)), "ok");
+  EXPECT_EQ(code_of(sup_->result(3)), "ok");
+  EXPECT_EQ(sup_->started.size(), 2u) << "3 did not ask";
+}
+
 TEST_F(SupervisorTest, StatsHaveEveryKeyAndCount) {
   start();
   sup_->submit(1, "echo", 1);

@@ -30,6 +30,7 @@ _EXPORTS = {
     "PoolUnavailable": "_pool",
     "WorkerCrashed": "_pool",
     "ProtocolError": "_wire",
+    "cancel": "_pool",
     "connect": "_pool",
     "key_id": "_wire",
 }

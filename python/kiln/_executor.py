@@ -134,8 +134,14 @@ class Executor(concurrent.futures.Executor):
     raises, result() raises again with its own type and args, the remote traceback as its
     __cause__. A worker that crashes fails only its job, with kiln.WorkerCrashed (also a
     BrokenProcessPool), and the executor serves on; a job past its timeout raises
-    kiln.JobTimeout (also a TimeoutError). Future.cancel() cancels a job that is queued or
-    running (a running one's worker is replaced); such a future never reports running().
+    kiln.JobTimeout (also a TimeoutError).
+
+    Futures keep concurrent.futures' contract: a job's future is running() once a worker has
+    started it (a job waiting in the queue, or sent ahead to a busy worker, has not), and
+    Future.cancel() cancels only a job that has not started: it returns False for a running
+    one. (A job a worker takes just as it is cancelled, before the client hears that it started,
+    is stopped.) kiln.cancel(future) stops a running job too (its worker is replaced) and its
+    result() then raises CancelledError.
     """
 
     def __init__(
@@ -211,9 +217,9 @@ class Executor(concurrent.futures.Executor):
         return self._map(self.submit, fn, iterables, timeout, chunksize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
-        """As ProcessPoolExecutor.shutdown; cancel_futures=True cancels every job not finished,
-        running ones too (their workers are stopped). With wait=False the jobs left finish in the
-        background and the pool stops after them."""
+        """As ProcessPoolExecutor.shutdown; cancel_futures=True cancels the jobs that have not
+        started, and the running ones finish (kiln.cancel() stops one). With wait=False the jobs
+        left finish in the background and the pool stops after them."""
         with self._shutdown_lock:
             if self._shutdown:
                 return
@@ -248,7 +254,9 @@ class Executor(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _calls.dumps_call(fn, args, kwargs)
-        future = self._pool._submit(_KIND, payload, timeout_ms, priority, _value, _raise_again)
+        future = self._pool._submit(
+            _KIND, payload, timeout_ms, priority, _value, _raise_again, strict=True
+        )
         with self._futures_lock:
             self._futures.add(future)
         future.add_done_callback(self._forget)

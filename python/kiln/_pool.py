@@ -127,17 +127,32 @@ def _timeout_ms(timeout):
     return max(1, math.ceil(timeout * 1000))
 
 
+def _checkouts():
+    """The checkouts whose build trees may hold the supervisor: the one this package is in
+    (python/kiln, beside build/), and the one it was built from when pip installed it (its
+    _checkout.py, which setup.py writes; CMake's install and the .deb have none)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = [os.path.normpath(os.path.join(here, "..", ".."))]
+    try:
+        from . import _checkout
+    except ImportError:
+        return found
+    if os.path.normpath(_checkout.CHECKOUT) not in found:
+        found.append(os.path.normpath(_checkout.CHECKOUT))
+    return found
+
+
 def _supervisor_candidates():
     """Where kiln-supervisor may be, in order, after $KILN_SUPERVISOR: the bin/ of the prefix
-    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln), the build trees of the
-    checkout this package is in (python/ beside build/bin/), then $PATH."""
+    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln, and a venv's
+    site-packages), then the build trees (build/bin/ beside python/) of the checkout this
+    package is in or was installed from, then $PATH."""
     here = os.path.dirname(os.path.abspath(__file__))
-    candidates = []
-    candidates.append(os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
-                                                    "kiln-supervisor")))
-    checkout = os.path.normpath(os.path.join(here, "..", ".."))
-    for build in ("build", "build-debug", "build-asan", "build-tsan"):
-        candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
+    candidates = [os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
+                                                "kiln-supervisor"))]
+    for checkout in _checkouts():
+        for build in ("build", "build-debug", "build-asan", "build-tsan"):
+            candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
     return candidates
 
 
@@ -226,16 +241,26 @@ class _FutureCondition(threading.Condition):
         return self._lock._is_owned()
 
 
-class _JobFuture(concurrent.futures.Future):
-    """A job's Future: cancel() cancels the job itself, queued or running. (A done-callback per
-    job did the same at a third of the submit's cost.) It also carries what the reader needs to
-    settle it: how to convert its value and its error, and who hears its status."""
+_PENDING = concurrent.futures._base.PENDING
+_RUNNING = concurrent.futures._base.RUNNING
+_CANCELLED = concurrent.futures._base.CANCELLED
+_FINISHED = concurrent.futures._base.FINISHED
 
-    def __init__(self, pool, convert=None, convert_error=None, on_status=None):
+
+class _JobFuture(concurrent.futures.Future):
+    """A job's Future. A Pool's: cancel() cancels the job itself, queued or running, and the
+    future never reports running(). An Executor's (`strict`) keeps concurrent.futures' contract:
+    it is RUNNING once a worker has started the job (the supervisor's `started`), and cancel()
+    of a running job returns False; kiln.cancel() stops it. (A done-callback per job did the
+    same at a third of the submit's cost.) It also carries what the reader needs to settle it:
+    how to convert its value and its error, and who hears its status and its start."""
+
+    def __init__(self, pool, convert=None, convert_error=None, on_status=None, on_start=None,
+                 strict=False):
         # Future.__init__'s fields, with a lighter condition (tests/test_pool.py checks that
         # the field set is still Future's own).
         self._condition = _FutureCondition()
-        self._state = concurrent.futures._base.PENDING
+        self._state = _PENDING
         self._result = None
         self._exception = None
         self._waiters = []
@@ -244,6 +269,8 @@ class _JobFuture(concurrent.futures.Future):
         self._convert = convert
         self._convert_error = convert_error
         self._on_status = on_status
+        self._on_start = on_start
+        self._strict = strict
         self.job_id = None
 
     def cancel(self):
@@ -252,29 +279,83 @@ class _JobFuture(concurrent.futures.Future):
         self._pool._cancel(self.job_id)
         return True
 
-    # The reader's three calls, which _MapResults has too.
+    def stop(self):
+        """kiln.cancel(): cancels the job, queued or running (its worker is replaced); False
+        only if it has ended already."""
+        with self._condition:
+            if self._state == _FINISHED:
+                return False
+            if self._state in (_PENDING, _RUNNING):
+                self._state = _CANCELLED
+                self._condition.notify_all()
+                notify = True
+            else:
+                notify = False  # cancelled already
+        if notify:
+            self._invoke_callbacks()
+            self._pool._cancel(self.job_id)
+        return True
+
+    def _begin(self):
+        """Whether the future may take an outcome now; moves it to RUNNING (or to
+        CANCELLED_AND_NOTIFIED, which tells the waiters of a cancelled one) on the way."""
+        with self._condition:
+            if self._state in (_PENDING, _CANCELLED):
+                return self.set_running_or_notify_cancel()
+            return self._state == _RUNNING
+
+    # The reader's calls, which _MapResults has too.
+    def started(self, worker_pid):
+        """Its job's `started` message came: a worker runs it now."""
+        if self._strict:
+            self._begin()
+        if self._on_start is not None:
+            try:
+                self._on_start(worker_pid)
+            except Exception:  # noqa: BLE001 - the caller's; the reader must go on
+                log.exception("on_start of job %d raised", self.job_id)
+
     def settle_result(self, m):
         """Its job's `result` message came."""
-        if not self.set_running_or_notify_cancel():
+        if not self._begin():
             return  # cancelled by our caller; this is the supervisor's `cancelled`
         if m["ok"]:
             try:
                 value = m.get("value")
-                self.set_result(self._convert(value) if self._convert else value)
+                settle, outcome = self.set_result, self._convert(value) if self._convert else value
             except Exception as e:  # noqa: BLE001 - a value the converter cannot take
-                self.set_exception(KilnError(f"the value of job {m['id']} cannot be read: {e!r}"))
+                settle = self.set_exception
+                outcome = KilnError(f"the value of job {m['id']} cannot be read: {e!r}")
         elif self._convert_error is not None:
-            self.set_exception(self._convert_error(m["error"]))
+            settle, outcome = self.set_exception, self._convert_error(m["error"])
         else:
-            self.set_exception(job_error(m["error"], m.get("worker_pid")))
+            settle, outcome = self.set_exception, job_error(m["error"], m.get("worker_pid"))
+        try:
+            settle(outcome)
+        except concurrent.futures.InvalidStateError:
+            pass  # kiln.cancel() of the running job came first: it stays cancelled
 
     def settle_exception(self, job_id, error):
         """Its job ends with `error` without a result (the link is gone)."""
-        if self.set_running_or_notify_cancel():
-            self.set_exception(error)
+        if self._begin():
+            try:
+                self.set_exception(error)
+            except concurrent.futures.InvalidStateError:
+                pass  # cancelled meanwhile by kiln.cancel()
 
     def wait_done(self):
         concurrent.futures.wait([self])
+
+
+def cancel(future):
+    """Cancels the job of a kiln future, queued or running: a running job's worker is stopped
+    and replaced, and the future's result() raises CancelledError. The way to stop a running
+    job of kiln.Executor, whose Future.cancel() returns False once the job has started (as
+    concurrent.futures says). False if the job has ended already."""
+    if not isinstance(future, _JobFuture):
+        raise TypeError(f"kiln.cancel() takes a future of kiln.Pool or kiln.Executor, "
+                        f"not {type(future).__name__}")
+    return future.stop()
 
 
 _NOT_YET = object()  # a _MapResults slot whose result has not come
@@ -295,6 +376,9 @@ class _MapResults:
     job cost the client. The reader thread settles; the caller's thread iterates."""
 
     _on_status = None  # a map's jobs take no status callback
+
+    def started(self, worker_pid):
+        """A map's jobs do not ask for `started`; a supervisor that sends it anyway is heard."""
 
     def __init__(self, pool, first_id, count):
         self._pool = pool
@@ -470,12 +554,16 @@ class Pool:
         """The supervisor's pid."""
         return self._hello["pid"]
 
-    def submit(self, kind, payload=None, *, timeout=None, priority=None, on_status=None):
+    def submit(self, kind, payload=None, *, timeout=None, priority=None, on_status=None,
+               on_start=None):
         """Runs one job; a Future of its value. Future.cancel() cancels the job itself, queued
         or running. timeout is in seconds of run time on a worker (not time queued).
         on_status(JobStatus), if given, is called on the pool's reader thread each status
-        interval the job still runs (it must not block; an exception in it is logged)."""
-        return self._submit(kind, payload, _timeout_ms(timeout), priority, None, on_status=on_status)
+        interval the job still runs; on_start(worker_pid), if given, once a worker starts the
+        job (the supervisor's `started`; a job sent ahead to a worker has not started until that
+        worker takes it). Neither may block; an exception in one is logged."""
+        return self._submit(kind, payload, _timeout_ms(timeout), priority, None,
+                            on_status=on_status, on_start=on_start)
 
     def submit_many(self, kind, payloads, *, timeout=None, priority=None):
         """Runs one job of `kind` per payload; their Futures, in order. The same as a submit()
@@ -513,11 +601,12 @@ class Pool:
         max_output_bytes=None,
         priority=None,
         on_status=None,
+        on_start=None,
     ):
         """Runs one command on a warm worker; a Future of its ExecResult. It runs in `cwd`,
         default this process's current directory (not the supervisor's: a daemon's is "/").
         env is added to the worker's environment (or is the whole of it with clear_env=True).
-        on_status as for submit()."""
+        on_status and on_start as for submit()."""
         if isinstance(argv, (str, bytes)):
             raise TypeError("argv must be a sequence of arguments, not one string")
         payload = {"argv": [os.fspath(a) for a in argv]}
@@ -533,7 +622,8 @@ class Pool:
         if max_output_bytes is not None:
             payload["max_output_bytes"] = int(max_output_bytes)
         return self._submit(
-            "exec", payload, _timeout_ms(timeout), priority, ExecResult.from_value, on_status=on_status
+            "exec", payload, _timeout_ms(timeout), priority, ExecResult.from_value,
+            on_status=on_status, on_start=on_start,
         )
 
     def quiesce(self):
@@ -606,39 +696,47 @@ class Pool:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None, on_status=None):
+    def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None,
+                on_status=None, on_start=None, strict=False):
         """convert(value) is the future's result; convert_error(error map) the exception it
-        raises (default: job_error); on_status(JobStatus) hears the job's status messages."""
+        raises (default: job_error); on_status(JobStatus) hears the job's status messages,
+        on_start(worker_pid) its start; a strict future is RUNNING once its job has started
+        (Executor's: see _JobFuture)."""
         (future,) = self._submit_all(
-            kind, (payload,), timeout_ms, priority, convert, convert_error, on_status
+            kind, (payload,), timeout_ms, priority, convert, convert_error, on_status, on_start,
+            strict,
         )
         return future
 
     def _submit_all(self, kind, payloads, timeout_ms, priority, convert, convert_error=None,
-                    on_status=None):
+                    on_status=None, on_start=None, strict=False):
         """One future per payload, in order, their submits written together."""
         futures = []
 
         def register(first_id, count):
             for job_id in range(first_id, first_id + count):
-                future = _JobFuture(self, convert, convert_error, on_status)
+                future = _JobFuture(self, convert, convert_error, on_status, on_start, strict)
                 future.job_id = job_id
                 futures.append(future)
                 self._pending[job_id] = future
 
-        self._send_submits(kind, payloads, timeout_ms, priority, register)
+        notify_started = strict or on_start is not None
+        self._send_submits(kind, payloads, timeout_ms, priority, register, notify_started)
         return futures
 
-    def _send_submits(self, kind, payloads, timeout_ms, priority, register):
+    def _send_submits(self, kind, payloads, timeout_ms, priority, register, notify_started=False):
         """Encodes a submit per payload (their ids consecutive), has register(first_id, count)
         enter them in _pending (pool lock held), and writes them together: a write per
         _WRITE_CHUNK bytes, not per job. Every payload is encoded before any job is registered
-        or sent, so a payload that cannot be encoded (TypeError/ValueError) sends none of them."""
+        or sent, so a payload that cannot be encoded (TypeError/ValueError) sends none of them.
+        notify_started asks the supervisor for each job's `started` message."""
         message = {"type": "submit", "id": 0, "kind": str(kind), "payload": None}
         if timeout_ms is not None:
             message["timeout_ms"] = timeout_ms
         if priority is not None:
             message["priority"] = int(priority)
+        if notify_started:
+            message["notify_started"] = True
         frames = []
         with self._write_lock:  # the ids are taken under it: consecutive, in write order
             if self._closed:
@@ -735,6 +833,11 @@ class Pool:
             if waiter is None:
                 raise _wire.ProtocolError("stats that nobody asked for")
             waiter.set_result(m)
+        elif kind == "started":
+            with self._lock:
+                future = self._pending.get(m["id"])
+            if future is not None:
+                future.started(m["worker_pid"])
         elif kind == "status":
             with self._lock:
                 future = self._pending.get(m["id"])

@@ -130,6 +130,7 @@ _CLIENT_TO_SUPERVISOR = {
         "payload": (_is_any, True),
         "timeout_ms": (_is_uint, False),
         "priority": (_is_int, False),
+        "notify_started": (_is_bool, False),
     },
     "cancel": {"id": (_is_uint, True)},
     "quiesce": {},
@@ -162,6 +163,7 @@ _SUPERVISOR_TO_CLIENT = {
         "worker_pid": (_is_uint, True),
         "phase": (_is_str, False),
     },
+    "started": {"id": (_is_uint, True), "worker_pid": (_is_uint, True)},
     # Stats is a flat map that may grow; only its type is fixed.
     "stats": {},
     "error": {"code": (_is_str, True), "message": (_is_str, True)},

@@ -4,6 +4,7 @@ from their documented behaviour."""
 
 import concurrent.futures
 import concurrent.futures.process
+import contextlib
 import os
 import sys
 import time
@@ -51,6 +52,25 @@ def read_marker():
 
 def no_compiler():
     raise ValueError("no compiler found")
+
+
+def wait_for_file(path, value):
+    """Runs until `path` exists (the test creates it to let the job end; at most 120 s), then
+    returns value."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return value
+
+
+@contextlib.contextmanager
+def releasing(path):
+    """Creates `path` on the way out, whatever happened: the jobs waiting for it end, and so can
+    the executor's shutdown after a failed assertion."""
+    try:
+        yield path
+    finally:
+        open(path, "a").close()
 
 
 @pytest.fixture
@@ -142,7 +162,7 @@ def test_wait_and_as_completed(ex):
         [slow, fast], timeout=30, return_when=concurrent.futures.FIRST_COMPLETED
     )
     assert done == {fast} and not_done == {slow}
-    assert slow.cancel()
+    assert kiln.cancel(slow)
 
 
 def test_shutdown_waits_then_refuses_new_work(supervisor):
@@ -165,11 +185,28 @@ def test_shutdown_without_wait_returns_and_the_jobs_still_finish(supervisor):
     assert future.result(timeout=30) == "done"
 
 
-def test_shutdown_with_cancel_futures_cancels_what_did_not_finish(supervisor):
+def test_shutdown_with_cancel_futures_cancels_only_what_has_not_started(supervisor, tmp_path):
     ex = kiln.Executor(1)
-    futures = [ex.submit(sleep_then, 10, i) for i in range(5)]
-    ex.shutdown(wait=True, cancel_futures=True)
-    assert all(f.cancelled() for f in futures)
+    with releasing(str(tmp_path / "release")) as release:
+        futures = [ex.submit(wait_for_file, release, i) for i in range(5)]
+        assert wait_until(futures[0].running)
+        ex.shutdown(wait=False, cancel_futures=True)
+        assert [f.cancelled() for f in futures] == [False, True, True, True, True]
+    assert futures[0].result(timeout=30) == 0
+    assert ex.pool._proc.wait(timeout=30) == 0, "then the pool stops"
+
+
+def test_shutdown_with_cancel_futures_as_cpythons_own_test_checks_it(supervisor):
+    # test_concurrent_futures' test_cancel_futures, with a wait for a first start (its
+    # ProcessPoolExecutor marks the jobs it has handed to its call queue running at once).
+    ex = kiln.Executor(2)
+    futures = [ex.submit(time.sleep, 0.1) for _ in range(50)]
+    assert wait_until(lambda: any(f.running() for f in futures))
+    ex.shutdown(cancel_futures=True)
+    cancelled = [f for f in futures if f.cancelled()]
+    assert len(cancelled) > 20
+    others = [f for f in futures if not f.cancelled()]
+    assert others and all(f.done() and f.exception() is None for f in others)
 
 
 def test_initializer_runs_once_in_each_worker_before_its_jobs(supervisor):
@@ -223,13 +260,52 @@ def test_a_job_past_its_timeout_raises_job_timeout(ex):
     assert ex.submit(square, 5).result() == 25
 
 
-def test_cancel_stops_a_running_job(ex):
+def test_a_future_is_running_once_a_worker_has_started_its_job_and_not_before(supervisor, tmp_path):
+    with kiln.Executor(1) as ex, releasing(str(tmp_path / "release")) as release:
+        # Short jobs first, so that the supervisor sends the next jobs ahead to the busy worker
+        # (pipelining): a job sent ahead has not started either.
+        assert list(ex.map(square, range(20))) == [x * x for x in range(20)]
+        first = ex.submit(wait_for_file, release, "first")
+        behind = [ex.submit(square, x) for x in range(3)]
+        assert wait_until(first.running)
+        assert not any(f.running() for f in behind)
+        assert not first.cancel(), "a running job is not cancelled by Future.cancel()"
+        assert first.running() and not first.cancelled()
+        assert behind[0].cancel() and behind[0].cancelled()
+        open(release, "w").close()
+        assert first.result(timeout=30) == "first"
+        assert [f.result(timeout=30) for f in behind[1:]] == [1, 4]
+        assert not first.running() and first.done()
+
+
+def test_kiln_cancel_stops_a_running_job(ex):
     future = ex.submit(time.sleep, 30)
+    assert wait_until(future.running)
     assert wait_until(lambda: ex.pool.stats()["jobs_running"] == 1)
-    assert future.cancel()
-    assert future.cancelled()
+    assert not future.cancel()
+    called = []
+    future.add_done_callback(called.append)
+    assert kiln.cancel(future)
+    assert future.cancelled() and called == [future]
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(timeout=0)
     assert wait_until(lambda: ex.pool.stats()["jobs_running"] == 0)
     assert ex.submit(square, 6).result() == 36
+
+
+def test_kiln_cancel_of_a_queued_job_of_a_finished_one_and_of_another_future(supervisor, tmp_path):
+    with kiln.Executor(1) as ex, releasing(str(tmp_path / "release")) as release:
+        blocker = ex.submit(wait_for_file, release, None)
+        queued = ex.submit(square, 2)
+        assert kiln.cancel(queued) and queued.cancelled()
+        assert kiln.cancel(queued), "cancelled already: still cancelled"
+        open(release, "w").close()
+        blocker.result(timeout=30)
+        done = ex.submit(square, 3)
+        assert done.result(timeout=30) == 9
+        assert not kiln.cancel(done) and done.result() == 9
+    with pytest.raises(TypeError, match="kiln.cancel"):
+        kiln.cancel(concurrent.futures.Future())
 
 
 def test_priority_runs_first(supervisor):

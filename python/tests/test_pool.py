@@ -209,6 +209,38 @@ def test_on_status_hears_a_job_that_still_runs_and_a_raising_one_harms_nothing(s
         assert p.submit("echo", "after").result(10) == "after"
 
 
+def test_on_start_hears_the_worker_that_takes_the_job_before_its_result(supervisor, caplog):
+    with kiln.Pool(1, supervisor=supervisor, enable_selftest=True) as p:
+        events = []
+
+        def broken(worker_pid):
+            raise RuntimeError("the caller's bug")
+
+        first = p.submit("selftest", {"action": "sleep", "ms": 200},
+                         on_start=lambda pid: events.append(("start", 1, pid)))
+        second = p.exec(["true"], on_start=lambda pid: events.append(("start", 2, pid)))
+        raising = p.submit("echo", 3, on_start=broken)
+        silent = p.submit("echo", 4)
+        first.add_done_callback(lambda f: events.append(("done", 1)))
+        assert (first.result(10), second.result(10).exit_code, raising.result(10)) == (None, 0, 3)
+        assert silent.result(10) == 4
+        worker = p.stats()["worker_list"][0]["pid"]
+        assert events[:3] == [("start", 1, worker), ("done", 1), ("start", 2, worker)]
+        assert "on_start of job 3 raised" in caplog.text
+        assert not first.running(), "a Pool's futures never report running()"
+
+
+def test_kiln_cancel_of_a_pool_future_is_its_cancel(supervisor):
+    with kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300) as p:
+        running = p.submit("selftest", {"action": "sleep", "ms": 60000})
+        assert wait_until(lambda: p.stats()["jobs_running"] == 1)
+        assert kiln.cancel(running) and running.cancelled()
+        with pytest.raises(concurrent.futures.CancelledError):
+            running.result(10)
+        assert wait_until(lambda: p.stats()["jobs_running"] == 0)
+        assert p.submit("echo", "next").result(10) == "next"
+
+
 def test_future_cancel_cancels_the_job_queued_or_running(supervisor):
     with kiln.Pool(1, supervisor=supervisor, enable_selftest=True, grace_ms=300) as p:
         running = p.submit("selftest", {"action": "sleep", "ms": 60000})
