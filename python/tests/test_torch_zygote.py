@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (the venv suites must fail, not skip, without torch)
 
 import kiln  # noqa: E402
 from conftest import wait_until  # noqa: E402
