@@ -76,7 +76,7 @@ TEST(ProtocolVectors, EveryLinkHasVectorsBothWays) {
   std::map<std::string, std::pair<int, int>> counts;  // link -> {valid, invalid}
   for (const json& v : protocol_vectors()["valid"]) ++counts[v["link"]].first;
   for (const json& v : protocol_vectors()["invalid"]) ++counts[v["link"]].second;
-  EXPECT_EQ(counts["client"], std::make_pair(26, 29));
+  EXPECT_EQ(counts["client"], std::make_pair(27, 29));
   EXPECT_EQ(counts["worker"], std::make_pair(9, 5));
   EXPECT_EQ(counts["tool"], std::make_pair(7, 6));
   EXPECT_EQ(counts.size(), 3u);
