@@ -1451,7 +1451,8 @@ TEST(DaemonTrust, ASocketWeMayNotConnectToIsRefusedAtOnceAndNoDaemonIsStarted) {
     // Root may connect anywhere: the launcher runs as another user, the socket root's (0600).
     ASSERT_EQ(::chmod((dir / "").c_str(), 0755), 0);
     ASSERT_EQ(::chmod(sock.c_str(), 0600), 0);
-    argv.insert(argv.begin(), {"/usr/bin/setpriv", "--reuid=54321", "--regid=54321", "--clear-groups"});
+    argv.insert(argv.begin(),
+                {"/usr/bin/setpriv", "--reuid=54321", "--regid=54321", "--clear-groups"});
   } else {
     ASSERT_EQ(::chmod(sock.c_str(), 0), 0);
   }
