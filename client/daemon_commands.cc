@@ -64,7 +64,8 @@ int daemon_start_command(const DaemonStartOptions& options) {
     return 1;
   }
   Expected<std::unique_ptr<Pool>> running = connect_to_daemon(*socket);
-  if (running || running.error_code() == kRefused) {
+  // A daemon that refuses us or does not answer in time still holds the socket.
+  if (running || running.error_code() != kUnreachable) {
     std::fprintf(stderr, "kiln daemon start: %s\n",
                  running ? ("a daemon already serves " + *socket + " (pid " +
                             std::to_string((*running)->hello().pid) +
@@ -75,7 +76,8 @@ int daemon_start_command(const DaemonStartOptions& options) {
   }
   std::vector<std::string> args = {"--idle-exit-ms", std::to_string(options.idle_exit_ms)};
   args.insert(args.end(), options.supervisor_options.begin(), options.supervisor_options.end());
-  Expected<DaemonLink> link = start_daemon(*socket, *supervisor, args, std::chrono::seconds(5));
+  Expected<DaemonLink> link = start_daemon(*socket, *supervisor, args, std::chrono::seconds(5),
+                                           DaemonEnvironment::kCallers);
   if (!link) {
     std::fprintf(stderr, "kiln daemon start: %s\n", link.error().c_str());
     return 1;
@@ -214,8 +216,12 @@ int trace_command(const std::string& socket_option, const std::optional<std::str
   std::optional<std::string> absolute = file;
   if (file && !file->starts_with("/")) {
     // The daemon's directory is "/": the file is the caller's, relative to where it is.
-    char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd) != nullptr) absolute = std::string(cwd) + "/" + *file;
+    Expected<std::string> cwd = current_directory();
+    if (!cwd) {
+      std::fprintf(stderr, "kiln trace: %s: give the file's absolute path\n", cwd.error().c_str());
+      return 1;
+    }
+    absolute = *cwd + "/" + *file;
   }
   Expected<proto::Traced> traced = pool->trace(absolute);
   if (!traced || traced->error) {

@@ -1,14 +1,17 @@
 #include "client/daemon_link.h"
 
 #include <dlfcn.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "common/build_key.h"
+#include "common/text.h"
 
 namespace kiln::client {
 namespace {
@@ -34,49 +37,95 @@ Expected<bool> check_peer_is_this_user(int fd, const std::string& socket_path) {
 
 }  // namespace
 
-Expected<DaemonLink> DaemonLink::connect(const std::string& socket_path,
-                                         const std::optional<std::string>& key_id,
-                                         std::string_view first_frame) {
+Expected<std::chrono::milliseconds> connect_timeout() {
+  const char* text = std::getenv("KILN_CONNECT_TIMEOUT_MS");
+  if (text == nullptr || *text == '\0') return kDefaultConnectTimeout;
+  if (std::optional<uint64_t> ms = parse_unsigned(text, 10, 1, 3600000)) {
+    return std::chrono::milliseconds(*ms);
+  }
+  return fail(std::string("KILN_CONNECT_TIMEOUT_MS=") + text +
+              " is not a number of milliseconds (1 to 3600000)");
+}
+
+namespace {
+
+// A blocking connect() on a Unix socket waits while the listener's backlog is full (a daemon
+// that stopped accepting); SO_SNDTIMEO bounds that wait (EAGAIN), and each send after it. 0: none.
+void set_send_timeout(int fd, int64_t ms) {
+  const timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>(ms % 1000 * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+Expected<bool> connect_socket(int fd, const std::string& socket_path,
+                              std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
-  if (socket_path.size() >= sizeof addr.sun_path)
-    return fail("socket path too long: " + socket_path);
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return fail(std::string("socket: ") + std::strerror(errno));
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return fail("cannot connect to " + socket_path + ": " + std::strerror(errno), kUnreachable);
+  set_send_timeout(fd, timeout.count());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
+  const int error = errno;
+  const std::string why = "cannot connect to " + socket_path + ": " + std::strerror(error);
+  if (error == EAGAIN) {
+    return fail(socket_path + " did not accept the connection within " +
+                    std::to_string(timeout.count()) + " ms: its daemon is stopped or stalled",
+                kStalled);
+  }
+  // Someone listens there, and the path is not ours to use (another user's socket): starting a
+  // daemon of our own could not take it over.
+  if (error == EACCES || error == EPERM) return fail(why + ": refusing to use it", kRefused);
+  return fail(why, kUnreachable);
+}
+
+}  // namespace
+
+Expected<DaemonLink> DaemonLink::connect(const std::string& socket_path,
+                                         const std::optional<std::string>& key_id,
+                                         std::string_view first_frame,
+                                         std::optional<std::chrono::milliseconds> timeout) {
+  if (socket_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return fail("socket path too long: " + socket_path);
+  }
+  Expected<std::chrono::milliseconds> limit = timeout ? *timeout : connect_timeout();
+  if (!limit) return fail(limit.error());
+  const auto deadline = std::chrono::steady_clock::now() + *limit;
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fail(std::string("socket: ") + std::strerror(errno));
+  if (Expected<bool> connected = connect_socket(fd.get(), socket_path, *limit); !connected) {
+    return fail(connected.error(), connected.error_code());
   }
   if (Expected<bool> ours = check_peer_is_this_user(fd.get(), socket_path); !ours) {
     return fail(ours.error(), kRefused);
   }
   DaemonLink link(std::move(fd));
-  const auto send_first = [&]() -> Expected<bool> {
-    if (first_frame.empty() || link.send(first_frame)) return true;
-    return fail("cannot send to " + socket_path + ": " + std::strerror(errno));
-  };
-  if (!key_id) {
-    if (Expected<bool> sent = send_first(); !sent) {
-      // A supervisor that refuses us (too_many_connections) may close before our frame is in:
-      // what it said first is the reason to give.
-      Expected<bool> hello = link.read_hello();
-      return fail(hello ? sent.error() : hello.error());
-    }
+  if (Expected<bool> hello = link.read_hello(deadline); !hello) {
+    if (!link.timed_out_) return fail(hello.error());
+    return fail("the daemon on " + socket_path + " did not say hello within " +
+                    std::to_string(limit->count()) + " ms: it is stopped or stalled",
+                kStalled);
   }
-  if (Expected<bool> hello = link.read_hello(); !hello) return fail(hello.error());
   if (key_id && link.hello_.key_id != *key_id) {
     return fail("the supervisor on " + socket_path + " serves another build (key_id " +
                     link.hello_.key_id + ", not " + *key_id + " of KILN_KEY): refusing to use it",
                 kRefused);
   }
-  if (key_id) {
-    if (Expected<bool> sent = send_first(); !sent) return fail(sent.error());
+  if (!first_frame.empty()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    set_send_timeout(link.fd(), std::max<int64_t>(left.count(), 1));
+    // Cut short by the deadline, the frame stays incomplete: the daemon runs nothing of it.
+    if (!link.send(first_frame)) {
+      const int error = errno;
+      return fail("cannot send to " + socket_path + ": " + std::strerror(error),
+                  error == EAGAIN ? kStalled : "");
+    }
   }
+  set_send_timeout(link.fd(), 0);
   return link;
 }
 
-Expected<bool> DaemonLink::read_hello() {
-  std::optional<std::string> body = next_body();
+Expected<bool> DaemonLink::read_hello(
+    std::optional<std::chrono::steady_clock::time_point> deadline) {
+  std::optional<std::string> body = next_body(deadline);
   Expected<proto::ClientEvent> event =
       body ? proto::decode_client_event(*body) : fail("the supervisor closed before its hello");
   if (!event) return fail(event.error());
@@ -90,8 +139,20 @@ Expected<bool> DaemonLink::read_hello() {
   return true;
 }
 
-std::optional<std::string> DaemonLink::next_body() {
+std::optional<std::string> DaemonLink::next_body(
+    std::optional<std::chrono::steady_clock::time_point> deadline) {
   while (ready_.empty()) {
+    if (deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      pollfd p{fd_.get(), POLLIN, 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {
+        timed_out_ = true;
+        return std::nullopt;
+      }
+    }
     char buf[64 << 10];
     const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;

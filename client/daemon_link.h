@@ -4,6 +4,7 @@
 // thread on one; the launcher (kiln exec, kiln-exec) uses one alone, without a thread.
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
@@ -19,28 +20,43 @@ namespace kiln::client {
 // error_code()s of DaemonLink::connect (and Pool::connect).
 inline constexpr const char* kUnreachable = "unreachable";  // nobody listens on the path
 inline constexpr const char* kRefused = "refused";  // another user's daemon, another build's
+// A daemon that did not accept the connection or say hello within the deadline (stopped, stalled).
+inline constexpr const char* kStalled = "stalled";
+
+// How long a client waits for a daemon to accept its connection and say hello:
+// $KILN_CONNECT_TIMEOUT_MS (1 to 3600000), else kDefaultConnectTimeout; an error when it is set to
+// anything else. A daemon sends hello as it accepts, within microseconds; ten seconds is far past
+// what a loaded build machine makes of that, and short enough that a stopped daemon costs a
+// build a wait, not the build.
+inline constexpr std::chrono::milliseconds kDefaultConnectTimeout{10000};
+Expected<std::chrono::milliseconds> connect_timeout();
 
 class DaemonLink {
  public:
   DaemonLink() = default;
   explicit DaemonLink(UniqueFd fd) : fd_(std::move(fd)) {}
 
-  // Connects to a supervisor serving a Unix socket (--listen) and reads its hello. Refuses, before
-  // sending anything, a socket served by another user (SO_PEERCRED), and after hello a supervisor
-  // whose key_id is not `key_id` (error_code() kRefused); kUnreachable when nobody listens.
-  // `first_frame`, when given, is sent as early as those checks allow: before hello is read when
-  // there is no key_id to check (the protocol lets a client send first; a launcher saves a round
-  // trip), after it otherwise.
-  static Expected<DaemonLink> connect(const std::string& socket_path,
-                                      const std::optional<std::string>& key_id,
-                                      std::string_view first_frame = {});
+  // Connects to a supervisor serving a Unix socket (--listen) and reads its hello, within
+  // `timeout` (default: connect_timeout()) for both, else fails with kStalled. Refuses, before
+  // sending anything, a socket served by another user (SO_PEERCRED) or one we may not connect to
+  // (EACCES, EPERM), and after hello a supervisor whose key_id is not `key_id` (error_code()
+  // kRefused); kUnreachable when nobody listens. `first_frame`, when given, is sent after hello:
+  // a daemon that never said it never gets a job it could run after we have given up on it (a
+  // launcher then runs the command itself).
+  static Expected<DaemonLink> connect(
+      const std::string& socket_path, const std::optional<std::string>& key_id,
+      std::string_view first_frame = {},
+      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   // Reads the supervisor's first message, its hello (then hello() has it), else says why there is
-  // none (an `error` it sent, the link's end, a broken frame).
-  Expected<bool> read_hello();
+  // none (an `error` it sent, the link's end, a broken frame, nothing by `deadline`).
+  Expected<bool> read_hello(std::optional<std::chrono::steady_clock::time_point> deadline = {});
   const proto::Hello& hello() const { return hello_; }
-  // The next frame body; nullopt at the link's end or on a broken frame.
-  std::optional<std::string> next_body();
+  // The next frame body; nullopt at the link's end, on a broken frame, or at `deadline` (then
+  // timed_out() is true).
+  std::optional<std::string> next_body(
+      std::optional<std::chrono::steady_clock::time_point> deadline = {});
+  bool timed_out() const { return timed_out_; }
   // Writes the whole frame; false when the link is gone.
   bool send(std::string_view frame) const;
 
@@ -53,6 +69,7 @@ class DaemonLink {
   proto::Hello hello_;
   FrameReader reader_;
   std::deque<std::string> ready_;
+  bool timed_out_ = false;
 };
 
 // The key_id of the build key in $KILN_KEY (base64), which a daemon we use must serve; nullopt

@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "client/daemon_link.h"
@@ -73,12 +75,27 @@ void become_clean_daemon(int log_fd) {
   }
 }
 
+// The environment of a daemon that `environment` says is to have a minimal one: the fixed PATH of
+// the protocol's PATH-less lookup, and of ours only the build key it serves and its log level.
+std::vector<std::string> daemon_environment(DaemonEnvironment environment) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (environment == DaemonEnvironment::kCallers || entry.starts_with("KILN_KEY=") ||
+        entry.starts_with("SPDLOG_LEVEL=")) {
+      env.emplace_back(entry);
+    }
+  }
+  if (environment == DaemonEnvironment::kMinimal) env.emplace_back(kDaemonPath);
+  return env;
+}
+
 void spawn_daemon(const std::string& supervisor, const std::string& socket,
-                  const std::vector<std::string>& options) {
+                  const std::vector<std::string>& options, DaemonEnvironment environment) {
   // Built before fork: the children only call async-signal-safe functions.
   std::vector<std::string> args = {supervisor, "--listen", socket, "--log-file", socket + ".log"};
   args.insert(args.end(), options.begin(), options.end());
-  ExecStrings argv(std::move(args));
+  ExecStrings argv(std::move(args)), envp(daemon_environment(environment));
   Expected<UniqueFd> log = open_log_file(socket + ".log");
   const int log_fd = log ? log->get() : -1;
   const pid_t child = ::fork();
@@ -87,7 +104,7 @@ void spawn_daemon(const std::string& supervisor, const std::string& socket,
     ::setsid();
     if (::fork() != 0) ::_exit(0);
     become_clean_daemon(log_fd);
-    ::execv(argv.get()[0], argv.get());
+    ::execve(argv.get()[0], argv.get(), envp.get());
     ::_exit(127);
   }
   if (child > 0) ::waitpid(child, nullptr, 0);
@@ -126,10 +143,11 @@ void write_all(int fd, std::string_view bytes) {
   }
 }
 
-Expected<DaemonLink> connect_link(const std::string& socket, std::string_view submit) {
+Expected<DaemonLink> connect_link(const std::string& socket, std::string_view submit,
+                                  std::optional<std::chrono::milliseconds> timeout = {}) {
   Expected<std::optional<std::string>> key_id = key_id_from_env();
   if (!key_id) return fail(key_id.error());
-  return DaemonLink::connect(socket, *key_id, submit);
+  return DaemonLink::connect(socket, *key_id, submit, timeout);
 }
 
 }  // namespace
@@ -166,16 +184,20 @@ Expected<std::optional<unsigned>> workers_from_env() {
 
 Expected<DaemonLink> start_daemon(const std::string& socket, const std::string& supervisor,
                                   const std::vector<std::string>& options,
-                                  std::chrono::milliseconds wait, std::string_view first_frame) {
+                                  std::chrono::milliseconds wait, DaemonEnvironment environment,
+                                  std::string_view first_frame) {
   const off_t logged = file_size(socket + ".log");
-  spawn_daemon(supervisor, socket, options);
+  spawn_daemon(supervisor, socket, options, environment);
   // Several launchers may start daemons at once: one wins the socket's lock, the others exit,
   // and everybody connects to the winner.
   const auto deadline = std::chrono::steady_clock::now() + wait;
   auto pause = std::chrono::milliseconds(2);
   Expected<DaemonLink> link = fail("not started");
-  while (std::chrono::steady_clock::now() < deadline) {
-    link = connect_link(socket, first_frame);
+  for (auto now = std::chrono::steady_clock::now(); now < deadline;
+       now = std::chrono::steady_clock::now()) {
+    // The one that came up answers at once; its hello, too, is only waited for until `wait` ends.
+    link = connect_link(socket, first_frame,
+                        std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
     if (link || link.error_code() != kUnreachable) return link;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
@@ -198,13 +220,6 @@ std::vector<std::string> command_environment() {
   return env;
 }
 
-// Codes that say the daemon could not serve the job, not how the command went: the command is
-// then run here.
-bool daemon_could_not_serve(const std::string& code) {
-  return code != proto::code::kSpawnFailed && code != proto::code::kTimeout &&
-         code != proto::code::kCancelled;
-}
-
 // The daemon to serve the job, `submit` sent to it: the one running, else one started now. The
 // supervisor binary is looked for only then.
 Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string_view submit) {
@@ -213,8 +228,9 @@ Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string
   if (!socket) return fail(socket.error());
   Expected<DaemonLink> running = connect_link(*socket, submit);
   // Only when nobody listens is a daemon started: one that is there but refuses us (another
-  // user's, another build's, one serving all the connections it may) holds the path, and
-  // starting another cannot take it over; the command then runs here at once.
+  // user's, another build's, one serving all the connections it may, a socket we may not
+  // connect to) or does not answer in time (stopped, stalled) holds the path, and starting
+  // another cannot take it over; the command then runs here at once.
   if (running || running.error_code() != kUnreachable) return running;
   Expected<std::string> supervisor = find_supervisor(options.supervisor);
   if (!supervisor) return fail(supervisor.error());
@@ -228,19 +244,29 @@ Expected<DaemonLink> reach_daemon(const ExecCommandOptions& options, std::string
     daemon_options.insert(daemon_options.end(), {"--distcc", hosts});
   }
   // Short: with nothing coming up, the launcher runs the command itself instead of waiting.
-  return start_daemon(*socket, *supervisor, daemon_options, std::chrono::seconds(3), submit);
+  return start_daemon(*socket, *supervisor, daemon_options, std::chrono::seconds(3),
+                      DaemonEnvironment::kMinimal, submit);
 }
 
-// A command that reads its standard input: one given "-" (a compiler's way to say so, as in
-// `cc -x c -`) with a pipe, a socket or a non-empty file there. A job gets no stream of input
-// (reading it all first could wait forever on a pipe that stays open), so such a command runs
-// here with its real stdin. Others get none, as before: a build whose own stdin happens to be a
-// pipe (a CI runner, ssh) must not send every compile here.
-bool reads_stdin(const std::vector<std::string>& argv) {
-  if (std::find(argv.begin() + 1, argv.end(), "-") == argv.end()) return false;
+// What our standard input is when the command may read something from it: a pipe, a socket, a
+// non-empty file, a device other than /dev/null; nothing for a terminal, /dev/null, an empty file
+// or none at all. A command may read its stdin without saying so (`cc -x c -c /dev/stdin`, `cat`,
+// `sh -s`), and a job gets no stream of input (reading it all first could wait forever on a pipe
+// that stays open), so such a command runs here with its real stdin. Build systems give their
+// compilers /dev/null (ninja) or their terminal, which go to the daemon.
+std::optional<std::string> stdin_with_input() {
   struct stat st;
-  if (::fstat(STDIN_FILENO, &st) != 0) return false;
-  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > 0);
+  if (::fstat(STDIN_FILENO, &st) != 0) return std::nullopt;
+  if (S_ISFIFO(st.st_mode)) return "a pipe";
+  if (S_ISSOCK(st.st_mode)) return "a socket";
+  if (S_ISREG(st.st_mode))
+    return st.st_size > 0 ? std::optional<std::string>("a file") : std::nullopt;
+  struct stat null;
+  if (S_ISCHR(st.st_mode) && (::isatty(STDIN_FILENO) != 0 ||
+                              (::stat("/dev/null", &null) == 0 && null.st_rdev == st.st_rdev))) {
+    return std::nullopt;
+  }
+  return S_ISCHR(st.st_mode) ? "a device" : "neither a terminal nor /dev/null";
 }
 
 // This process's umask, nice value and resource limits, for the command to have them too: the
@@ -279,11 +305,18 @@ int64_t int_field(const msgpack::object& map, std::string_view key) {
 }
 
 // This directory, the environment and the process attributes, for the command to have them.
-ExecRequest request_for(const std::vector<std::string>& argv) {
+// An error when the directory cannot be given to a job: the command runs here, never elsewhere.
+Expected<ExecRequest> request_for(const std::vector<std::string>& argv) {
   ExecRequest r;
   r.argv = argv;
-  char cwd[4096];
-  if (::getcwd(cwd, sizeof cwd) != nullptr) r.cwd = cwd;
+  Expected<std::string> cwd = current_directory();
+  if (!cwd) return fail("its directory cannot be given to a job: " + cwd.error());
+  // A worker's chdir() takes no longer path.
+  if (cwd->size() >= PATH_MAX) {
+    return fail("its directory is " + std::to_string(cwd->size()) + " bytes long, more than the " +
+                std::to_string(PATH_MAX - 1) + " a job's may be");
+  }
+  r.cwd = std::move(*cwd);
   for (const std::string& entry : command_environment()) {
     const auto eq = entry.find('=');
     if (eq != std::string::npos) r.env.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
@@ -295,9 +328,11 @@ ExecRequest request_for(const std::vector<std::string>& argv) {
 
 // The exec job `argv`, encoded: this connection's only job.
 Expected<std::string> submit_frame(const std::vector<std::string>& argv) {
+  Expected<ExecRequest> request = request_for(argv);
+  if (!request) return fail(request.error());
   std::string frame;
-  proto::encode(
-      proto::Submit{1, "exec", exec_payload(request_for(argv)), std::nullopt, std::nullopt}, frame);
+  proto::encode(proto::Submit{1, "exec", exec_payload(*request), std::nullopt, std::nullopt},
+                frame);
   if (frame.size() - kFrameHeaderSize > kDefaultMaxFrame) {
     return fail("the job is " + std::to_string(frame.size() - kFrameHeaderSize) +
                 " bytes encoded, more than a frame may hold");
@@ -321,10 +356,41 @@ Expected<proto::Result> wait_for_result(DaemonLink& link) {
   return fail("the daemon closed the connection before the job's result");
 }
 
+// An error_code() of exec_through_daemon: the command ran (and is not to run again), but the
+// daemon cannot give back what it did.
+constexpr const char* kRanUnseen = "ran-unseen";
+
+// The exit status of a command that could not be executed, as a shell gives it: 127 when it is
+// not there, 126 when it is but cannot be executed (no permission, a directory, not a program).
+int cannot_execute_status(int error) {
+  return error == ENOENT || error == ENOTDIR ? exit_code::kNotFound : exit_code::kCannotExecute;
+}
+
+// A job that ended without a value: the command's status when the command itself is why (it
+// cannot be executed, it timed out, it was cancelled), else why the daemon could not serve it.
+Expected<int> failed_job_status(const proto::JobError& error) {
+  const std::string why = error.code + ": " + error.message;
+  if (error.code == proto::code::kJobFailed) {
+    // An exec job fails only when its result would not fit a frame: after the command ran.
+    return fail(why, kRanUnseen);
+  }
+  // A spawn_failed without errno is the worker's own trouble (its directory, its fds): the
+  // command was never tried, and is tried here.
+  const bool not_executable = error.code == proto::code::kSpawnFailed && error.os_errno;
+  if (!not_executable && error.code != proto::code::kTimeout &&
+      error.code != proto::code::kCancelled) {
+    return fail(why);
+  }
+  std::fprintf(stderr, "kiln exec: %s\n", why.c_str());
+  if (error.detail) std::fprintf(stderr, "%s\n", error.detail->c_str());
+  return not_executable ? cannot_execute_status(static_cast<int>(*error.os_errno))
+                        : exit_code::kLauncherFailed;
+}
+
 // The command through the daemon: its exit status, or why the daemon could not serve it.
 Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
-  if (reads_stdin(options.argv)) {
-    return fail("it reads its standard input (\"-\"), which a job cannot have");
+  if (std::optional<std::string> input = stdin_with_input()) {
+    return fail("its standard input is " + *input + ", which a job cannot read");
   }
   Expected<std::string> submit = submit_frame(options.argv);
   if (!submit) return fail(submit.error());
@@ -333,22 +399,16 @@ Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
   Expected<proto::Result> served = wait_for_result(*link);
   if (!served) return fail(served.error());
   const proto::Result& result = *served;
-  if (!result.ok) {
-    const std::string why = result.error->code + ": " + result.error->message;
-    if (daemon_could_not_serve(result.error->code)) return fail(why);
-    std::fprintf(stderr, "kiln exec: %s\n", why.c_str());
-    if (result.error->detail) std::fprintf(stderr, "%s\n", result.error->detail->c_str());
-    return result.error->code == proto::code::kSpawnFailed ? exit_code::kNotFound
-                                                           : exit_code::kLauncherFailed;
-  }
+  if (!result.ok) return failed_job_status(*result.error);
   const msgpack::object_handle h =
       msgpack::unpack(result.value->bytes.data(), result.value->bytes.size());
   const msgpack::object& v = h.get();
   if (true_field(v, "stdout_truncated") || true_field(v, "stderr_truncated")) {
-    // Never a cut output with the command's status: nothing has been written yet, so the
-    // command runs here instead, where its output streams in full.
+    // Never a cut output with the command's status, and never a second run of a command that
+    // ran (its side effects would happen twice): the build is told, and nothing is written.
     return fail("its output passed the " + std::to_string(proto::kExecDefaultMaxOutput) +
-                " bytes per stream a job may return");
+                    " bytes per stream a job may return",
+                kRanUnseen);
   }
   write_all(STDOUT_FILENO, bin_field(v, "stdout"));
   write_all(STDERR_FILENO, bin_field(v, "stderr"));
@@ -365,7 +425,7 @@ int run_here(const std::vector<std::string>& command) {
       e != 0) {
     std::fprintf(stderr, "kiln exec: cannot execute '%s': %s\n", command[0].c_str(),
                  std::strerror(e));
-    return e == ENOENT ? exit_code::kNotFound : exit_code::kCannotExecute;
+    return cannot_execute_status(e);
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -376,9 +436,28 @@ int run_here(const std::vector<std::string>& command) {
 
 }  // namespace
 
+Expected<std::string> current_directory() {
+  std::string dir(1024, '\0');
+  while (::getcwd(dir.data(), dir.size()) == nullptr) {
+    if (errno != ERANGE || dir.size() >= (std::size_t{1} << 20)) {
+      return fail(std::string("getcwd: ") + std::strerror(errno));
+    }
+    dir.resize(dir.size() * 2);
+  }
+  dir.resize(std::strlen(dir.c_str()));
+  return dir;
+}
+
 int exec_command(const ExecCommandOptions& options) {
   Expected<int> served = exec_through_daemon(options);
   if (served) return *served;
+  if (served.error_code() == kRanUnseen) {
+    std::fprintf(stderr,
+                 "kiln exec: the command ran, but %s: it is not run again (run it without kiln "
+                 "exec to see all of its output)\n",
+                 served.error().c_str());
+    return exit_code::kLauncherFailed;
+  }
   // A build never fails because of Kiln where it would have passed without it: unless told not
   // to, a job the daemon cannot serve runs here, and one line says why.
   const char* fallback = std::getenv("KILN_FALLBACK");

@@ -140,7 +140,9 @@ int main(int argc, char** argv) {
       "in a small binary made for CMAKE_C_COMPILER_LAUNCHER=kiln-exec): in this directory and "
       "environment, "
       "its stdout and stderr relayed, its exit code returned (128+signal when killed, 127 when "
-      "it cannot start, 125 when kiln cannot serve). Starts a daemon if none listens.");
+      "it is not found, 126 when it cannot be executed, 125 when kiln cannot serve). Starts a "
+      "daemon if none listens. Every command for a daemon waits at most "
+      "$KILN_CONNECT_TIMEOUT_MS (default 10000) for it to accept and say hello.");
   exec_cmd->add_option("--socket", exec_socket,
                        "the daemon's socket (default: $KILN_SOCKET, else "
                        "$XDG_RUNTIME_DIR/kiln/supervisor.sock, else "
@@ -170,7 +172,8 @@ int main(int argc, char** argv) {
   start_cmd->allow_extras();
   std::string status_socket;
   CLI::App* status_cmd = daemon_cmd->add_subcommand(
-      "status", "Show the daemon's socket, pid, version, uptime, pool and jobs (exit 1: none).");
+      "status",
+      "Show the daemon's socket, pid, version, uptime, pool and jobs (exit 1: none answers).");
   status_cmd->add_option("--socket", status_socket, "the daemon's socket (default as for exec)");
 
   std::string top_socket;

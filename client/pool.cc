@@ -24,7 +24,7 @@ proto::Result error_result(uint64_t id, std::string_view code, const std::string
   proto::Result r;
   r.id = id;
   r.ok = false;
-  r.error = proto::JobError{std::string(code), message, std::nullopt, std::nullopt};
+  r.error = proto::JobError{std::string(code), message, std::nullopt, std::nullopt, std::nullopt};
   return r;
 }
 

@@ -45,10 +45,12 @@ class Pool {
  public:
   static constexpr const char* kUnreachable = client::kUnreachable;
   static constexpr const char* kRefused = client::kRefused;
+  static constexpr const char* kStalled = client::kStalled;
 
   // Starts a supervisor and waits for its hello.
   static Expected<std::unique_ptr<Pool>> start(const PoolOptions& options);
-  // Connects to a supervisor serving a Unix socket (--listen) and waits for its hello. Refuses,
+  // Connects to a supervisor serving a Unix socket (--listen) and waits for its hello, at most
+  // connect_timeout() (KILN_CONNECT_TIMEOUT_MS) for both, else fails with kStalled. Refuses,
   // before sending anything, a socket served by another user (SO_PEERCRED), and, after hello, a
   // supervisor whose key_id is not `key_id`: those fail with error_code() kRefused, and nobody
   // listening on the path with kUnreachable.

@@ -87,15 +87,16 @@ proto::ToolResult run_one(const Handler& handler, const proto::ToolJob& job) {
     if (reply.ok()) {
       result.value = proto::RawObject{reply.value()};
     } else {
-      result.error = proto::JobError{
-          reply.code(), reply.message(),
-          reply.detail().empty() ? std::nullopt : std::optional(reply.detail()), std::nullopt};
+      result.error =
+          proto::JobError{reply.code(), reply.message(),
+                          reply.detail().empty() ? std::nullopt : std::optional(reply.detail()),
+                          std::nullopt, std::nullopt};
     }
   } catch (const std::exception& e) {
     result.ok = false;
     result.error = proto::JobError{std::string(proto::code::kJobFailed),
                                    std::string("the tool's handler threw: ") + e.what(),
-                                   std::nullopt, std::nullopt};
+                                   std::nullopt, std::nullopt, std::nullopt};
   }
   return result;
 }

@@ -27,6 +27,7 @@ KILN_FIELDS(JobError) {
   f("message", m.message);
   f("detail", m.detail);
   f("data", m.data);
+  f("errno", m.os_errno);
 }
 KILN_FIELDS(RunningJob) {
   f("id", m.id);

@@ -40,6 +40,8 @@ struct JobError {
   std::string message;
   std::optional<std::string> detail;
   std::optional<Bytes> data;  // `error.data`: only tools set it (a pickled exception)
+  // `error.errno`: the OS error of a spawn_failed exec command that could not be executed.
+  std::optional<uint64_t> os_errno;
   bool operator==(const JobError&) const = default;
 };
 

@@ -969,7 +969,8 @@ void Pool::trace_end(const Job& job, const proto::Result& result) {
 void Pool::fail(Job& job, std::string_view code, std::string message,
                 std::optional<std::string> detail, std::optional<pid_t> worker_pid) {
   finish(job, false, std::nullopt,
-         proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt},
+         proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt,
+                         std::nullopt},
          worker_pid);
 }
 

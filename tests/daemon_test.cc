@@ -15,6 +15,7 @@
 #include <iterator>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "client/json_msgpack.h"
 #include "client/pool.h"
@@ -47,6 +48,10 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// /dev/null, for a launcher's stdin: one that may carry input (a pipe, a file) has the command
+// run here, and the test runner's stdin may be one.
+UniqueFd dev_null() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
 bool exists(const std::string& path) {
   struct stat st;
@@ -489,9 +494,10 @@ Ran kiln_exec(const std::string& sock, const std::vector<std::string>& command) 
   auto [err_read, err_write] = pipe_pair();
   std::vector<std::string> argv = {KILN_CLI_PATH, "exec", "--socket", sock, "--"};
   argv.insert(argv.end(), command.begin(), command.end());
+  const UniqueFd null = dev_null();
   Child c = Child::spawn({argv,
                           environment_with({"KILN_TEST_MARK=relayed"}, {"SPDLOG_LEVEL"}),
-                          {{1, out_write.get()}, {2, err_write.get()}}});
+                          {{0, null.get()}, {1, out_write.get()}, {2, err_write.get()}}});
   out_write.reset();
   err_write.reset();
   Ran r;
@@ -593,13 +599,28 @@ TEST(KilnExec, TheAutoStartedDaemonKeepsNothingOfItsFirstCaller) {
                              " && umask 077 && ulimit -S -n 200 && exec nice -n 5 " +
                              std::string(KILN_CLI_PATH) + " exec --socket " + sock + " -- true";
   Child c = Child::spawn({{"/bin/sh", "-c", script},
-                          environment_with({}, {"SPDLOG_LEVEL", "KILN_KEY"}),
+                          environment_with({"KILN_TEST_SECRET=hunter2", "LD_LIBRARY_PATH=/nowhere"},
+                                           {"SPDLOG_LEVEL", "KILN_KEY"}),
                           {{7, held_write.get()}}});
   held_write.reset();
   ASSERT_EQ(c.exit_code(30s), 0);
   const std::vector<pid_t> daemons = processes_with("--listen " + sock);
   ASSERT_EQ(daemons.size(), 1u);
   const pid_t d = daemons[0];
+  // Its environment is the documented minimal one (no KILN_KEY was given, nor SPDLOG_LEVEL), and
+  // its workers have nothing more of the caller's.
+  const auto environ_of = [](pid_t pid) {
+    std::string env = read_small_file("/proc/" + std::to_string(pid) + "/environ").value_or("?");
+    std::replace(env.begin(), env.end(), '\0', '\n');
+    return env;
+  };
+  EXPECT_EQ(environ_of(d), "PATH=/usr/local/bin:/usr/bin:/bin\n");
+  const std::vector<pid_t> workers = processes_with("--parent " + std::to_string(d));
+  EXPECT_FALSE(workers.empty());
+  for (pid_t w : workers) {
+    EXPECT_EQ(environ_of(w).find("KILN_TEST_SECRET"), std::string::npos) << environ_of(w);
+    EXPECT_EQ(environ_of(w).find("LD_LIBRARY_PATH"), std::string::npos) << environ_of(w);
+  }
   // Its end of the pipe is closed: the build sees end of file as soon as kiln exec is gone.
   pollfd p{held_read.get(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 10000), 1);
@@ -689,12 +710,15 @@ struct Launched {
   std::string out, err;
 };
 // Runs `argv` to its end: its stdout, stderr and exit status.
-Launched run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+Launched run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                    int stdin_fd = -1) {
   auto [out_read, out_write] = pipe_pair();
   auto [err_read, err_write] = pipe_pair();
-  Child c = Child::spawn({argv,
-                          environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
-                          {{1, out_write.get()}, {2, err_write.get()}}});
+  const UniqueFd null = dev_null();
+  Child c = Child::spawn(
+      {argv,
+       environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
+       {{0, stdin_fd >= 0 ? stdin_fd : null.get()}, {1, out_write.get()}, {2, err_write.get()}}});
   out_write.reset();
   err_write.reset();
   Launched l;
@@ -775,15 +799,20 @@ TEST(KilnExecFallback, ADaemonServingAllTheConnectionsItMayHasTheCommandRunHereA
   EXPECT_EQ(daemon.exit_code(), 0);
 }
 
-TEST(KilnExecFallback, OutputPastTheCapIsNeverCutButRunsHereInFull) {
+// The command ran: running it again would do its side effects twice, and cut output with its
+// status would pass for all of it. The build is told instead.
+TEST(KilnExec, OutputPastTheCapIsNeverCutAndTheCommandNeverRunsTwice) {
   TempDir dir;
-  const Launched l =
-      launch({"--socket", dir / "s.sock", "--", "sh", "-c", "head -c 20000000 /dev/zero; exit 4"});
-  EXPECT_EQ(l.status, 4);
-  EXPECT_EQ(l.out.size(), 20000000u) << "all of it, not 16 MiB";
+  const std::string runs = dir / "runs";
+  const Launched l = launch({"--socket", dir / "s.sock", "--", "sh", "-c",
+                             "echo run >>" + runs + "; head -c 20000000 /dev/zero; exit 4"});
+  EXPECT_EQ(l.status, exit_code::kLauncherFailed);
+  EXPECT_EQ(l.out, "") << "nothing of the cut output";
   EXPECT_EQ(l.err,
-            "kiln exec: running the command here: its output passed the 16777216 bytes per stream "
-            "a job may return\n");
+            "kiln exec: the command ran, but its output passed the 16777216 bytes per stream a "
+            "job may return: it is not run again (run it without kiln exec to see all of its "
+            "output)\n");
+  EXPECT_EQ(read_small_file(runs).value_or(""), "run\n");
   Expected<std::unique_ptr<Pool>> pool = Pool::connect(dir / "s.sock");
   ASSERT_TRUE(pool) << pool.error();
   (*pool)->shutdown(false);
@@ -806,8 +835,8 @@ TEST(KilnExecFallback, ACommandGivenInputGetsItsRealStdin) {
   in_write.reset();
   EXPECT_EQ(read_all(out_read.get(), 30s), "100000 -\n") << "wc read all of it";
   EXPECT_EQ(read_all(err_read.get(), 10s),
-            "kiln exec: running the command here: it reads its standard input (\"-\"), which a "
-            "job cannot have\n");
+            "kiln exec: running the command here: its standard input is a pipe, which a job "
+            "cannot read\n");
   EXPECT_EQ(c.exit_code(30s), 0);
   EXPECT_TRUE(processes_with("--listen " + (dir / "s.sock")).empty()) << "no daemon was needed";
 }
@@ -1241,6 +1270,199 @@ TEST(KilnRun, AnOversizedJobFailsAloneWithItsOwnReason) {
   EXPECT_TRUE(Pool::connect(sock).ok()) << "the daemon still serves";
   daemon.kill(SIGTERM);
   EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// A daemon that stopped (SIGSTOP, a debugger, a machine deep in swap) accepts connections into
+// its backlog and never answers: every client gives up on it after KILN_CONNECT_TIMEOUT_MS.
+TEST(KilnExecFallback, AStoppedDaemonHasTheCommandRunHereAndNeverGetsTheJob) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  daemon.kill(SIGSTOP);
+  const std::string stalled =
+      "the daemon on " + sock + " did not say hello within 300 ms: it is stopped or stalled";
+  expect_ran_here(
+      kiln_exec_binary(kCommand, {"KILN_SOCKET=" + sock, "KILN_CONNECT_TIMEOUT_MS=300"}), stalled);
+  for (const char* command : {"stats", "shutdown"}) {
+    const Launched l = kiln_cli({command, "--socket", sock}, {"KILN_CONNECT_TIMEOUT_MS=300"});
+    EXPECT_EQ(l.status, 1) << command;
+    EXPECT_EQ(l.err, "kiln " + std::string(command) + ": " + stalled + "\n");
+  }
+  const Launched status =
+      kiln_cli({"daemon", "status", "--socket", sock}, {"KILN_CONNECT_TIMEOUT_MS=300"});
+  EXPECT_EQ(status.status, 1);
+  EXPECT_EQ(status.err, "kiln daemon status: " + stalled + "\n");
+  EXPECT_EQ(processes_with("--listen " + sock).size(), 1u) << "no second daemon was started";
+  // Resumed, it finds no job in what the launcher left: the command ran once, here.
+  daemon.kill(SIGCONT);
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(sock);
+  ASSERT_TRUE(pool) << pool.error();
+  EXPECT_EQ(to_json((*pool)->submit("echo", to_msgpack(1)).get().value.value()), 1);
+  EXPECT_EQ((*pool)->stats()->jobs_submitted, 1u) << "only the echo";
+  (*pool)->disconnect();
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// A socket that accepts and never speaks, and one whose backlog is full (nobody accepts).
+TEST(KilnExecFallback, AListenerThatNeverAnswersHasTheCommandRunHere) {
+  TempDir dir;
+  const auto listen_on = [](const std::string& path, int backlog) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.data(), path.size());
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd.get(), backlog), 0);
+    return fd;
+  };
+  const std::string mute = dir / "mute.sock";
+  const UniqueFd mute_listener = listen_on(mute, 8);
+  UniqueFd accepted;
+  std::thread acceptor(
+      [&] { accepted = UniqueFd(::accept4(mute_listener.get(), nullptr, nullptr, SOCK_CLOEXEC)); });
+  const std::vector<std::string> timeout = {"KILN_CONNECT_TIMEOUT_MS=300"};
+  expect_ran_here(
+      kiln_exec_binary(kCommand, {"KILN_SOCKET=" + mute, timeout[0]}),
+      "the daemon on " + mute + " did not say hello within 300 ms: it is stopped or stalled");
+  acceptor.join();
+  EXPECT_TRUE(accepted);
+  const Launched stats = kiln_cli({"stats", "--socket", mute}, timeout);
+  EXPECT_EQ(stats.status, 1);
+
+  // A backlog of 0 holds one connection; the next waits in connect().
+  const std::string full = dir / "full.sock";
+  const UniqueFd full_listener = listen_on(full, 0);
+  UniqueFd waiting(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, full.data(), full.size());
+  ASSERT_EQ(::connect(waiting.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string not_accepted =
+      full + " did not accept the connection within 300 ms: its daemon is stopped or stalled";
+  expect_ran_here(kiln_exec_binary(kCommand, {"KILN_SOCKET=" + full, timeout[0]}), not_accepted);
+  const Launched status = kiln_cli({"daemon", "status", "--socket", full}, timeout);
+  EXPECT_EQ(status.status, 1);
+  EXPECT_EQ(status.err, "kiln daemon status: " + not_accepted + "\n");
+  EXPECT_TRUE(processes_with("--listen " + full).empty()) << "no daemon was started";
+  // A deadline that is not one is said, and the command still runs.
+  expect_ran_here(kiln_exec_binary(kCommand, {"KILN_SOCKET=" + full, "KILN_CONNECT_TIMEOUT_MS=x"}),
+                  "KILN_CONNECT_TIMEOUT_MS=x is not a number of milliseconds (1 to 3600000)");
+}
+
+// Through the daemon, the worker's chdir() would fail on a path this long (and the command used
+// to run in the worker's "/" instead): it runs here, where the build ran it.
+TEST(KilnExecFallback, ADirectoryLongerThanAJobsRunsTheCommandHereNeverElsewhere) {
+  TempDir dir;
+  const std::string name(200, 'd');
+  const int depth = 22;
+  const std::string script = "cd " + (dir / "") + " && i=0; while [ $i -lt " +
+                             std::to_string(depth) + " ]; do mkdir " + name + " && cd -P " + name +
+                             " || exit 90; i=$((i+1)); done; : >marker; exec " + KILN_EXEC_PATH +
+                             " sh -c 'test -e marker && echo found here'";
+  const Launched l = run_to_end({"/bin/sh", "-c", script}, {"KILN_SOCKET=" + (dir / "s.sock")});
+  const std::size_t length = (dir / "").size() - 1 + depth * (name.size() + 1);
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_EQ(l.out, "found here\n");
+  EXPECT_EQ(l.err, "kiln exec: running the command here: its directory is " +
+                       std::to_string(length) + " bytes long, more than the 4095 a job's may be\n");
+}
+
+// A command may read its stdin without a "-" (cat, sh -s, cc ... /dev/stdin): when stdin may
+// carry input, the command runs here with it; /dev/null (ninja's) still goes to the daemon.
+TEST(KilnExecFallback, ACommandWhoseStdinMayCarryInputReadsItHere) {
+  TempDir dir;
+  const std::vector<std::string> env = {"KILN_SOCKET=" + (dir / "s.sock")};
+  auto [in_read, in_write] = pipe_pair();
+  ASSERT_EQ(::write(in_write.get(), "piped\n", 6), 6);
+  in_write.reset();
+  Launched l = run_to_end({KILN_EXEC_PATH, "cat"}, env, in_read.get());
+  EXPECT_EQ(l.status, 0);
+  EXPECT_EQ(l.out, "piped\n");
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: its standard input is a pipe, which a job "
+            "cannot read\n");
+  const std::string script = dir / "script";
+  std::ofstream(script) << "echo from the script; exit 6\n";
+  const UniqueFd file(::open(script.c_str(), O_RDONLY | O_CLOEXEC));
+  l = run_to_end({KILN_EXEC_PATH, "sh", "-s"}, env, file.get());
+  EXPECT_EQ(l.status, 6);
+  EXPECT_EQ(l.out, "from the script\n");
+  EXPECT_EQ(l.err,
+            "kiln exec: running the command here: its standard input is a file, which a job "
+            "cannot read\n");
+  std::vector<std::string> through = env;
+  through.push_back("KILN_FALLBACK=0");
+  l = run_to_end({KILN_EXEC_PATH, "sh", "-c", "cat; echo through the daemon"}, through);
+  EXPECT_EQ(l.status, 0) << l.err;
+  EXPECT_EQ(l.out, "through the daemon\n");
+  EXPECT_EQ(l.err, "");
+  Expected<std::unique_ptr<Pool>> pool = Pool::connect(dir / "s.sock");
+  ASSERT_TRUE(pool) << pool.error();
+  EXPECT_EQ((*pool)->stats()->jobs_submitted, 1u) << "only the one with /dev/null";
+  (*pool)->shutdown(false);
+}
+
+// As a shell: 127 for a command that is not there, 126 for one that is but cannot be executed
+// (no execute permission, a directory), through the daemon and here alike.
+TEST(KilnExec, AnUnrunnableCommandExitsAsFromAShellThroughTheDaemonAndHere) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  const std::string plain = dir / "plain-file";
+  std::ofstream(plain) << "echo never\n";
+  ::chmod(plain.c_str(), 0644);
+  const std::string directory = dir / "";
+  for (const auto& [command, status, why] :
+       {std::tuple<std::string, int, std::string>{"/no/such/compiler", exit_code::kNotFound,
+                                                  "No such file or directory"},
+        {plain, exit_code::kCannotExecute, "Permission denied"},
+        {directory, exit_code::kCannotExecute, "Permission denied"}}) {
+    const Launched served =
+        kiln_exec_binary({command, "-c", "a.c"}, {"KILN_SOCKET=" + sock, "KILN_FALLBACK=0"});
+    EXPECT_EQ(served.status, status) << command;
+    EXPECT_EQ(served.err,
+              "kiln exec: spawn_failed: cannot execute '" + command + "': " + why + "\n");
+    const Launched here =
+        launch({"--socket", dir / "none.sock", "--supervisor", "/nonexistent/sup", "--", command});
+    EXPECT_EQ(here.status, status) << command;
+    EXPECT_TRUE(here.err.ends_with("kiln exec: cannot execute '" + command + "': " + why + "\n"))
+        << here.err;
+  }
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// A socket we may not connect to (EACCES: another user's) is someone's daemon: refused at once,
+// as one served by another user is, never taken for nobody there (a wait, a daemon started).
+TEST(DaemonTrust, ASocketWeMayNotConnectToIsRefusedAtOnceAndNoDaemonIsStarted) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, sock.data(), sock.size());
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener.get(), 8), 0);
+  std::vector<std::string> argv = {KILN_EXEC_PATH, "sh", "-c", "echo compiled"};
+  if (::getuid() == 0) {
+    // Root may connect anywhere: the launcher runs as another user, the socket root's (0600).
+    ASSERT_EQ(::chmod((dir / "").c_str(), 0755), 0);
+    ASSERT_EQ(::chmod(sock.c_str(), 0600), 0);
+    argv.insert(argv.begin(),
+                {"/usr/bin/setpriv", "--reuid=54321", "--regid=54321", "--clear-groups"});
+  } else {
+    ASSERT_EQ(::chmod(sock.c_str(), 0), 0);
+  }
+  const Launched l = run_to_end(argv, {"KILN_SOCKET=" + sock});
+  EXPECT_EQ(l.status, exit_code::kLauncherFailed);
+  EXPECT_EQ(l.out, "");
+  EXPECT_EQ(l.err,
+            "kiln exec: cannot connect to " + sock + ": Permission denied: refusing to use it\n");
+  EXPECT_FALSE(exists(sock + ".log")) << "no daemon was started";
+  EXPECT_TRUE(processes_with("--listen " + sock).empty());
 }
 
 }  // namespace

@@ -594,11 +594,11 @@ TEST_F(PoolTest, StatsCountWhatHappened) {
   env_.clock += 300;
   pool_->on_result(env_.jobs_sent[0].first, ok_result(1));
   pool_->submit(1, job(2));
-  pool_->on_result(
-      env_.jobs_sent[1].first,
-      proto::WorkerResult{2, false, std::nullopt,
-                          proto::JobError{"job_failed", "no", std::nullopt, std::nullopt}, 1,
-                          std::nullopt});
+  pool_->on_result(env_.jobs_sent[1].first,
+                   proto::WorkerResult{2, false, std::nullopt,
+                                       proto::JobError{"job_failed", "no", std::nullopt,
+                                                       std::nullopt, std::nullopt},
+                                       1, std::nullopt});
   const proto::Stats st = pool_->stats();
   EXPECT_EQ(st.workers_configured, 2u);
   EXPECT_EQ(st.workers_alive, 2u);
@@ -615,13 +615,13 @@ TEST_F(PoolTest, StatsCountWhatHappened) {
 // ---- Pipelining: jobs sent to a busy worker ahead of their turn ----
 
 proto::WorkerResult not_started(uint64_t id, bool retire = false) {
-  proto::WorkerResult r{
-      id,
-      false,
-      std::nullopt,
-      proto::JobError{"not_started", "cancelled before it started", std::nullopt, std::nullopt},
-      0,
-      std::nullopt};
+  proto::WorkerResult r{id,
+                        false,
+                        std::nullopt,
+                        proto::JobError{"not_started", "cancelled before it started", std::nullopt,
+                                        std::nullopt, std::nullopt},
+                        0,
+                        std::nullopt};
   if (retire) r.retire = true;
   return r;
 }

@@ -54,13 +54,14 @@ TEST(Protocol, ClientEventsRoundTrip) {
   expect_round_trip(Hello{1, "kiln-supervisor 0.1.0", 100, 2, {"echo", "exec"}, "0123456789abcdef"},
                     d);
   expect_round_trip(Result{9, true, packed(std::string("v")), std::nullopt, 77, 12, 34}, d);
-  expect_round_trip(Result{10, false, std::nullopt,
-                           JobError{"worker_crashed", "SIGSEGV", "#0 f", std::nullopt}, 77, 1, 2},
-                    d);
   expect_round_trip(
-      Result{11, false, std::nullopt, JobError{"overloaded", "full", std::nullopt, std::nullopt},
-             std::nullopt, 0, 0},
+      Result{10, false, std::nullopt,
+             JobError{"worker_crashed", "SIGSEGV", "#0 f", std::nullopt, std::nullopt}, 77, 1, 2},
       d);
+  expect_round_trip(Result{11, false, std::nullopt,
+                           JobError{"overloaded", "full", std::nullopt, std::nullopt, std::nullopt},
+                           std::nullopt, 0, 0},
+                    d);
   expect_round_trip(Status{3, 10000, 5, "running"}, d);
   expect_round_trip(Status{3, 10000, 5, std::nullopt}, d);
   expect_round_trip(Started{4, 4242}, d);
@@ -88,10 +89,11 @@ TEST(Protocol, WorkerLinkRoundTrips) {
                     &decode_worker_event);
   expect_round_trip(WorkerResult{1, true, RawObject::nil(), std::nullopt, 5, std::nullopt},
                     &decode_worker_event);
-  expect_round_trip(
-      WorkerResult{1, false, std::nullopt,
-                   JobError{"job_failed", "m", "d", Bytes{std::string("\x80\x04\0", 3)}}, 5, true},
-      &decode_worker_event);
+  expect_round_trip(WorkerResult{1, false, std::nullopt,
+                                 JobError{"job_failed", "m", "d",
+                                          Bytes{std::string("\x80\x04\0", 3)}, std::nullopt},
+                                 5, true},
+                    &decode_worker_event);
   expect_round_trip(Phase{1, "spawned", 4242}, &decode_worker_event);
   expect_round_trip(Phase{1, "compiling", std::nullopt}, &decode_worker_event);
 }
@@ -101,10 +103,10 @@ TEST(Protocol, ToolLinkRoundTrips) {
   expect_round_trip(WorkerShutdown{}, &decode_tool_command);
   expect_round_trip(ToolReady{1, 4321}, &decode_tool_event);
   expect_round_trip(ToolResult{9, true, packed(3), std::nullopt}, &decode_tool_event);
-  expect_round_trip(
-      ToolResult{9, false, std::nullopt,
-                 JobError{"job_failed", "ValueError: x", "Traceback", Bytes{std::string("\x80")}}},
-      &decode_tool_event);
+  expect_round_trip(ToolResult{9, false, std::nullopt,
+                               JobError{"job_failed", "ValueError: x", "Traceback",
+                                        Bytes{std::string("\x80")}, std::nullopt}},
+                    &decode_tool_event);
   expect_round_trip(Phase{9, "lowering", std::nullopt}, &decode_tool_event);
   // What only the worker link has is not a tool's to send.
   EXPECT_FALSE(decode_tool_event(body_of(Job{1, "echo", RawObject::nil(), 0})).ok());
@@ -151,8 +153,13 @@ TEST(Protocol, ResultWithoutOkNeedsAnError) {
 }
 
 TEST(Protocol, NestedFieldErrorsNameThePath) {
-  Result r{1, false, std::nullopt, JobError{"c", "m", std::nullopt, std::nullopt}, std::nullopt,
-           0, 0};
+  Result r{1,
+           false,
+           std::nullopt,
+           JobError{"c", "m", std::nullopt, std::nullopt, std::nullopt},
+           std::nullopt,
+           0,
+           0};
   std::string body = body_of(r);
   // Replace the error map's "code" key with "kode": code goes missing.
   body.replace(body.find("code"), 4, "kode");

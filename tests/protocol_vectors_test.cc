@@ -79,7 +79,7 @@ TEST(ProtocolVectors, EveryLinkHasVectorsBothWays) {
   std::map<std::string, std::pair<int, int>> counts;  // link -> {valid, invalid}
   for (const json& v : protocol_vectors()["valid"]) ++counts[v["link"]].first;
   for (const json& v : protocol_vectors()["invalid"]) ++counts[v["link"]].second;
-  EXPECT_EQ(counts["client"], std::make_pair(29, 31));
+  EXPECT_EQ(counts["client"], std::make_pair(30, 31));
   EXPECT_EQ(counts["worker"], std::make_pair(9, 5));
   EXPECT_EQ(counts["tool"], std::make_pair(7, 6));
   EXPECT_EQ(counts["zygote"], std::make_pair(4, 3));

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -492,6 +493,8 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
   proto::JobError e = exec_error({{"argv", {"/nonexistent/cc", "-c"}}});
   EXPECT_EQ(e.code, "spawn_failed");
   EXPECT_EQ(e.message, "cannot execute '/nonexistent/cc': No such file or directory");
+  EXPECT_EQ(e.os_errno, std::optional<uint64_t>(ENOENT))
+      << "a client tells 127 (not found) from 126 by it";
 
   e = exec_error({{"argv", {"kiln-no-such-compiler"}}});
   EXPECT_EQ(e.code, "spawn_failed");
@@ -506,6 +509,7 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
   ::unlink(path);
   EXPECT_EQ(e.code, "spawn_failed");
   EXPECT_EQ(e.message, "cannot execute '" + std::string(path) + "': Permission denied");
+  EXPECT_EQ(e.os_errno, std::optional<uint64_t>(EACCES));
 
   // As execvp: an entry of PATH where the name is not executable, then one where it is missing,
   // do not stop the search for the real one further on; alone, EACCES is what is reported.
@@ -531,6 +535,7 @@ TEST_F(WorkerTest, ExecSpawnFailuresNameTheCommandAndTheError) {
   EXPECT_EQ(e.code, "spawn_failed");
   EXPECT_EQ(e.message,
             "cannot change to directory '/nonexistent-dir' for 'true': No such file or directory");
+  EXPECT_EQ(e.os_errno, std::nullopt) << "the command itself was never tried";
 }
 
 // A worker out of fds cannot make the command's pipes: the job fails, the worker stays.

@@ -158,11 +158,12 @@ Prepared prepare_env_and_argv(const ExecRequest& r) {
 
 // What the child reports through the CLOEXEC pipe when it cannot exec.
 struct ChildFailure {
-  int stage;  // kStageChdir or kStageExec
+  int stage;  // kStageChdir, kStageExec or kStageStdio
   int error;
 };
 constexpr int kStageChdir = 1;
 constexpr int kStageExec = 2;
+constexpr int kStageStdio = 3;
 
 // In the child: the caller's umask, nice value and limits, as far as the worker may. Lowering
 // the nice value or raising a hard limit needs a privilege the worker may not have: then the
@@ -197,7 +198,7 @@ void apply_process_attributes(const ExecRequest& r) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != worker) ::_exit(127);
   if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
-    child_fail(report_fd, kStageExec, errno);
+    child_fail(report_fd, kStageStdio, errno);
   }
   // The worker ignores SIGINT and SIGPIPE and blocks SIGTERM: the command gets the defaults.
   reset_signals_for_exec(p.ignored_signals);
@@ -257,11 +258,19 @@ std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const Exe
   } while (got < 0 && errno == EINTR);
   if (got != sizeof failure) return std::nullopt;
   ::waitpid(pid, nullptr, 0);
-  return job_error(proto::code::kSpawnFailed,
-                   failure.stage == kStageChdir
-                       ? "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] +
-                             "': " + std::strerror(failure.error)
-                       : "cannot execute '" + r.argv[0] + "': " + std::strerror(failure.error));
+  const std::string why = std::strerror(failure.error);
+  if (failure.stage == kStageChdir) {
+    return job_error(proto::code::kSpawnFailed,
+                     "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] + "': " + why);
+  }
+  if (failure.stage == kStageStdio) {
+    return job_error(proto::code::kSpawnFailed, "cannot start '" + r.argv[0] + "': dup2: " + why);
+  }
+  // Only here is the command itself at fault: `errno` says how (not found, not executable).
+  proto::WorkerResult result =
+      job_error(proto::code::kSpawnFailed, "cannot execute '" + r.argv[0] + "': " + why);
+  result.error->os_errno = static_cast<uint64_t>(failure.error);
+  return result;
 }
 
 // Starts the command in its own process group: what was started, or a spawn_failed result.

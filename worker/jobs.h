@@ -40,7 +40,8 @@ inline proto::WorkerResult job_error(std::string_view code, std::string message,
                                      std::optional<std::string> detail = std::nullopt) {
   proto::WorkerResult r;
   r.ok = false;
-  r.error = proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt};
+  r.error = proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt,
+                            std::nullopt};
   return r;
 }
 
