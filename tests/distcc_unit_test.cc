@@ -126,6 +126,7 @@ class Env : public PoolEnv {
   uint64_t rss_kb(pid_t) override { return 1000; }
   void answer(ClientId, proto::Result result) override { answers.push_back(std::move(result)); }
   void status(ClientId, const proto::Status&) override {}
+  void started(ClientId, const proto::Started&) override {}
 };
 
 proto::RawObject exec_payload(const Argv& argv) {
@@ -158,7 +159,7 @@ class DistccPool : public ::testing::Test {
   }
   static proto::WorkerResult result(uint64_t id, const std::string& error = "") {
     proto::WorkerResult r{id, error.empty(), proto::RawObject::nil(), std::nullopt, 5'000'000, {}};
-    if (!error.empty()) r.error = proto::JobError{error, "distcc exit 116 on h", {}, {}};
+    if (!error.empty()) r.error = proto::JobError{error, "distcc exit 116 on h", {}, {}, {}};
     return r;
   }
   Env env_;
