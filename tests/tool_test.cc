@@ -131,6 +131,27 @@ TEST_F(ToolTest, AToolThatDiesBeforeReadyIsACrashLoopWithWhatItPrinted) {
   EXPECT_LT(st->worker_starts, 40u);
 }
 
+TEST_F(ToolTest, AToolThatDiesRightAfterReadyBacksOffThenAnswersPoolUnavailable) {
+  start({.workers = 1}, "--exit-after-ready");
+  // A job sent to one of them would die with it (worker_crashed): the first is sent once five
+  // have died, when the pool is unavailable.
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->worker_crashes >= 5; }, 20s));
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  EXPECT_EQ(r->error->message.rfind("workers keep failing to start: ", 0), 0u) << r->error->message;
+  ASSERT_TRUE(r->error->detail.has_value());
+  EXPECT_NE(r->error->detail->find("less than a second after its ready: "), std::string::npos)
+      << *r->error->detail;
+  EXPECT_NE(r->error->detail->find("test tool: lost the model right after ready"),
+            std::string::npos)
+      << *r->error->detail;
+  // Five failed starts make the pool unavailable; the next start waits 160 ms, the one after 320.
+  const auto st = sup_->stats();
+  EXPECT_GE(st->worker_starts, 5u);
+  EXPECT_LE(st->worker_starts, 7u);
+}
+
 TEST_F(ToolTest, AToolThatNeverSaysReadyIsStoppedAtTheStartTimeout) {
   start({.args = {"--start-timeout-ms", "300"}, .workers = 1}, "--never-ready");
   sup_->submit(1, "t", act("count"));
