@@ -39,7 +39,9 @@ struct Options {
   std::vector<std::string> tools;  // NAME=COMMAND, checked by main.cc, passed on to the workers
   std::string log_level;
   std::string log_file;
-  std::string trace_file;  // --trace: a Chrome Trace Event timeline (supervisor/trace.h)
+  uint64_t log_max_mb = 256;     // --log-file's cap: what one run writes to it (0: none)
+  std::string trace_file;        // --trace: a Chrome Trace Event timeline (supervisor/trace.h)
+  uint64_t trace_max_mb = 1024;  // its cap, and that of a client's `trace` (0: none)
 };
 
 // Runs the supervisor to the end; returns the exit status.

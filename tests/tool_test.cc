@@ -74,7 +74,7 @@ class ToolTest : public ::testing::Test {
 };
 
 TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
-  start({.args = {"--log-level", "info"}, .workers = 1}, "--print-env");
+  start({.args = {"--log-level", "debug"}, .workers = 1}, "--print-env");
   EXPECT_EQ(sup_->hello().kinds, (std::vector<std::string>{"echo", "exec", "selftest", "t"}));
   for (uint64_t id = 1; id <= 3; ++id) {
     sup_->submit(id, "t", act("count"));
@@ -82,7 +82,7 @@ TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
   }
   sup_->submit(4, "t", act("echo", {{"value", {{"nested", {1, "two", nullptr}}}}}));
   EXPECT_EQ(value_of(sup_->result(4)), (json{{"nested", {1, "two", nullptr}}}));
-  // What a tool prints reaches the supervisor's log on its own path, after its ready.
+  // What a tool prints reaches the supervisor's log (at debug) on its own path, after its ready.
   EXPECT_TRUE(wait_until(
       [&] {
         return sup_->stderr_text().find("test tool env: KILN_TOOL=t KILN_KEY=set") !=
@@ -90,6 +90,19 @@ TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
       },
       10s))
       << sup_->stderr_text();
+}
+
+// A tool's output is relayed at debug: 1,000 MB of it made a 1,002 MB log at info.
+TEST_F(ToolTest, AToolsOutputIsNotInTheLogAtInfo) {
+  start({.args = {"--log-level", "info"}, .workers = 1}, "--print-env");
+  sup_->submit(1, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(1)), 1);
+  sup_->send(proto::Shutdown{});
+  ASSERT_TRUE(sup_->await_bye());
+  EXPECT_EQ(sup_->process().exit_code(), 0);  // its workers' pipes were drained before it ended
+  ended_ = true;
+  EXPECT_EQ(sup_->stderr_text().find("test tool env: "), std::string::npos) << sup_->stderr_text();
+  EXPECT_NE(sup_->stderr_text().find("kiln-supervisor stopped"), std::string::npos);
 }
 
 TEST_F(ToolTest, AToolsFailuresKeepTheirCodeMessageAndDetail) {
