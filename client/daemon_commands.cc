@@ -4,14 +4,20 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <thread>
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
+#include "common/text.h"
 
 namespace kiln::client {
+
+// Every text from the daemon goes to the terminal through printable(): a job named with escape
+// sequences must not retitle, clear or recolour it. Messages and paths are not cut.
+constexpr std::size_t kNoCut = SIZE_MAX;
 
 Expected<std::unique_ptr<Pool>> connect_to_daemon(const std::string& socket) {
   Expected<std::optional<std::string>> key_id = key_id_from_env();
@@ -32,7 +38,7 @@ std::unique_ptr<Pool> running_daemon(const std::string& socket_option, const cha
   Expected<std::unique_ptr<Pool>> pool =
       socket ? connect_to_daemon(*socket) : Expected<std::unique_ptr<Pool>>(fail(socket.error()));
   if (!pool) {
-    std::fprintf(stderr, "kiln %s: %s\n", command, pool.error().c_str());
+    std::fprintf(stderr, "kiln %s: %s\n", command, printable(pool.error(), kNoCut).c_str());
     return nullptr;
   }
   return std::move(*pool);
@@ -45,7 +51,7 @@ int stats_command(const std::string& socket_option) {
   if (!pool) return 1;
   Expected<proto::Stats> st = pool->stats();
   if (!st) {
-    std::fprintf(stderr, "kiln stats: %s\n", st.error().c_str());
+    std::fprintf(stderr, "kiln stats: %s\n", printable(st.error(), kNoCut).c_str());
     return 1;
   }
   std::string frame;
@@ -135,15 +141,15 @@ int daemon_status_command(const std::string& socket_option) {
   if (!pool) return 1;
   Expected<proto::Stats> st = pool->stats();
   if (!st) {
-    std::fprintf(stderr, "kiln daemon status: %s\n", st.error().c_str());
+    std::fprintf(stderr, "kiln daemon status: %s\n", printable(st.error(), kNoCut).c_str());
     return 1;
   }
   const proto::Hello& hello = pool->hello();
   std::string kinds;
-  for (const std::string& k : hello.kinds) kinds += (kinds.empty() ? "" : ", ") + k;
+  for (const std::string& k : hello.kinds) kinds += (kinds.empty() ? "" : ", ") + printable(k);
   auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
   std::printf("socket:  %s\npid:     %llu\nserver:  %s\nuptime:  %s\n", socket.c_str(),
-              u(hello.pid), hello.server.c_str(), duration_text(st->uptime_ms).c_str());
+              u(hello.pid), printable(hello.server).c_str(), duration_text(st->uptime_ms).c_str());
   std::printf("pool:    %llu workers (%llu alive, %llu busy), %llu started, %llu crashed\n",
               u(st->workers_configured), u(st->workers_alive), u(st->workers_busy),
               u(st->worker_starts), u(st->worker_crashes));
@@ -175,11 +181,12 @@ std::string top_screen(const std::string& socket, const proto::Hello& hello,
   for (const proto::WorkerInfo& w : st.worker_list) {
     std::string job;
     if (w.job) {
-      job = w.job->name + " (" + w.job->kind + (w.job->phase ? ", " + *w.job->phase : "") + ")";
+      job = printable(w.job->name) + " (" + printable(w.job->kind) +
+            (w.job->phase ? ", " + printable(*w.job->phase) : "") + ")";
     }
     if (w.host) job = w.job ? job + " on " + *w.host : "(host " + *w.host + ")";
     std::snprintf(line, sizeof line, "  %-8llu %-9s %6llu %8.1f %9s  %s\n", u(w.pid),
-                  w.state.c_str(), u(w.jobs), static_cast<double>(w.rss_kb) / 1024,
+                  printable(w.state).c_str(), u(w.jobs), static_cast<double>(w.rss_kb) / 1024,
                   w.job ? duration_text(w.job->elapsed_ms).c_str() : "", job.c_str());
     screen += line;
   }
@@ -199,7 +206,7 @@ int top_command(const std::string& socket_option, uint64_t interval_ms, bool onc
   for (;;) {
     Expected<proto::Stats> st = pool->stats();
     if (!st) {
-      std::fprintf(stderr, "kiln top: %s\n", st.error().c_str());
+      std::fprintf(stderr, "kiln top: %s\n", printable(st.error(), kNoCut).c_str());
       return 1;
     }
     const std::string screen = top_screen(socket, pool->hello(), *st);
@@ -226,12 +233,12 @@ int trace_command(const std::string& socket_option, const std::optional<std::str
   Expected<proto::Traced> traced = pool->trace(absolute);
   if (!traced || traced->error) {
     std::fprintf(stderr, "kiln trace: %s\n",
-                 traced ? traced->error->c_str() : traced.error().c_str());
+                 printable(traced ? *traced->error : traced.error(), kNoCut).c_str());
     return 1;
   }
   if (traced->file) {
     std::printf("kiln trace: the daemon writes its timeline to %s (kiln trace stop to end it)\n",
-                traced->file->c_str());
+                printable(*traced->file, kNoCut).c_str());
   } else {
     std::printf("kiln trace: no timeline is being written\n");
   }

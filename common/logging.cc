@@ -21,16 +21,33 @@ namespace kiln {
 namespace {
 
 // Each line written with one write(2) to a file we opened ourselves: nothing is buffered (a
-// crash loses no line), and the file was opened the safe way (open_log_file).
+// crash loses no line), and the file was opened the safe way (open_log_file). At most
+// `max_bytes` (0: no cap): the line that would pass it is replaced by one that says so, once.
 class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit FdSink(UniqueFd fd) : fd_(std::move(fd)) {}
+  FdSink(UniqueFd fd, uint64_t max_bytes) : fd_(std::move(fd)), max_bytes_(max_bytes) {}
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (capped_) return;
     spdlog::memory_buf_t line;
     formatter_->format(msg, line);
-    std::string_view rest(line.data(), line.size());
+    // Room is kept for the line that says the cap was reached.
+    constexpr uint64_t kEndRoom = 256;
+    if (max_bytes_ != 0 && written_ + line.size() + kEndRoom > max_bytes_) {
+      capped_ = true;
+      const std::string last = "kiln: this log reached its cap of " + std::to_string(max_bytes_) +
+                               " bytes (--log-max-mb): no more lines are written\n";
+      write_all(last);
+      return;
+    }
+    write_all(std::string_view(line.data(), line.size()));
+  }
+  void flush_() override {}
+
+ private:
+  void write_all(std::string_view rest) {
+    written_ += rest.size();
     while (!rest.empty()) {
       const ssize_t n = ::write(fd_.get(), rest.data(), rest.size());
       if (n < 0 && errno == EINTR) continue;
@@ -38,10 +55,11 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
       rest.remove_prefix(static_cast<std::size_t>(n));
     }
   }
-  void flush_() override {}
 
- private:
   UniqueFd fd_;
+  uint64_t max_bytes_;
+  uint64_t written_ = 0;
+  bool capped_ = false;
 };
 
 }  // namespace
@@ -98,7 +116,8 @@ Expected<bool> setup_logging(const std::string& program, const LogOptions& optio
   } else {
     Expected<UniqueFd> fd = open_log_file(options.file);
     if (!fd) return fail(fd.error());
-    logger = std::make_shared<spdlog::logger>(program, std::make_shared<FdSink>(std::move(*fd)));
+    logger = std::make_shared<spdlog::logger>(
+        program, std::make_shared<FdSink>(std::move(*fd), options.max_bytes));
   }
   logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%n %P] [%l] %v");
   // Crashes and _exit lose buffered lines: flush anything that matters at once.

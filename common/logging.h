@@ -4,6 +4,7 @@
 
 #include <spdlog/common.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,9 @@ namespace kiln {
 struct LogOptions {
   std::string level;  // "" = SPDLOG_LEVEL, else info
   std::string file;   // "" = stderr
+  // What this process writes to `file` at most: at the cap, a last line says so and no more is
+  // written (0: no cap; stderr has none).
+  uint64_t max_bytes = 0;
 };
 
 // Level names accepted by --log-level.

@@ -63,6 +63,7 @@ std::string to_valid_utf8(std::string_view bytes) {
 }
 
 std::string printable(std::string_view bytes, std::size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
   const std::string text = to_valid_utf8(bytes);
   std::string out;
   std::size_t i = 0;
@@ -75,10 +76,15 @@ std::string printable(std::string_view bytes, std::size_t max) {
     } else if (c == '\n') {
       out += "\\n";
     } else if (c < 0x20 || c == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
       out += "\\x";
       out += kHex[c >> 4];
       out += kHex[c & 0xf];
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) < 0xa0) {
+      // A C1 control (U+0080 to U+009F: CSI is U+009B), which some terminals obey too.
+      const auto c1 = static_cast<unsigned char>(text[++i]);
+      out += "\\u00";
+      out += kHex[c1 >> 4];
+      out += kHex[c1 & 0xf];
     } else {
       out += static_cast<char>(c);
     }

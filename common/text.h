@@ -15,9 +15,10 @@ bool is_valid_utf8(std::string_view bytes);
 // The bytes with every invalid UTF-8 sequence replaced by U+FFFD.
 std::string to_valid_utf8(std::string_view bytes);
 
-// Client-controlled text made safe to put in a log line or an error message: valid UTF-8, with
-// control characters and backslashes escaped (\n, \x00, \\), and cut after about `max` bytes
-// with "... (N bytes)" saying how long it was.
+// Client-controlled text made safe to put in a log line, an error message or on a terminal:
+// valid UTF-8, with control characters and backslashes escaped (\n, \x00, \x1b, \\, and the
+// C1 controls as \u009b), and cut after about `max` bytes with "... (N bytes)" saying how long
+// it was. The one escaping helper for text that is not ours.
 std::string printable(std::string_view bytes, std::size_t max = 200);
 
 // Text from outside (a tool's phase or error) bounded for the links and the log: valid UTF-8

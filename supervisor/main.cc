@@ -114,10 +114,21 @@ int main(int argc, char** argv) {
         return kiln::valid_log_level(l) ? "" : "unknown log level '" + l + "'";
       });
   app.add_option("--log-file", o.log_file, "log here instead of stderr");
+  app.add_option("--log-max-mb", o.log_max_mb,
+                 "write at most this many MiB to --log-file, then a line that says so and nothing "
+                 "more (0: no cap)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   app.add_option("--trace", o.trace_file,
                  "write a timeline of the pool to this file as it runs: Chrome Trace Event JSON, "
                  "for ui.perfetto.dev or chrome://tracing (a lane per worker slot, a span per "
-                 "job, worker starts and crashes, queue and load counters)");
+                 "job, worker starts and crashes, queue and load counters); refused unless it "
+                 "is a regular file or does not exist");
+  app.add_option("--trace-max-mb", o.trace_max_mb,
+                 "write at most this many MiB of timeline (--trace, kiln trace), then a last "
+                 "mark that says so and nothing more (0: no cap)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   app.add_option("--distcc", o.distcc_hosts,
                  "HOSTS: also run compile jobs on these distcc hosts, in distcc's DISTCC_HOSTS "
                  "syntax (HOST[:PORT][/LIMIT][,OPTIONS], @HOST for SSH): LIMIT more slots each "

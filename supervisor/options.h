@@ -40,7 +40,9 @@ struct Options {
   std::vector<std::string> zygotes;  // NAMEs of tools forked from a zygote (supervisor/zygote.h)
   std::string log_level;
   std::string log_file;
-  std::string trace_file;    // --trace: a Chrome Trace Event timeline (supervisor/trace.h)
+  uint64_t log_max_mb = 256;     // --log-file's cap: what one run writes to it (0: none)
+  std::string trace_file;        // --trace: a Chrome Trace Event timeline (supervisor/trace.h)
+  uint64_t trace_max_mb = 1024;  // its cap, and that of a client's `trace` (0: none)
   std::string distcc_hosts;  // --distcc: DISTCC_HOSTS syntax (supervisor/hosts.h); checked by main
   std::string distcc_client = "distcc";  // the distcc client; one without '/' is found in PATH
 };

@@ -123,7 +123,27 @@ void Pool::schedule_restart(std::size_t slot, Micros delay) {
   s.deadline = env_.now() + delay;
 }
 
+void Pool::note_proven() {
+  const Micros now = env_.now();
+  for (Slot& s : slots_) {
+    if (s.start == Start::kReady && !s.proven && now - s.ready_at >= kYoungUs) {
+      s.proven = true;
+      start_failures_ = 0;
+    }
+  }
+}
+
+bool Pool::died_young(const Slot& s, bool requested) const {
+  if (s.start != Start::kReady || s.proven || env_.now() - s.ready_at >= kYoungUs) return false;
+  if (s.own_fault) return true;
+  // A crash on the way out of a stop the pool asked for is not its own doing, nor is one that
+  // a job it ran paid for.
+  const bool stopped = s.state == State::kStopping || s.state == State::kCrashingOut;
+  return !requested && !stopped && running(s) == nullptr;
+}
+
 void Pool::note_start_failure(const std::string& why) {
+  note_proven();
   ++start_failures_;
   last_failure_ = why;
   last_failure_line_ = last_line(why);
@@ -479,10 +499,12 @@ void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
   }
   s.state = State::kIdle;
   s.start = Start::kReady;
+  s.ready_at = env_.now();
   s.deadline = 0;
   if (ready.tools) s.tools.assign(ready.tools->begin(), ready.tools->end());
   env_.trace_worker(slot, s.pid, "ready");
-  start_failures_ = 0;
+  // The failures in a row end when this worker has lived a while (note_proven), not now: one that
+  // dies at once after its ready is a failed start too.
   if (unavailable_) {
     unavailable_ = false;
     spdlog::info("a worker started again: the pool is available");
@@ -536,6 +558,8 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
 
 void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error) {
   Slot& s = slots_[slot];
+  // A job it did not start paid nothing for its end: the end is its own.
+  if (error && error->code == proto::code::kNotStarted) s.own_fault = true;
   if (error && error->code == proto::code::kWorkerCrashed) {
     ++worker_crashes_;
     spdlog::warn("worker {}: {}", s.pid, error->message);
@@ -570,7 +594,8 @@ void Pool::note_phase(std::size_t slot, const proto::Phase& phase) {
 void Pool::kill_broken(std::size_t slot, const std::string& why) {
   Slot& s = slots_[slot];
   spdlog::error("worker {} broke the worker link protocol: {}; killing it", s.pid, why);
-  if (Sent* r = running(s)) {
+  Sent* const r = running(s);
+  if (r != nullptr) {
     r->settled = true;
     fail(r->job, proto::code::kWorkerProtocolError,
          "worker " + std::to_string(s.pid) + " broke the protocol: " + why, std::nullopt, s.pid);
@@ -578,6 +603,8 @@ void Pool::kill_broken(std::size_t slot, const std::string& why) {
   if (s.start == Start::kPending) {
     s.start = Start::kFailed;
     s.start_failure = "worker " + std::to_string(s.pid) + " broke the protocol: " + why;
+  } else if (r == nullptr) {
+    s.own_fault = true;
   }
   kill_now(slot);
 }
@@ -653,8 +680,12 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   const bool stopping = s.state == State::kStopping || s.state == State::kCrashingOut;
   const bool requested =
       s.state == State::kKilled || (s.state == State::kStopping && stop_explains(exit));
-  // Stopped by the pool before `ready` (a quiesce, a shutdown) is no failed start.
-  const bool failed_start = s.start == Start::kFailed || (s.start == Start::kPending && !requested);
+  // Stopped by the pool before `ready` (a quiesce, a shutdown) is no failed start; dying young
+  // after it is one (kYoungUs).
+  note_proven();
+  const bool young = died_young(s, requested);
+  const bool failed_start =
+      s.start == Start::kFailed || (s.start == Start::kPending && !requested) || young;
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
   // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
@@ -688,14 +719,19 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
       spdlog::warn("{} {}; its last words:\n{}", what, when, exit.stderr_tail);
     }
   }
-  if (failed_start) {
-    // Why the pool stopped it, if it did; then what its stderr said last.
-    const std::string reason = s.start == Start::kFailed ? s.start_failure : what;
-    note_start_failure(exit.stderr_tail.empty() ? reason : reason + ": " + exit.stderr_tail);
-    if (s.start == Start::kFailed) last_failure_line_ = s.start_failure;
-  }
+  // Why the pool stopped it, if it did; then what its stderr said last.
+  std::string failure = s.start == Start::kFailed ? s.start_failure
+                        : young                   ? what + " less than a second after its ready"
+                                                  : what;
+  if (!exit.stderr_tail.empty()) failure += ": " + exit.stderr_tail;
+  const std::optional<std::string> summary =
+      s.start == Start::kFailed ? std::optional(s.start_failure) : std::nullopt;
   const bool restart = replaces_ended();
-  s = Slot{};
+  s = Slot{};  // not up any more: with no other worker up, failed starts make the pool unavailable
+  if (failed_start) {
+    note_start_failure(failure);
+    if (summary) last_failure_line_ = *summary;
+  }
   if (restart && failed_start) {
     schedule_restart(slot, backoff_delay());
   } else if (restart) {

@@ -65,11 +65,16 @@ struct PoolConfig {
   std::vector<HostSpec> hosts;
 };
 
-// Restart backoff after workers die before `ready`: 10 ms, doubling, at most 5 s; after this many
-// such failures in a row the pool is unavailable until a worker starts again.
+// Restart backoff after failed starts: 10 ms, doubling, at most 5 s; after this many failed starts
+// in a row the pool is unavailable until a worker starts again. A failed start is a worker that
+// dies before `ready`, or that dies young: ends by a fault of its own (a crash, a dead tool, a
+// protocol error) less than kYoungUs after its `ready` with no job to blame (a job that kills its
+// worker is that job's failure). A second is s6's: it never respawns a service within a second of
+// its start. The failures stop being "in a row" once a worker has lived kYoungUs past its ready.
 inline constexpr Micros kBackoffFirstUs = 10'000;
 inline constexpr Micros kBackoffMaxUs = 5'000'000;
 inline constexpr int kUnavailableAfter = 5;
+inline constexpr Micros kYoungUs = 1'000'000;
 
 // How a worker process ended, with the last lines it wrote to stderr.
 struct ExitInfo {
@@ -228,6 +233,11 @@ class Pool {
     bool retiring = false;  // replaced once it holds no job; given no more
     Start start = Start::kPending;
     std::string start_failure;  // kFailed: what the fault was
+    Micros ready_at = 0;        // kReady: when
+    bool proven = false;  // it lived kYoungUs past its ready: the failures before are forgiven
+    // It ends by a fault of its own with no job to blame: a retire for a dead tool, with its job
+    // not started, or a protocol error outside a job.
+    bool own_fault = false;
     Micros next_status = 0;
   };
   using OpenKey = std::pair<ClientId, uint64_t>;
@@ -308,6 +318,12 @@ class Pool {
   void job_clock(std::size_t slot, Micros now);
   void ended(std::size_t slot, const ExitInfo& exit);
   void note_start_failure(const std::string& why);
+  // Marks the workers that have lived kYoungUs past their ready: failed starts before that are no
+  // longer in a row.
+  void note_proven();
+  // Whether the worker of `s`, gone now, died young (see kYoungUs); `requested`: it ended as the
+  // pool's stop or kill ends.
+  bool died_young(const Slot& s, bool requested) const;
   Micros backoff_delay() const;
   // distcc hosts (pool_hosts.cc). Whether `slot`, a host's, may be given `job` now.
   bool host_takes(std::size_t slot, Job& job);

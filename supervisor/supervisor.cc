@@ -20,6 +20,7 @@
 #include "common/exit_codes.h"
 #include "common/fd.h"
 #include "common/frame.h"
+#include "common/text.h"
 #include "common/tool_spec.h"
 #include "common/version.h"
 
@@ -640,7 +641,8 @@ proto::Traced Supervisor::retrace(const std::optional<std::string>& file) {
   proto::Traced answer;
   if (file) {
     // The new file first: a path that cannot be written leaves the timeline being written as is.
-    Expected<std::unique_ptr<Trace>> trace = Trace::open(*file, lanes_, now());
+    Expected<std::unique_ptr<Trace>> trace =
+        Trace::open(*file, lanes_, now(), options_.trace_max_mb << 20);
     if (!trace) {
       answer.error = trace.error();
     } else {
@@ -650,11 +652,11 @@ proto::Traced Supervisor::retrace(const std::optional<std::string>& file) {
       for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
         if (workers_[slot]) trace_->worker(slot, workers_[slot]->pid(), "worker running", now());
       }
-      spdlog::info("writing the timeline to {}", *file);
+      spdlog::info("writing the timeline to {}", printable(*file));
     }
   } else if (trace_) {
     trace_.reset();
-    spdlog::info("the timeline {} is written", trace_file_);
+    spdlog::info("the timeline {} is written", printable(trace_file_));
     trace_file_.clear();
   }
   if (trace_) answer.file = trace_file_;

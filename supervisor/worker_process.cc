@@ -151,7 +151,9 @@ void WorkerProcess::stderr_line(std::string_view line) {
   // crashing.
   if (!exited_ && line.rfind(crash_line_, 0) == 0) events_.on_crash_reported();
   std::string text = to_valid_utf8(line);
-  spdlog::info("worker {}: {}", pid_, text);
+  // At debug: a tool's flood of output must not flood the daemon's log. What matters is kept in
+  // the tail, which a crash (its last words) and a failed start bring to the log and the client.
+  spdlog::debug("worker {}: {}", pid_, text);
   tail_bytes_ += text.size() + 1;
   tail_.push_back(std::move(text));
   while (tail_.size() > kTailLines || tail_bytes_ > kTailBytes) {

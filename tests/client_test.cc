@@ -253,6 +253,28 @@ TEST(Trace, TheTimelineHasALanePerSlotASpanPerJobAndTheWorkersLife) {
   std::filesystem::remove_all(dir_template);
 }
 
+// A FIFO opened for writing blocks until a reader comes: the supervisor's loop must never open
+// one, nor a device, nor a file it could not create.
+TEST(Trace, ATimelineIntoAFifoOrADeviceIsRefusedAndTheSupervisorServesOn) {
+  char dir_template[] = "/tmp/kiln-trace.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string fifo = std::string(dir_template) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Expected<std::unique_ptr<Pool>> pool = Pool::start(options());
+  ASSERT_TRUE(pool.ok()) << pool.error();
+  Expected<proto::Traced> traced = (*pool)->trace(fifo, 10s);
+  ASSERT_TRUE(traced.ok()) << traced.error();
+  EXPECT_EQ(traced->error,
+            "cannot write the trace " + fifo + ": it exists and is not a regular file");
+  EXPECT_EQ(traced->file, std::nullopt);
+  traced = (*pool)->trace("/dev/null", 10s);
+  ASSERT_TRUE(traced.ok()) << traced.error();
+  EXPECT_EQ(traced->error, "cannot write the trace /dev/null: it exists and is not a regular file");
+  ASSERT_TRUE((*pool)->submit("echo", to_msgpack(1)).get().ok) << "the loop serves on";
+  ASSERT_EQ((*pool)->shutdown(false), 0);
+  std::filesystem::remove_all(dir_template);
+}
+
 TEST(ClientPool, ToolsGivenInTheOptionsServeTheirKind) {
   PoolOptions o = options();
   o.tools = {std::string("upcase=") + KILN_UPCASE_TOOL_PATH};

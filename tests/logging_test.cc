@@ -1,6 +1,12 @@
 #include "common/logging.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "common/text.h"
 
@@ -37,6 +43,36 @@ TEST(Split, GivesThePiecesStdGetlineGives) {
   EXPECT_EQ(split("a", ':'), (V{"a"}));
   EXPECT_EQ(split("", ':'), V{});
   EXPECT_EQ(split(":", ':'), (V{""}));
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+TEST(LogFile, AtItsCapALastLineSaysSoAndNothingMoreIsWritten) {
+  char dir_template[] = "/tmp/kiln-log-test.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string file = std::string(dir_template) + "/k.log";
+  ASSERT_TRUE(setup_logging("kiln-test", LogOptions{"info", file, 4096}).ok());
+  for (int i = 0; i < 200; ++i) spdlog::info("line {} of a flood", i);
+  spdlog::error("an error after the cap");
+  ASSERT_TRUE(setup_logging("kiln-test", LogOptions{"info", "", 0}).ok());  // stderr again
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::filesystem::remove_all(dir_template);
+  ASSERT_GT(lines.size(), 10u);
+  EXPECT_EQ(lines.back(),
+            "kiln: this log reached its cap of 4096 bytes (--log-max-mb): no more lines are "
+            "written");
+  EXPECT_NE(lines[lines.size() - 2].find("line " + std::to_string(lines.size() - 2) + " of a"),
+            std::string::npos)
+      << lines[lines.size() - 2];
+  std::size_t bytes = 0;
+  for (const std::string& line : lines) bytes += line.size() + 1;
+  EXPECT_LE(bytes, 4096u);
 }
 
 }  // namespace

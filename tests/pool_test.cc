@@ -250,7 +250,7 @@ TEST_F(PoolTest, OneCrashFailsOnlyItsJobAndTheWorkerIsReplaced) {
   EXPECT_EQ(env_.last().error->detail,
             std::optional<std::string>("kiln-worker 100 crashed: SIGSEGV\n#0 kiln_selftest_crash"));
   EXPECT_EQ(env_.groups_killed, std::vector<pid_t>{4242});
-  EXPECT_EQ(env_.starts, 3) << "replaced at once, no backoff: it had started fine";
+  EXPECT_EQ(env_.starts, 3) << "replaced at once, no backoff: its job paid for the crash";
   pool_->on_result(other, ok_result(2));
   EXPECT_TRUE(env_.last().ok);
   EXPECT_EQ(pool_->stats().worker_crashes, 1u);
@@ -315,6 +315,100 @@ TEST_F(PoolTest, CrashLoopBacksOffThenReportsPoolUnavailableThenRecovers) {
   pool_->submit(1, job(3));
   ASSERT_EQ(env_.jobs_sent.size(), 1u);
   EXPECT_EQ(env_.jobs_sent[0].second.id, 3u);
+}
+
+// s6 never respawns a service within a second of its start: a worker that says ready and dies
+// at once with no job to blame is a failed start like one that dies before ready.
+TEST_F(PoolTest, AWorkerThatDiesRightAfterReadyBacksOffThenReportsPoolUnavailable) {
+  start(config(1));
+  Micros expected_delay = kBackoffFirstUs;
+  for (int failure = 1; failure <= kUnavailableAfter; ++failure) {
+    pool_->on_ready(0, ready(env_.pids.at(0)));
+    env_.clock += kYoungUs - 1;
+    gone(0, 0, 0, "kiln-worker: lost its link\n");
+    ASSERT_EQ(env_.starts, failure) << "no restart before the backoff delay";
+    ASSERT_STREQ(pool_->slot_state(0), "backoff");
+    ASSERT_EQ(pool_->next_deadline(), std::optional<Micros>(env_.clock + expected_delay));
+    env_.clock += expected_delay;
+    pool_->on_tick();
+    ASSERT_EQ(env_.starts, failure + 1);
+    expected_delay *= 2;
+  }
+  EXPECT_EQ(pool_->stats().worker_crashes, static_cast<uint64_t>(kUnavailableAfter));
+  pool_->submit(1, job(1));
+  EXPECT_EQ(env_.last_code(), "pool_unavailable");
+  EXPECT_EQ(env_.last().error->message,
+            "workers keep failing to start: worker 104 exited with status 0 less than a second "
+            "after its ready: kiln-worker: lost its link");
+  EXPECT_EQ(env_.last().error->detail,
+            std::optional<std::string>("worker 104 exited with status 0 less than a second after "
+                                       "its ready: kiln-worker: lost its link\n"));
+}
+
+// The review's loop: a tool dead at once after its worker's ready has each job it is sent come
+// back not_started with retire; that is a failed start too, and the job ends pool_unavailable.
+TEST_F(PoolTest, AToolThatDiesRightAfterReadyBacksOffAndItsJobEndsPoolUnavailable) {
+  start(config(1));
+  pool_->submit(1, job(1));
+  Micros expected_delay = kBackoffFirstUs;
+  for (int failure = 1; failure <= kUnavailableAfter; ++failure) {
+    pool_->on_ready(0, ready(env_.pids.at(0)));
+    ASSERT_EQ(env_.jobs_sent.size(), static_cast<std::size_t>(failure));
+    pool_->on_result(0,
+                     proto::WorkerResult{1, false, std::nullopt,
+                                         proto::JobError{"not_started", "tool t died", std::nullopt,
+                                                         std::nullopt, std::nullopt},
+                                         0, true});
+    gone(0, 0, exit_code::kToolFailed, "test tool: lost the model\nkiln-worker: tool t died\n");
+    if (failure < kUnavailableAfter) {
+      ASSERT_TRUE(env_.answers.empty()) << "the job waits in the queue";
+      ASSERT_EQ(env_.starts, failure) << "no restart before the backoff delay";
+      ASSERT_EQ(pool_->next_deadline(), std::optional<Micros>(env_.clock + expected_delay));
+    }
+    env_.clock += expected_delay;
+    pool_->on_tick();
+    expected_delay *= 2;
+  }
+  ASSERT_EQ(env_.answers.size(), 1u);
+  EXPECT_EQ(env_.last().id, 1u);
+  EXPECT_EQ(env_.last_code(), "pool_unavailable");
+  EXPECT_EQ(env_.last().error->message, "workers keep failing to start: kiln-worker: tool t died");
+  EXPECT_EQ(env_.last().error->detail,
+            std::optional<std::string>(
+                "worker 104 exited with status " + std::to_string(exit_code::kToolFailed) +
+                " less than a second after its ready: test tool: lost the model\nkiln-worker: "
+                "tool t died\n"));
+  EXPECT_EQ(env_.starts, kUnavailableAfter + 1);
+}
+
+TEST_F(PoolTest, AWorkerThatLivedASecondIsReplacedAtOnceAndEndsTheFailuresInARow) {
+  start(config(1));
+  for (int failure = 1; failure < kUnavailableAfter; ++failure) {
+    pool_->on_ready(0, ready(env_.pids.at(0)));
+    gone(0, SIGKILL);
+    env_.clock = *pool_->next_deadline();
+    pool_->on_tick();
+  }
+  pool_->on_ready(0, ready(env_.pids.at(0)));
+  env_.clock += kYoungUs;
+  const int starts = env_.starts;
+  gone(0, SIGKILL);
+  EXPECT_EQ(env_.starts, starts + 1) << "it lived: replaced at once";
+  pool_->on_ready(0, ready(env_.pids.at(0)));
+  gone(0, SIGKILL);
+  EXPECT_EQ(pool_->next_deadline(), std::optional<Micros>(env_.clock + kBackoffFirstUs))
+      << "the first failure since one lived";
+  pool_->submit(1, job(1));
+  EXPECT_TRUE(env_.answers.empty()) << "not unavailable: one failure in a row";
+}
+
+TEST_F(PoolTest, AYoungWorkerThePoolStoppedIsReplacedAtOnce) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(1));
+  pool_->cancel(1, 1);
+  gone(0, SIGTERM);
+  EXPECT_EQ(env_.starts, 2) << "the pool's own stop, not a failed start";
 }
 
 TEST_F(PoolTest, ASlotThatCannotStartAWorkerFailsNoJobWhileAnotherServes) {
@@ -1061,6 +1155,7 @@ TEST_F(PipelineTest, AWorkerWhoseToolDiedLeavesWhatItHadNotStarted) {
   gone(0, 0, 3);
   EXPECT_EQ(pool_->stats().jobs_queued, 2u) << "both back in the queue";
   EXPECT_EQ(env_.answers.size(), 1u);
+  advance_ms(kBackoffFirstUs / 1000);  // its tool died young: a failed start
   pool_->on_ready(0, ready(env_.pids[0]));
   EXPECT_EQ(sent_ids(), (Ids{1, 2, 3, 2, 3}));
 }
@@ -1254,7 +1349,8 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"idle", E::kResult, "killed", "", SIGKILL},  // for a job it was not sent
         Cell{"idle", E::kPhase, "killed", "", SIGKILL},
         Cell{"idle", E::kBrokeProtocol, "killed", "", SIGKILL},
-        Cell{"idle", E::kGone, "starting", "", 0}, Cell{"idle", E::kDeadline, "idle", "", 0},
+        // Gone with no job at once after its ready: it died young, a failed start (kYoungUs).
+        Cell{"idle", E::kGone, "backoff", "", 0}, Cell{"idle", E::kDeadline, "idle", "", 0},
         Cell{"idle", E::kCrashReported, "crashing", "", 0},
         Cell{"busy", E::kReady, "killed", "worker_protocol_error", SIGKILL},
         Cell{"busy", E::kResult, "idle", "ok", 0}, Cell{"busy", E::kPhase, "busy", "", 0},

@@ -5,12 +5,14 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <random>
@@ -313,6 +315,39 @@ TEST_F(SupervisorTest, CrashLoopAnswersPoolUnavailableWithoutAForkStorm) {
   EXPECT_LT(st->worker_starts, 40u);
   EXPECT_GE(st->worker_starts, 5u);
   EXPECT_NE(sup_->stderr_text().find("workers keep failing to start"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, AWorkerThatDiesRightAfterReadyBacksOffThenAnswersPoolUnavailable) {
+  // A real kiln-worker whose link in is /dev/null: it says ready, reads the end at once and exits.
+  char dir_template[] = "/tmp/kiln-young-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, script = dir + "/worker";
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\necho 'test worker: about to lose its link' >&2\nexec " KILN_WORKER_PATH
+           " \"$@\" --read-fd 9 9</dev/null\n";
+  }
+  ASSERT_EQ(::chmod(script.c_str(), 0700), 0);
+  start({.args = {"--worker", script}, .workers = 1});
+  // A job sent to one of them would die with it (worker_crashed): the first is sent once five
+  // have died, when the pool is unavailable.
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->worker_crashes >= 5; }, 20s));
+  sup_->submit(1, "echo", 1);
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  ASSERT_TRUE(r->error->detail.has_value());
+  EXPECT_NE(r->error->detail->find(" exited with status 0 less than a second after its ready: "),
+            std::string::npos)
+      << *r->error->detail;
+  EXPECT_NE(r->error->detail->find("test worker: about to lose its link"), std::string::npos)
+      << *r->error->detail;
+  const auto st = sup_->stats();
+  // Five failed starts make the pool unavailable; the next start waits 160 ms, the one after 320.
+  EXPECT_GE(st->worker_crashes, 5u);
+  EXPECT_GE(st->worker_starts, 5u);
+  EXPECT_LE(st->worker_starts, 7u);
+  std::remove(script.c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST_F(SupervisorTest, RecyclesAfterMaxJobs) {

@@ -33,6 +33,10 @@ TEST(Printable, EscapesControlCharactersAndCutsLongText) {
   EXPECT_EQ(printable("launch"), "launch");
   EXPECT_EQ(printable("a\nb\\c\x01\x7f"), "a\\nb\\\\c\\x01\\x7f");
   EXPECT_EQ(printable(std::string("x\0y", 3)), "x\\x00y");
+  EXPECT_EQ(printable("\x1b]0;t\x07\x1b[2J\xc2\x9b"
+                      "31m\xc2\xa0"),
+            "\\x1b]0;t\\x07\\x1b[2J\\u009b31m\xc2\xa0")
+      << "terminal controls, C1 ones too; U+00A0 is text";
   EXPECT_EQ(printable("\xff"), "\xef\xbf\xbd") << "invalid UTF-8 becomes U+FFFD";
   EXPECT_EQ(printable(std::string(300, 'k'), 10), std::string(10, 'k') + "... (300 bytes)");
   // Never cut inside a character: "é" is two bytes.

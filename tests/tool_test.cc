@@ -75,7 +75,7 @@ class ToolTest : public ::testing::Test {
 };
 
 TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
-  start({.args = {"--log-level", "info"}, .workers = 1}, "--print-env");
+  start({.args = {"--log-level", "debug"}, .workers = 1}, "--print-env");
   EXPECT_EQ(sup_->hello().kinds, (std::vector<std::string>{"echo", "exec", "selftest", "t"}));
   for (uint64_t id = 1; id <= 3; ++id) {
     sup_->submit(id, "t", act("count"));
@@ -83,7 +83,7 @@ TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
   }
   sup_->submit(4, "t", act("echo", {{"value", {{"nested", {1, "two", nullptr}}}}}));
   EXPECT_EQ(value_of(sup_->result(4)), (json{{"nested", {1, "two", nullptr}}}));
-  // What a tool prints reaches the supervisor's log on its own path, after its ready.
+  // What a tool prints reaches the supervisor's log (at debug) on its own path, after its ready.
   EXPECT_TRUE(wait_until(
       [&] {
         return sup_->stderr_text().find("test tool env: KILN_TOOL=t KILN_KEY=set") !=
@@ -91,6 +91,19 @@ TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
       },
       10s))
       << sup_->stderr_text();
+}
+
+// A tool's output is relayed at debug: 1,000 MB of it made a 1,002 MB log at info.
+TEST_F(ToolTest, AToolsOutputIsNotInTheLogAtInfo) {
+  start({.args = {"--log-level", "info"}, .workers = 1}, "--print-env");
+  sup_->submit(1, "t", act("count"));
+  EXPECT_EQ(value_of(sup_->result(1)), 1);
+  sup_->send(proto::Shutdown{});
+  ASSERT_TRUE(sup_->await_bye());
+  EXPECT_EQ(sup_->process().exit_code(), 0);  // its workers' pipes were drained before it ended
+  ended_ = true;
+  EXPECT_EQ(sup_->stderr_text().find("test tool env: "), std::string::npos) << sup_->stderr_text();
+  EXPECT_NE(sup_->stderr_text().find("kiln-supervisor stopped"), std::string::npos);
 }
 
 TEST_F(ToolTest, AToolsFailuresKeepTheirCodeMessageAndDetail) {
@@ -130,6 +143,27 @@ TEST_F(ToolTest, AToolThatDiesBeforeReadyIsACrashLoopWithWhatItPrinted) {
   const auto st = sup_->stats();
   EXPECT_GE(st->worker_starts, 5u);
   EXPECT_LT(st->worker_starts, 40u);
+}
+
+TEST_F(ToolTest, AToolThatDiesRightAfterReadyBacksOffThenAnswersPoolUnavailable) {
+  start({.workers = 1}, "--exit-after-ready");
+  // A job sent to one of them would die with it (worker_crashed): the first is sent once five
+  // have died, when the pool is unavailable.
+  ASSERT_TRUE(wait_until([&] { return sup_->stats()->worker_crashes >= 5; }, 20s));
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  EXPECT_EQ(r->error->message.rfind("workers keep failing to start: ", 0), 0u) << r->error->message;
+  ASSERT_TRUE(r->error->detail.has_value());
+  EXPECT_NE(r->error->detail->find("less than a second after its ready: "), std::string::npos)
+      << *r->error->detail;
+  EXPECT_NE(r->error->detail->find("test tool: lost the model right after ready"),
+            std::string::npos)
+      << *r->error->detail;
+  // Five failed starts make the pool unavailable; the next start waits 160 ms, the one after 320.
+  const auto st = sup_->stats();
+  EXPECT_GE(st->worker_starts, 5u);
+  EXPECT_LE(st->worker_starts, 7u);
 }
 
 TEST_F(ToolTest, AToolThatNeverSaysReadyIsStoppedAtTheStartTimeout) {

@@ -1,6 +1,6 @@
 // kiln-test-tool: a warm tool that misbehaves on request, for the tests of the tool link
 // (tests/tool_test.cc). Start-up faults come from argv, job faults from the payload, a map with
-// `action` and its fields:
+// `action` and its fields (--exit-after-ready: says ready, then exits with status 5 at once):
 //
 //   count            value: how many jobs this process has served (warm state)
 //   pid              value: this process's pid
@@ -186,6 +186,15 @@ int main(int argc, char** argv) {
       sleep_for_ever();
     }
     if (arg == "--never-ready") sleep_for_ever();
+    if (arg == "--exit-after-ready") {
+      std::string ready;
+      kiln::proto::encode(
+          kiln::proto::ToolReady{kiln::proto::kProtocolVersion, static_cast<uint64_t>(::getpid())},
+          ready);
+      write_raw(ready);
+      std::fprintf(stderr, "test tool: lost the model right after ready\n");
+      return 5;
+    }
     if (arg == "--print-env") {
       std::fprintf(stderr, "test tool env: KILN_TOOL=%s KILN_KEY=%s\n", std::getenv("KILN_TOOL"),
                    std::getenv("KILN_KEY") ? "set" : "unset");
