@@ -76,13 +76,14 @@ void become_clean_daemon(int log_fd) {
 }
 
 // The environment of a daemon that `environment` says is to have a minimal one: the fixed PATH of
-// the protocol's PATH-less lookup, and of ours only the build key it serves and its log level.
+// the protocol's PATH-less lookup, and of ours only HOME (where compilers and their wrappers keep
+// their state: distcc, ccache), the build key it serves and its log level.
 std::vector<std::string> daemon_environment(DaemonEnvironment environment) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
-    if (environment == DaemonEnvironment::kCallers || entry.starts_with("KILN_KEY=") ||
-        entry.starts_with("SPDLOG_LEVEL=")) {
+    if (environment == DaemonEnvironment::kCallers || entry.starts_with("HOME=") ||
+        entry.starts_with("KILN_KEY=") || entry.starts_with("SPDLOG_LEVEL=")) {
       env.emplace_back(entry);
     }
   }

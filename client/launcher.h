@@ -22,10 +22,11 @@ Expected<std::string> current_directory();
 
 // The environment a daemon starts with. kMinimal, for the daemon a launcher starts, which outlives
 // the build that happened to start it and serves every later one: none of that build's variables
-// (its secrets, an LD_PRELOAD) but the build key it serves (KILN_KEY) and its log level
-// (SPDLOG_LEVEL), and PATH=/usr/local/bin:/usr/bin:/bin; its jobs get their caller's environment
-// with them. kCallers, for `kiln daemon start`: the environment it was started in, which its warm
-// tools may need (PYTHONPATH, ...).
+// (its secrets, an LD_PRELOAD) but HOME (a distcc client without it cannot run, ccache keeps its
+// cache there), the build key it serves (KILN_KEY) and its log level (SPDLOG_LEVEL), and
+// PATH=/usr/local/bin:/usr/bin:/bin; its jobs get their caller's environment with them. kCallers,
+// for `kiln daemon start`: the environment it was started in, which its warm tools may need
+// (PYTHONPATH, ...).
 enum class DaemonEnvironment { kMinimal, kCallers };
 inline constexpr const char* kDaemonPath = "PATH=/usr/local/bin:/usr/bin:/bin";
 

@@ -607,14 +607,16 @@ TEST(KilnExec, TheAutoStartedDaemonKeepsNothingOfItsFirstCaller) {
   const std::vector<pid_t> daemons = processes_with("--listen " + sock);
   ASSERT_EQ(daemons.size(), 1u);
   const pid_t d = daemons[0];
-  // Its environment is the documented minimal one (no KILN_KEY was given, nor SPDLOG_LEVEL), and
-  // its workers have nothing more of the caller's.
+  // Its environment is the documented minimal one (no KILN_KEY was given, nor SPDLOG_LEVEL: HOME,
+  // as the caller has it, and the fixed PATH), and its workers have nothing more of the caller's.
   const auto environ_of = [](pid_t pid) {
     std::string env = read_small_file("/proc/" + std::to_string(pid) + "/environ").value_or("?");
     std::replace(env.begin(), env.end(), '\0', '\n');
     return env;
   };
-  EXPECT_EQ(environ_of(d), "PATH=/usr/local/bin:/usr/bin:/bin\n");
+  const char* home = std::getenv("HOME");
+  EXPECT_EQ(environ_of(d), (home ? "HOME=" + std::string(home) + "\n" : std::string()) +
+                               "PATH=/usr/local/bin:/usr/bin:/bin\n");
   const std::vector<pid_t> workers = processes_with("--parent " + std::to_string(d));
   EXPECT_FALSE(workers.empty());
   for (pid_t w : workers) {
@@ -1139,6 +1141,45 @@ TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
   const std::size_t at = top.out.find(row);
   ASSERT_NE(at, std::string::npos) << top.out;
   EXPECT_NE(top.out.find("  slow.c (exec, spawned)\n", at), std::string::npos) << top.out;
+  (*client)->disconnect();  // cancels the job
+  EXPECT_EQ(slow.get().error->code, proto::code::kShutdown);
+  daemon.kill(SIGTERM);
+  EXPECT_EQ(daemon.exit_code(), 0);
+}
+
+// A source file named with escape sequences (a terminal title, a screen clear, a colour, a C1
+// CSI) reaches the terminal of `kiln top` and `kiln daemon status` as text, never obeyed.
+TEST(KilnDaemon, TopEscapesTheControlCharactersOfAJobsName) {
+  TempDir dir;
+  const std::string sock = dir / "s.sock";
+  Child daemon = start_daemon(sock);
+  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
+  Expected<std::unique_ptr<Pool>> client = Pool::connect(sock);
+  ASSERT_TRUE(client) << client.error();
+  const std::string evil =
+      "\x1b]0;owned\x07\x1b[2J\x1b[31m\xc2\x9b"
+      "1mx.c";
+  ExecRequest r;
+  r.argv = {"sh", "-c", "sleep 60", "sh", "-c", "src/" + evil};
+  std::future<proto::Result> slow = (*client)->exec(r);
+  const std::string shown = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31m\\u009b1mx.c (exec, spawned)";
+  Launched top;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        top = kiln_cli({"top", "--socket", sock});  // not a terminal: once
+        return top.out.find("(exec, spawned)") != std::string::npos;
+      },
+      10s))
+      << top.out << top.err;
+  EXPECT_EQ(top.status, 0) << top.err;
+  EXPECT_NE(top.out.find(shown), std::string::npos) << top.out;
+  const Launched status = kiln_cli({"daemon", "status", "--socket", sock});
+  EXPECT_EQ(status.status, 0) << status.err;
+  for (const std::string& out : {top.out, status.out, top.err, status.err}) {
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+    EXPECT_EQ(out.find('\x07'), std::string::npos) << out;
+    EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
+  }
   (*client)->disconnect();  // cancels the job
   EXPECT_EQ(slow.get().error->code, proto::code::kShutdown);
   daemon.kill(SIGTERM);

@@ -422,7 +422,7 @@ TEST_F(ToolTest, AToolsErrorTextIsCutToItsBounds) {
 }
 
 TEST_F(ToolTest, WhatAToolPrintsCannotPassForTheWorkersCrashReport) {
-  start({.args = {"--log-level", "info"}, .workers = 1});
+  start({.args = {"--log-level", "debug"}, .workers = 1});
   sup_->submit(1, "t", act("count"));
   const auto first = sup_->result(1);
   ASSERT_EQ(code_of(first), "ok");

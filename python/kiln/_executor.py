@@ -125,7 +125,7 @@ class Executor(concurrent.futures.Executor):
     (the interpreter; default the caller's, with the caller's sys.path), job_timeout (seconds of
     run time per job), max_worker_rss_mb and idle_quiesce (seconds without jobs after which the
     workers stop until the next job), supervisor (the kiln-supervisor binary), log_file (the
-    supervisor's log; default: errors only, on stderr), env (the workers' environment; the
+    supervisor's log, with what the workers print; default: errors only, on stderr), env (the workers' environment; the
     interpreter, started isolated, takes no PYTHON* variable from it), zygote (True, the default:
     the preload and initializer run once per pool, in a zygote, and every worker's interpreter is
     forked from it; False: each worker's interpreter starts from scratch).
@@ -192,7 +192,9 @@ class Executor(concurrent.futures.Executor):
             "max_worker_rss_mb": max_worker_rss_mb,
             "idle_quiesce_ms": _pool._timeout_ms(idle_quiesce),
             "log_file": log_file,
-            "log_level": None if log_file else "error",
+            # A log file asked for is the pool's whole story: what the jobs print too, which the
+            # supervisor logs at debug (a shared daemon's log would drown in it at info).
+            "log_level": "debug" if log_file else "error",
         }
         try:
             self._pool = _pool.Pool(
