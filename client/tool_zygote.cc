@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/exit_codes.h"
+#include "common/fd.h"
 #include "common/frame.h"
 #include "common/protocol.h"
 
@@ -50,25 +51,6 @@ std::size_t thread_count() {
   return n;
 }
 
-// Sends one frame, with `fd` attached if it is not -1.
-void send_frame(int sock, const std::string& frame, int fd) {
-  iovec iov{const_cast<char*>(frame.data()), frame.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  }
-  (void)!::sendmsg(sock, &msg, MSG_NOSIGNAL);  // a worker that is gone needs no answer
-}
-
 // A worker's `fork` and its fds, or false (then every fd that came is closed).
 bool receive_fork(int sock, std::vector<int>& fds) {
   FrameReader reader(kMaxFrame);
@@ -77,22 +59,9 @@ bool receive_fork(int sock, std::vector<int>& fds) {
     pollfd p{sock, POLLIN, 0};
     if (::poll(&p, 1, kRequestTimeoutMs) <= 0) break;
     char buf[256];
-    alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); n >= 0 && c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      for (std::size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        fds.push_back(fd);
-      }
-    }
+    std::vector<UniqueFd> got;
+    const ssize_t n = receive_with_fds(sock, buf, sizeof buf, got);
+    for (UniqueFd& fd : got) fds.push_back(fd.release());
     if (n <= 0) break;
     if (!reader.feed(std::string_view(buf, static_cast<std::size_t>(n)),
                      [&](std::string_view b) {
@@ -165,7 +134,7 @@ void Zygote::maybe_reap(Child& c) {
     exited.status = static_cast<uint64_t>(WEXITSTATUS(status));
   std::string frame;
   proto::encode(exited, frame);
-  send_frame(c.conn, frame, -1);
+  (void)send_with_fds(c.conn, frame, {});  // a worker that is gone needs no answer
   ::close(c.conn);
   const int pidfd = c.pidfd;
   children_.erase(pidfd);
@@ -186,7 +155,7 @@ bool Zygote::accept_one() {
   if (!refusal_.empty()) {
     std::string frame;
     proto::encode(proto::ZygoteRefused{refusal_}, frame);
-    send_frame(conn, frame, -1);
+    (void)send_with_fds(conn, frame, {});
     for (int fd : fds) ::close(fd);
     ::close(conn);
     return false;
@@ -207,7 +176,7 @@ bool Zygote::accept_one() {
   const int pidfd = pidfd_open(pid);
   std::string frame;
   proto::encode(proto::ZygoteForked{static_cast<uint64_t>(pid)}, frame);
-  send_frame(conn, frame, pidfd);
+  (void)send_with_fds(conn, frame, {pidfd});
   children_[pidfd] = Child{pid, conn, pidfd};
   return false;
 }

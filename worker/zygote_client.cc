@@ -11,6 +11,7 @@
 #include <cstring>
 #include <variant>
 
+#include "common/fd.h"
 #include "common/frame.h"
 #include "common/protocol.h"
 
@@ -40,26 +41,6 @@ Expected<UniqueFd> connect_to(const std::string& address) {
   return fd;
 }
 
-// Sends `frame` with `fds` attached to its first byte.
-bool send_with_fds(int sock, const std::string& frame, const int* fds, std::size_t count) {
-  iovec iov{const_cast<char*>(frame.data()), frame.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(count * sizeof(int));
-  std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
-  ssize_t n;
-  while ((n = ::sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  return n == static_cast<ssize_t>(frame.size());  // a few bytes: all of it or nothing
-}
-
 // Reads the next message (and the fd that may come with it) until the deadline (none: wait).
 Expected<proto::ZygoteEvent> receive(int sock, FrameReader& reader, UniqueFd* fd,
                                      std::optional<Clock::time_point> deadline) {
@@ -75,25 +56,9 @@ Expected<proto::ZygoteEvent> receive(int sock, FrameReader& reader, UniqueFd* fd
     if (ready < 0 && errno == EINTR) continue;
     if (ready <= 0) return fail("no answer in time");
     char buf[512];
-    alignas(cmsghdr) char control[CMSG_SPACE(4 * sizeof(int))] = {};
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int got;
-        std::memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
-        UniqueFd owned(got);
-        if (fd != nullptr && !*fd) *fd = std::move(owned);  // the first; any other is closed
-      }
-    }
+    std::vector<UniqueFd> got;
+    const ssize_t n = receive_with_fds(sock, buf, sizeof buf, got);
+    if (fd != nullptr && !*fd && !got.empty()) *fd = std::move(got[0]);  // any other is closed
     if (n < 0) return fail(std::string("recvmsg: ") + std::strerror(errno));
     if (n == 0) return fail("the zygote closed the connection");
     const bool fed = reader.feed(std::string_view(buf, static_cast<std::size_t>(n)),
@@ -115,8 +80,8 @@ Expected<ZygoteChild> fork_from_zygote(const std::string& address, const ZygoteF
   if (!self) return fail(std::string("pidfd_open: ") + std::strerror(errno));
   std::string frame;
   proto::encode(proto::ZygoteFork{static_cast<uint64_t>(::getpid())}, frame);
-  const int passed[5] = {fds.devnull, fds.output, fds.commands, fds.events, self.get()};
-  if (!send_with_fds(sock->get(), frame, passed, 5)) {
+  if (!send_with_fds(sock->get(), frame,
+                     {fds.devnull, fds.output, fds.commands, fds.events, self.get()})) {
     return fail(std::string("sendmsg: ") + std::strerror(errno));
   }
   FrameReader reader(kMaxZygoteFrame);
