@@ -188,7 +188,8 @@ Supervisor::Supervisor(Options options, std::string key)
                                 std::to_string(slot - options_.workers)
                           : "worker slot " + std::to_string(slot));
   }
-  rules_ = Rules({!options_.listen.empty(), options_.idle_exit_ms, options_.workers});
+  // A generation per slot: the local workers and every distcc host's slots.
+  rules_ = Rules({!options_.listen.empty(), options_.idle_exit_ms, pool_->slot_count()});
 }
 
 Supervisor::~Supervisor() = default;
