@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test through ctest three times: on the release
 # build (with the short soak), under ASan+UBSan and under TSan; then replays the fuzz corpora and
-# fuzzes each target for 30 s. The README's test command; .ci/run calls it. Under 30 minutes on
+# fuzzes each target for 30 s. The README's test command; .ci/run calls it. Under 40 minutes on
 # 2 cores; scripts/check-all.sh adds longer fuzzing.
 # The release pass runs the Python suites twice: under Debian's python3 (python.*) and under the
 # virtualenv scripts/setup-venv.sh makes in build/venv (python-venv.*, with torch).
