@@ -187,7 +187,37 @@ def test_a_hanging_compiler_fails_its_kernel_within_the_timeout(supervisor, monk
         kiln.inductor.uninstall()
 
 
-def test_uninstall_leaves_nothing_running(installed):
+def _kiln_children():
+    """This process's children that are Kiln's (a supervisor of its own, a daemon it started)."""
+    me, found = os.getpid(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            if comm.startswith("kiln") and _ppid(pid) == me and _state(pid) != "Z":
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_the_compiler_pool_stops_when_idle_and_starts_again_for_the_next_compile(counted,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(_install, "_EXEC_IDLE_CLOSE_S", 0.2)
+    before = _jobs()
+    torch.testing.assert_close(torch.compile(torch.cos)(torch.ones(3)), torch.ones(3).cos())
+    first = len(counted)
+    assert first >= 1
+    assert wait_until(lambda: _install._state.exec_pool is None and not _kiln_children(), 10)
+    assert _jobs() - before == first  # the closed pool's count is kept
+    torch.testing.assert_close(torch.compile(torch.sin)(torch.ones(3)), torch.ones(3).sin())
+    assert len(counted) > first
+    assert _jobs() - before == len(counted)
+    assert wait_until(lambda: not _kiln_children(), 10)
+
+
+def test_uninstall_leaves_nothing_running(installed, monkeypatch):
+    monkeypatch.setattr(_install, "_EXEC_IDLE_CLOSE_S", 600)  # uninstall, not idleness, stops it
     torch.testing.assert_close(torch.compile(torch.cos)(torch.ones(3)), torch.ones(3).cos())
     pool = _install._state.exec_pool
     pids = [pool.pid] + [w["pid"] for w in pool.stats()["worker_list"]]

@@ -18,9 +18,14 @@ from ._subproc import KilnSubprocPool, worker_env
 log = logging.getLogger("kiln.inductor")
 
 DEFAULT_JOB_TIMEOUT = 600.0  # seconds; a compiler or a job running longer fails its kernel
-# The compiler pool's workers stop after this long without a compile: they start again in about
-# a millisecond, so that between compiles only the supervisor is left.
-_EXEC_IDLE_QUIESCE_MS = 1000
+# The compiler pool stops entirely (its supervisor too) after this long without a compile, so that
+# between compiles Kiln holds no process, as a CPU-only Inductor holds none; the next compile
+# starts it again in a few milliseconds, a small part of one compiler run.
+_EXEC_IDLE_CLOSE_S = 1.0
+# The counters an idle-closed compiler pool hands on to the next, so that exec_pool_stats() counts
+# every compile since install().
+_CARRIED_COUNTERS = ("jobs_submitted", "jobs_succeeded", "jobs_failed", "worker_starts",
+                     "worker_crashes")
 
 _lock = threading.RLock()
 _state = None  # the _Installation while installed
@@ -37,6 +42,9 @@ class _Installation:
         self.exec_pool = None
         self.exec_env = None  # for a daemon: the environment the compiler needs
         self.exec_lock = threading.Lock()
+        self.exec_running = 0  # compiler runs on their way, under exec_lock
+        self.exec_idle_timer = None  # closes the compiler pool when it fires, under exec_lock
+        self.exec_carried = dict.fromkeys(_CARRIED_COUNTERS, 0)
 
     def pool_workers(self, default):
         return self.workers or default
@@ -73,7 +81,8 @@ def install(workers=None, *, job_timeout=DEFAULT_JOB_TIMEOUT, idle_quiesce=None,
     (a compiler run, a pickled function) may run before it fails its kernel (None: no limit).
     idle_quiesce: seconds without jobs after which the Python pool's workers stop until the next
     job (default: config.quiesce_async_compile_time when config.quiesce_async_compile_pool);
-    the compiler pool's workers stop after 1 s without a compile (they restart in a millisecond).
+    the compiler pool stops entirely after 1 s without a compile (it restarts in milliseconds),
+    unless it writes a trace.
     socket: run the compiler commands on the Kiln daemon serving that socket (`kiln daemon
     start`), where `kiln top`, `kiln stats` and `kiln trace start` see them; trace: without a
     socket, the compiler pool's timeline file (kiln-supervisor --trace).
@@ -125,9 +134,56 @@ def uninstall():
 
 def _stop_exec_pool(state):
     with state.exec_lock:
-        pool, state.exec_pool = state.exec_pool, None
+        pool = _detach_exec_pool(state)
     if pool is not None:
         pool.close()  # a daemon serves on; a supervisor of our own stops
+
+
+def _detach_exec_pool(state):
+    """Takes the compiler pool out of state (under exec_lock), its counters carried over; the
+    caller closes it outside the lock."""
+    if state.exec_idle_timer is not None:
+        state.exec_idle_timer.cancel()
+        state.exec_idle_timer = None
+    pool, state.exec_pool = state.exec_pool, None
+    if pool is not None:
+        try:
+            final = pool.stats()
+        except Exception:  # a pool that broke has no counts left to carry
+            final = {}
+        for key in _CARRIED_COUNTERS:
+            state.exec_carried[key] += final.get(key, 0)
+    return pool
+
+
+def _close_if_idle(state, timer):
+    """The idle timer's end: closes the compiler pool unless a compile came meanwhile."""
+    with state.exec_lock:
+        if state.exec_idle_timer is not timer or state.exec_running:
+            return
+        state.exec_idle_timer = None
+        pool = _detach_exec_pool(state)
+    if pool is not None:
+        pool.close()
+
+
+def _compile_started(state):
+    with state.exec_lock:
+        state.exec_running += 1
+        if state.exec_idle_timer is not None:
+            state.exec_idle_timer.cancel()
+            state.exec_idle_timer = None
+
+
+def _compile_ended(state):
+    with state.exec_lock:
+        state.exec_running -= 1
+        if state.exec_running or state.exec_pool is None or state.options.get("trace"):
+            return  # a traced pool stays up to write one timeline
+        timer = threading.Timer(_EXEC_IDLE_CLOSE_S, lambda: _close_if_idle(state, timer))
+        timer.daemon = True
+        state.exec_idle_timer = timer
+        timer.start()
 
 
 def _register_exit_hook():
@@ -187,7 +243,6 @@ def _exec_pool(state):
             state.exec_pool = kiln.Pool(
                 workers=state.pool_workers(max(1, get_compile_threads())),
                 env=worker_env(),
-                idle_quiesce_ms=_EXEC_IDLE_QUIESCE_MS,
                 **options,
             )
         return state.exec_pool
@@ -207,6 +262,7 @@ def run_compile_cmd(cmd_line, cwd):
     if state is None:  # uninstalled while this compile was on its way
         raise exc.CppCompileError(cmd, "kiln.inductor was uninstalled during the compile")
     source = _source_file(cmd)
+    _compile_started(state)
     try:
         pool = _exec_pool(state)
         result = pool.exec(cmd, cwd=cwd, env=state.exec_env, timeout=state.job_timeout).result()
@@ -217,6 +273,8 @@ def run_compile_cmd(cmd_line, cwd):
         ) from None
     except kiln.KilnError as e:
         raise exc.CppCompileError(cmd, f"compiling {source} on Kiln failed: {e}") from e
+    finally:
+        _compile_ended(state)
     output = (result.stdout + result.stderr).decode("utf-8", errors="replace")
     if result.signal:
         raise exc.CppCompileError(
@@ -229,11 +287,20 @@ def run_compile_cmd(cmd_line, cwd):
 
 
 def exec_pool_stats():
-    """The stats of the pool that runs compiler commands (None before the first compile)."""
+    """The stats of the pool that runs compiler commands, its counters counting every compile
+    since install() (the pool closes when idle); None before the first compile. While the pool
+    is closed, only the counters."""
     state = _state
-    if state is None or state.exec_pool is None:
+    if state is None:
         return None
-    return state.exec_pool.stats()
+    with state.exec_lock:  # the idle timer closes no pool while its stats are read
+        carried = dict(state.exec_carried)
+        if state.exec_pool is None:
+            return carried if carried["jobs_submitted"] else None
+        stats = state.exec_pool.stats()
+    for key in _CARRIED_COUNTERS:
+        stats[key] += carried[key]
+    return stats
 
 
 __all__ = ["install", "uninstall", "installed", "run_compile_cmd", "exec_pool_stats"]
