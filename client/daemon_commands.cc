@@ -56,7 +56,7 @@ int stats_command(const std::string& socket_option) {
   }
   std::string frame;
   proto::encode(*st, frame);
-  std::printf("%s\n", to_json(proto::RawObject{frame.substr(4)}).dump(2).c_str());
+  std::printf("%s\n", json_text(to_json(proto::RawObject{frame.substr(4)}), 2).c_str());
   return 0;
 }
 

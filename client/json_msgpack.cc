@@ -77,4 +77,8 @@ nlohmann::json to_json(const proto::RawObject& value) {
   return convert(h.get());
 }
 
+std::string json_text(const nlohmann::json& value, int indent) {
+  return value.dump(indent, ' ', /*ensure_ascii=*/true);
+}
+
 }  // namespace kiln::client

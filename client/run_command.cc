@@ -99,7 +99,7 @@ int run_jobs(const RunOptions& options) {
       auto& [kind, r] = entry;
       const json value = r.value ? to_json(*r.value) : json();
       all_ok = all_ok && succeeded(r, kind, value);
-      std::printf("%s\n", result_line(n, r, value).dump().c_str());
+      std::printf("%s\n", json_text(result_line(n, r, value)).c_str());
       if (++printed == order.size()) break;
     }
     std::fflush(stdout);

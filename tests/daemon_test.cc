@@ -1148,7 +1148,8 @@ TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
 }
 
 // A source file named with escape sequences (a terminal title, a screen clear, a colour, a C1
-// CSI) reaches the terminal of `kiln top` and `kiln daemon status` as text, never obeyed.
+// CSI) reaches the terminal of `kiln top`, `kiln daemon status` and `kiln stats` as text, never
+// obeyed.
 TEST(KilnDaemon, TopEscapesTheControlCharactersOfAJobsName) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
@@ -1175,7 +1176,12 @@ TEST(KilnDaemon, TopEscapesTheControlCharactersOfAJobsName) {
   EXPECT_NE(top.out.find(shown), std::string::npos) << top.out;
   const Launched status = kiln_cli({"daemon", "status", "--socket", sock});
   EXPECT_EQ(status.status, 0) << status.err;
-  for (const std::string& out : {top.out, status.out, top.err, status.err}) {
+  const Launched stats = kiln_cli({"stats", "--socket", sock});
+  EXPECT_EQ(stats.status, 0) << stats.err;
+  EXPECT_NE(stats.out.find(R"("name": "\u001b]0;owned\u0007\u001b[2J\u001b[31m\u009b1mx.c")"),
+            std::string::npos)
+      << stats.out;
+  for (const std::string& out : {top.out, status.out, stats.out, top.err, status.err}) {
     EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
     EXPECT_EQ(out.find('\x07'), std::string::npos) << out;
     EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
