@@ -767,6 +767,15 @@ class Pool:
         if chunk:
             self._write_frame(b"".join(chunk))  # one frame: join returns it, no copy
 
+    def _cancel_not_started(self):
+        """Cancels the open jobs that no worker has started, as their futures' cancel() does:
+        Executor.shutdown(cancel_futures=True). Only a strict future (Executor's) hears its
+        job's start; a Pool's own futures and a map's jobs are left as they are."""
+        with self._lock:
+            futures = [f for f in self._pending.values() if isinstance(f, _JobFuture) and f._strict]
+        for future in futures:
+            future.cancel()  # False, and nothing sent, for a job already started
+
     def _cancel(self, job_id):
         try:
             self._send({"type": "cancel", "id": job_id})
