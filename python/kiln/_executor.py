@@ -15,8 +15,7 @@ import sys
 import tempfile
 import threading
 
-from . import _pool
-from . import _calls
+from . import _calls, _errors, _pool
 
 _KIND = "python"
 
@@ -40,7 +39,7 @@ def _value(data):
 def _raise_again(error):
     """The exception a job's error becomes: what fn raised, as it was, with the remote
     traceback as its cause; for Kiln's own codes, the kiln.JobError subclass of that code."""
-    exc = _pool.job_error(error)
+    exc = _errors.job_error(error)
     data = error.get("data")
     if error["code"] != "job_failed" or data is None:
         return exc

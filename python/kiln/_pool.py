@@ -7,7 +7,6 @@ may be made from any thread. Each submit gets exactly one outcome: its result, i
 
 import collections
 import concurrent.futures
-import concurrent.futures.process
 import dataclasses
 import itertools
 import logging
@@ -22,64 +21,14 @@ import threading
 import time
 
 from . import _wire
+from ._errors import JobError, KilnError, PoolClosedError, job_error
+# The errors, importable from here as before they had a module of their own.
+from ._errors import JobTimeout, PoolUnavailable, WorkerCrashed  # noqa: F401
 
 log = logging.getLogger("kiln")
 
 _RESERVED_OPTIONS = {"read_fd", "write_fd", "listen", "parent"}
 _WRITE_CHUNK = 64 * 1024  # submit_many's writes: a pipe's whole buffer at a time
-
-
-class KilnError(Exception):
-    """Base of the errors this package raises."""
-
-
-class PoolClosedError(KilnError, RuntimeError):
-    """The pool was shut down or its supervisor went away; nothing more can be submitted."""
-
-
-class JobError(KilnError):
-    """A job that ended without a value: `code` is one of docs/protocol.md's error codes
-    (job_failed, spawn_failed, bad_payload, unknown_kind, worker_crashed, worker_protocol_error,
-    timeout, cancelled, shutdown, overloaded, pool_unavailable); `detail` holds what more the
-    supervisor said, a crashed worker's stack trace for worker_crashed; `data` holds the opaque
-    bytes a tool attached (`error.data`: the Python tool's pickled exception), or None."""
-
-    def __init__(self, code, message, detail=None, worker_pid=None, data=None):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.detail = detail
-        self.worker_pid = worker_pid
-        self.data = data
-
-
-class WorkerCrashed(JobError, concurrent.futures.process.BrokenProcessPool):
-    """worker_crashed: the worker (or its tool) died while running this job, and only this job
-    paid; `detail` holds its crash report (a Python tool's faulthandler traceback). Also a
-    BrokenProcessPool, so that code written for ProcessPoolExecutor still catches it, though the
-    pool is not broken: it serves on."""
-
-
-class PoolUnavailable(JobError, concurrent.futures.process.BrokenProcessPool):
-    """pool_unavailable: workers keep failing to start (a tool or initializer that fails);
-    `detail` holds what the last one printed."""
-
-
-class JobTimeout(JobError, TimeoutError):
-    """timeout: the job ran past its run-time limit; its worker was stopped and replaced."""
-
-
-_ERROR_CLASSES = {
-    "worker_crashed": WorkerCrashed,
-    "pool_unavailable": PoolUnavailable,
-    "timeout": JobTimeout,
-}
-
-
-def job_error(error, worker_pid=None):
-    """The JobError (or its subclass for the code) of a result's `error` map."""
-    cls = _ERROR_CLASSES.get(error["code"], JobError)
-    return cls(error["code"], error["message"], error.get("detail"), worker_pid, error.get("data"))
 
 
 @dataclasses.dataclass(frozen=True)
