@@ -12,22 +12,16 @@ import itertools
 import logging
 import math
 import os
-import shlex
-import shutil
 import socket
-import struct
-import subprocess
 import threading
-import time
 
-from . import _wire
+from . import _supervisor, _wire
 from ._errors import JobError, KilnError, PoolClosedError, job_error
 # The errors, importable from here as before they had a module of their own.
 from ._errors import JobTimeout, PoolUnavailable, WorkerCrashed  # noqa: F401
 
 log = logging.getLogger("kiln")
 
-_RESERVED_OPTIONS = {"read_fd", "write_fd", "listen", "parent"}
 _WRITE_CHUNK = 64 * 1024  # submit_many's writes: a pipe's whole buffer at a time
 
 
@@ -74,94 +68,6 @@ def _timeout_ms(timeout):
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
     return max(1, math.ceil(timeout * 1000))
-
-
-def _checkouts():
-    """The checkouts whose build trees may hold the supervisor: the one this package is in
-    (python/kiln, beside build/), and the one it was built from when pip installed it (its
-    _checkout.py, which setup.py writes; CMake's install and the .deb have none)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    found = [os.path.normpath(os.path.join(here, "..", ".."))]
-    try:
-        from . import _checkout
-    except ImportError:
-        return found
-    if os.path.normpath(_checkout.CHECKOUT) not in found:
-        found.append(os.path.normpath(_checkout.CHECKOUT))
-    return found
-
-
-def _supervisor_candidates():
-    """Where kiln-supervisor may be, in order, after $KILN_SUPERVISOR: the bin/ of the prefix
-    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln, and a venv's
-    site-packages), then the build trees (build/bin/ beside python/) of the checkout this
-    package is in or was installed from, then $PATH."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
-                                                "kiln-supervisor"))]
-    for checkout in _checkouts():
-        for build in ("build", "build-debug", "build-asan", "build-tsan"):
-            candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
-    return candidates
-
-
-def _find_supervisor(path):
-    if path:
-        return os.fspath(path)
-    if os.environ.get("KILN_SUPERVISOR"):
-        return os.environ["KILN_SUPERVISOR"]  # an explicit choice, checked when it is started
-    candidates = _supervisor_candidates()
-    for candidate in candidates:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("kiln-supervisor")
-    if found:
-        return found
-    raise FileNotFoundError(
-        "kiln-supervisor not found: looked at " + ", ".join(candidates) + " and in $PATH; "
-        "pass supervisor=PATH or set KILN_SUPERVISOR"
-    )
-
-
-def _tool_flags(tools):
-    """{name: command} as --tool NAME=COMMAND flags; a command given as a list of arguments is
-    quoted so that the supervisor's shell-like split gives the same list back."""
-    flags = []
-    for name, command in (tools or {}).items():
-        if not isinstance(command, str):
-            command = " ".join(shlex.quote(os.fspath(a)) for a in command)
-        flags += ["--tool", f"{name}={command}"]
-    return flags
-
-
-def _is_python_tool(command):
-    args = shlex.split(command) if isinstance(command, str) else [os.fspath(a) for a in command]
-    return any(a == "-m" and b == "kiln.tool" for a, b in zip(args, args[1:]))
-
-
-def _zygote_flags(tools, zygote):
-    """--zygote NAME for the tools forked from a zygote: zygote=True (the default) means every
-    Python tool (`-m kiln.tool`), False none, a collection of names those tools."""
-    if zygote is True:
-        names = [name for name, command in (tools or {}).items() if _is_python_tool(command)]
-    else:
-        names = list(zygote or ())
-    return [flag for name in names for flag in ("--zygote", name)]
-
-
-def _option_flags(options):
-    """Keyword options as supervisor flags: job_timeout_ms=500 -> --job-timeout-ms 500,
-    enable_selftest=True -> --enable-selftest; False and None leave a flag out."""
-    flags = []
-    for name, value in options.items():
-        if name in _RESERVED_OPTIONS:
-            raise ValueError(f"option {name!r} is set by kiln.Pool itself")
-        if value is None or value is False:
-            continue
-        flags.append("--" + name.replace("_", "-"))
-        if value is not True:
-            flags.append(os.fspath(value) if isinstance(value, os.PathLike) else str(value))
-    return flags
 
 
 class _FutureCondition(threading.Condition):
@@ -412,47 +318,19 @@ class Pool:
         **options,
     ):
         self._max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
-        argv = [_find_supervisor(supervisor)]
-        argv += _option_flags({"workers": workers, **options}) + _tool_flags(tools)
-        argv += _zygote_flags(tools, zygote)
+        argv = _supervisor.command(supervisor, tools, zygote, {"workers": workers, **options})
         env = dict(os.environ if env is None else env)
         if key is not None:
             env["KILN_KEY"] = _wire.encode_key(key)
-        to_sup_r, to_sup_w = os.pipe()
-        from_sup_r, from_sup_w = os.pipe()
-        argv += ["--read-fd", str(to_sup_r), "--write-fd", str(from_sup_w)]
-        try:
-            proc = subprocess.Popen(
-                argv,
-                pass_fds=(to_sup_r, from_sup_w),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        except BaseException:
-            for fd in (to_sup_r, to_sup_w, from_sup_r, from_sup_w):
-                os.close(fd)
-            raise
-        os.close(to_sup_r)
-        os.close(from_sup_w)
-        log.debug("started %s as pid %d", argv[0], proc.pid)
-        self._setup(from_sup_r, to_sup_w, proc=proc, sock=None)
+        proc, read_fd, write_fd = _supervisor.start(argv, env, stderr)
+        self._setup(read_fd, write_fd, proc=proc, sock=None)
         self._await_hello(start_timeout, key)
 
     @classmethod
     def _connected(cls, path, key, timeout):
         self = cls.__new__(cls)
         self._max_frame = _wire.DEFAULT_MAX_FRAME
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(os.fspath(path))
-            sock.settimeout(None)
-            _check_peer_is_this_user(sock, path)
-        except BaseException:
-            sock.close()
-            raise
+        sock = _supervisor.connect(path, timeout)
         self._setup(sock.fileno(), sock.fileno(), proc=None, sock=sock)
         self._await_hello(timeout, key)
         return self
@@ -479,7 +357,7 @@ class Pool:
     def _await_hello(self, timeout, key):
         if not self._hello_event.wait(timeout) or self._hello is None:
             why = self._closed or f"no hello within {timeout} s"
-            status = self._stop_process(kill=True)
+            status = _supervisor.stop(self._proc, kill=True)
             self._hangup()
             if status is not None:
                 why = f"kiln-supervisor exited with status {status} before it was ready ({why})"
@@ -614,7 +492,7 @@ class Pool:
             if self._proc is None:
                 self._hangup()  # a daemon that did not finish in time: stop listening to it
                 return None
-            status = self._stop_process(kill=False, timeout=timeout)
+            status = _supervisor.stop(self._proc, kill=False, timeout=timeout)
             self._hangup()
             return status
 
@@ -824,19 +702,6 @@ class Pool:
             waiter.set_exception(PoolClosedError(why))
         self._hello_event.set()
 
-    def _stop_process(self, kill, timeout=None):
-        """Waits for (or kills) a supervisor of our own; its exit status, None for a daemon."""
-        if self._proc is None:
-            return None
-        if kill and self._proc.poll() is None:
-            self._proc.kill()
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error("kiln-supervisor pid %d did not exit in %s s; killing it", self._proc.pid, timeout)
-            self._proc.kill()
-            return self._proc.wait()
-
     def _hangup(self):
         """Ends the link from our side, waits for the reader to finish with it, and closes our
         fds. For a supervisor of our own, call it once the process is gone (its exit ended the
@@ -855,18 +720,6 @@ class Pool:
             os.close(self._read_fd)
             os.close(self._write_fd)
         self._read_fd = self._write_fd = -1
-
-
-def _check_peer_is_this_user(sock, path):
-    """Refuse a socket that another user serves, before sending it anything: whoever can put a
-    socket at `path` would otherwise get every job and could answer with forged results."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, _gid = struct.unpack("3i", creds)
-    if uid != os.getuid():
-        raise PermissionError(
-            f"{os.fspath(path)} is served by uid {uid} (pid {pid}), not by this user "
-            f"(uid {os.getuid()}): refusing to use it"
-        )
 
 
 def connect(path, *, key=None, timeout=30.0):
