@@ -22,7 +22,7 @@ _EXPORTS = {
     "ExecResult": "_pool",
     "Executor": "_executor",
     "JobError": "_errors",
-    "JobStatus": "_pool",
+    "JobStatus": "_futures",
     "JobTimeout": "_errors",
     "KilnError": "_errors",
     "Pool": "_pool",
@@ -30,7 +30,7 @@ _EXPORTS = {
     "PoolUnavailable": "_errors",
     "WorkerCrashed": "_errors",
     "ProtocolError": "_wire",
-    "cancel": "_pool",
+    "cancel": "_futures",
     "connect": "_pool",
     "key_id": "_wire",
 }
