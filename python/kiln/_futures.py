@@ -1,7 +1,7 @@
 """The futures of a pool's jobs: a submit's _JobFuture (and kiln.cancel, which stops its job), a
 map's _MapResults, and the JobStatus their on_status hears. The link's reader settles them
 through the calls both have (started, status, settle_result, settle_exception); they reach the
-pool only to cancel their jobs."""
+link only to cancel their jobs."""
 
 import collections
 import concurrent.futures
@@ -64,9 +64,9 @@ class _JobFuture(concurrent.futures.Future):
     of a running job returns False; kiln.cancel() stops it. (A done-callback per job did the
     same at a third of the submit's cost.) It also carries what the reader needs to settle it:
     how to convert its value and its error, and who hears its status and its start; and the
-    pool its job went to, to cancel the job."""
+    link its job went on, to cancel the job."""
 
-    def __init__(self, pool, convert=None, convert_error=None, on_status=None, on_start=None,
+    def __init__(self, link, convert=None, convert_error=None, on_status=None, on_start=None,
                  strict=False):
         # Future.__init__'s fields, with a lighter condition (tests/test_pool.py checks that
         # the field set is still Future's own).
@@ -76,7 +76,7 @@ class _JobFuture(concurrent.futures.Future):
         self._exception = None
         self._waiters = []
         self._done_callbacks = []
-        self._pool = pool
+        self._link = link
         self._convert = convert
         self._convert_error = convert_error
         self._on_status = on_status
@@ -87,7 +87,7 @@ class _JobFuture(concurrent.futures.Future):
     def cancel(self):
         if not super().cancel():
             return False
-        self._pool._cancel(self.job_id)
+        self._link.cancel(self.job_id)
         return True
 
     def stop(self):
@@ -104,7 +104,7 @@ class _JobFuture(concurrent.futures.Future):
                 notify = False  # cancelled already
         if notify:
             self._invoke_callbacks()
-            self._pool._cancel(self.job_id)
+            self._link.cancel(self.job_id)
         return True
 
     def _begin(self):
@@ -194,8 +194,8 @@ class _MapResults:
     Future (its condition, its lists, the collector's walks of them) was most of what a small
     job cost the client. The reader thread settles; the caller's thread iterates."""
 
-    def __init__(self, pool, first_id, count):
-        self._pool = pool
+    def __init__(self, link, first_id, count):
+        self._link = link
         self._first_id = first_id
         self._values = [_NOT_YET] * count
         self._left = count
@@ -245,7 +245,7 @@ class _MapResults:
         finally:
             for position in range(done, len(values)):
                 if values[position] is _NOT_YET:
-                    self._pool._cancel(self._first_id + position)
+                    self._link.cancel(self._first_id + position)
 
     def wait_done(self):
         """Until every job of the map has ended."""

@@ -1,32 +1,28 @@
-"""kiln.Pool: a kiln-supervisor of our own (pipe pair) or a connection to a daemon (socket).
+"""kiln.Pool, the public API of a pool: a kiln-supervisor of our own (pipe pair) or a connection
+to a daemon (socket).
 
-One reader thread per pool reads the supervisor's frames and settles futures; every public call
-may be made from any thread. Each submit gets exactly one outcome: its result, its JobError, or
-(if the supervisor goes away) a JobError saying so.
+Every public call may be made from any thread. Each submit gets exactly one outcome: its result,
+its JobError, or (if the supervisor goes away) a JobError saying so. The parts are modules of
+their own, each imported only by those after it: _errors (the errors), _futures (a job's future,
+a map's results), _supervisor (finding, starting and stopping kiln-supervisor, or reaching a
+daemon), _link (the link's writer and reader thread, owner of the open jobs), and this one.
 """
 
-import collections
 import concurrent.futures
 import dataclasses
 import itertools
-import logging
 import math
 import os
-import socket
 import threading
 
-from . import _supervisor, _wire
-from ._errors import JobError, KilnError, PoolClosedError
+from . import _link, _supervisor, _wire
+from ._errors import KilnError, PoolClosedError
 from ._futures import _JobFuture, _MapResults
 
 # Public names defined in the modules above, importable from here as before they were split out
 # (kiln exports them from where they are defined).
-from ._errors import JobTimeout, PoolUnavailable, WorkerCrashed, job_error  # noqa: F401
+from ._errors import JobError, JobTimeout, PoolUnavailable, WorkerCrashed, job_error  # noqa: F401
 from ._futures import JobStatus, cancel  # noqa: F401
-
-log = logging.getLogger("kiln")
-
-_WRITE_CHUNK = 64 * 1024  # submit_many's writes: a pipe's whole buffer at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,55 +88,41 @@ class Pool:
         env=None,
         **options,
     ):
-        self._max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
+        max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
         argv = _supervisor.command(supervisor, tools, zygote, {"workers": workers, **options})
         env = dict(os.environ if env is None else env)
         if key is not None:
             env["KILN_KEY"] = _wire.encode_key(key)
         proc, read_fd, write_fd = _supervisor.start(argv, env, stderr)
-        self._setup(read_fd, write_fd, proc=proc, sock=None)
+        self._setup(_link.Link(read_fd, write_fd, None, max_frame), proc)
         self._await_hello(start_timeout, key)
 
     @classmethod
     def _connected(cls, path, key, timeout):
         self = cls.__new__(cls)
-        self._max_frame = _wire.DEFAULT_MAX_FRAME
         sock = _supervisor.connect(path, timeout)
-        self._setup(sock.fileno(), sock.fileno(), proc=None, sock=sock)
+        self._setup(_link.Link(sock.fileno(), sock.fileno(), sock, _wire.DEFAULT_MAX_FRAME), None)
         self._await_hello(timeout, key)
         return self
 
-    def _setup(self, read_fd, write_fd, proc, sock):
-        self._read_fd = read_fd
-        self._write_fd = write_fd
-        self._proc = proc
-        self._sock = sock
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()  # pending, stats waiters, closed
-        self._write_lock = threading.Lock()  # whole frames in order
-        self._pending = {}  # id -> its _JobFuture, or the _MapResults of its map
-        self._stats_waiters = collections.deque()
-        self._closed = None  # why nothing more can be submitted
-        self._gone_code = "shutdown"  # the code open jobs end with when the link ends
-        self._hello = None
-        self._hello_event = threading.Event()
-        self._link_error = None
+    def _setup(self, link, proc):
+        self._link = link
+        self._proc = proc  # a supervisor of our own; None for a daemon
         self._shutdown_lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read_loop, name="kiln-pool-reader", daemon=True)
-        self._reader.start()
 
     def _await_hello(self, timeout, key):
-        if not self._hello_event.wait(timeout) or self._hello is None:
-            why = self._closed or f"no hello within {timeout} s"
+        hello = self._link.wait_hello(timeout)
+        if hello is None:
+            why = self._link.closed or f"no hello within {timeout} s"
             status = _supervisor.stop(self._proc, kill=True)
-            self._hangup()
+            self._link.hangup()
             if status is not None:
                 why = f"kiln-supervisor exited with status {status} before it was ready ({why})"
             raise KilnError(why)
-        if key is not None and self._hello["key_id"] != _wire.key_id(key):
+        if key is not None and hello["key_id"] != _wire.key_id(key):
             self.close()
             raise KilnError(
-                f"the supervisor's key_id {self._hello['key_id']} is not that of the given key "
+                f"the supervisor's key_id {hello['key_id']} is not that of the given key "
                 f"({_wire.key_id(key)})"
             )
 
@@ -149,12 +131,12 @@ class Pool:
     @property
     def hello(self):
         """The supervisor's hello: pid, workers, kinds, key_id, server."""
-        return dict(self._hello)
+        return dict(self._link.hello)
 
     @property
     def pid(self):
         """The supervisor's pid."""
-        return self._hello["pid"]
+        return self._link.hello["pid"]
 
     def submit(self, kind, payload=None, *, timeout=None, priority=None, on_status=None,
                on_start=None):
@@ -182,13 +164,12 @@ class Pool:
         bursts of small jobs."""
         results = None
 
-        def register(first_id, count):
+        def entries_for(first_id, count):
             nonlocal results
-            results = _MapResults(self, first_id, count)
-            for job_id in range(first_id, first_id + count):
-                self._pending[job_id] = results
+            results = _MapResults(self._link, first_id, count)
+            return itertools.repeat(results, count)
 
-        self._send_submits(kind, payloads, _timeout_ms(timeout), priority, register)
+        self._link.send_submits(kind, payloads, _timeout_ms(timeout), priority, entries_for)
         return iter(()) if results is None else results.in_order()
 
     def exec(
@@ -231,21 +212,15 @@ class Pool:
     def quiesce(self):
         """Lets running jobs finish, then stops every worker; the next submit or wakeup() starts
         them again. For idle phases of a build: workers hold no memory while stopped."""
-        self._send({"type": "quiesce"})
+        self._link.send({"type": "quiesce"})
 
     def wakeup(self):
         """Starts the pool to full size now, so the next jobs find warm workers."""
-        self._send({"type": "wakeup"})
+        self._link.send({"type": "wakeup"})
 
     def stats(self, timeout=30.0):
         """The supervisor's counters (docs/protocol.md, `stats`) as a dict."""
-        waiter = concurrent.futures.Future()
-        with self._write_lock:
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(self._closed)
-                self._stats_waiters.append(waiter)
-            self._write_frame(_wire.encode({"type": "stats"}))
+        waiter = self._link.ask_stats()
         try:
             stats = waiter.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -260,15 +235,15 @@ class Pool:
         Calling it again returns at once."""
         with self._shutdown_lock:
             try:
-                self._send({"type": "shutdown", "drain": bool(drain)})
+                self._link.send({"type": "shutdown", "drain": bool(drain)})
             except PoolClosedError:
                 pass
-            self._reader.join(timeout)
+            self._link.join(timeout)
             if self._proc is None:
-                self._hangup()  # a daemon that did not finish in time: stop listening to it
+                self._link.hangup()  # a daemon that did not finish in time: stop listening to it
                 return None
             status = _supervisor.stop(self._proc, kill=False, timeout=timeout)
-            self._hangup()
+            self._link.hangup()
             return status
 
     def close(self, wait=False):
@@ -279,22 +254,19 @@ class Pool:
             self.shutdown(drain=wait)
             return
         if wait:
-            with self._lock:
-                open_jobs = set(self._pending.values())
-            for jobs in open_jobs:
-                jobs.wait_done()
+            for job in self._link.open_jobs():
+                job.wait_done()
         with self._shutdown_lock:
-            with self._lock:
-                if self._closed is None:
-                    self._closed = "the connection was closed"
-                    self._gone_code = "cancelled"
-            self._hangup()
+            self._link.close("the connection was closed", "cancelled")
+            self._link.hangup()
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self.close(wait=exc_type is None)
+
+    # -- internals --------------------------------------------------------------------------
 
     # -- internals --------------------------------------------------------------------------
 
@@ -315,183 +287,25 @@ class Pool:
         """One future per payload, in order, their submits written together."""
         futures = []
 
-        def register(first_id, count):
+        def entries_for(first_id, count):
             for job_id in range(first_id, first_id + count):
-                future = _JobFuture(self, convert, convert_error, on_status, on_start, strict)
+                future = _JobFuture(self._link, convert, convert_error, on_status, on_start,
+                                    strict)
                 future.job_id = job_id
                 futures.append(future)
-                self._pending[job_id] = future
+            return futures
 
         notify_started = strict or on_start is not None
-        self._send_submits(kind, payloads, timeout_ms, priority, register, notify_started)
+        self._link.send_submits(kind, payloads, timeout_ms, priority, entries_for, notify_started)
         return futures
-
-    def _send_submits(self, kind, payloads, timeout_ms, priority, register, notify_started=False):
-        """Encodes a submit per payload (their ids consecutive), has register(first_id, count)
-        enter them in _pending (pool lock held), and writes them together: a write per
-        _WRITE_CHUNK bytes, not per job. Every payload is encoded before any job is registered
-        or sent, so a payload that cannot be encoded (TypeError/ValueError) sends none of them.
-        notify_started asks the supervisor for each job's `started` message."""
-        message = {"type": "submit", "id": 0, "kind": str(kind), "payload": None}
-        if timeout_ms is not None:
-            message["timeout_ms"] = timeout_ms
-        if priority is not None:
-            message["priority"] = int(priority)
-        if notify_started:
-            message["notify_started"] = True
-        frames = []
-        with self._write_lock:  # the ids are taken under it: consecutive, in write order
-            if self._closed:
-                raise PoolClosedError(self._closed)
-            first_id = None
-            for payload in payloads:
-                message["id"] = next(self._ids)
-                first_id = message["id"] if first_id is None else first_id
-                message["payload"] = payload
-                frames.append(_wire.encode(message, self._max_frame))
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(self._closed)
-                if frames:
-                    register(first_id, len(frames))
-            self._write_frames(frames)
-
-    def _write_frames(self, frames):
-        """Writes whole frames in order, joined into writes of about _WRITE_CHUNK bytes (write
-        lock held)."""
-        chunk, size = [], 0
-        for frame in frames:
-            chunk.append(frame)
-            size += len(frame)
-            if size >= _WRITE_CHUNK:
-                self._write_frame(b"".join(chunk))
-                chunk, size = [], 0
-        if chunk:
-            self._write_frame(b"".join(chunk))  # one frame: join returns it, no copy
 
     def _cancel_not_started(self):
         """Cancels the open jobs that no worker has started, as their futures' cancel() does:
         Executor.shutdown(cancel_futures=True). Only a strict future (Executor's) hears its
         job's start; a Pool's own futures and a map's jobs are left as they are."""
-        with self._lock:
-            futures = [f for f in self._pending.values() if isinstance(f, _JobFuture) and f._strict]
-        for future in futures:
-            future.cancel()  # False, and nothing sent, for a job already started
-
-    def _cancel(self, job_id):
-        try:
-            self._send({"type": "cancel", "id": job_id})
-        except PoolClosedError:
-            pass  # the link is gone: the job ended with it
-
-    def _send(self, message):
-        frame = _wire.encode(message, self._max_frame)
-        with self._write_lock:
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(self._closed)
-            self._write_frame(frame)
-
-    def _write_frame(self, frame):
-        """Writes a whole frame (write lock held). A broken link is left to the reader, which
-        sees its end and settles every open job."""
-        view = memoryview(frame)
-        try:
-            while view:
-                view = view[os.write(self._write_fd, view):]
-        except OSError as e:
-            log.debug("writing to kiln-supervisor failed: %s", e)
-
-    def _read_loop(self):
-        reader = _wire.FrameReader(self._max_frame)
-        why = "kiln-supervisor closed the link"
-        try:
-            while True:
-                data = os.read(self._read_fd, 1 << 16)
-                if not data:
-                    if reader.pending:
-                        why = "kiln-supervisor closed the link in the middle of a frame"
-                    break
-                for body in reader.feed(data):
-                    self._dispatch(_wire.decode(body, _wire.FROM_SUPERVISOR))
-        except _wire.ProtocolError as e:
-            why = f"protocol error from kiln-supervisor: {e}"
-            log.error("%s", why)
-        except OSError as e:
-            why = f"reading from kiln-supervisor failed: {e}"
-        if self._link_error:
-            why = self._link_error
-        self._end(why)
-
-    def _dispatch(self, m):
-        kind = m["type"]
-        if kind == "result":
-            with self._lock:
-                future = self._pending.pop(m["id"], None)
-            if future is None:
-                raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
-            future.settle_result(m)
-        elif kind == "hello":
-            if self._hello is not None:
-                raise _wire.ProtocolError("a second hello")
-            if m["protocol"] != _wire.PROTOCOL_VERSION:
-                raise _wire.ProtocolError(f"protocol version {m['protocol']}, expected 1")
-            self._hello = m
-            self._hello_event.set()
-        elif kind == "stats":
-            with self._lock:
-                waiter = self._stats_waiters.popleft() if self._stats_waiters else None
-            if waiter is None:
-                raise _wire.ProtocolError("stats that nobody asked for")
-            waiter.set_result(m)
-        elif kind == "started":
-            with self._lock:
-                future = self._pending.get(m["id"])
-            if future is not None:
-                future.started(m["worker_pid"])
-        elif kind == "status":
-            with self._lock:
-                future = self._pending.get(m["id"])
-            if future is not None:
-                future.status(m)
-        elif kind == "error":
-            self._link_error = f"kiln-supervisor ended the link: {m['code']}: {m['message']}"
-            log.error("%s", self._link_error)
-        # bye (the end follows) needs no action.
-
-    def _end(self, why):
-        """The link is gone: every open job and stats request learns it, once."""
-        with self._lock:
-            if self._closed is None:
-                self._closed = why
-            why = self._closed
-            pending, self._pending = self._pending, {}
-            waiters, self._stats_waiters = self._stats_waiters, collections.deque()
-            code = self._gone_code
-        for job_id, future in pending.items():
-            future.settle_exception(job_id, JobError(code, why))
-        for waiter in waiters:
-            waiter.set_exception(PoolClosedError(why))
-        self._hello_event.set()
-
-    def _hangup(self):
-        """Ends the link from our side, waits for the reader to finish with it, and closes our
-        fds. For a supervisor of our own, call it once the process is gone (its exit ended the
-        link already)."""
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already disconnected
-        if threading.current_thread() is not self._reader:
-            self._reader.join()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        elif self._read_fd >= 0:
-            os.close(self._read_fd)
-            os.close(self._write_fd)
-        self._read_fd = self._write_fd = -1
+        for job in self._link.open_jobs():
+            if isinstance(job, _JobFuture) and job._strict:
+                job.cancel()  # False, and nothing sent, for a job already started
 
 
 def connect(path, *, key=None, timeout=30.0):
