@@ -66,10 +66,10 @@ pip=("$prefix/venv/bin/python" -m pip --disable-pip-version-check -q)
 venv_check() {  # venv_check WHERE_IT_MUST_FIND_THE_SUPERVISOR [env assignments...]
   local want=$1; shift
   (cd / && env -i HOME="$prefix" PYTHONDONTWRITEBYTECODE=1 "$@" "$prefix/venv/bin/python" -c '
-import os, sys, kiln, kiln._pool as p
+import os, sys, kiln, kiln._supervisor as s
 venv = sys.argv[1]
 assert kiln.__file__.startswith(venv + "/lib/"), kiln.__file__
-found = p._find_supervisor(None)
+found = s._find_supervisor(None)
 assert os.path.realpath(found) == os.path.realpath(sys.argv[2]), (found, sys.argv[2])
 with kiln.Executor(max_workers=1) as ex:
     assert ex.submit(pow, 2, 10).result(timeout=60) == 1024

@@ -15,8 +15,7 @@ import sys
 import tempfile
 import threading
 
-from . import _pool
-from . import _calls
+from . import _calls, _errors, _pool
 
 _KIND = "python"
 
@@ -40,7 +39,7 @@ def _value(data):
 def _raise_again(error):
     """The exception a job's error becomes: what fn raised, as it was, with the remote
     traceback as its cause; for Kiln's own codes, the kiln.JobError subclass of that code."""
-    exc = _pool.job_error(error)
+    exc = _errors.job_error(error)
     data = error.get("data")
     if error["code"] != "job_failed" or data is None:
         return exc
@@ -176,8 +175,6 @@ class Executor(concurrent.futures.Executor):
                 raise ValueError("max_tasks_per_child must be >= 1")
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
-        self._futures = set()  # unfinished, for shutdown(cancel_futures=True)
-        self._futures_lock = threading.Lock()
         self._private_dir = None
         initializer_path = None
         if initializer is not None:
@@ -227,10 +224,7 @@ class Executor(concurrent.futures.Executor):
                 return
             self._shutdown = True
         if cancel_futures:
-            with self._futures_lock:
-                futures = list(self._futures)
-            for future in futures:
-                future.cancel()
+            self._pool._cancel_not_started()
         if wait:
             self._stop()
         else:
@@ -256,17 +250,9 @@ class Executor(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _calls.dumps_call(fn, args, kwargs)
-        future = self._pool._submit(
+        return self._pool._submit(
             _KIND, payload, timeout_ms, priority, _value, _raise_again, strict=True
         )
-        with self._futures_lock:
-            self._futures.add(future)
-        future.add_done_callback(self._forget)
-        return future
-
-    def _forget(self, future):
-        with self._futures_lock:
-            self._futures.discard(future)
 
     def _map(self, submit, fn, iterables, timeout, chunksize):
         if chunksize < 1:

@@ -1,95 +1,28 @@
-"""kiln.Pool: a kiln-supervisor of our own (pipe pair) or a connection to a daemon (socket).
+"""kiln.Pool, the public API of a pool: a kiln-supervisor of our own (pipe pair) or a connection
+to a daemon (socket).
 
-One reader thread per pool reads the supervisor's frames and settles futures; every public call
-may be made from any thread. Each submit gets exactly one outcome: its result, its JobError, or
-(if the supervisor goes away) a JobError saying so.
+Every public call may be made from any thread. Each submit gets exactly one outcome: its result,
+its JobError, or (if the supervisor goes away) a JobError saying so. The parts are modules of
+their own, each imported only by those after it: _errors (the errors), _futures (a job's future,
+a map's results), _supervisor (finding, starting and stopping kiln-supervisor, or reaching a
+daemon), _link (the link's writer and reader thread, owner of the open jobs), and this one.
 """
 
-import collections
 import concurrent.futures
-import concurrent.futures.process
 import dataclasses
 import itertools
-import logging
 import math
 import os
-import shlex
-import shutil
-import socket
-import struct
-import subprocess
 import threading
-import time
 
-from . import _wire
+from . import _link, _supervisor, _wire
+from ._errors import KilnError, PoolClosedError
+from ._futures import _JobFuture, _MapResults
 
-log = logging.getLogger("kiln")
-
-_RESERVED_OPTIONS = {"read_fd", "write_fd", "listen", "parent"}
-_WRITE_CHUNK = 64 * 1024  # submit_many's writes: a pipe's whole buffer at a time
-
-
-class KilnError(Exception):
-    """Base of the errors this package raises."""
-
-
-class PoolClosedError(KilnError, RuntimeError):
-    """The pool was shut down or its supervisor went away; nothing more can be submitted."""
-
-
-class JobError(KilnError):
-    """A job that ended without a value: `code` is one of docs/protocol.md's error codes
-    (job_failed, spawn_failed, bad_payload, unknown_kind, worker_crashed, worker_protocol_error,
-    timeout, cancelled, shutdown, overloaded, pool_unavailable); `detail` holds what more the
-    supervisor said, a crashed worker's stack trace for worker_crashed; `data` holds the opaque
-    bytes a tool attached (`error.data`: the Python tool's pickled exception), or None."""
-
-    def __init__(self, code, message, detail=None, worker_pid=None, data=None):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.detail = detail
-        self.worker_pid = worker_pid
-        self.data = data
-
-
-class WorkerCrashed(JobError, concurrent.futures.process.BrokenProcessPool):
-    """worker_crashed: the worker (or its tool) died while running this job, and only this job
-    paid; `detail` holds its crash report (a Python tool's faulthandler traceback). Also a
-    BrokenProcessPool, so that code written for ProcessPoolExecutor still catches it, though the
-    pool is not broken: it serves on."""
-
-
-class PoolUnavailable(JobError, concurrent.futures.process.BrokenProcessPool):
-    """pool_unavailable: workers keep failing to start (a tool or initializer that fails);
-    `detail` holds what the last one printed."""
-
-
-class JobTimeout(JobError, TimeoutError):
-    """timeout: the job ran past its run-time limit; its worker was stopped and replaced."""
-
-
-_ERROR_CLASSES = {
-    "worker_crashed": WorkerCrashed,
-    "pool_unavailable": PoolUnavailable,
-    "timeout": JobTimeout,
-}
-
-
-def job_error(error, worker_pid=None):
-    """The JobError (or its subclass for the code) of a result's `error` map."""
-    cls = _ERROR_CLASSES.get(error["code"], JobError)
-    return cls(error["code"], error["message"], error.get("detail"), worker_pid, error.get("data"))
-
-
-@dataclasses.dataclass(frozen=True)
-class JobStatus:
-    """A job still running, as the supervisor says every status interval of its run
-    (kiln-supervisor --status-interval-ms, default 10 s): given to a submit's on_status."""
-
-    elapsed_ms: int  # run time so far
-    worker_pid: int  # the worker running it
-    phase: str = None  # what the job is doing, when its kind says ("spawned" for exec)
+# Public names defined in the modules above, importable from here as before they were split out
+# (kiln exports them from where they are defined).
+from ._errors import JobError, JobTimeout, PoolUnavailable, WorkerCrashed, job_error  # noqa: F401
+from ._futures import JobStatus, cancel  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,313 +60,6 @@ def _timeout_ms(timeout):
     return max(1, math.ceil(timeout * 1000))
 
 
-def _checkouts():
-    """The checkouts whose build trees may hold the supervisor: the one this package is in
-    (python/kiln, beside build/), and the one it was built from when pip installed it (its
-    _checkout.py, which setup.py writes; CMake's install and the .deb have none)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    found = [os.path.normpath(os.path.join(here, "..", ".."))]
-    try:
-        from . import _checkout
-    except ImportError:
-        return found
-    if os.path.normpath(_checkout.CHECKOUT) not in found:
-        found.append(os.path.normpath(_checkout.CHECKOUT))
-    return found
-
-
-def _supervisor_candidates():
-    """Where kiln-supervisor may be, in order, after $KILN_SUPERVISOR: the bin/ of the prefix
-    this package is installed in (PREFIX/lib/python3*/dist-packages/kiln, and a venv's
-    site-packages), then the build trees (build/bin/ beside python/) of the checkout this
-    package is in or was installed from, then $PATH."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.normpath(os.path.join(here, "..", "..", "..", "..", "bin",
-                                                "kiln-supervisor"))]
-    for checkout in _checkouts():
-        for build in ("build", "build-debug", "build-asan", "build-tsan"):
-            candidates.append(os.path.join(checkout, build, "bin", "kiln-supervisor"))
-    return candidates
-
-
-def _find_supervisor(path):
-    if path:
-        return os.fspath(path)
-    if os.environ.get("KILN_SUPERVISOR"):
-        return os.environ["KILN_SUPERVISOR"]  # an explicit choice, checked when it is started
-    candidates = _supervisor_candidates()
-    for candidate in candidates:
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("kiln-supervisor")
-    if found:
-        return found
-    raise FileNotFoundError(
-        "kiln-supervisor not found: looked at " + ", ".join(candidates) + " and in $PATH; "
-        "pass supervisor=PATH or set KILN_SUPERVISOR"
-    )
-
-
-def _tool_flags(tools):
-    """{name: command} as --tool NAME=COMMAND flags; a command given as a list of arguments is
-    quoted so that the supervisor's shell-like split gives the same list back."""
-    flags = []
-    for name, command in (tools or {}).items():
-        if not isinstance(command, str):
-            command = " ".join(shlex.quote(os.fspath(a)) for a in command)
-        flags += ["--tool", f"{name}={command}"]
-    return flags
-
-
-def _is_python_tool(command):
-    args = shlex.split(command) if isinstance(command, str) else [os.fspath(a) for a in command]
-    return any(a == "-m" and b == "kiln.tool" for a, b in zip(args, args[1:]))
-
-
-def _zygote_flags(tools, zygote):
-    """--zygote NAME for the tools forked from a zygote: zygote=True (the default) means every
-    Python tool (`-m kiln.tool`), False none, a collection of names those tools."""
-    if zygote is True:
-        names = [name for name, command in (tools or {}).items() if _is_python_tool(command)]
-    else:
-        names = list(zygote or ())
-    return [flag for name in names for flag in ("--zygote", name)]
-
-
-def _option_flags(options):
-    """Keyword options as supervisor flags: job_timeout_ms=500 -> --job-timeout-ms 500,
-    enable_selftest=True -> --enable-selftest; False and None leave a flag out."""
-    flags = []
-    for name, value in options.items():
-        if name in _RESERVED_OPTIONS:
-            raise ValueError(f"option {name!r} is set by kiln.Pool itself")
-        if value is None or value is False:
-            continue
-        flags.append("--" + name.replace("_", "-"))
-        if value is not True:
-            flags.append(os.fspath(value) if isinstance(value, os.PathLike) else str(value))
-    return flags
-
-
-class _FutureCondition(threading.Condition):
-    """threading.Condition with its lock's methods called through the class instead of stored
-    in each instance: Condition() keeps five bound methods per instance, objects the cyclic
-    garbage collector then walks for as long as the Future lives (a burst of futures held in a
-    list made the collector a third of a submit's cost). The behaviour is Condition's."""
-
-    def __init__(self):  # Condition.__init__ is what stores the bound methods: not called
-        self._lock = threading.RLock()
-        self._waiters = collections.deque()
-
-    def acquire(self, *args, **kwargs):
-        return self._lock.acquire(*args, **kwargs)
-
-    def release(self):
-        self._lock.release()
-
-    def _release_save(self):
-        return self._lock._release_save()
-
-    def _acquire_restore(self, state):
-        self._lock._acquire_restore(state)
-
-    def _is_owned(self):
-        return self._lock._is_owned()
-
-
-_PENDING = concurrent.futures._base.PENDING
-_RUNNING = concurrent.futures._base.RUNNING
-_CANCELLED = concurrent.futures._base.CANCELLED
-_FINISHED = concurrent.futures._base.FINISHED
-
-
-class _JobFuture(concurrent.futures.Future):
-    """A job's Future. A Pool's: cancel() cancels the job itself, queued or running, and the
-    future never reports running(). An Executor's (`strict`) keeps concurrent.futures' contract:
-    it is RUNNING once a worker has started the job (the supervisor's `started`), and cancel()
-    of a running job returns False; kiln.cancel() stops it. (A done-callback per job did the
-    same at a third of the submit's cost.) It also carries what the reader needs to settle it:
-    how to convert its value and its error, and who hears its status and its start."""
-
-    def __init__(self, pool, convert=None, convert_error=None, on_status=None, on_start=None,
-                 strict=False):
-        # Future.__init__'s fields, with a lighter condition (tests/test_pool.py checks that
-        # the field set is still Future's own).
-        self._condition = _FutureCondition()
-        self._state = _PENDING
-        self._result = None
-        self._exception = None
-        self._waiters = []
-        self._done_callbacks = []
-        self._pool = pool
-        self._convert = convert
-        self._convert_error = convert_error
-        self._on_status = on_status
-        self._on_start = on_start
-        self._strict = strict
-        self.job_id = None
-
-    def cancel(self):
-        if not super().cancel():
-            return False
-        self._pool._cancel(self.job_id)
-        return True
-
-    def stop(self):
-        """kiln.cancel(): cancels the job, queued or running (its worker is replaced); False
-        only if it has ended already."""
-        with self._condition:
-            if self._state == _FINISHED:
-                return False
-            if self._state in (_PENDING, _RUNNING):
-                self._state = _CANCELLED
-                self._condition.notify_all()
-                notify = True
-            else:
-                notify = False  # cancelled already
-        if notify:
-            self._invoke_callbacks()
-            self._pool._cancel(self.job_id)
-        return True
-
-    def _begin(self):
-        """Whether the future may take an outcome now; moves it to RUNNING (or to
-        CANCELLED_AND_NOTIFIED, which tells the waiters of a cancelled one) on the way."""
-        with self._condition:
-            if self._state in (_PENDING, _CANCELLED):
-                return self.set_running_or_notify_cancel()
-            return self._state == _RUNNING
-
-    # The reader's calls, which _MapResults has too.
-    def started(self, worker_pid):
-        """Its job's `started` message came: a worker runs it now."""
-        if self._strict:
-            self._begin()
-        if self._on_start is not None:
-            try:
-                self._on_start(worker_pid)
-            except Exception:  # noqa: BLE001 - the caller's; the reader must go on
-                log.exception("on_start of job %d raised", self.job_id)
-
-    def settle_result(self, m):
-        """Its job's `result` message came."""
-        if not self._begin():
-            return  # cancelled by our caller; this is the supervisor's `cancelled`
-        if m["ok"]:
-            try:
-                value = m.get("value")
-                settle, outcome = self.set_result, self._convert(value) if self._convert else value
-            except Exception as e:  # noqa: BLE001 - a value the converter cannot take
-                settle = self.set_exception
-                outcome = KilnError(f"the value of job {m['id']} cannot be read: {e!r}")
-        elif self._convert_error is not None:
-            settle, outcome = self.set_exception, self._convert_error(m["error"])
-        else:
-            settle, outcome = self.set_exception, job_error(m["error"], m.get("worker_pid"))
-        try:
-            settle(outcome)
-        except concurrent.futures.InvalidStateError:
-            pass  # kiln.cancel() of the running job came first: it stays cancelled
-
-    def settle_exception(self, job_id, error):
-        """Its job ends with `error` without a result (the link is gone)."""
-        if self._begin():
-            try:
-                self.set_exception(error)
-            except concurrent.futures.InvalidStateError:
-                pass  # cancelled meanwhile by kiln.cancel()
-
-    def wait_done(self):
-        concurrent.futures.wait([self])
-
-
-def cancel(future):
-    """Cancels the job of a kiln future, queued or running: a running job's worker is stopped
-    and replaced, and the future's result() raises CancelledError. The way to stop a running
-    job of kiln.Executor, whose Future.cancel() returns False once the job has started (as
-    concurrent.futures says). False if the job has ended already."""
-    if not isinstance(future, _JobFuture):
-        raise TypeError(f"kiln.cancel() takes a future of kiln.Pool or kiln.Executor, "
-                        f"not {type(future).__name__}")
-    return future.stop()
-
-
-_NOT_YET = object()  # a _MapResults slot whose result has not come
-
-
-class _Failed:
-    """A _MapResults slot holding a job's error, to raise when its turn comes."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error):
-        self.error = error
-
-
-class _MapResults:
-    """The jobs of one Pool.map, settled by position in one list instead of a Future each: a
-    Future (its condition, its lists, the collector's walks of them) was most of what a small
-    job cost the client. The reader thread settles; the caller's thread iterates."""
-
-    _on_status = None  # a map's jobs take no status callback
-
-    def started(self, worker_pid):
-        """A map's jobs do not ask for `started`; a supervisor that sends it anyway is heard."""
-
-    def __init__(self, pool, first_id, count):
-        self._pool = pool
-        self._first_id = first_id
-        self._values = [_NOT_YET] * count
-        self._left = count
-        self._want = -1  # the position the iterating thread waits for
-        self._condition = threading.Condition(threading.Lock())
-
-    def settle_result(self, m):
-        if m["ok"]:
-            self._settle(m["id"], m.get("value"))
-        else:
-            self._settle(m["id"], _Failed(job_error(m["error"], m.get("worker_pid"))))
-
-    def settle_exception(self, job_id, error):
-        self._settle(job_id, _Failed(error))
-
-    def _settle(self, job_id, value):
-        """Job `job_id` ended with `value` (a _Failed for an error)."""
-        i = job_id - self._first_id
-        self._values[i] = value
-        self._left -= 1
-        if i == self._want or self._left == 0:
-            with self._condition:
-                self._condition.notify_all()
-
-    def in_order(self):
-        values = self._values
-        done = 0  # positions yielded or raised
-        try:
-            for position, value in enumerate(values):
-                if value is _NOT_YET:
-                    with self._condition:
-                        self._want = position
-                        while values[position] is _NOT_YET:
-                            self._condition.wait()
-                    value = values[position]
-                values[position] = None  # the caller holds it now, or drops it
-                done = position + 1
-                if type(value) is _Failed:
-                    raise value.error
-                yield value
-        finally:
-            for position in range(done, len(values)):
-                if values[position] is _NOT_YET:
-                    self._pool._cancel(self._first_id + position)
-
-    def wait_done(self):
-        """Until every job of the map has ended."""
-        with self._condition:
-            while self._left:
-                self._condition.wait()
-
-
 class Pool:
     """A pool of warm kiln-worker processes behind one kiln-supervisor.
 
@@ -462,83 +88,41 @@ class Pool:
         env=None,
         **options,
     ):
-        self._max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
-        argv = [_find_supervisor(supervisor)]
-        argv += _option_flags({"workers": workers, **options}) + _tool_flags(tools)
-        argv += _zygote_flags(tools, zygote)
+        max_frame = int(options.get("max_frame") or _wire.DEFAULT_MAX_FRAME)
+        argv = _supervisor.command(supervisor, tools, zygote, {"workers": workers, **options})
         env = dict(os.environ if env is None else env)
         if key is not None:
             env["KILN_KEY"] = _wire.encode_key(key)
-        to_sup_r, to_sup_w = os.pipe()
-        from_sup_r, from_sup_w = os.pipe()
-        argv += ["--read-fd", str(to_sup_r), "--write-fd", str(from_sup_w)]
-        try:
-            proc = subprocess.Popen(
-                argv,
-                pass_fds=(to_sup_r, from_sup_w),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        except BaseException:
-            for fd in (to_sup_r, to_sup_w, from_sup_r, from_sup_w):
-                os.close(fd)
-            raise
-        os.close(to_sup_r)
-        os.close(from_sup_w)
-        log.debug("started %s as pid %d", argv[0], proc.pid)
-        self._setup(from_sup_r, to_sup_w, proc=proc, sock=None)
+        proc, read_fd, write_fd = _supervisor.start(argv, env, stderr)
+        self._setup(_link.Link(read_fd, write_fd, None, max_frame), proc)
         self._await_hello(start_timeout, key)
 
     @classmethod
     def _connected(cls, path, key, timeout):
         self = cls.__new__(cls)
-        self._max_frame = _wire.DEFAULT_MAX_FRAME
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(os.fspath(path))
-            sock.settimeout(None)
-            _check_peer_is_this_user(sock, path)
-        except BaseException:
-            sock.close()
-            raise
-        self._setup(sock.fileno(), sock.fileno(), proc=None, sock=sock)
+        sock = _supervisor.connect(path, timeout)
+        self._setup(_link.Link(sock.fileno(), sock.fileno(), sock, _wire.DEFAULT_MAX_FRAME), None)
         self._await_hello(timeout, key)
         return self
 
-    def _setup(self, read_fd, write_fd, proc, sock):
-        self._read_fd = read_fd
-        self._write_fd = write_fd
-        self._proc = proc
-        self._sock = sock
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()  # pending, stats waiters, closed
-        self._write_lock = threading.Lock()  # whole frames in order
-        self._pending = {}  # id -> its _JobFuture, or the _MapResults of its map
-        self._stats_waiters = collections.deque()
-        self._closed = None  # why nothing more can be submitted
-        self._gone_code = "shutdown"  # the code open jobs end with when the link ends
-        self._hello = None
-        self._hello_event = threading.Event()
-        self._link_error = None
+    def _setup(self, link, proc):
+        self._link = link
+        self._proc = proc  # a supervisor of our own; None for a daemon
         self._shutdown_lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read_loop, name="kiln-pool-reader", daemon=True)
-        self._reader.start()
 
     def _await_hello(self, timeout, key):
-        if not self._hello_event.wait(timeout) or self._hello is None:
-            why = self._closed or f"no hello within {timeout} s"
-            status = self._stop_process(kill=True)
-            self._hangup()
+        hello = self._link.wait_hello(timeout)
+        if hello is None:
+            why = self._link.closed or f"no hello within {timeout} s"
+            status = _supervisor.stop(self._proc, kill=True)
+            self._link.hangup()
             if status is not None:
                 why = f"kiln-supervisor exited with status {status} before it was ready ({why})"
             raise KilnError(why)
-        if key is not None and self._hello["key_id"] != _wire.key_id(key):
+        if key is not None and hello["key_id"] != _wire.key_id(key):
             self.close()
             raise KilnError(
-                f"the supervisor's key_id {self._hello['key_id']} is not that of the given key "
+                f"the supervisor's key_id {hello['key_id']} is not that of the given key "
                 f"({_wire.key_id(key)})"
             )
 
@@ -547,12 +131,12 @@ class Pool:
     @property
     def hello(self):
         """The supervisor's hello: pid, workers, kinds, key_id, server."""
-        return dict(self._hello)
+        return dict(self._link.hello)
 
     @property
     def pid(self):
         """The supervisor's pid."""
-        return self._hello["pid"]
+        return self._link.hello["pid"]
 
     def submit(self, kind, payload=None, *, timeout=None, priority=None, on_status=None,
                on_start=None):
@@ -580,13 +164,12 @@ class Pool:
         bursts of small jobs."""
         results = None
 
-        def register(first_id, count):
+        def entries_for(first_id, count):
             nonlocal results
-            results = _MapResults(self, first_id, count)
-            for job_id in range(first_id, first_id + count):
-                self._pending[job_id] = results
+            results = _MapResults(self._link, first_id, count)
+            return itertools.repeat(results, count)
 
-        self._send_submits(kind, payloads, _timeout_ms(timeout), priority, register)
+        self._link.send_submits(kind, payloads, _timeout_ms(timeout), priority, entries_for)
         return iter(()) if results is None else results.in_order()
 
     def exec(
@@ -629,21 +212,15 @@ class Pool:
     def quiesce(self):
         """Lets running jobs finish, then stops every worker; the next submit or wakeup() starts
         them again. For idle phases of a build: workers hold no memory while stopped."""
-        self._send({"type": "quiesce"})
+        self._link.send({"type": "quiesce"})
 
     def wakeup(self):
         """Starts the pool to full size now, so the next jobs find warm workers."""
-        self._send({"type": "wakeup"})
+        self._link.send({"type": "wakeup"})
 
     def stats(self, timeout=30.0):
         """The supervisor's counters (docs/protocol.md, `stats`) as a dict."""
-        waiter = concurrent.futures.Future()
-        with self._write_lock:
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(self._closed)
-                self._stats_waiters.append(waiter)
-            self._write_frame(_wire.encode({"type": "stats"}))
+        waiter = self._link.ask_stats()
         try:
             stats = waiter.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -658,15 +235,15 @@ class Pool:
         Calling it again returns at once."""
         with self._shutdown_lock:
             try:
-                self._send({"type": "shutdown", "drain": bool(drain)})
+                self._link.send({"type": "shutdown", "drain": bool(drain)})
             except PoolClosedError:
                 pass
-            self._reader.join(timeout)
+            self._link.join(timeout)
             if self._proc is None:
-                self._hangup()  # a daemon that did not finish in time: stop listening to it
+                self._link.hangup()  # a daemon that did not finish in time: stop listening to it
                 return None
-            status = self._stop_process(kill=False, timeout=timeout)
-            self._hangup()
+            status = _supervisor.stop(self._proc, kill=False, timeout=timeout)
+            self._link.hangup()
             return status
 
     def close(self, wait=False):
@@ -677,22 +254,19 @@ class Pool:
             self.shutdown(drain=wait)
             return
         if wait:
-            with self._lock:
-                open_jobs = set(self._pending.values())
-            for jobs in open_jobs:
-                jobs.wait_done()
+            for job in self._link.open_jobs():
+                job.wait_done()
         with self._shutdown_lock:
-            with self._lock:
-                if self._closed is None:
-                    self._closed = "the connection was closed"
-                    self._gone_code = "cancelled"
-            self._hangup()
+            self._link.close("the connection was closed", "cancelled")
+            self._link.hangup()
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self.close(wait=exc_type is None)
+
+    # -- internals --------------------------------------------------------------------------
 
     # -- internals --------------------------------------------------------------------------
 
@@ -713,202 +287,25 @@ class Pool:
         """One future per payload, in order, their submits written together."""
         futures = []
 
-        def register(first_id, count):
+        def entries_for(first_id, count):
             for job_id in range(first_id, first_id + count):
-                future = _JobFuture(self, convert, convert_error, on_status, on_start, strict)
+                future = _JobFuture(self._link, convert, convert_error, on_status, on_start,
+                                    strict)
                 future.job_id = job_id
                 futures.append(future)
-                self._pending[job_id] = future
+            return futures
 
         notify_started = strict or on_start is not None
-        self._send_submits(kind, payloads, timeout_ms, priority, register, notify_started)
+        self._link.send_submits(kind, payloads, timeout_ms, priority, entries_for, notify_started)
         return futures
 
-    def _send_submits(self, kind, payloads, timeout_ms, priority, register, notify_started=False):
-        """Encodes a submit per payload (their ids consecutive), has register(first_id, count)
-        enter them in _pending (pool lock held), and writes them together: a write per
-        _WRITE_CHUNK bytes, not per job. Every payload is encoded before any job is registered
-        or sent, so a payload that cannot be encoded (TypeError/ValueError) sends none of them.
-        notify_started asks the supervisor for each job's `started` message."""
-        message = {"type": "submit", "id": 0, "kind": str(kind), "payload": None}
-        if timeout_ms is not None:
-            message["timeout_ms"] = timeout_ms
-        if priority is not None:
-            message["priority"] = int(priority)
-        if notify_started:
-            message["notify_started"] = True
-        frames = []
-        with self._write_lock:  # the ids are taken under it: consecutive, in write order
-            if self._closed:
-                raise PoolClosedError(self._closed)
-            first_id = None
-            for payload in payloads:
-                message["id"] = next(self._ids)
-                first_id = message["id"] if first_id is None else first_id
-                message["payload"] = payload
-                frames.append(_wire.encode(message, self._max_frame))
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(self._closed)
-                if frames:
-                    register(first_id, len(frames))
-            self._write_frames(frames)
-
-    def _write_frames(self, frames):
-        """Writes whole frames in order, joined into writes of about _WRITE_CHUNK bytes (write
-        lock held)."""
-        chunk, size = [], 0
-        for frame in frames:
-            chunk.append(frame)
-            size += len(frame)
-            if size >= _WRITE_CHUNK:
-                self._write_frame(b"".join(chunk))
-                chunk, size = [], 0
-        if chunk:
-            self._write_frame(b"".join(chunk))  # one frame: join returns it, no copy
-
-    def _cancel(self, job_id):
-        try:
-            self._send({"type": "cancel", "id": job_id})
-        except PoolClosedError:
-            pass  # the link is gone: the job ended with it
-
-    def _send(self, message):
-        frame = _wire.encode(message, self._max_frame)
-        with self._write_lock:
-            with self._lock:
-                if self._closed:
-                    raise PoolClosedError(self._closed)
-            self._write_frame(frame)
-
-    def _write_frame(self, frame):
-        """Writes a whole frame (write lock held). A broken link is left to the reader, which
-        sees its end and settles every open job."""
-        view = memoryview(frame)
-        try:
-            while view:
-                view = view[os.write(self._write_fd, view):]
-        except OSError as e:
-            log.debug("writing to kiln-supervisor failed: %s", e)
-
-    def _read_loop(self):
-        reader = _wire.FrameReader(self._max_frame)
-        why = "kiln-supervisor closed the link"
-        try:
-            while True:
-                data = os.read(self._read_fd, 1 << 16)
-                if not data:
-                    if reader.pending:
-                        why = "kiln-supervisor closed the link in the middle of a frame"
-                    break
-                for body in reader.feed(data):
-                    self._dispatch(_wire.decode(body, _wire.FROM_SUPERVISOR))
-        except _wire.ProtocolError as e:
-            why = f"protocol error from kiln-supervisor: {e}"
-            log.error("%s", why)
-        except OSError as e:
-            why = f"reading from kiln-supervisor failed: {e}"
-        if self._link_error:
-            why = self._link_error
-        self._end(why)
-
-    def _dispatch(self, m):
-        kind = m["type"]
-        if kind == "result":
-            with self._lock:
-                future = self._pending.pop(m["id"], None)
-            if future is None:
-                raise _wire.ProtocolError(f"result for id {m['id']}, which is not an open job")
-            future.settle_result(m)
-        elif kind == "hello":
-            if self._hello is not None:
-                raise _wire.ProtocolError("a second hello")
-            if m["protocol"] != _wire.PROTOCOL_VERSION:
-                raise _wire.ProtocolError(f"protocol version {m['protocol']}, expected 1")
-            self._hello = m
-            self._hello_event.set()
-        elif kind == "stats":
-            with self._lock:
-                waiter = self._stats_waiters.popleft() if self._stats_waiters else None
-            if waiter is None:
-                raise _wire.ProtocolError("stats that nobody asked for")
-            waiter.set_result(m)
-        elif kind == "started":
-            with self._lock:
-                future = self._pending.get(m["id"])
-            if future is not None:
-                future.started(m["worker_pid"])
-        elif kind == "status":
-            with self._lock:
-                future = self._pending.get(m["id"])
-            if future is not None and future._on_status is not None:
-                try:
-                    future._on_status(JobStatus(m["elapsed_ms"], m["worker_pid"], m.get("phase")))
-                except Exception:  # noqa: BLE001 - the caller's; the reader must go on
-                    log.exception("on_status of job %d raised", m["id"])
-        elif kind == "error":
-            self._link_error = f"kiln-supervisor ended the link: {m['code']}: {m['message']}"
-            log.error("%s", self._link_error)
-        # bye (the end follows) needs no action.
-
-    def _end(self, why):
-        """The link is gone: every open job and stats request learns it, once."""
-        with self._lock:
-            if self._closed is None:
-                self._closed = why
-            why = self._closed
-            pending, self._pending = self._pending, {}
-            waiters, self._stats_waiters = self._stats_waiters, collections.deque()
-            code = self._gone_code
-        for job_id, future in pending.items():
-            future.settle_exception(job_id, JobError(code, why))
-        for waiter in waiters:
-            waiter.set_exception(PoolClosedError(why))
-        self._hello_event.set()
-
-    def _stop_process(self, kill, timeout=None):
-        """Waits for (or kills) a supervisor of our own; its exit status, None for a daemon."""
-        if self._proc is None:
-            return None
-        if kill and self._proc.poll() is None:
-            self._proc.kill()
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error("kiln-supervisor pid %d did not exit in %s s; killing it", self._proc.pid, timeout)
-            self._proc.kill()
-            return self._proc.wait()
-
-    def _hangup(self):
-        """Ends the link from our side, waits for the reader to finish with it, and closes our
-        fds. For a supervisor of our own, call it once the process is gone (its exit ended the
-        link already)."""
-        if self._sock is not None:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already disconnected
-        if threading.current_thread() is not self._reader:
-            self._reader.join()
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        elif self._read_fd >= 0:
-            os.close(self._read_fd)
-            os.close(self._write_fd)
-        self._read_fd = self._write_fd = -1
-
-
-def _check_peer_is_this_user(sock, path):
-    """Refuse a socket that another user serves, before sending it anything: whoever can put a
-    socket at `path` would otherwise get every job and could answer with forged results."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, _gid = struct.unpack("3i", creds)
-    if uid != os.getuid():
-        raise PermissionError(
-            f"{os.fspath(path)} is served by uid {uid} (pid {pid}), not by this user "
-            f"(uid {os.getuid()}): refusing to use it"
-        )
+    def _cancel_not_started(self):
+        """Cancels the open jobs that no worker has started, as their futures' cancel() does:
+        Executor.shutdown(cancel_futures=True). Only a strict future (Executor's) hears its
+        job's start; a Pool's own futures and a map's jobs are left as they are."""
+        for job in self._link.open_jobs():
+            if isinstance(job, _JobFuture) and job._strict:
+                job.cancel()  # False, and nothing sent, for a job already started
 
 
 def connect(path, *, key=None, timeout=30.0):

@@ -21,7 +21,7 @@ import pytest
 
 import kiln
 from kiln import _wire
-from kiln._pool import _JobFuture
+from kiln._futures import _JobFuture
 from conftest import wait_until
 
 
