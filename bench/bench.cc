@@ -148,20 +148,12 @@ void Supervisor::kill() {
 void Supervisor::send(const std::string& frame) { write_all(to_.get(), frame); }
 
 proto::ClientEvent Supervisor::next() {
-  char buf[1 << 16];
-  while (bodies_.empty()) {
-    const ssize_t n = ::read(from_.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) die("the supervisor closed its link");
-    const bool ok = reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                                 [&](std::string_view body) {
-                                   bodies_.emplace_back(body);
-                                   return true;
-                                 });
-    if (!ok) die("bad frame from the supervisor: " + reader_.error());
+  const FrameInbox::Read read = inbox_.fill(from_.get());
+  if (read == FrameInbox::Read::kError && inbox_.read_errno() == 0) {
+    die("bad frame from the supervisor: " + inbox_.error());
   }
-  auto event = proto::decode_client_event(bodies_.front());
-  bodies_.pop_front();
+  if (read != FrameInbox::Read::kOk) die("the supervisor closed its link");
+  auto event = proto::decode_client_event(inbox_.take());
   if (!event) die("bad message from the supervisor: " + event.error());
   return std::move(*event);
 }

@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -99,8 +98,7 @@ class Supervisor {
  private:
   pid_t pid_ = -1;
   UniqueFd to_, from_;
-  FrameReader reader_;
-  std::deque<std::string> bodies_;
+  FrameInbox inbox_;
   proto::Hello hello_;
   uint64_t next_id_ = 1;
 };

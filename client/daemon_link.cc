@@ -141,7 +141,7 @@ Expected<bool> DaemonLink::read_hello(
 
 std::optional<std::string> DaemonLink::next_body(
     std::optional<std::chrono::steady_clock::time_point> deadline) {
-  while (ready_.empty()) {
+  while (!inbox_.has_body()) {
     if (deadline) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(
           *deadline - std::chrono::steady_clock::now());
@@ -153,20 +153,16 @@ std::optional<std::string> DaemonLink::next_body(
         return std::nullopt;
       }
     }
-    char buf[64 << 10];
-    const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    if (!reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)), [&](std::string_view b) {
-          ready_.emplace_back(b);
-          return true;
-        })) {
-      return std::nullopt;
+    switch (inbox_.read_from(fd_.get())) {
+      case FrameInbox::Read::kOk:
+      case FrameInbox::Read::kAgain:
+        continue;
+      case FrameInbox::Read::kEnd:
+      case FrameInbox::Read::kError:
+        return std::nullopt;
     }
   }
-  std::string body = std::move(ready_.front());
-  ready_.pop_front();
-  return body;
+  return inbox_.take();
 }
 
 bool DaemonLink::send(std::string_view rest) const {

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <chrono>
-#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,8 +66,7 @@ class DaemonLink {
  private:
   UniqueFd fd_;
   proto::Hello hello_;
-  FrameReader reader_;
-  std::deque<std::string> ready_;
+  FrameInbox inbox_;
   bool timed_out_ = false;
 };
 

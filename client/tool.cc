@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <exception>
 
 #include "client/tool_zygote.h"
@@ -41,30 +40,23 @@ bool send(const M& message) {
 // Blocking reads of whole commands from fd 3.
 class Commands {
  public:
-  explicit Commands(uint32_t max_frame) : reader_(max_frame) {}
+  explicit Commands(uint32_t max_frame) : inbox_(max_frame) {}
 
   enum class Status { kCommand, kEnd, kError };
   Status next(proto::ToolCommand& out, std::string& error) {
-    while (bodies_.empty()) {
-      char buf[64 << 10];
-      const ssize_t n = ::read(kCommandsFd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n == 0) return Status::kEnd;
-      if (n < 0) {
-        error = std::string("reading fd 3: ") + std::strerror(errno);
+    switch (inbox_.fill(kCommandsFd)) {
+      case FrameInbox::Read::kOk:
+        break;
+      case FrameInbox::Read::kEnd:
+        return Status::kEnd;
+      case FrameInbox::Read::kAgain:  // fd 3 is blocking: not seen
+      case FrameInbox::Read::kError:
+        error = inbox_.read_errno() != 0
+                    ? std::string("reading fd 3: ") + std::strerror(inbox_.read_errno())
+                    : inbox_.error();
         return Status::kError;
-      }
-      if (!reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                        [this](std::string_view b) {
-                          bodies_.emplace_back(b);
-                          return true;
-                        })) {
-        error = reader_.error();
-        return Status::kError;
-      }
     }
-    Expected<proto::ToolCommand> decoded = proto::decode_tool_command(bodies_.front());
-    bodies_.pop_front();
+    Expected<proto::ToolCommand> decoded = proto::decode_tool_command(inbox_.take());
     if (!decoded) {
       error = decoded.error();
       return Status::kError;
@@ -74,8 +66,7 @@ class Commands {
   }
 
  private:
-  FrameReader reader_;
-  std::deque<std::string> bodies_;
+  FrameInbox inbox_;
 };
 
 proto::ToolResult run_one(const Handler& handler, const proto::ToolJob& job) {

@@ -1,6 +1,9 @@
 #include "common/frame.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace kiln {
 
@@ -72,6 +75,46 @@ bool FrameReader::feed(std::string_view bytes, const OnFrame& on_frame) {
     }
   }
   return !stopped_;
+}
+
+FrameInbox::Read FrameInbox::read_from(int fd) {
+  char buf[64 << 10];
+  ssize_t n;
+  do {
+    n = ::read(fd, buf, sizeof buf);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0 || (n < 0 && errno == ECONNRESET)) return Read::kEnd;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Read::kAgain;
+  if (n < 0) {
+    read_errno_ = errno;
+    error_.clear();
+    return Read::kError;
+  }
+  const bool fed =
+      reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)), [this](std::string_view b) {
+        bodies_.emplace_back(b);
+        return true;
+      });
+  if (!fed) {
+    read_errno_ = 0;
+    error_ = reader_.error();
+    return Read::kError;
+  }
+  return Read::kOk;
+}
+
+FrameInbox::Read FrameInbox::fill(int fd) {
+  while (bodies_.empty()) {
+    const Read r = read_from(fd);
+    if (r != Read::kOk) return r;
+  }
+  return Read::kOk;
+}
+
+std::string FrameInbox::take() {
+  std::string body = std::move(bodies_.front());
+  bodies_.pop_front();
+  return body;
 }
 
 }  // namespace kiln

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,37 @@ class FrameReader {
   std::string body_;
   bool stopped_ = false;
   std::string error_;
+};
+
+// Whole bodies read from an fd: the one owner of "read a chunk, feed a FrameReader, queue the
+// bodies" for every reader of a framed fd, blocking or not (a worker's link, a tool's, the
+// client's daemon link, the tests' and benchmarks' channels).
+class FrameInbox {
+ public:
+  enum class Read { kOk, kAgain, kEnd, kError };
+
+  explicit FrameInbox(uint32_t max_frame = kDefaultMaxFrame) : reader_(max_frame) {}
+
+  // One read(2) of fd (retried on EINTR), its whole bodies queued: kOk (perhaps with no whole
+  // body yet), kAgain (a non-blocking fd had nothing), kEnd (end of file, or ECONNRESET), kError
+  // (the read failed, read_errno() says how; or the bytes broke the framing, error() says why).
+  Read read_from(int fd);
+  // read_from until a body is queued: kOk once one is (at once if one was), else what stopped it.
+  Read fill(int fd);
+
+  bool has_body() const { return !bodies_.empty(); }
+  // The oldest queued body; only when has_body().
+  std::string take();
+
+  // After kError: the framing's error, or empty when the read itself failed (read_errno()).
+  const std::string& error() const { return error_; }
+  int read_errno() const { return read_errno_; }
+
+ private:
+  FrameReader reader_;
+  std::deque<std::string> bodies_;
+  std::string error_;
+  int read_errno_ = 0;
 };
 
 }  // namespace kiln

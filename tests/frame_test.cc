@@ -1,8 +1,12 @@
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "common/fd.h"
 #include "common/frame.h"
 
 namespace kiln {
@@ -122,6 +126,51 @@ TEST(FrameReader, StopsWhenTheCallbackSaysSo) {
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(reader.failed());
   EXPECT_EQ(reader.error(), "");
+}
+
+// A pipe whose read end does not block.
+std::pair<UniqueFd, UniqueFd> nonblocking_pipe() {
+  int fds[2];
+  EXPECT_EQ(::pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+void write_all(int fd, const std::string& bytes) {
+  ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+}
+
+TEST(FrameInbox, QueuesWholeBodiesAcrossReadsAndSaysWhenAnFdHasNothingOrEnded) {
+  auto [in, out] = nonblocking_pipe();
+  FrameInbox inbox;
+  EXPECT_EQ(inbox.read_from(in.get()), FrameInbox::Read::kAgain);
+  const std::string both = frame("first") + frame("second");
+  write_all(out.get(), both.substr(0, 7));  // the first frame's header and 3 bytes of it
+  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kAgain);
+  EXPECT_FALSE(inbox.has_body());
+  write_all(out.get(), both.substr(7));
+  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kOk);
+  EXPECT_EQ(inbox.take(), "first");
+  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kOk) << "queued already: no read";
+  EXPECT_EQ(inbox.take(), "second");
+  EXPECT_FALSE(inbox.has_body());
+  out.reset();
+  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kEnd);
+}
+
+TEST(FrameInbox, ABadFrameOrAFailedReadIsAnErrorThatSaysWhich) {
+  auto [in, out] = nonblocking_pipe();
+  FrameInbox inbox(16);
+  std::string big;
+  append_frame_header(big, 17);
+  write_all(out.get(), frame("ok") + big);
+  EXPECT_EQ(inbox.read_from(in.get()), FrameInbox::Read::kError);
+  EXPECT_EQ(inbox.read_errno(), 0);
+  EXPECT_EQ(inbox.error(), "frame: length 17 exceeds the maximum of 16");
+  EXPECT_EQ(inbox.take(), "ok") << "the bodies before the bad frame stay queued";
+  FrameInbox closed;
+  EXPECT_EQ(closed.read_from(out.get()), FrameInbox::Read::kError) << "a write end: EBADF";
+  EXPECT_EQ(closed.read_errno(), EBADF);
+  EXPECT_EQ(closed.error(), "");
 }
 
 }  // namespace

@@ -359,18 +359,15 @@ class Link {
 
  private:
   void read_loop() {
-    FrameReader reader(kDefaultMaxFrame);
-    char buf[1 << 16];
-    for (;;) {
-      const ssize_t n = ::read(read_.get(), buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      const bool ok = reader.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                                  [&](std::string_view body) { return on_body(body); });
-      if (!ok) {
-        if (!reader.error().empty()) violation("bad frame from the supervisor: " + reader.error());
-        break;
+    FrameInbox inbox(kDefaultMaxFrame);
+    bool reading = true;
+    while (reading) {
+      const FrameInbox::Read read = inbox.fill(read_.get());
+      while (reading && inbox.has_body()) reading = on_body(inbox.take());
+      if (reading && read == FrameInbox::Read::kError && inbox.read_errno() == 0) {
+        violation("bad frame from the supervisor: " + inbox.error());
       }
+      reading = reading && read == FrameInbox::Read::kOk;
     }
     std::lock_guard lock(mu_);
     ended_ = true;

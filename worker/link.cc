@@ -9,27 +9,19 @@
 namespace kiln::worker {
 
 Link::Status Link::receive(proto::WorkerCommand& out) {
-  while (bodies_.empty()) {
-    char buf[64 << 10];
-    const ssize_t n = ::read(read_fd_, buf, sizeof buf);
-    if (n == 0) return Status::kEnd;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ECONNRESET) return Status::kEnd;
-      error_ = std::string("read from the supervisor: ") + std::strerror(errno);
+  switch (inbox_.fill(read_fd_)) {
+    case FrameInbox::Read::kOk:
+      break;
+    case FrameInbox::Read::kEnd:
+      return Status::kEnd;
+    case FrameInbox::Read::kAgain:  // the link is blocking: not seen
+    case FrameInbox::Read::kError:
+      error_ = inbox_.read_errno() != 0
+                   ? std::string("read from the supervisor: ") + std::strerror(inbox_.read_errno())
+                   : inbox_.error();
       return Status::kError;
-    }
-    if (!reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                      [this](std::string_view b) {
-                        bodies_.emplace_back(b);
-                        return true;
-                      })) {
-      error_ = reader_.error();
-      return Status::kError;
-    }
   }
-  Expected<proto::WorkerCommand> decoded = proto::decode_worker_command(bodies_.front());
-  bodies_.pop_front();
+  Expected<proto::WorkerCommand> decoded = proto::decode_worker_command(inbox_.take());
   if (!decoded) {
     error_ = decoded.error();
     return Status::kError;
@@ -39,7 +31,7 @@ Link::Status Link::receive(proto::WorkerCommand& out) {
 }
 
 bool Link::ready() {
-  if (!bodies_.empty()) return true;
+  if (inbox_.has_body()) return true;
   pollfd fd{read_fd_, POLLIN, 0};
   while (::poll(&fd, 1, 0) < 0) {
     if (errno != EINTR) return true;  // receive() reports the error

@@ -1,7 +1,6 @@
 // The worker's end of its link: blocking framed reads and writes on two inherited fds.
 #pragma once
 
-#include <deque>
 #include <string>
 
 #include "common/frame.h"
@@ -12,7 +11,7 @@ namespace kiln::worker {
 class Link {
  public:
   Link(int read_fd, int write_fd, uint32_t max_frame)
-      : read_fd_(read_fd), write_fd_(write_fd), reader_(max_frame) {}
+      : read_fd_(read_fd), write_fd_(write_fd), inbox_(max_frame) {}
 
   enum class Status { kMessage, kEnd, kError };
 
@@ -35,15 +34,14 @@ class Link {
   const std::string& error() const { return error_; }
   int read_fd() const { return read_fd_; }
   // A whole command has been read already: receive() will not block.
-  bool has_buffered() const { return !bodies_.empty(); }
+  bool has_buffered() const { return inbox_.has_body(); }
   // receive() will not block: a command is buffered, or bytes or the end have arrived.
   bool ready();
 
  private:
   int read_fd_;
   int write_fd_;
-  FrameReader reader_;
-  std::deque<std::string> bodies_;  // whole bodies read but not yet handed out
+  FrameInbox inbox_;  // whole bodies read but not yet handed out
   std::string error_;
 };
 

@@ -217,7 +217,7 @@ Tool::Tool(ToolSpec spec, std::size_t slot, uint32_t max_frame, uint64_t grace_m
       slot_(slot),
       max_frame_(max_frame),
       grace_ms_(grace_ms),
-      reader_(max_frame) {}
+      inbox_(max_frame) {}
 
 Tool::~Tool() {
   if (pid_ > 0 && !reaped_) kill_and_reap();
@@ -305,31 +305,30 @@ bool Tool::write_some() {
 }
 
 bool Tool::read_some() {
-  char buf[64 << 10];
   for (;;) {
-    const ssize_t n = ::read(from_tool_.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return true;
-    if (n <= 0) {
-      link_ended_ = true;
-      return true;
-    }
-    if (!reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                      [this](std::string_view b) {
-                        bodies_.emplace_back(b);
-                        return true;
-                      })) {
-      broken_ = reader_.error();
-      return false;
+    switch (inbox_.read_from(from_tool_.get())) {
+      case FrameInbox::Read::kOk:
+        continue;
+      case FrameInbox::Read::kAgain:
+        return true;
+      case FrameInbox::Read::kEnd:
+        link_ended_ = true;
+        return true;
+      case FrameInbox::Read::kError:
+        if (inbox_.read_errno() != 0) {  // the pipe failed: as good as ended
+          link_ended_ = true;
+          return true;
+        }
+        broken_ = inbox_.error();
+        return false;
     }
   }
 }
 
 Tool::Event Tool::next(std::optional<Clock::time_point> deadline, proto::ToolEvent& message) {
   for (;;) {
-    if (!bodies_.empty()) {
-      Expected<proto::ToolEvent> decoded = proto::decode_tool_event(bodies_.front());
-      bodies_.pop_front();
+    if (inbox_.has_body()) {
+      Expected<proto::ToolEvent> decoded = proto::decode_tool_event(inbox_.take());
       if (!decoded) {
         broken_ = decoded.error();
         return Event::kBroken;
@@ -353,7 +352,7 @@ Tool::Event Tool::next(std::optional<Clock::time_point> deadline, proto::ToolEve
     if (fds[2].revents != 0 && !write_some()) return Event::kGone;
     if (fds[0].revents != 0 && !read_some()) return Event::kBroken;
     // Its exit, once what it wrote before exiting has been read.
-    if (fds[1].revents != 0 && fds[0].revents == 0 && bodies_.empty()) return Event::kGone;
+    if (fds[1].revents != 0 && fds[0].revents == 0 && !inbox_.has_body()) return Event::kGone;
   }
 }
 
@@ -477,7 +476,7 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
 
 Tool::Outcome Tool::answered(const proto::Job& job, proto::WorkerResult result, bool out_of_turn) {
   last_job_ = job.id;
-  if (!out_of_turn && bodies_.empty()) return Outcome{std::move(result), false};
+  if (!out_of_turn && !inbox_.has_body()) return Outcome{std::move(result), false};
   // More than one answer: the job keeps its own; the tool is not given another.
   spdlog::warn("{} sent a message out of turn; killing it after job {}", who(), job.id);
   kill_and_reap();
@@ -509,13 +508,13 @@ std::string Tool::check_idle() {
   while ((n = ::poll(fds, 2, 0)) < 0 && errno == EINTR) {
   }
   if (n < 0) fatal_errno("poll");
-  if (n == 0 && bodies_.empty() && !link_ended_) return "";
+  if (n == 0 && !inbox_.has_body() && !link_ended_) return "";
   const bool exited = fds[1].revents != 0;
   const bool broke = fds[0].revents != 0 && !read_some();
   kill_and_reap();
   std::string what = who();
-  if (!bodies_.empty()) {
-    Expected<proto::ToolEvent> said = proto::decode_tool_event(bodies_.front());
+  if (inbox_.has_body()) {
+    Expected<proto::ToolEvent> said = proto::decode_tool_event(inbox_.take());
     what +=
         " sent " +
         (said ? "a " + std::string(proto::type_name(*said)) : "a bad message: " + said.error()) +

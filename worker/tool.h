@@ -12,7 +12,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -133,8 +132,7 @@ class Tool {
   UniqueFd exit_fd_;    // pidfd
   UniqueFd to_tool_;    // the tool's fd 3
   UniqueFd from_tool_;  // the tool's fd 4
-  FrameReader reader_;
-  std::deque<std::string> bodies_;
+  FrameInbox inbox_;    // what the tool said, not yet handed out
   bool link_ended_ = false;
   std::string outgoing_;
   std::size_t outgoing_sent_ = 0;
