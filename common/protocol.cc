@@ -535,19 +535,15 @@ class Reader {
   std::string error_;
 };
 
-// Rules beyond "the right fields of the right types".
-std::string check(const Result& m) {
-  return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
-}
-std::string check(const WorkerResult& m) {
-  return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
-}
-std::string check(const ToolResult& m) {
-  return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
-}
+// Rules beyond "the right fields of the right types": a result of any link (client, worker,
+// tool) that says it failed says why.
 template <class M>
-std::string check(const M&) {
-  return "";
+std::string check(const M& m) {
+  if constexpr (requires { m.ok; m.error; }) {
+    return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
+  } else {
+    return "";
+  }
 }
 
 template <class V, std::size_t I = 0>
