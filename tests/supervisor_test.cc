@@ -21,7 +21,7 @@
 #include <thread>
 
 #include "common/exit_codes.h"
-#include "tests/supervisor_harness.h"
+#include "tests/supervisor_fixture.h"
 #include "tests/worker_harness.h"
 
 namespace kiln::testing {
@@ -29,54 +29,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string code_of(const std::optional<proto::Result>& r) {
-  if (!r) return "<no result>";
-  return r->ok ? "ok" : (r->error ? r->error->code : "<no error>");
-}
-
-json value_of(const std::optional<proto::Result>& r) {
-  EXPECT_TRUE(r && r->ok && r->value) << code_of(r);
-  return r && r->value ? from_raw(*r->value) : json();
-}
-
-// A started supervisor that has said hello; ends with a clean shutdown unless the test ended it.
-class SupervisorTest : public ::testing::Test {
- protected:
-  void start(const SupervisorStart& s = {}) {
-    sup_ = std::make_unique<SupervisorHarness>(s);
-    ASSERT_TRUE(sup_->await_hello());
-  }
-  void TearDown() override {
-    if (!sup_ || ended_) return;
-    sup_->send(proto::Shutdown{});
-    EXPECT_TRUE(sup_->await_bye());
-    EXPECT_EQ(sup_->process().exit_code(), 0) << sup_->stderr_text();
-    // Every answer exactly once.
-    for (const auto& [id, n] : sup_->result_counts) EXPECT_EQ(n, 1) << "job " << id;
-  }
-  std::vector<pid_t> worker_pids() {
-    std::vector<pid_t> pids;
-    const std::optional<proto::Stats> st = sup_->stats();
-    if (st) {
-      for (const auto& w : st->worker_list) pids.push_back(static_cast<pid_t>(w.pid));
-    }
-    return pids;
-  }
-  // Waits until every configured worker is up and idle.
-  bool all_idle(std::size_t n = 2) {
-    return wait_until(
-        [&] {
-          auto st = sup_->stats();
-          return st && st->worker_list.size() == n &&
-                 std::all_of(st->worker_list.begin(), st->worker_list.end(),
-                             [](const auto& w) { return w.state == "idle"; });
-        },
-        20s);
-  }
-
-  std::unique_ptr<SupervisorHarness> sup_;
-  bool ended_ = false;
-};
+using SupervisorTest = SupervisorFixture;
 
 TEST_F(SupervisorTest, HelloSaysWhoServesWhat) {
   start();

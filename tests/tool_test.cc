@@ -13,23 +13,13 @@
 
 #include "common/exit_codes.h"
 #include "common/fd.h"
-#include "tests/supervisor_harness.h"
+#include "tests/supervisor_fixture.h"
 #include "tests/worker_harness.h"
 
 namespace kiln::testing {
 namespace {
 
 using nlohmann::json;
-
-std::string code_of(const std::optional<proto::Result>& r) {
-  if (!r) return "<no result>";
-  return r->ok ? "ok" : (r->error ? r->error->code : "<no error>");
-}
-
-json value_of(const std::optional<proto::Result>& r) {
-  EXPECT_TRUE(r && r->ok && r->value) << code_of(r) << (r && r->error ? r->error->message : "");
-  return r && r->value ? from_raw(*r->value) : json();
-}
 
 std::string tool_arg(const std::string& flags = "") {
   return std::string("t=") + KILN_TEST_TOOL_PATH + (flags.empty() ? "" : " " + flags);
@@ -40,38 +30,18 @@ json act(const std::string& action, json fields = json::object()) {
   return fields;
 }
 
-class ToolTest : public ::testing::Test {
+// The supervisor fixture with the test tool as tool `t` (flags: the tool's own).
+class ToolTest : public SupervisorFixture {
  protected:
   void start(SupervisorStart s = {}, const std::string& flags = "") {
     s.args.insert(s.args.begin(), {"--tool", tool_arg(flags)});
-    sup_ = std::make_unique<SupervisorHarness>(s);
-    ASSERT_TRUE(sup_->await_hello());
-  }
-  void TearDown() override {
-    if (!sup_ || ended_) return;
-    sup_->send(proto::Shutdown{});
-    EXPECT_TRUE(sup_->await_bye());
-    EXPECT_EQ(sup_->process().exit_code(), 0) << sup_->stderr_text();
-    for (const auto& [id, n] : sup_->result_counts) EXPECT_EQ(n, 1) << "job " << id;
+    SupervisorFixture::start(s);
   }
   // The pid of the tool that runs job `id` (an `pid` action).
   pid_t tool_pid(uint64_t id) {
     sup_->submit(id, "t", act("pid"));
     return static_cast<pid_t>(value_of(sup_->result(id)).get<int64_t>());
   }
-  bool all_idle(std::size_t n) {
-    return wait_until(
-        [&] {
-          auto st = sup_->stats();
-          return st && st->worker_list.size() == n &&
-                 std::all_of(st->worker_list.begin(), st->worker_list.end(),
-                             [](const auto& w) { return w.state == "idle"; });
-        },
-        20s);
-  }
-
-  std::unique_ptr<SupervisorHarness> sup_;
-  bool ended_ = false;
 };
 
 TEST_F(ToolTest, AToolIsAKindThatKeepsItsStateBetweenJobs) {
