@@ -33,7 +33,10 @@ namespace {
 using kiln::testing::Child;
 using kiln::testing::environment_with;
 using kiln::testing::pipe_pair;
+using kiln::testing::Ran;
 using kiln::testing::read_all;
+using kiln::testing::run_to_end;
+using kiln::testing::RunSpec;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -356,31 +359,13 @@ TEST(ClientPool, OpenJobsFailWhenTheSupervisorDies) {
 
 // ---- the kiln command ----
 
-struct Ran {
-  int status = -1;
-  std::string out, err;
-};
-
 Ran run_kiln(const std::vector<std::string>& args, const std::string& input = "") {
-  auto [in_read, in_write] = pipe_pair();
-  auto [out_read, out_write] = pipe_pair();
-  auto [err_read, err_write] = pipe_pair();
   std::vector<std::string> argv = {KILN_CLI_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
-  Child c = Child::spawn({argv,
-                          environment_with({}, {"SPDLOG_LEVEL"}),
-                          {{0, in_read.get()}, {1, out_write.get()}, {2, err_write.get()}}});
-  in_read.reset();
-  out_write.reset();
-  err_write.reset();
-  (void)!::write(in_write.get(), input.data(), input.size());
-  in_write.reset();
-  Ran r;
-  r.out = read_all(out_read.get(), 120s);
-  r.err = read_all(err_read.get(), 10s);
-  const auto s = c.wait(120s);
-  r.status = s && WIFEXITED(*s) ? WEXITSTATUS(*s) : -1;
-  return r;
+  RunSpec spec;
+  spec.input = input;
+  spec.timeout = 120s;
+  return run_to_end(argv, spec);
 }
 
 std::vector<json> lines_of(const std::string& out) {

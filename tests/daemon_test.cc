@@ -32,7 +32,9 @@ using kiln::testing::Child;
 using kiln::testing::environment_with;
 using kiln::testing::pipe_pair;
 using kiln::testing::processes_with;
+using kiln::testing::Ran;
 using kiln::testing::read_all;
+using kiln::testing::RunSpec;
 using kiln::testing::wait_until;
 using namespace std::chrono_literals;
 
@@ -48,10 +50,6 @@ class TempDir {
  private:
   std::string path_;
 };
-
-// /dev/null, for a launcher's stdin: one that may carry input (a pipe, a file) has the command
-// run here, and the test runner's stdin may be one.
-UniqueFd dev_null() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
 bool exists(const std::string& path) {
   struct stat st;
@@ -484,27 +482,12 @@ TEST(Daemon, TheSocketAcceptsFromTheMomentItsPathExists) {
   }
 }
 
-struct Ran {
-  int status = -1;
-  std::string out, err;
-};
-
 Ran kiln_exec(const std::string& sock, const std::vector<std::string>& command) {
-  auto [out_read, out_write] = pipe_pair();
-  auto [err_read, err_write] = pipe_pair();
   std::vector<std::string> argv = {KILN_CLI_PATH, "exec", "--socket", sock, "--"};
   argv.insert(argv.end(), command.begin(), command.end());
-  const UniqueFd null = dev_null();
-  Child c = Child::spawn({argv,
-                          environment_with({"KILN_TEST_MARK=relayed"}, {"SPDLOG_LEVEL"}),
-                          {{0, null.get()}, {1, out_write.get()}, {2, err_write.get()}}});
-  out_write.reset();
-  err_write.reset();
-  Ran r;
-  r.out = read_all(out_read.get(), 60s);
-  r.err = read_all(err_read.get(), 10s);
-  r.status = c.exit_code(60s);
-  return r;
+  RunSpec spec;
+  spec.env = {"KILN_TEST_MARK=relayed"};
+  return run_to_end(argv, spec);
 }
 
 TEST(DaemonTrust, KilnExecAndStatsRefuseADaemonOfAnotherUser) {
@@ -707,38 +690,25 @@ TEST(KilnExec, KilnWorkersSizesTheDaemonItStarts) {
 }
 
 // kiln exec with the given environment: exit status, stdout, stderr.
-struct Launched {
-  int status;
-  std::string out, err;
-};
-// Runs `argv` to its end: its stdout, stderr and exit status.
-Launched run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                    int stdin_fd = -1) {
-  auto [out_read, out_write] = pipe_pair();
-  auto [err_read, err_write] = pipe_pair();
-  const UniqueFd null = dev_null();
-  Child c = Child::spawn(
-      {argv,
-       environment_with(env, {"SPDLOG_LEVEL", "KILN_FALLBACK"}),
-       {{0, stdin_fd >= 0 ? stdin_fd : null.get()}, {1, out_write.get()}, {2, err_write.get()}}});
-  out_write.reset();
-  err_write.reset();
-  Launched l;
-  l.out = read_all(out_read.get(), 60s);
-  l.err = read_all(err_read.get(), 10s);
-  l.status = c.exit_code(60s);
-  return l;
+// Runs `argv` to its end, without this process's KILN_FALLBACK.
+Ran run_to_end(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+               int stdin_fd = -1) {
+  RunSpec spec;
+  spec.env = env;
+  spec.drop = {"SPDLOG_LEVEL", "KILN_FALLBACK"};
+  spec.stdin_fd = stdin_fd;
+  return kiln::testing::run_to_end(argv, spec);
 }
 
 // `kiln ARGS...`
-Launched kiln_cli(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+Ran kiln_cli(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv = {KILN_CLI_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_to_end(argv, env);
 }
 
 // `kiln exec ARGS...`
-Launched launch(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+Ran launch(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
   std::vector<std::string> argv = {"exec"};
   argv.insert(argv.end(), args.begin(), args.end());
   return kiln_cli(argv, env);
@@ -747,15 +717,14 @@ Launched launch(const std::vector<std::string>& args, const std::vector<std::str
 const std::vector<std::string> kCommand = {"sh", "-c", "echo out; echo err >&2; exit 3"};
 
 // `kiln exec OPTIONS... -- kCommand`.
-Launched launch_command(std::vector<std::string> options,
-                        const std::vector<std::string>& env = {}) {
+Ran launch_command(std::vector<std::string> options, const std::vector<std::string>& env = {}) {
   options.push_back("--");
   options.insert(options.end(), kCommand.begin(), kCommand.end());
   return launch(options, env);
 }
 
 // kCommand ran here, after the one line that says why.
-void expect_ran_here(const Launched& l, const std::string& why) {
+void expect_ran_here(const Ran& l, const std::string& why) {
   EXPECT_EQ(l.status, 3);
   EXPECT_EQ(l.out, "out\n");
   EXPECT_EQ(l.err, "kiln exec: running the command here: " + why + "\nerr\n");
@@ -767,7 +736,7 @@ TEST(KilnExecFallback, WithoutASupervisorTheCommandRunsHere) {
                                             "/nonexistent/sup"};
   expect_ran_here(launch_command(options),
                   "kiln-supervisor not found: /nonexistent/sup is not an executable file");
-  const Launched off = launch_command(options, {"KILN_FALLBACK=0"});
+  const Ran off = launch_command(options, {"KILN_FALLBACK=0"});
   EXPECT_EQ(off.status, exit_code::kLauncherFailed) << "KILN_FALLBACK=0: the failure, as asked";
   EXPECT_EQ(off.out, "");
 }
@@ -806,8 +775,8 @@ TEST(KilnExecFallback, ADaemonServingAllTheConnectionsItMayHasTheCommandRunHereA
 TEST(KilnExec, OutputPastTheCapIsNeverCutAndTheCommandNeverRunsTwice) {
   TempDir dir;
   const std::string runs = dir / "runs";
-  const Launched l = launch({"--socket", dir / "s.sock", "--", "sh", "-c",
-                             "echo run >>" + runs + "; head -c 20000000 /dev/zero; exit 4"});
+  const Ran l = launch({"--socket", dir / "s.sock", "--", "sh", "-c",
+                        "echo run >>" + runs + "; head -c 20000000 /dev/zero; exit 4"});
   EXPECT_EQ(l.status, exit_code::kLauncherFailed);
   EXPECT_EQ(l.out, "") << "nothing of the cut output";
   EXPECT_EQ(l.err,
@@ -876,7 +845,7 @@ TEST(KilnExecFallback, AnUnavailablePoolsJobRunsHere) {
   const std::string sock = dir / "s.sock";
   Child daemon = start_daemon(sock, {"--worker", "/bin/false"});
   ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
-  const Launched l = launch_command({"--socket", sock});
+  const Ran l = launch_command({"--socket", sock});
   EXPECT_EQ(l.status, 3);
   EXPECT_EQ(l.out, "out\n");
   EXPECT_EQ(l.err.rfind("kiln exec: running the command here: pool_unavailable: workers keep "
@@ -1001,8 +970,7 @@ TEST(KilnExec, RelaysOutputAndExitCodes) {
 
 // kiln-exec, the launcher binary: `kiln exec` with no options of its own (the socket from
 // $KILN_SOCKET), everything after it the command.
-Launched kiln_exec_binary(const std::vector<std::string>& args,
-                          const std::vector<std::string>& env) {
+Ran kiln_exec_binary(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   std::vector<std::string> argv = {KILN_EXEC_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_to_end(argv, env);
@@ -1012,7 +980,7 @@ TEST(KilnExecBinary, StartsTheDaemonAndRunsEveryCommandOnIt) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
   const std::vector<std::string> env = {"KILN_SOCKET=" + sock, "KILN_WORKERS=3"};
-  Launched l = kiln_exec_binary({"sh", "-c", "printf 'o\\0ut'; printf err >&2; exit 7"}, env);
+  Ran l = kiln_exec_binary({"sh", "-c", "printf 'o\\0ut'; printf err >&2; exit 7"}, env);
   EXPECT_EQ(l.status, 7);
   EXPECT_EQ(l.out, std::string("o\0ut", 4));
   EXPECT_EQ(l.err, "err");
@@ -1032,17 +1000,17 @@ TEST(KilnExecBinary, StartsTheDaemonAndRunsEveryCommandOnIt) {
 }
 
 TEST(KilnExecBinary, HelpVersionAndUsageErrors) {
-  const Launched help = kiln_exec_binary({"--help"}, {});
+  const Ran help = kiln_exec_binary({"--help"}, {});
   EXPECT_EQ(help.status, 0);
   EXPECT_TRUE(help.out.starts_with("Usage: kiln-exec [--] COMMAND [ARG...]\n")) << help.out;
-  const Launched version = kiln_exec_binary({"--version"}, {});
+  const Ran version = kiln_exec_binary({"--version"}, {});
   EXPECT_EQ(version.status, 0);
   EXPECT_EQ(version.out, "kiln-exec " + std::string(kVersion) + "\n");
-  const Launched none = kiln_exec_binary({}, {});
+  const Ran none = kiln_exec_binary({}, {});
   EXPECT_EQ(none.status, exit_code::kUsage);
   EXPECT_EQ(none.err, "kiln-exec: no command given (kiln-exec [--] COMMAND [ARG...])\n");
   EXPECT_EQ(kiln_exec_binary({"--"}, {}).status, exit_code::kUsage);
-  const Launched option = kiln_exec_binary({"-v", "cc"}, {});
+  const Ran option = kiln_exec_binary({"-v", "cc"}, {});
   EXPECT_EQ(option.status, exit_code::kUsage);
   EXPECT_EQ(option.err,
             "kiln-exec: unknown option '-v': the command comes first (kiln-exec [--] COMMAND "
@@ -1052,8 +1020,8 @@ TEST(KilnExecBinary, HelpVersionAndUsageErrors) {
 TEST(KilnDaemon, StartTakesTheSupervisorsOptionsAndStatusShowsThePool) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
-  Launched l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "3", "--idle-exit-ms",
-                         "0", "--job-timeout-ms", "60000"});
+  Ran l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "3", "--idle-exit-ms", "0",
+                    "--job-timeout-ms", "60000"});
   ASSERT_EQ(l.status, 0) << l.err;
   const std::vector<pid_t> daemons = processes_with("--listen " + sock);
   ASSERT_EQ(daemons.size(), 1u);
@@ -1092,7 +1060,7 @@ TEST(KilnDaemon, StartTakesTheSupervisorsOptionsAndStatusShowsThePool) {
 TEST(KilnDaemon, StartWithAnOptionTheSupervisorRefusesSaysWhatItSaid) {
   TempDir dir;
   const std::string sock = dir / "s.sock";
-  const Launched l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "0"});
+  const Ran l = kiln_cli({"daemon", "start", "--socket", sock, "--workers", "0"});
   EXPECT_EQ(l.status, 1);
   EXPECT_TRUE(l.err.starts_with("kiln daemon start: no kiln-supervisor came up on " + sock +
                                 " within 5000 ms ("))
@@ -1104,20 +1072,50 @@ TEST(KilnDaemon, StartWithAnOptionTheSupervisorRefusesSaysWhatItSaid) {
   EXPECT_TRUE(processes_with("--listen " + sock).empty());
 }
 
-TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
+// A daemon on a fresh socket, a client connected to it, and a job of that client's that runs
+// until the client goes (`sleep 60`, named after the source file `src/NAME`).
+class DaemonWithASlowJob {
+ public:
+  ::testing::AssertionResult start(const std::string& name) {
+    daemon_ = start_daemon(sock);
+    if (!wait_until([&] { return exists(sock); }, 10s)) {
+      return ::testing::AssertionFailure() << "no socket";
+    }
+    Expected<std::unique_ptr<Pool>> connected = Pool::connect(sock);
+    if (!connected) return ::testing::AssertionFailure() << connected.error();
+    client = std::move(*connected);
+    ExecRequest r;
+    r.argv = {"sh", "-c", "sleep 60", "sh", "-c", "src/" + name};
+    slow_ = client->exec(r);
+    return ::testing::AssertionSuccess();
+  }
+  // The client goes, which cancels its job; the daemon ends cleanly on SIGTERM.
+  void end() {
+    client->disconnect();
+    EXPECT_EQ(slow_.get().error->code, proto::code::kShutdown);
+    daemon_.kill(SIGTERM);
+    EXPECT_EQ(daemon_.exit_code(), 0);
+  }
+  pid_t daemon_pid() const { return daemon_.pid(); }
+
   TempDir dir;
   const std::string sock = dir / "s.sock";
-  Child daemon = start_daemon(sock);
-  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
-  Expected<std::unique_ptr<Pool>> client = Pool::connect(sock);
-  ASSERT_TRUE(client) << client.error();
-  ExecRequest r;
-  r.argv = {"sh", "-c", "sleep 60", "sh", "-c", "src/slow.c"};
-  std::future<proto::Result> slow = (*client)->exec(r);
+  std::unique_ptr<Pool> client;
+
+ private:
+  Child daemon_;
+  std::future<proto::Result> slow_;
+};
+
+TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
+  DaemonWithASlowJob d;
+  ASSERT_TRUE(d.start("slow.c"));
+  const std::string& sock = d.sock;
+  const std::unique_ptr<Pool>& client = d.client;
   std::optional<proto::WorkerInfo> busy;
   ASSERT_TRUE(wait_until(
       [&] {
-        const std::vector<proto::WorkerInfo> list = (*client)->stats()->worker_list;
+        const std::vector<proto::WorkerInfo> list = client->stats()->worker_list;
         for (const proto::WorkerInfo& w : list) {
           if (w.job && w.job->phase) busy = w;
         }
@@ -1127,10 +1125,10 @@ TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
   EXPECT_EQ(busy->job->name, "slow.c");
   EXPECT_EQ(busy->job->kind, "exec");
 
-  const Launched top = kiln_cli({"top", "--socket", sock});  // not a terminal: once
+  const Ran top = kiln_cli({"top", "--socket", sock});  // not a terminal: once
   EXPECT_EQ(top.status, 0) << top.err;
-  EXPECT_TRUE(
-      top.out.starts_with("kiln top: " + sock + ", pid " + std::to_string(daemon.pid()) + ", up "))
+  EXPECT_TRUE(top.out.starts_with("kiln top: " + sock + ", pid " + std::to_string(d.daemon_pid()) +
+                                  ", up "))
       << top.out;
   EXPECT_NE(top.out.find("\n2 workers (2 alive, 1 busy), 2 started, 0 crashed; jobs: 0 queued, "
                          "1 running, 0 done, 0 failed\n"),
@@ -1141,30 +1139,21 @@ TEST(KilnDaemon, TopShowsEachWorkerAndTheFileOfTheJobItRuns) {
   const std::size_t at = top.out.find(row);
   ASSERT_NE(at, std::string::npos) << top.out;
   EXPECT_NE(top.out.find("  slow.c (exec, spawned)\n", at), std::string::npos) << top.out;
-  (*client)->disconnect();  // cancels the job
-  EXPECT_EQ(slow.get().error->code, proto::code::kShutdown);
-  daemon.kill(SIGTERM);
-  EXPECT_EQ(daemon.exit_code(), 0);
+  d.end();
 }
 
 // A source file named with escape sequences (a terminal title, a screen clear, a colour, a C1
 // CSI) reaches the terminal of `kiln top`, `kiln daemon status` and `kiln stats` as text, never
 // obeyed.
 TEST(KilnDaemon, TopEscapesTheControlCharactersOfAJobsName) {
-  TempDir dir;
-  const std::string sock = dir / "s.sock";
-  Child daemon = start_daemon(sock);
-  ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
-  Expected<std::unique_ptr<Pool>> client = Pool::connect(sock);
-  ASSERT_TRUE(client) << client.error();
   const std::string evil =
       "\x1b]0;owned\x07\x1b[2J\x1b[31m\xc2\x9b"
       "1mx.c";
-  ExecRequest r;
-  r.argv = {"sh", "-c", "sleep 60", "sh", "-c", "src/" + evil};
-  std::future<proto::Result> slow = (*client)->exec(r);
+  DaemonWithASlowJob d;
+  ASSERT_TRUE(d.start(evil));
+  const std::string& sock = d.sock;
   const std::string shown = "\\x1b]0;owned\\x07\\x1b[2J\\x1b[31m\\u009b1mx.c (exec, spawned)";
-  Launched top;
+  Ran top;
   ASSERT_TRUE(wait_until(
       [&] {
         top = kiln_cli({"top", "--socket", sock});  // not a terminal: once
@@ -1174,9 +1163,9 @@ TEST(KilnDaemon, TopEscapesTheControlCharactersOfAJobsName) {
       << top.out << top.err;
   EXPECT_EQ(top.status, 0) << top.err;
   EXPECT_NE(top.out.find(shown), std::string::npos) << top.out;
-  const Launched status = kiln_cli({"daemon", "status", "--socket", sock});
+  const Ran status = kiln_cli({"daemon", "status", "--socket", sock});
   EXPECT_EQ(status.status, 0) << status.err;
-  const Launched stats = kiln_cli({"stats", "--socket", sock});
+  const Ran stats = kiln_cli({"stats", "--socket", sock});
   EXPECT_EQ(stats.status, 0) << stats.err;
   EXPECT_NE(stats.out.find(R"("name": "\u001b]0;owned\u0007\u001b[2J\u001b[31m\u009b1mx.c")"),
             std::string::npos)
@@ -1186,10 +1175,7 @@ TEST(KilnDaemon, TopEscapesTheControlCharactersOfAJobsName) {
     EXPECT_EQ(out.find('\x07'), std::string::npos) << out;
     EXPECT_EQ(out.find("\xc2\x9b"), std::string::npos) << out;
   }
-  (*client)->disconnect();  // cancels the job
-  EXPECT_EQ(slow.get().error->code, proto::code::kShutdown);
-  daemon.kill(SIGTERM);
-  EXPECT_EQ(daemon.exit_code(), 0);
+  d.end();
 }
 
 TEST(KilnDaemon, TraceStartAndStopWriteARunningDaemonsTimeline) {
@@ -1200,7 +1186,7 @@ TEST(KilnDaemon, TraceStartAndStopWriteARunningDaemonsTimeline) {
   ASSERT_TRUE(wait_until([&] { return exists(sock); }, 10s));
   EXPECT_EQ(launch({"--socket", sock, "--", "true"}).status, 0) << "before: not in the timeline";
 
-  Launched l = kiln_cli({"trace", "start", file, "--socket", sock});
+  Ran l = kiln_cli({"trace", "start", file, "--socket", sock});
   EXPECT_EQ(l.status, 0) << l.err;
   EXPECT_EQ(l.out, "kiln trace: the daemon writes its timeline to " + file +
                        " (kiln trace stop to end it)\n");
@@ -1332,11 +1318,11 @@ TEST(KilnExecFallback, AStoppedDaemonHasTheCommandRunHereAndNeverGetsTheJob) {
   expect_ran_here(
       kiln_exec_binary(kCommand, {"KILN_SOCKET=" + sock, "KILN_CONNECT_TIMEOUT_MS=300"}), stalled);
   for (const char* command : {"stats", "shutdown"}) {
-    const Launched l = kiln_cli({command, "--socket", sock}, {"KILN_CONNECT_TIMEOUT_MS=300"});
+    const Ran l = kiln_cli({command, "--socket", sock}, {"KILN_CONNECT_TIMEOUT_MS=300"});
     EXPECT_EQ(l.status, 1) << command;
     EXPECT_EQ(l.err, "kiln " + std::string(command) + ": " + stalled + "\n");
   }
-  const Launched status =
+  const Ran status =
       kiln_cli({"daemon", "status", "--socket", sock}, {"KILN_CONNECT_TIMEOUT_MS=300"});
   EXPECT_EQ(status.status, 1);
   EXPECT_EQ(status.err, "kiln daemon status: " + stalled + "\n");
@@ -1375,7 +1361,7 @@ TEST(KilnExecFallback, AListenerThatNeverAnswersHasTheCommandRunHere) {
       "the daemon on " + mute + " did not say hello within 300 ms: it is stopped or stalled");
   acceptor.join();
   EXPECT_TRUE(accepted);
-  const Launched stats = kiln_cli({"stats", "--socket", mute}, timeout);
+  const Ran stats = kiln_cli({"stats", "--socket", mute}, timeout);
   EXPECT_EQ(stats.status, 1);
 
   // A backlog of 0 holds one connection; the next waits in connect().
@@ -1389,7 +1375,7 @@ TEST(KilnExecFallback, AListenerThatNeverAnswersHasTheCommandRunHere) {
   const std::string not_accepted =
       full + " did not accept the connection within 300 ms: its daemon is stopped or stalled";
   expect_ran_here(kiln_exec_binary(kCommand, {"KILN_SOCKET=" + full, timeout[0]}), not_accepted);
-  const Launched status = kiln_cli({"daemon", "status", "--socket", full}, timeout);
+  const Ran status = kiln_cli({"daemon", "status", "--socket", full}, timeout);
   EXPECT_EQ(status.status, 1);
   EXPECT_EQ(status.err, "kiln daemon status: " + not_accepted + "\n");
   EXPECT_TRUE(processes_with("--listen " + full).empty()) << "no daemon was started";
@@ -1408,7 +1394,7 @@ TEST(KilnExecFallback, ADirectoryLongerThanAJobsRunsTheCommandHereNeverElsewhere
                              std::to_string(depth) + " ]; do mkdir " + name + " && cd -P " + name +
                              " || exit 90; i=$((i+1)); done; : >marker; exec " + KILN_EXEC_PATH +
                              " sh -c 'test -e marker && echo found here'";
-  const Launched l = run_to_end({"/bin/sh", "-c", script}, {"KILN_SOCKET=" + (dir / "s.sock")});
+  const Ran l = run_to_end({"/bin/sh", "-c", script}, {"KILN_SOCKET=" + (dir / "s.sock")});
   const std::size_t length = (dir / "").size() - 1 + depth * (name.size() + 1);
   EXPECT_EQ(l.status, 0) << l.err;
   EXPECT_EQ(l.out, "found here\n");
@@ -1424,7 +1410,7 @@ TEST(KilnExecFallback, ACommandWhoseStdinMayCarryInputReadsItHere) {
   auto [in_read, in_write] = pipe_pair();
   ASSERT_EQ(::write(in_write.get(), "piped\n", 6), 6);
   in_write.reset();
-  Launched l = run_to_end({KILN_EXEC_PATH, "cat"}, env, in_read.get());
+  Ran l = run_to_end({KILN_EXEC_PATH, "cat"}, env, in_read.get());
   EXPECT_EQ(l.status, 0);
   EXPECT_EQ(l.out, "piped\n");
   EXPECT_EQ(l.err,
@@ -1467,12 +1453,12 @@ TEST(KilnExec, AnUnrunnableCommandExitsAsFromAShellThroughTheDaemonAndHere) {
                                                   "No such file or directory"},
         {plain, exit_code::kCannotExecute, "Permission denied"},
         {directory, exit_code::kCannotExecute, "Permission denied"}}) {
-    const Launched served =
+    const Ran served =
         kiln_exec_binary({command, "-c", "a.c"}, {"KILN_SOCKET=" + sock, "KILN_FALLBACK=0"});
     EXPECT_EQ(served.status, status) << command;
     EXPECT_EQ(served.err,
               "kiln exec: spawn_failed: cannot execute '" + command + "': " + why + "\n");
-    const Launched here =
+    const Ran here =
         launch({"--socket", dir / "none.sock", "--supervisor", "/nonexistent/sup", "--", command});
     EXPECT_EQ(here.status, status) << command;
     EXPECT_TRUE(here.err.ends_with("kiln exec: cannot execute '" + command + "': " + why + "\n"))
@@ -1503,7 +1489,7 @@ TEST(DaemonTrust, ASocketWeMayNotConnectToIsRefusedAtOnceAndNoDaemonIsStarted) {
   } else {
     ASSERT_EQ(::chmod(sock.c_str(), 0), 0);
   }
-  const Launched l = run_to_end(argv, {"KILN_SOCKET=" + sock});
+  const Ran l = run_to_end(argv, {"KILN_SOCKET=" + sock});
   EXPECT_EQ(l.status, exit_code::kLauncherFailed);
   EXPECT_EQ(l.out, "");
   EXPECT_EQ(l.err,

@@ -120,8 +120,8 @@ bool FrameChannel::write_bytes(std::string_view bytes) {
 
 FrameChannel::Status FrameChannel::read_body(std::string& body, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  while (bodies_.empty()) {
-    if (reader_.failed()) return Status::kError;
+  while (!inbox_.has_body()) {
+    if (failed_) return Status::kError;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return Status::kTimeout;
@@ -129,17 +129,19 @@ FrameChannel::Status FrameChannel::read_body(std::string& body, std::chrono::mil
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return Status::kTimeout;
-    char buf[64 << 10];
-    const ssize_t n = ::read(read_.get(), buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return Status::kEnd;
-    reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)), [&](std::string_view b) {
-      bodies_.emplace_back(b);
-      return true;
-    });
+    switch (inbox_.read_from(read_.get())) {
+      case FrameInbox::Read::kOk:
+      case FrameInbox::Read::kAgain:
+        break;
+      case FrameInbox::Read::kEnd:
+        return Status::kEnd;
+      case FrameInbox::Read::kError:
+        if (inbox_.read_errno() != 0) return Status::kEnd;
+        failed_ = true;  // the bodies before the bad frame are handed out first
+        break;
+    }
   }
-  body = std::move(bodies_.front());
-  bodies_.erase(bodies_.begin());
+  body = inbox_.take();
   return Status::kFrame;
 }
 
@@ -160,6 +162,27 @@ std::string read_all(int fd, std::chrono::milliseconds timeout) {
     out.append(buf, static_cast<std::size_t>(n));
   }
   return out;
+}
+
+Ran run_to_end(const std::vector<std::string>& argv, const RunSpec& spec) {
+  auto [in_read, in_write] = pipe_pair();
+  auto [out_read, out_write] = pipe_pair();
+  auto [err_read, err_write] = pipe_pair();
+  const UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const int in = spec.input ? in_read.get() : spec.stdin_fd >= 0 ? spec.stdin_fd : null.get();
+  Child c = Child::spawn({argv,
+                          environment_with(spec.env, spec.drop),
+                          {{0, in}, {1, out_write.get()}, {2, err_write.get()}}});
+  in_read.reset();
+  out_write.reset();
+  err_write.reset();
+  if (spec.input) (void)!::write(in_write.get(), spec.input->data(), spec.input->size());
+  in_write.reset();
+  Ran r;
+  r.out = read_all(out_read.get(), spec.timeout);
+  r.err = read_all(err_read.get(), 10s);
+  r.status = c.exit_code(spec.timeout);
+  return r;
 }
 
 namespace {

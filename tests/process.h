@@ -60,7 +60,7 @@ std::vector<std::string> environment_with(const std::vector<std::string>& extra,
 class FrameChannel {
  public:
   FrameChannel(UniqueFd read_fd, UniqueFd write_fd, uint32_t max_frame = kDefaultMaxFrame)
-      : read_(std::move(read_fd)), write_(std::move(write_fd)), reader_(max_frame) {}
+      : read_(std::move(read_fd)), write_(std::move(write_fd)), inbox_(max_frame) {}
 
   bool write_bytes(std::string_view bytes);
   template <class M>
@@ -69,15 +69,15 @@ class FrameChannel {
   enum class Status { kFrame, kEnd, kTimeout, kError };
   // The next whole body within `timeout`.
   Status read_body(std::string& body, std::chrono::milliseconds timeout);
-  const std::string& error() const { return reader_.error(); }
+  const std::string& error() const { return inbox_.error(); }
   void close_write() { write_.reset(); }
   int read_fd() const { return read_.get(); }
 
  private:
   UniqueFd read_;
   UniqueFd write_;
-  FrameReader reader_;
-  std::vector<std::string> bodies_;
+  FrameInbox inbox_;
+  bool failed_ = false;
 };
 
 // A pipe whose ends are both close-on-exec (the child gets its end through Spec::fds).
@@ -85,6 +85,22 @@ std::pair<UniqueFd, UniqueFd> pipe_pair();
 
 // Everything readable from fd until end of file or `timeout`.
 std::string read_all(int fd, std::chrono::milliseconds timeout);
+
+// What a process run to its end printed, and its Child::exit_code.
+struct Ran {
+  int status = -1000;
+  std::string out, err;
+};
+// How run_to_end runs it.
+struct RunSpec {
+  std::vector<std::string> env;                      // over this process's environment
+  std::vector<std::string> drop = {"SPDLOG_LEVEL"};  // left out of it
+  std::optional<std::string> input;                  // its stdin; else stdin_fd; else /dev/null
+  int stdin_fd = -1;
+  std::chrono::milliseconds timeout = 60s;  // for its output to end, and again for it to exit
+};
+// Runs argv to its end.
+Ran run_to_end(const std::vector<std::string>& argv, const RunSpec& spec = {});
 
 // Pids of every process, from /proc (each may be gone by the time it is looked at).
 std::vector<pid_t> all_pids();
