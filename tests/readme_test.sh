@@ -5,12 +5,25 @@
 # has Kiln installed), else build/venv/bin/python if it is there, else Debian's python3 with
 # PYTHONPATH=python (as the README says it runs them too). ```bash blocks (installing) are not run.
 # A private KILN_SOCKET keeps the launcher example off any daemon of the user's own.
-#   tests/readme_test.sh   (needs the release build in build/)
+#   tests/readme_test.sh [BUILD_DIR]   (a release build; default: build/ of the checkout)
+# The examples name build/: for a build folder called otherwise they run in a view of the
+# checkout, each of its entries linked, with build/ linked to BUILD_DIR.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source_dir=$(cd "$(dirname "$0")/.." && pwd)
+build_dir=$(cd "${1:-$source_dir/build}" && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-readme.XXXXXX")
 export KILN_SOCKET=$tmp/supervisor.sock
 trap 'build/bin/kiln shutdown >/dev/null 2>&1 || true; rm -rf "$tmp" /tmp/hello-build' EXIT
+if [[ "$build_dir" == "$source_dir/build" ]]; then
+  cd "$source_dir"
+else
+  mkdir "$tmp/checkout"
+  for entry in "$source_dir"/* "$source_dir"/.[!.]*; do
+    [[ -e "$entry" && "$(basename "$entry")" != build ]] && ln -s "$entry" "$tmp/checkout/"
+  done
+  ln -s "$build_dir" "$tmp/checkout/build"
+  cd "$tmp/checkout"
+fi
 
 # The compile database the compile-db example reads: scripts/demo.sh's configuration.
 [[ -f build-demo/compile_commands.json ]] ||
