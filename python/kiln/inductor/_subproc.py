@@ -22,6 +22,9 @@ log = logging.getLogger("kiln.inductor")
 # What the workers import once, before their first job (the zygote's preload when there is one).
 PRELOAD = ("torch._inductor.compile_worker.subproc_pool",)
 
+# How long a worker may take to be ready (kiln-supervisor --start-timeout-ms): see __init__.
+_START_TIMEOUT_MS = 300_000
+
 # Variables the workers must not inherit: they would make a worker install Kiln in itself.
 _PRIVATE_ENV = ("KILN_INDUCTOR",)
 
@@ -82,6 +85,11 @@ class KilnSubprocPool:
         for name in ("socket", "trace"):  # the compiler pool's (install()), not this pool's
             executor_options.pop(name, None)
         executor_options.setdefault("log_file", _log_file())
+        # A worker is ready once its tool is, and its tool once torch._inductor is imported (in
+        # the zygote, or by the tool itself when there is none): seconds alone, a minute or more
+        # on a loaded machine, which Kiln's default of 30 s would count as a failed start.
+        # SubprocPool waits for its sidecar without a limit.
+        executor_options.setdefault("start_timeout_ms", _START_TIMEOUT_MS)
         self.log_path = executor_options["log_file"]
         self._executor = kiln.Executor(
             max_workers=nprocs,
