@@ -115,6 +115,19 @@ TEST_F(ToolTest, AToolThatDiesBeforeReadyIsACrashLoopWithWhatItPrinted) {
   EXPECT_LT(st->worker_starts, 40u);
 }
 
+TEST_F(ToolTest, AToolCommandThatCannotBeExecutedIsACrashLoopThatNamesItAndTheError) {
+  SupervisorFixture::start({.args = {"--tool", "t=kiln-no-such-tool"}});
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  const std::string& m = r->error->message;
+  EXPECT_TRUE(m.starts_with("workers keep failing to start: worker ")) << m;
+  EXPECT_TRUE(
+      m.ends_with(" exited with status 6: kiln-worker: cannot start tool t: cannot execute "
+                  "the tool's command 'kiln-no-such-tool': No such file or directory"))
+      << m;
+}
+
 TEST_F(ToolTest, AToolThatDiesRightAfterReadyBacksOffThenAnswersPoolUnavailable) {
   start({.workers = 1}, "--exit-after-ready");
   // A job sent to one of them would die with it (worker_crashed): the first is sent once five
