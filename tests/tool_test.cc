@@ -115,6 +115,19 @@ TEST_F(ToolTest, AToolThatDiesBeforeReadyIsACrashLoopWithWhatItPrinted) {
   EXPECT_LT(st->worker_starts, 40u);
 }
 
+TEST_F(ToolTest, AToolCommandThatCannotBeExecutedIsACrashLoopThatNamesItAndTheError) {
+  SupervisorFixture::start({.args = {"--tool", "t=kiln-no-such-tool"}});
+  sup_->submit(1, "t", act("count"));
+  const auto r = sup_->result(1);
+  EXPECT_EQ(code_of(r), "pool_unavailable");
+  const std::string& m = r->error->message;
+  EXPECT_TRUE(m.starts_with("workers keep failing to start: worker ")) << m;
+  EXPECT_TRUE(
+      m.ends_with(" exited with status 6: kiln-worker: cannot start tool t: cannot execute "
+                  "the tool's command 'kiln-no-such-tool': No such file or directory"))
+      << m;
+}
+
 TEST_F(ToolTest, AToolThatDiesRightAfterReadyBacksOffThenAnswersPoolUnavailable) {
   start({.workers = 1}, "--exit-after-ready");
   // A job sent to one of them would die with it (worker_crashed): the first is sent once five
@@ -487,6 +500,35 @@ TEST(ToolStart, AWorkerOutOfFdsForItsToolSaysSoAndEndsAsAFailedStart) {
   EXPECT_EQ(worker.process().exit_code(), exit_code::kToolFailed);
   EXPECT_EQ(worker.stderr_text(5s),
             "kiln-worker: cannot start tool t: pipe: Too many open files\n");
+}
+
+// A tool whose command cannot be executed is a failed start at once, the worker told by its child
+// before the exec (as libuv's uv_spawn is), not a tool that exits 127 before its ready.
+TEST(ToolStart, AToolCommandThatIsNotFoundIsAFailedStartNamingItAndTheError) {
+  WorkerStart start;
+  start.extra_args = {"--tool", "t=kiln-no-such-tool --flag"};
+  WorkerHarness worker(start);
+  EXPECT_EQ(worker.process().exit_code(), exit_code::kToolFailed);
+  EXPECT_EQ(worker.stderr_text(5s),
+            "kiln-worker: cannot start tool t: cannot execute the tool's command "
+            "'kiln-no-such-tool': No such file or directory\n");
+}
+
+TEST(ToolStart, AToolCommandThatIsNotExecutableIsAFailedStartNamingItAndTheError) {
+  char path[] = "/tmp/kiln-noexec-tool-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  ASSERT_EQ(::chmod(path, 0644), 0);
+  WorkerStart start;
+  start.extra_args = {"--tool", std::string("t=") + path};
+  WorkerHarness worker(start);
+  const int status = worker.process().exit_code();
+  const std::string err = worker.stderr_text(5s);
+  ::unlink(path);
+  EXPECT_EQ(status, exit_code::kToolFailed);
+  EXPECT_EQ(err, "kiln-worker: cannot start tool t: cannot execute the tool's command '" +
+                     std::string(path) + "': Permission denied\n");
 }
 
 TEST(ToolCommandLine, BadToolsAreRefusedWithAMessage) {

@@ -3,7 +3,6 @@
 // group, SIGKILL after the grace period), and nothing of the command left behind afterwards.
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +17,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <span>
 #include <utility>
 #include <variant>
 
@@ -156,19 +156,12 @@ Prepared prepare_env_and_argv(const ExecRequest& r) {
   return p;
 }
 
-// What the child reports through the CLOEXEC pipe when it cannot exec.
-struct ChildFailure {
-  int stage;  // kStageChdir, kStageExec or kStageStdio
-  int error;
-};
-constexpr int kStageChdir = 1;
-constexpr int kStageExec = 2;
-constexpr int kStageStdio = 3;
-
-// In the child: the caller's umask, nice value and limits, as far as the worker may. Lowering
-// the nice value or raising a hard limit needs a privilege the worker may not have: then the
-// nice value stays, and a limit gets the worker's own hard limit (the soft one no higher).
-void apply_process_attributes(const ExecRequest& r) {
+// In the child (ChildSetup::own_steps, `request` an ExecRequest): the caller's umask, nice value
+// and limits, as far as the worker may. Lowering the nice value or raising a hard limit needs a
+// privilege the worker may not have: then the nice value stays, and a limit gets the worker's own
+// hard limit (the soft one no higher).
+void apply_process_attributes(const void* request) {
+  const auto& r = *static_cast<const ExecRequest*>(request);
   if (r.umask) ::umask(*r.umask);
   if (r.nice) (void)::setpriority(PRIO_PROCESS, 0, *r.nice);
   for (const auto& [resource, wanted] : r.rlimits) {
@@ -180,33 +173,24 @@ void apply_process_attributes(const ExecRequest& r) {
   }
 }
 
-[[noreturn]] void child_fail(int report_fd, int stage, int error) {
-  const ChildFailure f{stage, error};
-  (void)!::write(report_fd, &f, sizeof f);
-  ::_exit(127);
-}
-
-// Runs in the vforked child, on the worker's memory while the worker waits: system calls only,
-// no allocation, no change to any data of the worker's. The worker has no signal handler that
-// could run here meanwhile except the crash handler (SIGTERM is blocked for its watchdog's
-// signalfd, SIGINT and SIGPIPE are ignored), and the child resets every disposition first thing
-// after its fds.
-[[noreturn]] void exec_child(const ExecRequest& r, const Prepared& p, pid_t worker, int in_fd,
-                             int out_fd, int err_fd, int report_fd) {
-  ::setpgid(0, 0);
-  // Dies with the worker; if the worker died before prctl, nothing will ever signal us.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != worker) ::_exit(127);
-  if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
-    child_fail(report_fd, kStageStdio, errno);
-  }
-  // The worker ignores SIGINT and SIGPIPE and blocks SIGTERM: the command gets the defaults.
-  reset_signals_for_exec(p.ignored_signals);
-  apply_process_attributes(r);
-  if (!r.cwd.empty() && ::chdir(r.cwd.c_str()) != 0) child_fail(report_fd, kStageChdir, errno);
-  // A clean fd table: 0, 1, 2 only (the report pipe is close-on-exec like everything else).
-  ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  child_fail(report_fd, kStageExec, exec_first(p.candidates.get(), p.argv.get(), p.envp.get()));
+// The command's set-up (worker/spawn.h), run in the vforked child on the worker's memory while
+// the worker waits. The worker has no signal handler that could run there meanwhile but the crash
+// handler (SIGTERM is blocked for its watchdog's signalfd, SIGINT and SIGPIPE are ignored), and the
+// child resets every disposition first thing after its fds.
+ChildSetup child_setup(const ExecRequest& r, const Prepared& p, std::span<const FdMove> fds,
+                       int report_fd) {
+  ChildSetup setup;
+  setup.worker = ::getpid();
+  setup.fds = fds;
+  setup.ignored_signals = &p.ignored_signals;
+  setup.own_steps = apply_process_attributes;
+  setup.context = &r;
+  setup.cwd = r.cwd.empty() ? nullptr : r.cwd.c_str();
+  setup.candidates = p.candidates.get();
+  setup.argv = p.argv.get();
+  setup.envp = p.envp.get();
+  setup.report_fd = report_fd;
+  return setup;
 }
 
 void set_nonblocking(int fd) {
@@ -251,25 +235,21 @@ struct Started {
 // What the child reported on `report` if its chdir or exec failed: a spawn_failed result, the
 // child reaped. Nothing when it exec'd.
 std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const ExecRequest& r) {
-  ChildFailure failure{};
-  ssize_t got;
-  do {
-    got = ::read(report, &failure, sizeof failure);
-  } while (got < 0 && errno == EINTR);
-  if (got != sizeof failure) return std::nullopt;
+  const std::optional<ChildFailure> failure = read_child_failure(report);
+  if (!failure) return std::nullopt;
   ::waitpid(pid, nullptr, 0);
-  const std::string why = std::strerror(failure.error);
-  if (failure.stage == kStageChdir) {
+  const std::string why = std::strerror(failure->error);
+  if (failure->stage == ChildFailure::kChdir) {
     return job_error(proto::code::kSpawnFailed,
                      "cannot change to directory '" + r.cwd + "' for '" + r.argv[0] + "': " + why);
   }
-  if (failure.stage == kStageStdio) {
+  if (failure->stage == ChildFailure::kFds) {
     return job_error(proto::code::kSpawnFailed, "cannot start '" + r.argv[0] + "': dup2: " + why);
   }
   // Only here is the command itself at fault: `errno` says how (not found, not executable).
   proto::WorkerResult result =
       job_error(proto::code::kSpawnFailed, "cannot execute '" + r.argv[0] + "': " + why);
-  result.error->os_errno = static_cast<uint64_t>(failure.error);
+  result.error->os_errno = static_cast<uint64_t>(failure->error);
   return result;
 }
 
@@ -289,7 +269,8 @@ std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
   auto& [out_read, out_write] = *pipes[1];
   auto& [err_read, err_write] = *pipes[2];
   auto& [report_read, report_write] = *pipes[3];
-  const pid_t worker = ::getpid();
+  const FdMove fds[] = {{0, in_read.get()}, {1, out_write.get()}, {2, err_write.get()}};
+  const ChildSetup setup = child_setup(r, prepared, fds, report_write.get());
   // vfork, not fork: the command is started without copying the worker's page tables, which is
   // what makes a fork cost more than the exec it precedes (measured in bench/exec_bench: fork
   // made each /bin/true job about 1.7x a posix_spawn). The worker resumes once the child has
@@ -299,10 +280,7 @@ std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
     return job_error(proto::code::kSpawnFailed,
                      "cannot start '" + r.argv[0] + "': vfork: " + std::strerror(errno));
   }
-  if (pid == 0) {
-    exec_child(r, prepared, worker, in_read.get(), out_write.get(), err_write.get(),
-               report_write.get());
-  }
+  if (pid == 0) exec_child(setup);
   // The child set its group before it exec'd, and the worker waited for that.
   report_write.reset();
   if (std::optional<proto::WorkerResult> failed = failed_start(report_read.get(), pid, r)) {

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,10 +37,11 @@ std::string describe_status(int status) {
 }
 
 // The fds of one tool's start. The child's ends are at 10 and above (close-on-exec): its dup2
-// onto 0-4 then never overwrites a source it has yet to copy.
+// onto 0-4 then never overwrites a source it has yet to copy, nor its report pipe.
 struct StartFds {
   UniqueFd devnull, out_read, out_write, commands_read, commands_write, events_read, events_write;
-  UniqueFd output_stop;  // ToolOutput's eventfd
+  UniqueFd report_read, report_write;  // what a child that cannot exec says (worker/spawn.h)
+  UniqueFd output_stop;                // ToolOutput's eventfd
 };
 
 // Out of fds (EMFILE) is a failed start with a message, as a tool that cannot be executed is.
@@ -54,14 +54,16 @@ Expected<StartFds> open_start_fds() {
   if (!f.devnull) return failed("open /dev/null");
   std::pair<UniqueFd*, UniqueFd*> ends[] = {{&f.out_read, &f.out_write},
                                             {&f.commands_read, &f.commands_write},
-                                            {&f.events_read, &f.events_write}};
+                                            {&f.events_read, &f.events_write},
+                                            {&f.report_read, &f.report_write}};
   for (auto [read_end, write_end] : ends) {
     std::optional<std::pair<UniqueFd, UniqueFd>> pipe = try_make_pipe();
     if (!pipe) return failed("pipe");
     *read_end = std::move(pipe->first);
     *write_end = std::move(pipe->second);
   }
-  for (UniqueFd* childs : {&f.devnull, &f.out_write, &f.commands_read, &f.events_write}) {
+  for (UniqueFd* childs :
+       {&f.devnull, &f.out_write, &f.commands_read, &f.events_write, &f.report_write}) {
     UniqueFd high(::fcntl(childs->get(), F_DUPFD_CLOEXEC, 10));
     if (!high) return failed("fcntl(F_DUPFD_CLOEXEC)");
     *childs = std::move(high);
@@ -88,29 +90,38 @@ void set_nonblocking(int fd) {
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) fatal_errno("fcntl");
 }
 
-struct ChildFds {
-  int devnull, output, commands, events;
-};
-
-// The forked child, until exec: system calls only (the worker has other threads).
-[[noreturn]] void tool_child(const ChildFds& fds, pid_t worker, char* const argv[],
-                             char* const envp[], char* const candidates[]) {
-  ::setpgid(0, 0);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != worker) ::_exit(127);
-  if (::dup2(fds.devnull, 0) < 0 || ::dup2(fds.output, 1) < 0 || ::dup2(fds.output, 2) < 0 ||
-      ::dup2(fds.commands, 3) < 0 || ::dup2(fds.events, 4) < 0) {
-    ::_exit(127);
+// Forks the tool's process, which sets itself up (worker/spawn.h) and execs, and waits for that:
+// its pid, in a group of its own, or why it could not be started (the child reaped). The worker
+// has other threads: the child makes system calls only.
+Expected<pid_t> fork_tool(StartFds& f, const std::string& command, char* const argv[],
+                          char* const envp[], char* const candidates[]) {
+  const FdMove fds[] = {{0, f.devnull.get()},
+                        {1, f.out_write.get()},
+                        {2, f.out_write.get()},
+                        {3, f.commands_read.get()},
+                        {4, f.events_write.get()}};
+  ChildSetup setup;
+  setup.worker = ::getpid();
+  setup.fds = fds;
+  setup.candidates = candidates;
+  setup.argv = argv;
+  setup.envp = envp;
+  setup.report_fd = f.report_write.get();
+  const pid_t pid = ::fork();
+  if (pid < 0) return fail(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) exec_child(setup);
+  // Set here too, so the group exists before either side goes on (whichever runs first).
+  ::setpgid(pid, pid);
+  f.report_write.reset();
+  const std::optional<ChildFailure> failure = read_child_failure(f.report_read.get());
+  if (!failure) return pid;
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  reset_signals_for_exec();
-  ::syscall(SYS_close_range, 5, ~0U, CLOSE_RANGE_CLOEXEC);
-  const int error = exec_first(candidates, argv, envp);
-  // fd 2 is the output pipe: this line reaches the worker's stderr and the crash report.
-  const char* what = ::strerror(error);
-  (void)!::write(2, "kiln-worker: cannot execute the tool's command: ", 48);
-  (void)!::write(2, what, std::strlen(what));
-  (void)!::write(2, "\n", 1);
-  ::_exit(127);
+  const std::string why = std::strerror(failure->error);
+  if (failure->stage == ChildFailure::kExec) {
+    return fail("cannot execute the tool's command '" + command + "': " + why);
+  }
+  return fail("dup2: " + why);
 }
 
 }  // namespace
@@ -241,18 +252,15 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   Expected<StartFds> opened = open_start_fds();
   if (!opened) return fail("cannot start tool " + spec_.name + ": " + opened.error());
   StartFds& f = *opened;
-  const ChildFds fds{f.devnull.get(), f.out_write.get(), f.commands_read.get(),
-                     f.events_write.get()};
 
-  if (!zygote_.empty()) fork_from_zygote({fds.devnull, fds.output, fds.commands, fds.events});
+  if (!zygote_.empty()) {
+    fork_from_zygote(
+        {f.devnull.get(), f.out_write.get(), f.commands_read.get(), f.events_write.get()});
+  }
   if (!zygote_child_) {
-    const pid_t worker = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0)
-      return fail("cannot start tool " + spec_.name + ": fork: " + std::strerror(errno));
-    if (pid_ == 0) tool_child(fds, worker, argv.get(), envp.get(), candidates.get());
-    // Set here too, so the group exists before either side goes on (whichever runs first).
-    ::setpgid(pid_, pid_);
+    Expected<pid_t> forked = fork_tool(f, spec_.argv[0], argv.get(), envp.get(), candidates.get());
+    if (!forked) return fail("cannot start tool " + spec_.name + ": " + forked.error());
+    pid_ = *forked;
   }
   // The child's ends are the child's alone: the output pipe ends when the tool's side does.
   f.devnull.reset();
