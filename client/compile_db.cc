@@ -133,6 +133,69 @@ void print_summary(Pool& pool, std::size_t total, std::size_t failed, double wal
   }
 }
 
+// What the pool's callbacks hand the reporting loop: the jobs finished, in their order of
+// arrival, and whether a status (a job still running) came since the loop last looked.
+struct Arrivals {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<std::size_t, proto::Result>> done;
+  bool status_heard = false;
+};
+
+// Submits every entry from a thread of its own, so that results are reported while later
+// entries wait for room in the window.
+std::thread submit_all(SubmitWindow& window, const std::vector<CompileEntry>& entries,
+                       Arrivals& arrivals, Progress& progress) {
+  return std::thread([&] {
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      ExecRequest r;
+      r.argv = entries[i].argv;
+      r.cwd = entries[i].directory;
+      window.submit(
+          "exec", exec_payload(r), std::nullopt, std::nullopt,
+          [&arrivals, i](proto::Result result) {
+            std::lock_guard lock(arrivals.mu);
+            arrivals.done.emplace_back(i, std::move(result));
+            arrivals.cv.notify_all();
+          },
+          [&arrivals, &progress, i](const proto::Status& status) {
+            std::lock_guard lock(arrivals.mu);
+            progress.still_running(i, status.elapsed_ms);
+            arrivals.status_heard = true;
+            arrivals.cv.notify_all();
+          });
+    }
+  });
+}
+
+// Reports each compile as it finishes, with the progress line when `show`: its failures added to
+// `failed`; returns the compiles' own times summed.
+uint64_t report_all(const std::vector<CompileEntry>& entries, Arrivals& arrivals,
+                    Progress& progress, bool show, std::size_t& failed) {
+  uint64_t compile_us = 0;
+  std::unique_lock lock(arrivals.mu);
+  while (progress.count() < entries.size()) {
+    arrivals.cv.wait(lock, [&] { return !arrivals.done.empty() || arrivals.status_heard; });
+    if (arrivals.done.empty()) {
+      arrivals.status_heard = false;
+      if (show) progress.print(failed);
+      continue;
+    }
+    auto [i, r] = std::move(arrivals.done.front());
+    arrivals.done.pop_front();
+    progress.finished(i);
+    const std::string block = report(entries[i], r, failed, compile_us);
+    progress.clear();
+    if (!block.empty()) {
+      std::fputs(block.c_str(), stdout);
+      if (block.back() != '\n') std::fputc('\n', stdout);
+      std::fflush(stdout);
+    }
+    if (show) progress.print(failed);
+  }
+  return compile_us;
+}
+
 }  // namespace
 
 int compile_db(const CompileDbOptions& options) {
@@ -144,72 +207,26 @@ int compile_db(const CompileDbOptions& options) {
   // An entry that is not one fails alone, reported like a failed compile; the others still run.
   for (const std::string& problem : db->problems) std::printf("FAILED: %s\n", problem.c_str());
   std::fflush(stdout);
-  const std::vector<CompileEntry>* entries = &db->entries;
   Expected<std::unique_ptr<Pool>> pool = Pool::open(options.pool);
   if (!pool) {
     std::fprintf(stderr, "kiln compile-db: %s\n", pool.error().c_str());
     return 2;
   }
   const auto start = Clock::now();
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::pair<std::size_t, proto::Result>> done;
   const bool tty = ::isatty(STDERR_FILENO) != 0;
-  const bool show = tty || options.progress;
-  Progress progress(*entries, tty);
-  bool status_heard = false;
-  // Submits from its own thread, so results are reported while later entries wait for room.
+  Progress progress(db->entries, tty);
+  Arrivals arrivals;
   std::optional<SubmitWindow> window;
   window.emplace(**pool);
-  std::thread submitter([&] {
-    for (std::size_t i = 0; i < entries->size(); ++i) {
-      ExecRequest r;
-      r.argv = (*entries)[i].argv;
-      r.cwd = (*entries)[i].directory;
-      window->submit(
-          "exec", exec_payload(r), std::nullopt, std::nullopt,
-          [&, i](proto::Result result) {
-            std::lock_guard lock(mu);
-            done.emplace_back(i, std::move(result));
-            cv.notify_all();
-          },
-          [&, i](const proto::Status& status) {
-            std::lock_guard lock(mu);
-            progress.still_running(i, status.elapsed_ms);
-            status_heard = true;
-            cv.notify_all();
-          });
-    }
-  });
-
+  std::thread submitter = submit_all(*window, db->entries, arrivals, progress);
   std::size_t failed = db->problems.size();
-  uint64_t compile_us = 0;
-  std::unique_lock lock(mu);
-  while (progress.count() < entries->size()) {
-    cv.wait(lock, [&] { return !done.empty() || status_heard; });
-    if (done.empty()) {
-      status_heard = false;
-      if (show) progress.print(failed);
-      continue;
-    }
-    auto [i, r] = std::move(done.front());
-    done.pop_front();
-    progress.finished(i);
-    const std::string block = report((*entries)[i], r, failed, compile_us);
-    progress.clear();
-    if (!block.empty()) {
-      std::fputs(block.c_str(), stdout);
-      if (block.back() != '\n') std::fputc('\n', stdout);
-      std::fflush(stdout);
-    }
-    if (show) progress.print(failed);
-  }
-  lock.unlock();
+  const uint64_t compile_us =
+      report_all(db->entries, arrivals, progress, tty || options.progress, failed);
   submitter.join();
   window.reset();
   progress.clear();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  print_summary(**pool, entries->size() + db->problems.size(), failed, wall, compile_us);
+  print_summary(**pool, db->entries.size() + db->problems.size(), failed, wall, compile_us);
   (*pool)->close();
   return failed == 0 ? 0 : 1;
 }

@@ -36,6 +36,69 @@ json result_line(std::size_t line, const proto::Result& r, const json& value) {
   return out;
 }
 
+// The results the pool's callbacks hand the printing loop, by input line, with their job's kind.
+struct Finished {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::size_t, std::pair<std::string, proto::Result>> done;
+};
+
+// Submits a job per line of `in` (blank lines skipped); a line that is no job is reported on
+// stderr by its number. Returns the lines submitted, in input order; `all_ok` false if any was
+// bad.
+std::vector<std::size_t> submit_lines(std::istream& in, SubmitWindow& window, Finished& finished,
+                                      bool& all_ok) {
+  std::vector<std::size_t> order;
+  std::size_t line_no = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    Expected<JobLine> job = parse_job_line(line);
+    if (!job) {
+      std::fprintf(stderr, "kiln run: line %zu: %s\n", line_no, job.error().c_str());
+      all_ok = false;
+      continue;
+    }
+    order.push_back(line_no);
+    const std::string kind = job->kind;
+    window.submit(job->kind, std::move(job->payload), job->timeout_ms, job->priority,
+                  [&finished, n = line_no, kind](proto::Result r) {
+                    std::lock_guard lock(finished.mu);
+                    finished.done.emplace(n, std::make_pair(kind, std::move(r)));
+                    finished.cv.notify_all();
+                  });
+  }
+  return order;
+}
+
+// Prints a JSON line per result, as they finish or (`ordered`) in input order; false if any job
+// did not succeed.
+bool print_results(bool ordered, const std::vector<std::size_t>& order, Finished& finished) {
+  bool all_ok = true;
+  std::size_t printed = 0;
+  std::unique_lock lock(finished.mu);
+  auto& done = finished.done;
+  while (printed < order.size()) {
+    finished.cv.wait(lock,
+                     [&] { return ordered ? done.count(order[printed]) != 0 : !done.empty(); });
+    for (;;) {
+      // As they finish, or (ordered) only the next line in input order.
+      auto it = ordered ? done.find(order[printed]) : done.begin();
+      if (it == done.end()) break;
+      auto [n, entry] = std::move(*it);
+      done.erase(it);
+      auto& [kind, r] = entry;
+      const json value = r.value ? to_json(*r.value) : json();
+      all_ok = all_ok && succeeded(r, kind, value);
+      std::printf("%s\n", json_text(result_line(n, r, value)).c_str());
+      if (++printed == order.size()) break;
+    }
+    std::fflush(stdout);
+  }
+  return all_ok;
+}
+
 }  // namespace
 
 int run_jobs(const RunOptions& options) {
@@ -54,57 +117,13 @@ int run_jobs(const RunOptions& options) {
     std::fprintf(stderr, "kiln run: %s\n", pool.error().c_str());
     return 2;
   }
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::map<std::size_t, std::pair<std::string, proto::Result>> done;  // by line
+  Finished finished;
   // Declared after what its callbacks use, so that it is destroyed (waiting for them) first.
   std::optional<SubmitWindow> window;
   window.emplace(**pool);
   bool all_ok = true;
-  std::vector<std::size_t> order;  // the lines submitted, in input order
-  std::size_t line_no = 0;
-  std::string line;
-  while (std::getline(*in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Expected<JobLine> job = parse_job_line(line);
-    if (!job) {
-      std::fprintf(stderr, "kiln run: line %zu: %s\n", line_no, job.error().c_str());
-      all_ok = false;
-      continue;
-    }
-    order.push_back(line_no);
-    const std::string kind = job->kind;
-    window->submit(job->kind, std::move(job->payload), job->timeout_ms, job->priority,
-                   [&, n = line_no, kind](proto::Result r) {
-                     std::lock_guard lock(mu);
-                     done.emplace(n, std::make_pair(kind, std::move(r)));
-                     cv.notify_all();
-                   });
-  }
-
-  std::size_t printed = 0;
-  std::unique_lock lock(mu);
-  while (printed < order.size()) {
-    // The next result to print: any (as they finish), or that of the next line (--ordered).
-    cv.wait(lock,
-            [&] { return options.ordered ? done.count(order[printed]) != 0 : !done.empty(); });
-    for (;;) {
-      // As they finish, or (--ordered) only the next line in input order.
-      auto it = options.ordered ? done.find(order[printed]) : done.begin();
-      if (it == done.end()) break;
-      auto [n, entry] = std::move(*it);
-      done.erase(it);
-      auto& [kind, r] = entry;
-      const json value = r.value ? to_json(*r.value) : json();
-      all_ok = all_ok && succeeded(r, kind, value);
-      std::printf("%s\n", json_text(result_line(n, r, value)).c_str());
-      if (++printed == order.size()) break;
-    }
-    std::fflush(stdout);
-  }
-  lock.unlock();
+  const std::vector<std::size_t> order = submit_lines(*in, *window, finished, all_ok);
+  all_ok = print_results(options.ordered, order, finished) && all_ok;
   window.reset();
   (*pool)->close();
   return all_ok ? 0 : 1;

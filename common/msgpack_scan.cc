@@ -65,6 +65,37 @@ uint64_t read_be(const unsigned char* p, std::size_t n) {
   return v;
 }
 
+// How the tags 0xc0 to 0xdf read, a row each: their kind, and what follows the tag. kConst:
+// nothing (the row's value is the object's); kSized: an n-byte big-endian length (after `extra`
+// more bytes: an ext's type), then that many bytes; kFixed: n bytes of data; kValue: an n-byte
+// big-endian value (a uint). kNever: 0xc1, which msgpack never uses.
+enum class Form : uint8_t { kNever, kConst, kSized, kFixed, kValue };
+struct Tag {
+  Kind kind;
+  Form form;
+  uint8_t n = 0;
+  uint8_t extra = 0;
+  uint64_t value = 0;
+};
+constexpr Tag kTags[0xe0 - 0xc0] = {
+    {Kind::kNil, Form::kConst},       {Kind::kNil, Form::kNever},            // c0 c1
+    {Kind::kBool, Form::kConst, 0},   {Kind::kBool, Form::kConst, 0, 0, 1},  // c2 c3
+    {Kind::kBin, Form::kSized, 1},    {Kind::kBin, Form::kSized, 2},         // c4 c5
+    {Kind::kBin, Form::kSized, 4},    {Kind::kExt, Form::kSized, 1, 1},      // c6 c7
+    {Kind::kExt, Form::kSized, 2, 1}, {Kind::kExt, Form::kSized, 4, 1},      // c8 c9
+    {Kind::kFloat, Form::kFixed, 4},  {Kind::kFloat, Form::kFixed, 8},       // ca cb
+    {Kind::kUint, Form::kValue, 1},   {Kind::kUint, Form::kValue, 2},        // cc cd
+    {Kind::kUint, Form::kValue, 4},   {Kind::kUint, Form::kValue, 8},        // ce cf
+    {Kind::kInt, Form::kFixed, 1},    {Kind::kInt, Form::kFixed, 2},         // d0 d1
+    {Kind::kInt, Form::kFixed, 4},    {Kind::kInt, Form::kFixed, 8},         // d2 d3
+    {Kind::kExt, Form::kFixed, 2},    {Kind::kExt, Form::kFixed, 3},         // d4 d5
+    {Kind::kExt, Form::kFixed, 5},    {Kind::kExt, Form::kFixed, 9},         // d6 d7
+    {Kind::kExt, Form::kFixed, 17},   {Kind::kStr, Form::kSized, 1},         // d8 d9
+    {Kind::kStr, Form::kSized, 2},    {Kind::kStr, Form::kSized, 4},         // da db
+    {Kind::kArray, Form::kSized, 2},  {Kind::kArray, Form::kSized, 4},       // dc dd
+    {Kind::kMap, Form::kSized, 2},    {Kind::kMap, Form::kSized, 4},         // de df
+};
+
 }  // namespace
 
 bool read_header(std::string_view data, std::size_t off, Header& h) {
@@ -72,92 +103,33 @@ bool read_header(std::string_view data, std::size_t off, Header& h) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data()) + off;
   const std::size_t avail = data.size() - off;
   const unsigned char b = p[0];
-  // A tag followed by an n-byte big-endian field that is the value or the length.
-  auto sized = [&](Kind kind, std::size_t n, std::size_t extra = 0) {
-    if (avail < 1 + n + extra) return false;
-    h = Header{kind, 1 + n + extra, read_be(p + 1, n), 0};
-    return true;
-  };
-  auto fixed = [&](Kind kind, std::size_t bytes) {
-    if (avail < 1 + bytes) return false;
-    h = Header{kind, 1, bytes, 0};
-    return true;
-  };
-  if (b <= 0x7f) {
-    h = Header{Kind::kUint, 1, 0, b};
-    return true;
-  }
-  if (b >= 0xe0) return fixed(Kind::kInt, 0);
+  if (b <= 0x7f) return h = Header{Kind::kUint, 1, 0, b}, true;
+  if (b >= 0xe0) return h = Header{Kind::kInt, 1, 0, 0}, true;
   if (b <= 0x8f) return h = Header{Kind::kMap, 1, b & 0x0fu, 0}, true;
   if (b <= 0x9f) return h = Header{Kind::kArray, 1, b & 0x0fu, 0}, true;
   if (b <= 0xbf) return h = Header{Kind::kStr, 1, b & 0x1fu, 0}, true;
-  switch (b) {
-    case 0xc0:
-      return h = Header{Kind::kNil, 1, 0, 0}, true;
-    case 0xc2:
-      return h = Header{Kind::kBool, 1, 0, 0}, true;
-    case 0xc3:
-      return h = Header{Kind::kBool, 1, 0, 1}, true;
-    case 0xc4:
-      return sized(Kind::kBin, 1);
-    case 0xc5:
-      return sized(Kind::kBin, 2);
-    case 0xc6:
-      return sized(Kind::kBin, 4);
-    case 0xc7:
-      return sized(Kind::kExt, 1, 1);
-    case 0xc8:
-      return sized(Kind::kExt, 2, 1);
-    case 0xc9:
-      return sized(Kind::kExt, 4, 1);
-    case 0xca:
-      return fixed(Kind::kFloat, 4);
-    case 0xcb:
-      return fixed(Kind::kFloat, 8);
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf: {
-      const std::size_t n = std::size_t{1} << (b - 0xcc);
-      if (avail < 1 + n) return false;
-      h = Header{Kind::kUint, 1, n, read_be(p + 1, n)};
-      return true;
-    }
-    case 0xd0:
-      return fixed(Kind::kInt, 1);
-    case 0xd1:
-      return fixed(Kind::kInt, 2);
-    case 0xd2:
-      return fixed(Kind::kInt, 4);
-    case 0xd3:
-      return fixed(Kind::kInt, 8);
-    case 0xd4:
-      return fixed(Kind::kExt, 2);
-    case 0xd5:
-      return fixed(Kind::kExt, 3);
-    case 0xd6:
-      return fixed(Kind::kExt, 5);
-    case 0xd7:
-      return fixed(Kind::kExt, 9);
-    case 0xd8:
-      return fixed(Kind::kExt, 17);
-    case 0xd9:
-      return sized(Kind::kStr, 1);
-    case 0xda:
-      return sized(Kind::kStr, 2);
-    case 0xdb:
-      return sized(Kind::kStr, 4);
-    case 0xdc:
-      return sized(Kind::kArray, 2);
-    case 0xdd:
-      return sized(Kind::kArray, 4);
-    case 0xde:
-      return sized(Kind::kMap, 2);
-    case 0xdf:
-      return sized(Kind::kMap, 4);
-    default:
-      return false;  // 0xc1: never used
+  const Tag& t = kTags[b - 0xc0];
+  // The bytes after the tag that the header itself needs: what kFixed's size counts is not.
+  const std::size_t fields = t.form == Form::kFixed ? 0 : t.n + t.extra;
+  if (t.form == Form::kNever || avail < 1 + fields) return false;
+  switch (t.form) {
+    case Form::kConst:
+      h = Header{t.kind, 1, 0, t.value};
+      break;
+    case Form::kSized:
+      h = Header{t.kind, 1 + fields, read_be(p + 1, t.n), 0};
+      break;
+    case Form::kFixed:
+      if (avail < 1 + std::size_t{t.n}) return false;
+      h = Header{t.kind, 1, t.n, 0};
+      break;
+    case Form::kValue:
+      h = Header{t.kind, 1, t.n, read_be(p + 1, t.n)};
+      break;
+    case Form::kNever:
+      return false;
   }
+  return true;
 }
 
 bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error,

@@ -120,6 +120,32 @@ ExecStrings worker_environment(const std::string& key, const std::vector<std::st
   return ExecStrings(std::move(env));
 }
 
+// The pool's configuration from the options (its kinds, key and hosts are the caller's to add).
+PoolConfig pool_config(const Options& o) {
+  PoolConfig config;
+  config.workers = o.workers;
+  config.job_timeout_ms = o.job_timeout_ms;
+  config.grace_ms = o.grace_ms;
+  config.start_timeout_ms = o.start_timeout_ms;
+  config.idle_quiesce_ms = o.idle_quiesce_ms;
+  config.max_jobs_per_worker = o.max_jobs_per_worker;
+  config.max_worker_rss_kb = o.max_worker_rss_mb * 1024;
+  config.pipeline_depth = o.pipeline_depth;
+  // One connection (pipe mode) may use the whole queue; of a daemon's, none more than a quarter,
+  // so that one build cannot get every other build's jobs answered overloaded.
+  const uint64_t share = o.listen.empty() ? 1 : 4;
+  config.queue.max_jobs = o.max_queue;
+  config.queue.max_bytes = o.max_queue_mb << 20;
+  config.queue.max_client_jobs =
+      o.max_client_queue != 0 ? o.max_client_queue : std::max<std::size_t>(1, o.max_queue / share);
+  config.queue.max_client_bytes =
+      (o.max_client_queue_mb != 0 ? o.max_client_queue_mb
+                                  : std::max<uint64_t>(1, o.max_queue_mb / share))
+      << 20;
+  config.status_interval_ms = o.status_interval_ms;
+  return config;
+}
+
 }  // namespace
 
 Supervisor::Supervisor(Options options, std::string key)
@@ -148,28 +174,7 @@ Supervisor::Supervisor(Options options, std::string key)
   }
   worker_argv_ = worker_command(options_, zygotes_);
 
-  PoolConfig config;
-  config.workers = options_.workers;
-  config.job_timeout_ms = options_.job_timeout_ms;
-  config.grace_ms = options_.grace_ms;
-  config.start_timeout_ms = options_.start_timeout_ms;
-  config.idle_quiesce_ms = options_.idle_quiesce_ms;
-  config.max_jobs_per_worker = options_.max_jobs_per_worker;
-  config.max_worker_rss_kb = options_.max_worker_rss_mb * 1024;
-  config.pipeline_depth = options_.pipeline_depth;
-  // One connection (pipe mode) may use the whole queue; of a daemon's, none more than a quarter,
-  // so that one build cannot get every other build's jobs answered overloaded.
-  const uint64_t share = options_.listen.empty() ? 1 : 4;
-  config.queue.max_jobs = options_.max_queue;
-  config.queue.max_bytes = options_.max_queue_mb << 20;
-  config.queue.max_client_jobs = options_.max_client_queue != 0
-                                     ? options_.max_client_queue
-                                     : std::max<std::size_t>(1, options_.max_queue / share);
-  config.queue.max_client_bytes =
-      (options_.max_client_queue_mb != 0 ? options_.max_client_queue_mb
-                                         : std::max<uint64_t>(1, options_.max_queue_mb / share))
-      << 20;
-  config.status_interval_ms = options_.status_interval_ms;
+  PoolConfig config = pool_config(options_);
   config.kinds = kinds_;
   config.key_id = key_id_;
   if (!options_.distcc_hosts.empty()) {

@@ -11,6 +11,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
+#include <string>
 
 #include "common/build_key.h"
 #include "common/exit_codes.h"
@@ -80,10 +82,9 @@ void secure_the_process(const Options& options, const Watchdog& watchdog) {
   }
 }
 
-}  // namespace
-
-int run(const Options& options) {
-  // 2. Started by hand, or the parent is already gone: leave quietly.
+// 2. Started by hand, or the parent is already gone: leave quietly (kOk). The link's fds must be
+// open. nullopt to go on, else the worker's exit status.
+std::optional<int> check_parent_and_link(const Options& options) {
   if (::getppid() != options.parent) return exit_code::kOk;
   // PR_SET_PDEATHSIG delivers SIGTERM, which the watchdog turns into "kill the command's group,
   // then exit": SIGKILL here would leave the compiler's own children running.
@@ -97,19 +98,37 @@ int run(const Options& options) {
                  options.write_fd);
     return exit_code::kUsage;
   }
+  return std::nullopt;
+}
 
-  // 3. The build key, out of the environment at once: commands the worker runs must not see it,
-  // in their environment or in ours under /proc.
+struct Key {
+  std::string encoded;  // as KILN_KEY carried it: the tools get it so
+  std::string raw;
+};
+
+// 3. The build key, out of the environment at once: commands the worker runs must not see it,
+// in their environment or in ours under /proc. nullopt (having said why) when it is missing or
+// not valid.
+std::optional<Key> take_key() {
   const std::optional<std::string> encoded = take_key_from_env();
   if (!encoded || encoded->empty()) {
     std::fprintf(stderr, "kiln-worker: KILN_KEY is not set (the supervisor passes the key)\n");
-    return exit_code::kUsage;
+    return std::nullopt;
   }
-  std::optional<std::string> key = base64_decode(*encoded);
-  if (!key || key->empty()) {
+  std::optional<std::string> raw = base64_decode(*encoded);
+  if (!raw || raw->empty()) {
     std::fprintf(stderr, "kiln-worker: KILN_KEY is not valid padded base64\n");
-    return exit_code::kUsage;
+    return std::nullopt;
   }
+  return Key{*encoded, std::move(*raw)};
+}
+
+}  // namespace
+
+int run(const Options& options) {
+  if (std::optional<int> end = check_parent_and_link(options)) return *end;  // 2
+  const std::optional<Key> key = take_key();                                 // 3
+  if (!key) return exit_code::kUsage;
 
   Expected<bool> logging = setup_logging("kiln-worker", LogOptions{options.log_level, ""});
   if (!logging) {
@@ -129,8 +148,8 @@ int run(const Options& options) {
   if (watchdog_before_tools) watchdog->start();
   std::vector<std::unique_ptr<Tool>> tools;
   proto::Ready ready{proto::kProtocolVersion, static_cast<uint64_t>(::getpid()),
-                     served_kinds(options.enable_selftest), key_id(*key), std::nullopt};
-  if (int status = start_tools(options, *encoded, tools, ready); status != exit_code::kOk) {
+                     served_kinds(options.enable_selftest), key_id(key->raw), std::nullopt};
+  if (int status = start_tools(options, key->encoded, tools, ready); status != exit_code::kOk) {
     return status;
   }
 
