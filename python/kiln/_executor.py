@@ -127,7 +127,10 @@ class Executor(concurrent.futures.Executor):
     supervisor's log, with what the workers print; default: errors only, on stderr), env (the workers' environment; the
     interpreter, started isolated, takes no PYTHON* variable from it), zygote (True, the default:
     the preload and initializer run once per pool, in a zygote, and every worker's interpreter is
-    forked from it; False: each worker's interpreter starts from scratch).
+    forked from it; False: each worker's interpreter starts from scratch), start_timeout
+    (seconds a worker may take to be ready, its interpreter's preload included, before it is a
+    failed start; default the supervisor's, 30 s: give more for a preload as large as torch on a
+    loaded machine).
 
     Functions, lambdas and closures defined in __main__ travel by value (cloudpickle). What fn
     raises, result() raises again with its own type and args, the remote traceback as its
@@ -160,6 +163,7 @@ class Executor(concurrent.futures.Executor):
         log_file=None,
         env=None,
         zygote=True,
+        start_timeout=None,
     ):
         del mp_context  # see the docstring
         if max_workers is None:
@@ -188,6 +192,7 @@ class Executor(concurrent.futures.Executor):
             "max_jobs_per_worker": max_tasks_per_child,
             "max_worker_rss_mb": max_worker_rss_mb,
             "idle_quiesce_ms": _pool._timeout_ms(idle_quiesce),
+            "start_timeout_ms": _pool._timeout_ms(start_timeout),
             "log_file": log_file,
             # A log file asked for is the pool's whole story: what the jobs print too, which the
             # supervisor logs at debug (a shared daemon's log would drown in it at info).

@@ -22,8 +22,8 @@ log = logging.getLogger("kiln.inductor")
 # What the workers import once, before their first job (the zygote's preload when there is one).
 PRELOAD = ("torch._inductor.compile_worker.subproc_pool",)
 
-# How long a worker may take to be ready (kiln-supervisor --start-timeout-ms): see __init__.
-_START_TIMEOUT_MS = 300_000
+# Seconds a worker may take to be ready (kiln.Executor's start_timeout): see __init__.
+_START_TIMEOUT = 300.0
 
 # Variables the workers must not inherit: they would make a worker install Kiln in itself.
 _PRIVATE_ENV = ("KILN_INDUCTOR",)
@@ -89,7 +89,7 @@ class KilnSubprocPool:
         # the zygote, or by the tool itself when there is none): seconds alone, a minute or more
         # on a loaded machine, which Kiln's default of 30 s would count as a failed start.
         # SubprocPool waits for its sidecar without a limit.
-        executor_options.setdefault("start_timeout_ms", _START_TIMEOUT_MS)
+        executor_options.setdefault("start_timeout", _START_TIMEOUT)
         self.log_path = executor_options["log_file"]
         self._executor = kiln.Executor(
             max_workers=nprocs,
