@@ -275,7 +275,10 @@ constexpr Row row(Steps... steps) {
 // One row per state, one column per event; each cell names the step apply() runs (Pool::Step).
 // kNone: the event cannot come in that state (there is no process, or no job it could be about;
 // the supervisor drops the events of a process that is no longer its slot's). The first seven
-// columns are the worker's events, the last five the pool's commands, applied to every slot.
+// columns are the worker's events, the last five the pool's commands (each row takes two lines).
+// A quiesced worker that is starting or busy stops once ready or done (become_ready, after_job);
+// a shutdown leaves a crashing worker's job to its end, which answers it worker_crashed with the
+// report.
 // clang-format off
 constexpr Row kLife[] = {
     //   worker:         ready             result               phase           broke            gone        deadline           crash report

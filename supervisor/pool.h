@@ -4,13 +4,15 @@
 // tests drive it with a fake environment and a fake clock (ninja's builder and its fake command
 // runner). The supervisor implements PoolEnv with libuv.
 //
-// A worker slot's life is one table, Pool's kLife in pool.cc: a row per state (empty, backoff,
-// starting, idle, busy, stopping, killed, crashing, crashing-out), a column per event of its worker
-// (ready, result, phase, a protocol error, gone, its deadline, its crash report begun), and in each
-// cell the step taken (Pool::Step).
-// Every worker event goes through it (tests/pool_test.cc walks every cell); the pool's own calls
-// (submit, cancel, quiesce, shutdown) move slots with the same helpers; every entry point ends
-// with settle().
+// A worker slot's life is one table, executed: Pool's kLife in pool.cc has a row per state
+// (empty, backoff, starting, idle, busy, stopping, killed, crashing, crashing-out), a column per
+// event, and in each cell the step taken (Pool::Step). The events are its worker's (ready,
+// result, phase, a protocol error, gone, its deadline, its crash report begun) and the pool's
+// commands (quiesce, wakeup, a shutdown, the cancel of a job it holds, kill-all). Every one goes
+// through Pool::apply, which runs the cell's step: the entry points (on_ready, on_tick, quiesce,
+// cancel, ...) only gather the event's data. A slot's state changes only in Pool::set_state.
+// tests/pool_test.cc (LifeTest) walks every cell. Every entry point but quiesce, a shutdown that
+// does not drain and kill_all ends with settle().
 //
 // "stop" is a graceful `shutdown` (idle worker) or SIGTERM (busy worker); either way SIGKILL
 // follows after the grace period, and the slot is restarted when the process is gone unless the
@@ -219,7 +221,7 @@ class Pool {
     kRest,            // quiesce: stopped gracefully if nothing is queued -> stopping
     kStopGracefully,  // shutdown sent -> stopping
     kStopBusy,        // what it holds answered shutdown; SIGTERM -> stopping
-    kFailHeld,        // what it holds answered shutdown (not queued again)
+    kFailHeld,        // what it holds answered shutdown, not queued again when it ends
     kKillOutright,    // what it holds answered shutdown; SIGKILL -> killed
     kUnwant,          // the job's worker stopped if it runs it (-> stopping), else told not to
     kLetGo,           // the job is dropped: its worker's end answers nothing of it

@@ -504,6 +504,28 @@ TEST_F(PoolTest, CancelQueuedAnswersAtOnceAndRunningKillsTheWorker) {
   EXPECT_EQ(env_.starts, 2);
 }
 
+TEST_F(PoolTest, AJobSentAheadToAStoppingWorkerAndCancelledIsAnsweredOnceAndNeverRunsAgain) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(10));
+  pool_->on_result(0, ok_result(10));  // echo jobs are short now: they are sent ahead
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  ASSERT_EQ(env_.jobs_sent.size(), 3u) << "job 2 sent ahead";
+  pool_->cancel(1, 1);  // the job it runs: SIGTERM
+  ASSERT_STREQ(pool_->slot_state(0), "stopping");
+  pool_->cancel(1, 2);
+  EXPECT_EQ(env_.last().id, 2u);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGTERM}}));
+  EXPECT_TRUE(env_.cancels_sent.empty()) << "a stopping worker is told nothing more";
+  gone(0, SIGTERM);
+  EXPECT_EQ(env_.answers.size(), 3u) << "jobs 10, 1 and 2, each once";
+  EXPECT_EQ(pool_->open_jobs(), 0u);
+  all_ready();
+  EXPECT_EQ(env_.jobs_sent.size(), 3u) << "job 2 is not queued again";
+}
+
 TEST_F(PoolTest, QuiesceLetsRunningJobsFinishThenStopsAndSubmitRestarts) {
   start();
   all_ready();
