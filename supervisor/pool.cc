@@ -685,6 +685,32 @@ void Pool::job_clock(std::size_t slot, Micros now) {
   while (s.next_status <= now) s.next_status += interval;
 }
 
+void Pool::clear_remains(std::size_t slot, const ExitInfo& exit, const std::string& what) {
+  Slot& s = slots_[slot];
+  // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
+  // another job's sake, had no part in that and goes back to the queue. A worker that ends with
+  // kToolFailed found a tool unfit between jobs and started none of those it holds (the one it
+  // ran when a tool failed was answered, with `retire`): even the one sent last goes back.
+  const bool started_none = exit.term_signal == 0 && exit.exit_status == exit_code::kToolFailed;
+  Sent* const r = started_none ? nullptr : running(s);
+  for (Sent& e : s.sent) {
+    if (e.settled) continue;
+    if (&e == r) {
+      e.settled = true;
+      fail(e.job, proto::code::kWorkerCrashed, what, exit.stderr_tail, s.pid);
+    } else {
+      put_back(e);
+    }
+  }
+  if (s.job_group != 0) env_.kill_group(s.job_group);
+  // A worker killed outright stopped none of its tools: what they started is ended here. (One
+  // that exited stopped and reaped them itself; their pids may be another's by now.)
+  if (exit.term_signal != 0) {
+    for (const pid_t tool : s.tools) env_.kill_group(tool);
+  }
+  s.tools.clear();  // the orphan sweep spares only the tools of workers that live
+}
+
 void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   Slot& s = slots_[slot];
   const pid_t pid = s.pid;
@@ -699,28 +725,7 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
       s.start == Start::kFailed || (s.start == Start::kPending && !requested) || young;
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
-  // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
-  // another job's sake, had no part in that and goes back to the queue. A worker that ends with
-  // kToolFailed found a tool unfit between jobs and started none of those it holds (the one it
-  // ran when a tool failed was answered, with `retire`): even the one sent last goes back.
-  const bool started_none = exit.term_signal == 0 && exit.exit_status == exit_code::kToolFailed;
-  Sent* const r = started_none ? nullptr : running(s);
-  for (Sent& e : s.sent) {
-    if (e.settled) continue;
-    if (&e == r) {
-      e.settled = true;
-      fail(e.job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
-    } else {
-      put_back(e);
-    }
-  }
-  if (s.job_group != 0) env_.kill_group(s.job_group);
-  // A worker killed outright stopped none of its tools: what they started is ended here. (One
-  // that exited stopped and reaped them itself; their pids may be another's by now.)
-  if (exit.term_signal != 0) {
-    for (const pid_t tool : s.tools) env_.kill_group(tool);
-  }
-  s.tools.clear();  // the orphan sweep spares only the tools of workers that live
+  clear_remains(slot, exit, what);
   if (!requested) {
     ++worker_crashes_;
     const char* const when = stopping ? "as it was stopping" : "unexpectedly";
@@ -738,8 +743,8 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   const std::optional<std::string> summary =
       s.start == Start::kFailed ? std::optional(s.start_failure) : std::nullopt;
   const bool restart = replaces_ended();
-  set_state(slot, State::kEmpty);  // not up any more: with no other worker up, failed starts make
-                                   // the pool unavailable
+  // Not up any more: with no other worker up, failed starts make the pool unavailable.
+  set_state(slot, State::kEmpty);
   if (failed_start) {
     note_start_failure(failure);
     if (summary) last_failure_line_ = *summary;

@@ -366,6 +366,9 @@ class Pool {
   Micros report_time() const;
   void job_clock(std::size_t slot, Micros now);
   void ended(std::size_t slot, const ExitInfo& exit);
+  // What the worker of `slot`, gone (`what`), leaves: the job it ran answered worker_crashed, the
+  // others it holds queued again, its job's group and (killed outright) its tools ended.
+  void clear_remains(std::size_t slot, const ExitInfo& exit, const std::string& what);
   void note_start_failure(const std::string& why);
   // Marks the workers that have lived kYoungUs past their ready: failed starts before that are no
   // longer in a row.
