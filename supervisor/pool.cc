@@ -78,7 +78,7 @@ Micros Pool::backoff_delay() const {
 void Pool::start() {
   started_at_ = env_.now();
   idle_since_ = started_at_;
-  for (std::size_t i = 0; i < slots_.size(); ++i) start_slot(i);
+  for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kWakeup);
 }
 
 void Pool::start_slot(std::size_t slot) {

@@ -8,11 +8,11 @@
 // (empty, backoff, starting, idle, busy, stopping, killed, crashing, crashing-out), a column per
 // event, and in each cell the step taken (Pool::Step). The events are its worker's (ready,
 // result, phase, a protocol error, gone, its deadline, its crash report begun) and the pool's
-// commands (quiesce, wakeup, a shutdown, the cancel of a job it holds, kill-all). Every one goes
-// through Pool::apply, which runs the cell's step: the entry points (on_ready, on_tick, quiesce,
-// cancel, ...) only gather the event's data. A slot's state changes only in Pool::set_state.
-// tests/pool_test.cc (LifeTest) walks every cell. Every entry point but quiesce, a shutdown that
-// does not drain and kill_all ends with settle().
+// commands (quiesce, wakeup and the start, a shutdown, the cancel of a job it holds, kill-all).
+// Every one goes through Pool::apply, which runs the cell's step: the entry points (on_ready,
+// on_tick, quiesce, cancel, ...) only gather the event's data. A slot's state changes only in
+// Pool::set_state. tests/pool_test.cc (LifeTest) walks every cell. Every entry point but quiesce, a
+// shutdown that does not drain and kill_all ends with settle().
 //
 // "stop" is a graceful `shutdown` (idle worker) or SIGTERM (busy worker); either way SIGKILL
 // follows after the grace period, and the slot is restarted when the process is gone unless the
@@ -182,8 +182,9 @@ class Pool {
     kCrashingOut,  // the last: kStates counts up to it
   };
   // The events of its worker (ready .. crash reported), then the pool's commands, each applied
-  // to every slot (quiesce, wakeup, a shutdown that does not drain, kill-all), or to the slot
-  // that holds a job no longer wanted (cancel: its client cancelled it or is gone).
+  // to every slot (quiesce; wakeup, which is also the pool's start; a shutdown that does not
+  // drain; kill-all), or to the slot that holds a job no longer wanted (cancel: its client
+  // cancelled it or is gone).
   enum class Event {
     kReady,
     kResult,
