@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <csignal>
 
 #include "common/crash_report.h"
@@ -32,6 +33,8 @@ bool stop_explains(const ExitInfo& exit) {
          exit.exit_status == exit_code::kSignalBase + SIGTERM;
 }
 
+constexpr const char* kShuttingDown = "the supervisor is shutting down";
+
 std::string last_line(const std::string& text) {
   std::string t = text;
   while (!t.empty() && t.back() == '\n') t.pop_back();
@@ -47,27 +50,6 @@ Pool::Pool(PoolConfig config, PoolEnv& env)
       hosts_(config_.hosts, config_.workers),
       slots_(config_.workers + hosts_.slots()),
       queue_(config_.queue) {}
-
-const char* Pool::state_name(State s) {
-  switch (s) {
-    case State::kEmpty:
-      return "stopped";
-    case State::kBackoff:
-      return "backoff";
-    case State::kStarting:
-      return "starting";
-    case State::kIdle:
-      return "idle";
-    case State::kBusy:
-      return "busy";
-    case State::kStopping:
-    case State::kKilled:    // SIGKILLed, not yet gone
-    case State::kCrashing:  // its own way out
-    case State::kCrashingOut:
-      return "stopping";
-  }
-  return "?";
-}
 
 std::vector<pid_t> Pool::tool_pids() const {
   std::vector<pid_t> pids;
@@ -96,12 +78,10 @@ Micros Pool::backoff_delay() const {
 void Pool::start() {
   started_at_ = env_.now();
   idle_since_ = started_at_;
-  for (std::size_t i = 0; i < slots_.size(); ++i) start_slot(i);
+  for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kWakeup);
 }
 
 void Pool::start_slot(std::size_t slot) {
-  Slot& s = slots_[slot];
-  s = Slot{};
   ++worker_starts_;
   Expected<pid_t> pid = env_.start_worker(slot);
   if (!pid) {
@@ -111,16 +91,15 @@ void Pool::start_slot(std::size_t slot) {
     return;
   }
   env_.trace_worker(slot, *pid, "worker started");
-  s.state = State::kStarting;
+  set_state(slot, State::kStarting);
+  Slot& s = slots_[slot];
   s.pid = *pid;
   s.deadline = env_.now() + config_.start_timeout_ms * 1000;
 }
 
 void Pool::schedule_restart(std::size_t slot, Micros delay) {
-  Slot& s = slots_[slot];
-  s = Slot{};
-  s.state = State::kBackoff;
-  s.deadline = env_.now() + delay;
+  set_state(slot, State::kBackoff);
+  slots_[slot].deadline = env_.now() + delay;
 }
 
 void Pool::note_proven() {
@@ -177,7 +156,7 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   job.notify_started = submit.notify_started.value_or(false);
   job.submitted = env_.now();
   if (phase_ != Phase::kRunning) {
-    fail(job, proto::code::kShutdown, "the supervisor is shutting down");
+    fail(job, proto::code::kShutdown, kShuttingDown);
     return Submitted::kAccepted;
   }
   if (std::find(config_.kinds.begin(), config_.kinds.end(), job.kind) == config_.kinds.end()) {
@@ -224,7 +203,7 @@ void Pool::cancel(ClientId client, uint64_t id) {
     Sent& e = *find_sent(s, client, id);
     fail(e.job, proto::code::kCancelled, "cancelled by the client", std::nullopt,
          &e == running(s) ? std::optional(s.pid) : std::nullopt);
-    unwant(slot, e);
+    apply(slot, Event::kCancel, {.job = &e});
   }
   settle();
 }
@@ -234,7 +213,7 @@ void Pool::client_gone(ClientId client) {
   for (auto it = open_.lower_bound({client, 0}); it != open_.end() && it->first.first == client;) {
     if (std::holds_alternative<std::size_t>(it->second)) {
       const std::size_t slot = std::get<std::size_t>(it->second);
-      unwant(slot, *find_sent(slots_[slot], client, it->first.second));
+      apply(slot, Event::kCancel, {.job = find_sent(slots_[slot], client, it->first.second)});
     }
     ++jobs_failed_;
     it = open_.erase(it);
@@ -251,169 +230,204 @@ void Pool::quiesce() {
   if (phase_ != Phase::kRunning) return;
   quiesced_ = true;
   idle_since_ = 0;
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    Slot& s = slots_[i];
-    switch (s.state) {
-      case State::kBackoff:
-        s = Slot{};
-        break;
-      case State::kIdle:
-        if (queue_.empty()) stop(i, /*graceful=*/true);
-        break;
-      case State::kStarting:  // stopped when it is ready
-      case State::kBusy:      // stopped when its job is done
-      case State::kStopping:  // not replaced when gone: the pool is quiesced
-      case State::kKilled:
-      case State::kCrashing:
-      case State::kCrashingOut:
-      case State::kEmpty:
-        break;
-    }
-  }
+  for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kQuiesce);
 }
 
 void Pool::wakeup() {
   if (phase_ != Phase::kRunning) return;
   quiesced_ = false;
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].state == State::kEmpty) start_slot(i);
-  }
+  for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kWakeup);
   settle();
 }
 
 void Pool::shutdown(bool drain) {
   if (phase_ == Phase::kStopping) return;
   if (drain) {
+    // No slot changes now: each stops when it has nothing left to run, and the drain ends as
+    // this shutdown once none is busy (maybe_finish_drain).
     phase_ = Phase::kDraining;
     settle();
     return;
   }
   phase_ = Phase::kStopping;
-  fail_queued(proto::code::kShutdown, "the supervisor is shutting down");
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    Slot& s = slots_[i];
-    switch (s.state) {
-      case State::kBackoff:
-        s = Slot{};
-        break;
-      case State::kStarting:
-      case State::kIdle:
-        stop(i, /*graceful=*/true);
-        break;
-      case State::kBusy:
-        fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
-        stop(i, /*graceful=*/false);
-        break;
-      case State::kStopping:  // what it holds would go back to the queue: it ends here instead
-      case State::kKilled:
-      case State::kCrashingOut:
-        fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
-        break;
-      case State::kCrashing:  // its job is answered worker_crashed, with the report, when it ends
-      case State::kEmpty:
-        break;
-    }
-  }
+  fail_queued(proto::code::kShutdown, kShuttingDown);
+  for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kShutdown);
 }
 
 void Pool::kill_all() {
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    Slot& s = slots_[i];
-    if (s.state == State::kBackoff) s = Slot{};
-    if (s.state == State::kEmpty || s.state == State::kKilled) continue;
-    fail_sent(i, proto::code::kShutdown, "the supervisor is shutting down");
-    kill_now(i);
-  }
+  for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kKillAll);
 }
 
-// ---- Worker events: the slot's life ----
+// ---- The slot's life ----
 
 namespace {
 
-constexpr std::size_t kStates = 9, kEvents = 7;
 using St = Pool::Step;
-// One row per state, one column per event; each cell names what happens (Pool::Step). kNone:
-// the event cannot come in that state (there is no process; the supervisor drops the events of
-// a process that is no longer its slot's).
+using Row = std::array<Pool::Step, Pool::kEvents>;
+
+// A row of kLife: exactly one step per event.
+template <typename... Steps>
+constexpr Row row(Steps... steps) {
+  static_assert(sizeof...(Steps) == Pool::kEvents, "a row has a step for every event");
+  return Row{steps...};
+}
+
+// One row per state, one column per event; each cell names the step apply() runs (Pool::Step).
+// kNone: the event cannot come in that state (there is no process, or no job it could be about;
+// the supervisor drops the events of a process that is no longer its slot's). The first seven
+// columns are the worker's events, the last five the pool's commands (each row takes two lines).
+// A quiesced worker that is starting or busy stops once ready or done (become_ready, after_job);
+// a shutdown leaves a crashing worker's job to its end, which answers it worker_crashed with the
+// report.
 // clang-format off
-constexpr Pool::Step kLife[kStates][kEvents] = {
-    //              ready               result          phase           broke              gone            deadline            crash report
-    /* empty    */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kNone,          St::kNone},
-    /* backoff  */ {St::kNone,         St::kNone,       St::kNone,      St::kNone,         St::kNone,      St::kStart,         St::kNone},
-    /* starting */ {St::kBecomeReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kStartTimeout,  St::kCrashing},
-    /* idle     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kNone,          St::kCrashing},
-    /* busy     */ {St::kSecondReady,  St::kTakeResult, St::kNotePhase, St::kKillBroken,   St::kEnded,     St::kJobClock,      St::kCrashing},
-    /* stopping */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kKillBroken,   St::kEnded,     St::kKillNow,       St::kCrashingOut},
-    /* killed   */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kNone,          St::kIgnore},
-    /* crashing */ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kKillCrashing,  St::kIgnore},
-    /* crash-out*/ {St::kIgnore,       St::kTakeResult, St::kIgnore,    St::kIgnore,       St::kEnded,     St::kKillCrashing,  St::kIgnore},
+constexpr Row kLife[] = {
+    //   worker:         ready             result               phase           broke            gone        deadline           crash report
+    //   commands:       quiesce      wakeup       shutdown             cancel       kill-all
+    /* empty      */ row(St::kNone,        St::kNone,           St::kNone,      St::kNone,       St::kNone,  St::kNone,         St::kNone,
+                         St::kIgnore, St::kStart,  St::kIgnore,         St::kNone,   St::kIgnore),
+    /* backoff    */ row(St::kNone,        St::kNone,           St::kNone,      St::kNone,       St::kNone,  St::kStart,        St::kNone,
+                         St::kForget, St::kIgnore, St::kForget,         St::kNone,   St::kForget),
+    /* starting   */ row(St::kBecomeReady, St::kTakeResult,     St::kNotePhase, St::kKillBroken, St::kEnded, St::kStartTimeout, St::kCrashing,
+                         St::kIgnore, St::kIgnore, St::kStopGracefully, St::kNone,   St::kKillOutright),
+    /* idle       */ row(St::kSecondReady, St::kTakeResult,     St::kNotePhase, St::kKillBroken, St::kEnded, St::kNone,         St::kCrashing,
+                         St::kRest,   St::kIgnore, St::kStopGracefully, St::kUnwant, St::kKillOutright),
+    /* busy       */ row(St::kSecondReady, St::kTakeResult,     St::kNotePhase, St::kKillBroken, St::kEnded, St::kJobClock,     St::kCrashing,
+                         St::kIgnore, St::kIgnore, St::kStopBusy,       St::kUnwant, St::kKillOutright),
+    /* stopping   */ row(St::kIgnore,      St::kTakeLastResult, St::kIgnore,    St::kKillBroken, St::kEnded, St::kKillNow,      St::kCrashingOut,
+                         St::kIgnore, St::kIgnore, St::kFailHeld,       St::kLetGo,  St::kKillOutright),
+    /* killed     */ row(St::kIgnore,      St::kTakeLastResult, St::kIgnore,    St::kIgnore,     St::kEnded, St::kNone,         St::kIgnore,
+                         St::kIgnore, St::kIgnore, St::kFailHeld,       St::kLetGo,  St::kIgnore),
+    /* crashing   */ row(St::kIgnore,      St::kTakeLastResult, St::kIgnore,    St::kIgnore,     St::kEnded, St::kKillCrashing, St::kIgnore,
+                         St::kIgnore, St::kIgnore, St::kIgnore,         St::kLetGo,  St::kKillOutright),
+    /* crash-out  */ row(St::kIgnore,      St::kTakeLastResult, St::kIgnore,    St::kIgnore,     St::kEnded, St::kKillCrashing, St::kIgnore,
+                         St::kIgnore, St::kIgnore, St::kFailHeld,       St::kLetGo,  St::kKillOutright),
 };
 // clang-format on
 
+// The one table of names: each state's (logs, the tests) and how stats' worker_list shows it.
+struct StateName {
+  const char* name;
+  const char* shown;
+};
+constexpr StateName kStateNames[] = {
+    {"empty", "stopped"},   {"backoff", "backoff"},   {"starting", "starting"},
+    {"idle", "idle"},       {"busy", "busy"},         {"stopping", "stopping"},
+    {"killed", "stopping"}, {"crashing", "stopping"}, {"crashing-out", "stopping"},
+};
+constexpr const char* kEventNames[] = {
+    "ready",          "result",  "phase",  "broke-protocol", "gone",   "deadline",
+    "crash-reported", "quiesce", "wakeup", "shutdown",       "cancel", "kill-all",
+};
+static_assert(std::size(kLife) == Pool::kStates, "kLife has a row for every state");
+static_assert(std::size(kStateNames) == Pool::kStates, "every state has a name");
+static_assert(std::size(kEventNames) == Pool::kEvents, "every event has a name");
+
+constexpr std::size_t index(Pool::State s) { return static_cast<std::size_t>(s); }
+constexpr std::size_t index(Pool::Event e) { return static_cast<std::size_t>(e); }
+
 }  // namespace
 
-Pool::Step Pool::step(State state, Event event) {
-  return kLife[static_cast<std::size_t>(state)][static_cast<std::size_t>(event)];
+Pool::Step Pool::step(State state, Event event) { return kLife[index(state)][index(event)]; }
+
+const char* Pool::state_name(State state) { return kStateNames[index(state)].name; }
+
+const char* Pool::event_name(Event event) { return kEventNames[index(event)]; }
+
+const char* Pool::slot_state(std::size_t slot) const { return state_name(slots_[slot].state); }
+
+void Pool::set_state(std::size_t slot, State next) {
+  Slot& s = slots_[slot];
+  spdlog::trace("slot {}: {} -> {}", slot, state_name(s.state), state_name(next));
+  // A new life begins empty, in backoff or starting: nothing of the last worker is kept.
+  if (next == State::kEmpty || next == State::kBackoff || next == State::kStarting) s = Slot{};
+  s.state = next;
 }
 
-Pool::Step Pool::step_for(std::size_t slot, Event event) const {
+void Pool::apply(std::size_t slot, Event event) { apply(slot, event, Input{}); }
+
+void Pool::apply(std::size_t slot, Event event, const Input& in) {
   const Step st = step(slots_[slot].state, event);
-  if (st == Step::kNone) {
-    spdlog::debug("slot {}: event {} in state {} ignored", slot, static_cast<int>(event),
-                  slot_state(slot));
+  switch (st) {
+    case Step::kNone:
+      return spdlog::debug("slot {}: event {} in state {} ignored", slot, event_name(event),
+                           slot_state(slot));
+    case Step::kIgnore:
+      return;
+    case Step::kBecomeReady:
+      return become_ready(slot, *in.ready);
+    case Step::kSecondReady:
+      return kill_broken(slot, "a second ready");
+    case Step::kTakeResult:
+      return take_result(slot, std::move(*in.result), /*last=*/false);
+    case Step::kTakeLastResult:
+      return take_result(slot, std::move(*in.result), /*last=*/true);
+    case Step::kNotePhase:
+      return note_phase(slot, *in.phase);
+    case Step::kKillBroken:
+      return kill_broken(slot, *in.why);
+    case Step::kEnded:
+      return ended(slot, *in.exit);
+    case Step::kStart:
+      return start_slot(slot);
+    case Step::kStartTimeout:
+      return start_timeout(slot);
+    case Step::kJobClock:
+      return job_clock(slot, in.now);
+    case Step::kKillNow:
+      return kill_late(slot);
+    case Step::kCrashing:
+      return crashing(slot);
+    case Step::kKillCrashing:
+      return kill_crashing(slot);
+    case Step::kCrashingOut:
+      return crashing_out(slot);
+    case Step::kForget:
+      return set_state(slot, State::kEmpty);
+    case Step::kRest:
+      return rest(slot);
+    case Step::kStopGracefully:
+      return stop(slot, /*graceful=*/true);
+    case Step::kStopBusy:
+      return stop_busy(slot);
+    case Step::kFailHeld:
+      return fail_sent(slot, proto::code::kShutdown, kShuttingDown);
+    case Step::kKillOutright:
+      return kill_outright(slot);
+    case Step::kUnwant:
+      return unwant(slot, *in.job);
+    case Step::kLetGo:
+      in.job->settled = true;  // its worker's end or crash answers for nothing of it now
+      return;
   }
-  return st;
 }
 
 void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
-  switch (step_for(slot, Event::kReady)) {
-    case Step::kBecomeReady:
-      become_ready(slot, ready);
-      break;
-    case Step::kSecondReady:
-      kill_broken(slot, "a second ready");
-      break;
-    default:
-      break;
-  }
+  apply(slot, Event::kReady, {.ready = &ready});
   settle();
 }
 
 void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
-  if (step_for(slot, Event::kResult) == Step::kTakeResult) take_result(slot, std::move(result));
+  apply(slot, Event::kResult, {.result = &result});
   settle();
 }
 
 void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
-  if (step_for(slot, Event::kPhase) == Step::kNotePhase) note_phase(slot, phase);
+  apply(slot, Event::kPhase, {.phase = &phase});
   settle();
 }
 
 void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
-  broke_protocol(slot, why);
+  apply(slot, Event::kBrokeProtocol, {.why = &why});
   settle();
 }
 
 void Pool::on_crash_reported(std::size_t slot) {
-  switch (step_for(slot, Event::kCrashReported)) {
-    case Step::kCrashing:
-      crashing(slot);
-      break;
-    case Step::kCrashingOut:
-      crashing_out(slot);
-      break;
-    default:
-      break;
-  }
+  apply(slot, Event::kCrashReported);
   settle();
 }
 
-void Pool::broke_protocol(std::size_t slot, const std::string& why) {
-  if (step_for(slot, Event::kBrokeProtocol) == Step::kKillBroken) kill_broken(slot, why);
-}
-
 void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
-  if (step_for(slot, Event::kGone) == Step::kEnded) ended(slot, exit);
+  apply(slot, Event::kGone, {.exit = &exit});
   settle();
 }
 
@@ -421,28 +435,7 @@ void Pool::on_tick() {
   const Micros now = env_.now();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const std::optional<Micros> due = due_at(slots_[i]);
-    if (!due || now < *due) continue;
-    switch (step_for(i, Event::kDeadline)) {
-      case Step::kStart:
-        start_slot(i);
-        break;
-      case Step::kStartTimeout:
-        start_timeout(i);
-        break;
-      case Step::kJobClock:
-        job_clock(i, now);
-        break;
-      case Step::kKillNow:
-        spdlog::warn("worker {} did not stop within {} ms; SIGKILL", slots_[i].pid,
-                     config_.grace_ms);
-        kill_now(i);
-        break;
-      case Step::kKillCrashing:
-        kill_crashing(i);
-        break;
-      default:
-        break;
-    }
+    if (due && now >= *due) apply(i, Event::kDeadline, {.now = now});
   }
   if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_ &&
       now >= idle_since_ + config_.idle_quiesce_ms * 1000) {
@@ -493,11 +486,11 @@ std::optional<Micros> Pool::next_deadline() const {
 void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
   Slot& s = slots_[slot];
   if (ready.key_id != config_.key_id) {
-    kill_broken(slot, "its key_id " + ready.key_id + " is not the supervisor's " + config_.key_id +
-                          " (a worker of another build)");
-    return;
+    const std::string why = "its key_id " + ready.key_id + " is not the supervisor's " +
+                            config_.key_id + " (a worker of another build)";
+    return apply(slot, Event::kBrokeProtocol, {.why = &why});
   }
-  s.state = State::kIdle;
+  set_state(slot, State::kIdle);
   s.start = Start::kReady;
   s.ready_at = env_.now();
   s.deadline = 0;
@@ -512,21 +505,21 @@ void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
   if (queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) stop(slot, /*graceful=*/true);
 }
 
-void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
+void Pool::take_result(std::size_t slot, proto::WorkerResult result, bool last) {
   Slot& s = slots_[slot];
   // Results come in the order the jobs were sent.
   if (s.sent.empty() || s.sent.front().job.id != result.id) {
-    broke_protocol(slot,
-                   "a result for job " + std::to_string(result.id) + ", which it was not running");
-    return;
+    const std::string why =
+        "a result for job " + std::to_string(result.id) + ", which it was not running";
+    return apply(slot, Event::kBrokeProtocol, {.why = &why});
   }
   const bool not_started =
       !result.ok && result.error && result.error->code == proto::code::kNotStarted;
   const bool retiring = result.retire.value_or(false);
   if (not_started && s.sent.front().live() && !retiring) {
-    broke_protocol(slot, "not_started for job " + std::to_string(result.id) +
-                             ", which it was not asked to leave");
-    return;
+    const std::string why =
+        "not_started for job " + std::to_string(result.id) + ", which it was not asked to leave";
+    return apply(slot, Event::kBrokeProtocol, {.why = &why});
   }
   const bool was_running = running(s) == &s.sent.front();
   Sent e = std::move(s.sent.front());
@@ -543,12 +536,9 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result) {
     note_run_time(e.job.kind, result.run_us);
     finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
   }
-  // Stopping or crashing, it runs nothing more of ours; what it does not run goes back to the
-  // queue.
-  if (s.state == State::kStopping || s.state == State::kKilled || s.state == State::kCrashing ||
-      s.state == State::kCrashingOut) {
-    return;
-  }
+  // Its last result (stopping or crashing): it runs nothing more of ours; what it does not run
+  // goes back to the queue.
+  if (last) return;
   if (retiring) {
     retire(slot, error);
   } else {
@@ -568,7 +558,7 @@ void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error)
                  error ? error->message : "it said so");
   }
   // It exits by itself; SIGKILL after the grace period if it does not.
-  s.state = State::kStopping;
+  set_state(slot, State::kStopping);
   s.deadline = env_.now() + config_.grace_ms * 1000;
 }
 
@@ -577,8 +567,9 @@ void Pool::note_phase(std::size_t slot, const proto::Phase& phase) {
   const auto it = std::find_if(s.sent.begin(), s.sent.end(),
                                [&phase](const Sent& e) { return e.job.id == phase.id; });
   if (it == s.sent.end()) {
-    kill_broken(slot, "a phase for job " + std::to_string(phase.id) + ", which it was not running");
-    return;
+    const std::string why =
+        "a phase for job " + std::to_string(phase.id) + ", which it was not running";
+    return apply(slot, Event::kBrokeProtocol, {.why = &why});
   }
   // A job it was asked not to start may have started already: its phases do not matter.
   if (&*it != running(s)) return;
@@ -613,13 +604,33 @@ void Pool::kill_now(std::size_t slot) {
   Slot& s = slots_[slot];
   env_.signal_worker(slot, SIGKILL);
   if (s.job_group != 0) env_.kill_group(s.job_group);
-  s.state = State::kKilled;
+  set_state(slot, State::kKilled);
+}
+
+void Pool::kill_late(std::size_t slot) {
+  spdlog::warn("worker {} did not stop within {} ms; SIGKILL", slots_[slot].pid, config_.grace_ms);
+  kill_now(slot);
+}
+
+void Pool::rest(std::size_t slot) {
+  // With jobs queued it takes one first, and stops when none is left (after_job).
+  if (queue_.empty()) stop(slot, /*graceful=*/true);
+}
+
+void Pool::stop_busy(std::size_t slot) {
+  fail_sent(slot, proto::code::kShutdown, kShuttingDown);
+  stop(slot, /*graceful=*/false);
+}
+
+void Pool::kill_outright(std::size_t slot) {
+  fail_sent(slot, proto::code::kShutdown, kShuttingDown);
+  kill_now(slot);
 }
 
 void Pool::crashing(std::size_t slot) {
   Slot& s = slots_[slot];
   // What it runs is the job it crashed in; what it was sent ahead waits for its end.
-  s.state = State::kCrashing;
+  set_state(slot, State::kCrashing);
   s.deadline = env_.now() + report_time();
 }
 
@@ -638,7 +649,7 @@ void Pool::kill_crashing(std::size_t slot) {
 
 void Pool::crashing_out(std::size_t slot) {
   // The deadline stays its stop's: a shutdown's --grace-ms bounds it, report or not.
-  slots_[slot].state = State::kCrashingOut;
+  set_state(slot, State::kCrashingOut);
 }
 
 Micros Pool::report_time() const {
@@ -674,6 +685,32 @@ void Pool::job_clock(std::size_t slot, Micros now) {
   while (s.next_status <= now) s.next_status += interval;
 }
 
+void Pool::clear_remains(std::size_t slot, const ExitInfo& exit, const std::string& what) {
+  Slot& s = slots_[slot];
+  // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
+  // another job's sake, had no part in that and goes back to the queue. A worker that ends with
+  // kToolFailed found a tool unfit between jobs and started none of those it holds (the one it
+  // ran when a tool failed was answered, with `retire`): even the one sent last goes back.
+  const bool started_none = exit.term_signal == 0 && exit.exit_status == exit_code::kToolFailed;
+  Sent* const r = started_none ? nullptr : running(s);
+  for (Sent& e : s.sent) {
+    if (e.settled) continue;
+    if (&e == r) {
+      e.settled = true;
+      fail(e.job, proto::code::kWorkerCrashed, what, exit.stderr_tail, s.pid);
+    } else {
+      put_back(e);
+    }
+  }
+  if (s.job_group != 0) env_.kill_group(s.job_group);
+  // A worker killed outright stopped none of its tools: what they started is ended here. (One
+  // that exited stopped and reaped them itself; their pids may be another's by now.)
+  if (exit.term_signal != 0) {
+    for (const pid_t tool : s.tools) env_.kill_group(tool);
+  }
+  s.tools.clear();  // the orphan sweep spares only the tools of workers that live
+}
+
 void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   Slot& s = slots_[slot];
   const pid_t pid = s.pid;
@@ -688,28 +725,7 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
       s.start == Start::kFailed || (s.start == Start::kPending && !requested) || young;
   const std::string what = describe_exit(pid, exit);
   env_.trace_worker(slot, pid, (requested ? "ended: " : "crashed: ") + what);
-  // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
-  // another job's sake, had no part in that and goes back to the queue. A worker that ends with
-  // kToolFailed found a tool unfit between jobs and started none of those it holds (the one it
-  // ran when a tool failed was answered, with `retire`): even the one sent last goes back.
-  const bool started_none = exit.term_signal == 0 && exit.exit_status == exit_code::kToolFailed;
-  Sent* const r = started_none ? nullptr : running(s);
-  for (Sent& e : s.sent) {
-    if (e.settled) continue;
-    if (&e == r) {
-      e.settled = true;
-      fail(e.job, proto::code::kWorkerCrashed, what, exit.stderr_tail, pid);
-    } else {
-      put_back(e);
-    }
-  }
-  if (s.job_group != 0) env_.kill_group(s.job_group);
-  // A worker killed outright stopped none of its tools: what they started is ended here. (One
-  // that exited stopped and reaped them itself; their pids may be another's by now.)
-  if (exit.term_signal != 0) {
-    for (const pid_t tool : s.tools) env_.kill_group(tool);
-  }
-  s.tools.clear();  // the orphan sweep spares only the tools of workers that live
+  clear_remains(slot, exit, what);
   if (!requested) {
     ++worker_crashes_;
     const char* const when = stopping ? "as it was stopping" : "unexpectedly";
@@ -727,7 +743,8 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   const std::optional<std::string> summary =
       s.start == Start::kFailed ? std::optional(s.start_failure) : std::nullopt;
   const bool restart = replaces_ended();
-  s = Slot{};  // not up any more: with no other worker up, failed starts make the pool unavailable
+  // Not up any more: with no other worker up, failed starts make the pool unavailable.
+  set_state(slot, State::kEmpty);
   if (failed_start) {
     note_start_failure(failure);
     if (summary) last_failure_line_ = *summary;
@@ -854,9 +871,9 @@ const Pool::Sent* Pool::running(const Slot& s) {
 
 void Pool::start_running(std::size_t slot) {
   Slot& s = slots_[slot];
-  s.state = std::any_of(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); })
-                ? State::kBusy
-                : State::kIdle;
+  set_state(slot, std::any_of(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); })
+                      ? State::kBusy
+                      : State::kIdle);
   Sent* r = running(s);
   if (r == nullptr) {
     s.deadline = 0;
@@ -883,7 +900,7 @@ void Pool::put_back(Sent& e) {
   e.job.started = 0;
   e.job.name.clear();
   if (phase_ == Phase::kStopping) {
-    fail(e.job, proto::code::kShutdown, "the supervisor is shutting down");
+    fail(e.job, proto::code::kShutdown, kShuttingDown);
     return;
   }
   open_[{e.job.client, e.job.id}] = queue_.put_back(std::move(e.job));
@@ -936,7 +953,7 @@ void Pool::stop(std::size_t slot, bool graceful) {
   } else {
     env_.signal_worker(slot, SIGTERM);
   }
-  s.state = State::kStopping;
+  set_state(slot, State::kStopping);
   s.deadline = env_.now() + config_.grace_ms * 1000;
 }
 
@@ -1027,13 +1044,6 @@ void Pool::settle() {
   maybe_finish_drain();
 }
 
-const char* Pool::slot_state(std::size_t slot) const {
-  static constexpr const char* kNames[kStates] = {"empty",  "backoff",  "starting",
-                                                  "idle",   "busy",     "stopping",
-                                                  "killed", "crashing", "crashing-out"};
-  return kNames[static_cast<std::size_t>(slots_[slot].state)];
-}
-
 void Pool::idle_check() {
   const bool busy = std::any_of(slots_.begin(), slots_.end(),
                                 [](const Slot& s) { return s.state == State::kBusy; });
@@ -1064,9 +1074,9 @@ proto::Stats Pool::stats() const {
     sent_ahead += std::count_if(s.sent.begin(), s.sent.end(),
                                 [r](const Sent& e) { return e.live() && &e != r; });
     if (alive) {
-      st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid), state_name(s.state),
-                                                 s.jobs, worker_rss_kb(s), std::nullopt,
-                                                 std::nullopt});
+      st.worker_list.push_back(proto::WorkerInfo{static_cast<uint64_t>(s.pid),
+                                                 kStateNames[index(s.state)].shown, s.jobs,
+                                                 worker_rss_kb(s), std::nullopt, std::nullopt});
       if (r != nullptr) {
         st.worker_list.back().job = proto::RunningJob{
             r->job.id, r->job.kind, r->job.name, (env_.now() - r->job.started) / 1000,

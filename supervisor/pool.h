@@ -4,13 +4,15 @@
 // tests drive it with a fake environment and a fake clock (ninja's builder and its fake command
 // runner). The supervisor implements PoolEnv with libuv.
 //
-// A worker slot's life is one table, Pool's kLife in pool.cc: a row per state (empty, backoff,
-// starting, idle, busy, stopping, killed, crashing, crashing-out), a column per event of its worker
-// (ready, result, phase, a protocol error, gone, its deadline, its crash report begun), and in each
-// cell the step taken (Pool::Step).
-// Every worker event goes through it (tests/pool_test.cc walks every cell); the pool's own calls
-// (submit, cancel, quiesce, shutdown) move slots with the same helpers; every entry point ends
-// with settle().
+// A worker slot's life is one table, executed: Pool's kLife in pool.cc has a row per state
+// (empty, backoff, starting, idle, busy, stopping, killed, crashing, crashing-out), a column per
+// event, and in each cell the step taken (Pool::Step). The events are its worker's (ready,
+// result, phase, a protocol error, gone, its deadline, its crash report begun) and the pool's
+// commands (quiesce, wakeup and the start, a shutdown, the cancel of a job it holds, kill-all).
+// Every one goes through Pool::apply, which runs the cell's step: the entry points (on_ready,
+// on_tick, quiesce, cancel, ...) only gather the event's data. A slot's state changes only in
+// Pool::set_state. tests/pool_test.cc (LifeTest) walks every cell. Every entry point but quiesce, a
+// shutdown that does not drain and kill_all ends with settle().
 //
 // "stop" is a graceful `shutdown` (idle worker) or SIGTERM (busy worker); either way SIGKILL
 // follows after the grace period, and the slot is restarted when the process is gone unless the
@@ -159,29 +161,9 @@ class Pool {
   const Hosts& hosts() const { return hosts_; }
   proto::Stats stats() const;
 
-  // The slot's life as one table: a row per state, a column per event of its worker, and in
-  // each cell the step taken (pool.cc, kLife). Public for the test that walks every cell.
-  enum class Event { kReady, kResult, kPhase, kBrokeProtocol, kGone, kDeadline, kCrashReported };
-  enum class Step {
-    kNone,          // cannot happen: no process
-    kIgnore,        // the worker is on its way out
-    kBecomeReady,   // -> idle (or stopping, if nothing is wanted of it)
-    kSecondReady,   // a protocol error
-    kTakeResult,    // the job's answer; the next job it holds starts
-    kNotePhase,     // the running job's progress
-    kKillBroken,    // protocol error: its job answered, SIGKILL -> killed
-    kEnded,         // its jobs answered or queued again; restart, back off or stay empty
-    kStart,         // backoff over: start a worker
-    kStartTimeout,  // no ready in time: a failed start, SIGTERM -> stopping
-    kJobClock,      // the running job's timeout backstop or its status interval
-    kKillNow,       // did not stop in its grace period: SIGKILL -> killed
-    kCrashing,      // its crash report began: -> crashing, with the report's time and a grace
-    kKillCrashing,  // its crash report outran its deadline (a handler stuck in it): SIGKILL
-    kCrashingOut,   // stopping, its crash report began: -> crashing-out (its end is a crash)
-  };
-  const char* slot_state(std::size_t slot) const;
-
- private:
+  // The slot's life, executed from one table (pool.cc, kLife): a row per state, a column per
+  // event, and in each cell the step apply() runs. Public for the test that walks every cell.
+  //
   // kStopping: asked to stop (shutdown sent, SIGTERM or its own retire), SIGKILL at its
   // deadline; kKilled: SIGKILL sent, waiting for it to be gone. kCrashing: its crash handler
   // runs (a crash, not a stop: its job is answered worker_crashed when it is gone), SIGKILL at
@@ -197,8 +179,59 @@ class Pool {
     kStopping,
     kKilled,
     kCrashing,
-    kCrashingOut
+    kCrashingOut,  // the last: kStates counts up to it
   };
+  // The events of its worker (ready .. crash reported), then the pool's commands, each applied
+  // to every slot (quiesce; wakeup, which is also the pool's start; a shutdown that does not
+  // drain; kill-all), or to the slot that holds a job no longer wanted (cancel: its client
+  // cancelled it or is gone).
+  enum class Event {
+    kReady,
+    kResult,
+    kPhase,
+    kBrokeProtocol,
+    kGone,
+    kDeadline,
+    kCrashReported,
+    kQuiesce,
+    kWakeup,
+    kShutdown,
+    kCancel,
+    kKillAll,  // the last: kEvents counts up to it
+  };
+  static constexpr std::size_t kStates = static_cast<std::size_t>(State::kCrashingOut) + 1;
+  static constexpr std::size_t kEvents = static_cast<std::size_t>(Event::kKillAll) + 1;
+  enum class Step {
+    kNone,            // cannot happen: no process, or no job it could be about (logged)
+    kIgnore,          // nothing to do: the worker is on its way out, or the command is done
+    kBecomeReady,     // -> idle (or stopping, if nothing is wanted of it)
+    kSecondReady,     // a protocol error
+    kTakeResult,      // the job's answer; the next job it holds starts
+    kTakeLastResult,  // the job's answer from a worker on its way out: nothing more starts
+    kNotePhase,       // the running job's progress
+    kKillBroken,      // protocol error: its job answered, SIGKILL -> killed
+    kEnded,           // its jobs answered or queued again; restart, back off or stay empty
+    kStart,           // backoff over, or a wakeup: start a worker
+    kStartTimeout,    // no ready in time: a failed start, SIGTERM -> stopping
+    kJobClock,        // the running job's timeout backstop or its status interval
+    kKillNow,         // did not stop in its grace period: SIGKILL -> killed
+    kCrashing,        // its crash report began: -> crashing, with the report's time and a grace
+    kKillCrashing,    // its crash report outran its deadline (a handler stuck in it): SIGKILL
+    kCrashingOut,     // stopping, its crash report began: -> crashing-out (its end is a crash)
+    kForget,          // the start waiting in backoff is not wanted: -> empty
+    kRest,            // quiesce: stopped gracefully if nothing is queued -> stopping
+    kStopGracefully,  // shutdown sent -> stopping
+    kStopBusy,        // what it holds answered shutdown; SIGTERM -> stopping
+    kFailHeld,        // what it holds answered shutdown, not queued again when it ends
+    kKillOutright,    // what it holds answered shutdown; SIGKILL -> killed
+    kUnwant,          // the job's worker stopped if it runs it (-> stopping), else told not to
+    kLetGo,           // the job is dropped: its worker's end answers nothing of it
+  };
+  // The name of a slot's state (logs, the tests) and of an event (logs).
+  const char* slot_state(std::size_t slot) const;
+  static const char* event_name(Event event);
+
+ private:
   static Step step(State state, Event event);
   enum class Phase { kRunning, kDraining, kStopping };
 
@@ -243,7 +276,7 @@ class Pool {
   using OpenKey = std::pair<ClientId, uint64_t>;
   using Where = std::variant<JobQueue::Key, std::size_t>;  // queued, or running on a slot
 
-  static const char* state_name(State s);
+  static const char* state_name(State state);
   bool wants_workers() const;
   // Whether a worker that is gone now is replaced (else its slot stays empty).
   bool replaces_ended() const;
@@ -298,17 +331,34 @@ class Pool {
   void settle();
   void idle_check();
   void maybe_finish_drain();
-  // The slot's life (the table in pool.cc): what an event does in a state.
-  Step step_for(std::size_t slot, Event event) const;
+  // What an event brings: the data its event needs, the rest null.
+  struct Input {
+    const proto::Ready* ready = nullptr;    // kReady
+    proto::WorkerResult* result = nullptr;  // kResult
+    const proto::Phase* phase = nullptr;    // kPhase
+    const std::string* why = nullptr;       // kBrokeProtocol
+    const ExitInfo* exit = nullptr;         // kGone
+    Micros now = 0;                         // kDeadline: the tick's time
+    Sent* job = nullptr;                    // kCancel: the job not wanted any more
+  };
+  // Every event of a slot, its worker's or the pool's, goes through here: the step its cell in
+  // kLife names is run.
+  void apply(std::size_t slot, Event event, const Input& in);
+  void apply(std::size_t slot, Event event);  // an event that brings nothing
+  // The one place a slot's state changes. Entering empty, backoff or starting begins a new life:
+  // nothing of the last worker is kept.
+  void set_state(std::size_t slot, State next);
   static std::optional<Micros> due_at(const Slot& s);  // when its deadline event comes
   void become_ready(std::size_t slot, const proto::Ready& ready);
-  void take_result(std::size_t slot, proto::WorkerResult result);
+  // `last`: from a worker on its way out, which runs nothing more of ours.
+  void take_result(std::size_t slot, proto::WorkerResult result, bool last);
   void note_phase(std::size_t slot, const proto::Phase& phase);
-  // The table's step for a link broken by `why`, without settle(): for the entry points that
-  // find the breach on their way (a result that was not due) and settle once themselves.
-  void broke_protocol(std::size_t slot, const std::string& why);
   void kill_broken(std::size_t slot, const std::string& why);
   void kill_now(std::size_t slot);
+  void kill_late(std::size_t slot);  // kill_now, for a stop that outran its grace period
+  void rest(std::size_t slot);
+  void stop_busy(std::size_t slot);
+  void kill_outright(std::size_t slot);
   void start_timeout(std::size_t slot);
   void crashing(std::size_t slot);
   void kill_crashing(std::size_t slot);
@@ -317,6 +367,9 @@ class Pool {
   Micros report_time() const;
   void job_clock(std::size_t slot, Micros now);
   void ended(std::size_t slot, const ExitInfo& exit);
+  // What the worker of `slot`, gone (`what`), leaves: the job it ran answered worker_crashed, the
+  // others it holds queued again, its job's group and (killed outright) its tools ended.
+  void clear_remains(std::size_t slot, const ExitInfo& exit, const std::string& what);
   void note_start_failure(const std::string& why);
   // Marks the workers that have lived kYoungUs past their ready: failed starts before that are no
   // longer in a row.

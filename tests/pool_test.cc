@@ -504,6 +504,28 @@ TEST_F(PoolTest, CancelQueuedAnswersAtOnceAndRunningKillsTheWorker) {
   EXPECT_EQ(env_.starts, 2);
 }
 
+TEST_F(PoolTest, AJobSentAheadToAStoppingWorkerAndCancelledIsAnsweredOnceAndNeverRunsAgain) {
+  start(config(1));
+  all_ready();
+  pool_->submit(1, job(10));
+  pool_->on_result(0, ok_result(10));  // echo jobs are short now: they are sent ahead
+  pool_->submit(1, job(1));
+  pool_->submit(1, job(2));
+  ASSERT_EQ(env_.jobs_sent.size(), 3u) << "job 2 sent ahead";
+  pool_->cancel(1, 1);  // the job it runs: SIGTERM
+  ASSERT_STREQ(pool_->slot_state(0), "stopping");
+  pool_->cancel(1, 2);
+  EXPECT_EQ(env_.last().id, 2u);
+  EXPECT_EQ(env_.last_code(), "cancelled");
+  EXPECT_EQ(env_.signals, (std::vector<std::pair<std::size_t, int>>{{0, SIGTERM}}));
+  EXPECT_TRUE(env_.cancels_sent.empty()) << "a stopping worker is told nothing more";
+  gone(0, SIGTERM);
+  EXPECT_EQ(env_.answers.size(), 3u) << "jobs 10, 1 and 2, each once";
+  EXPECT_EQ(pool_->open_jobs(), 0u);
+  all_ready();
+  EXPECT_EQ(env_.jobs_sent.size(), 3u) << "job 2 is not queued again";
+}
+
 TEST_F(PoolTest, QuiesceLetsRunningJobsFinishThenStopsAndSubmitRestarts) {
   start();
   all_ready();
@@ -1247,7 +1269,7 @@ struct Cell {
 };
 
 std::ostream& operator<<(std::ostream& os, const Cell& c) {
-  return os << c.state << " x event " << static_cast<int>(c.event);
+  return os << c.state << " x " << Pool::event_name(c.event);
 }
 
 class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
@@ -1295,6 +1317,16 @@ class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
       }
       case Pool::Event::kCrashReported:
         return pool_->on_crash_reported(0);
+      case Pool::Event::kQuiesce:
+        return pool_->quiesce();
+      case Pool::Event::kWakeup:
+        return pool_->wakeup();
+      case Pool::Event::kShutdown:
+        return pool_->shutdown(/*drain=*/false);
+      case Pool::Event::kCancel:
+        return pool_->cancel(1, 1);
+      case Pool::Event::kKillAll:
+        return pool_->kill_all();
     }
   }
 };
@@ -1389,6 +1421,55 @@ INSTANTIATE_TEST_SUITE_P(
         Cell{"crashing-out", E::kGone, "starting", "", 0},
         Cell{"crashing-out", E::kDeadline, "crashing-out", "", SIGKILL},
         Cell{"crashing-out", E::kCrashReported, "crashing-out", "", 0}));
+
+// The pool's commands, applied to every slot (cancel: to the slot that holds job 1, if any).
+INSTANTIATE_TEST_SUITE_P(
+    EveryStateAndCommand, LifeTest,
+    ::testing::Values(
+        // Quiesce: a start waiting in backoff is dropped; an idle worker with nothing queued is
+        // stopped; the others are stopped when ready or done, or are on their way out.
+        Cell{"empty", E::kQuiesce, "empty", "", 0}, Cell{"backoff", E::kQuiesce, "empty", "", 0},
+        Cell{"starting", E::kQuiesce, "starting", "", 0},
+        Cell{"idle", E::kQuiesce, "stopping", "", 0}, Cell{"busy", E::kQuiesce, "busy", "", 0},
+        Cell{"stopping", E::kQuiesce, "stopping", "", 0},
+        Cell{"killed", E::kQuiesce, "killed", "", 0},
+        Cell{"crashing", E::kQuiesce, "crashing", "", 0},
+        Cell{"crashing-out", E::kQuiesce, "crashing-out", "", 0},
+        // Wakeup: an empty slot starts a worker; a backoff keeps its deadline.
+        Cell{"empty", E::kWakeup, "starting", "", 0}, Cell{"backoff", E::kWakeup, "backoff", "", 0},
+        Cell{"starting", E::kWakeup, "starting", "", 0}, Cell{"idle", E::kWakeup, "idle", "", 0},
+        Cell{"busy", E::kWakeup, "busy", "", 0}, Cell{"stopping", E::kWakeup, "stopping", "", 0},
+        Cell{"killed", E::kWakeup, "killed", "", 0},
+        Cell{"crashing", E::kWakeup, "crashing", "", 0},
+        Cell{"crashing-out", E::kWakeup, "crashing-out", "", 0},
+        // Shutdown (not draining): every job held ends shutdown, but a crashing worker's, which
+        // its end answers worker_crashed.
+        Cell{"empty", E::kShutdown, "empty", "", 0}, Cell{"backoff", E::kShutdown, "empty", "", 0},
+        Cell{"starting", E::kShutdown, "stopping", "", 0},  // shutdown sent
+        Cell{"idle", E::kShutdown, "stopping", "", 0},
+        Cell{"busy", E::kShutdown, "stopping", "shutdown", SIGTERM},
+        Cell{"stopping", E::kShutdown, "stopping", "", 0},
+        Cell{"killed", E::kShutdown, "killed", "", 0},
+        Cell{"crashing", E::kShutdown, "crashing", "", 0},
+        Cell{"crashing-out", E::kShutdown, "crashing-out", "", 0},
+        // Cancel of job 1: held only when busy (it runs it) or crashing (it crashed in it; its
+        // report runs on, and its end answers nothing more).
+        Cell{"empty", E::kCancel, "empty", "", 0}, Cell{"backoff", E::kCancel, "backoff", "", 0},
+        Cell{"starting", E::kCancel, "starting", "", 0}, Cell{"idle", E::kCancel, "idle", "", 0},
+        Cell{"busy", E::kCancel, "stopping", "cancelled", SIGTERM},
+        Cell{"stopping", E::kCancel, "stopping", "", 0},
+        Cell{"killed", E::kCancel, "killed", "", 0},
+        Cell{"crashing", E::kCancel, "crashing", "cancelled", 0},
+        Cell{"crashing-out", E::kCancel, "crashing-out", "", 0},
+        // Kill-all (the second SIGINT): SIGKILL to every worker not killed yet.
+        Cell{"empty", E::kKillAll, "empty", "", 0}, Cell{"backoff", E::kKillAll, "empty", "", 0},
+        Cell{"starting", E::kKillAll, "killed", "", SIGKILL},
+        Cell{"idle", E::kKillAll, "killed", "", SIGKILL},
+        Cell{"busy", E::kKillAll, "killed", "shutdown", SIGKILL},
+        Cell{"stopping", E::kKillAll, "killed", "", SIGKILL},
+        Cell{"killed", E::kKillAll, "killed", "", 0},
+        Cell{"crashing", E::kKillAll, "killed", "shutdown", SIGKILL},
+        Cell{"crashing-out", E::kKillAll, "killed", "", SIGKILL}));
 
 }  // namespace
 }  // namespace kiln::supervisor
