@@ -9,6 +9,7 @@
 #include "common/distcc.h"
 #include "supervisor/hosts.h"
 #include "supervisor/pool.h"
+#include "tests/fake_pool_env.h"
 
 namespace kiln::supervisor {
 namespace {
@@ -109,26 +110,6 @@ TEST(DistccHosts, SlotsFollowTheLocalOnesAndABackoffDoublesUntilASuccess) {
 
 // ---- The pool's placement, against a fake environment ----
 
-class Env : public PoolEnv {
- public:
-  Micros clock = 1'000'000;
-  pid_t next_pid = 100;
-  std::map<std::size_t, pid_t> pids;
-  std::vector<std::pair<std::size_t, proto::Job>> sent;
-  std::vector<proto::Result> answers;
-  Micros now() override { return clock; }
-  Expected<pid_t> start_worker(std::size_t slot) override { return pids[slot] = next_pid++; }
-  void send_job(std::size_t slot, const proto::Job& job) override { sent.emplace_back(slot, job); }
-  void send_shutdown(std::size_t) override {}
-  void send_cancel(std::size_t, uint64_t) override {}
-  void signal_worker(std::size_t, int) override {}
-  void kill_group(pid_t) override {}
-  uint64_t rss_kb(pid_t) override { return 1000; }
-  void answer(ClientId, proto::Result result) override { answers.push_back(std::move(result)); }
-  void status(ClientId, const proto::Status&) override {}
-  void started(ClientId, const proto::Started&) override {}
-};
-
 proto::RawObject exec_payload(const Argv& argv) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
@@ -162,7 +143,7 @@ class DistccPool : public ::testing::Test {
     if (!error.empty()) r.error = proto::JobError{error, "distcc exit 116 on h", {}, {}, {}};
     return r;
   }
-  Env env_;
+  FakeEnv env_;
   std::unique_ptr<Pool> pool_;
 };
 
@@ -173,18 +154,18 @@ TEST_F(DistccPool, CapacityIsLocalSlotsPlusEveryHostsLimitAndOnlyCompilesGoToHos
   EXPECT_EQ(pool_->slot_count(), 4u);
   pool_->submit(1, exec_job(1, {"sleep", "1"}));  // the local slot
   pool_->submit(1, exec_job(2, {"ld", "a.o"}));   // waits for it: no host takes a link
-  ASSERT_EQ(env_.sent.size(), 1u);
-  EXPECT_EQ(env_.sent[0].first, 0u);
+  ASSERT_EQ(env_.jobs_sent.size(), 1u);
+  EXPECT_EQ(env_.jobs_sent[0].first, 0u);
   pool_->on_result(0, result(1));
-  ASSERT_EQ(env_.sent.size(), 2u);
-  EXPECT_EQ(env_.sent[1].first, 0u);
+  ASSERT_EQ(env_.jobs_sent.size(), 2u);
+  EXPECT_EQ(env_.jobs_sent[1].first, 0u);
   for (uint64_t id = 3; id <= 5; ++id) pool_->submit(1, exec_job(id, kCompile));
-  ASSERT_EQ(env_.sent.size(), 5u);
-  EXPECT_EQ(env_.sent[2].first, 1u);
-  EXPECT_EQ(env_.sent[3].first, 2u);
-  EXPECT_EQ(env_.sent[4].first, 3u);
+  ASSERT_EQ(env_.jobs_sent.size(), 5u);
+  EXPECT_EQ(env_.jobs_sent[2].first, 1u);
+  EXPECT_EQ(env_.jobs_sent[3].first, 2u);
+  EXPECT_EQ(env_.jobs_sent[4].first, 3u);
   pool_->submit(1, exec_job(6, kCompile));  // every slot holds one: it waits, none sent ahead
-  EXPECT_EQ(env_.sent.size(), 5u);
+  EXPECT_EQ(env_.jobs_sent.size(), 5u);
   const proto::Stats st = pool_->stats();
   ASSERT_TRUE(st.hosts);
   EXPECT_EQ((*st.hosts)[0].running, 2u);
@@ -195,15 +176,15 @@ TEST_F(DistccPool, AJobAHostFailedRunsAgainElsewhereAnsweredOnceAndTheHostBacksO
   start("h1/1 h2/1");
   pool_->submit(1, exec_job(1, {"sleep", "1"}));
   pool_->submit(1, exec_job(2, kCompile));
-  ASSERT_EQ(env_.sent.size(), 2u);
-  ASSERT_EQ(env_.sent[1].first, 1u);  // h1
+  ASSERT_EQ(env_.jobs_sent.size(), 2u);
+  ASSERT_EQ(env_.jobs_sent[1].first, 1u);  // h1
   pool_->on_result(1, result(2, "host_failed"));
   EXPECT_TRUE(env_.answers.empty()) << "a host's failure is no answer";
-  ASSERT_EQ(env_.sent.size(), 3u);
-  EXPECT_EQ(env_.sent[2].first, 2u) << "it runs again on the other host";
+  ASSERT_EQ(env_.jobs_sent.size(), 3u);
+  EXPECT_EQ(env_.jobs_sent[2].first, 2u) << "it runs again on the other host";
   pool_->on_result(2, result(2));
   ASSERT_EQ(env_.answers.size(), 1u);
-  EXPECT_TRUE(env_.answers[0].ok);
+  EXPECT_TRUE(env_.answers[0].second.ok);
   const proto::Stats st = pool_->stats();
   EXPECT_EQ((*st.hosts)[0].state, "backoff");
   EXPECT_EQ((*st.hosts)[0].failures, 1u);
@@ -211,12 +192,12 @@ TEST_F(DistccPool, AJobAHostFailedRunsAgainElsewhereAnsweredOnceAndTheHostBacksO
   // Backed off, h1 takes nothing; after its backoff it is tried again.
   pool_->submit(1, exec_job(3, kCompile));
   pool_->submit(1, exec_job(4, kCompile));
-  EXPECT_EQ(env_.sent.size(), 4u);
-  EXPECT_EQ(env_.sent[3].first, 2u);
+  EXPECT_EQ(env_.jobs_sent.size(), 4u);
+  EXPECT_EQ(env_.jobs_sent[3].first, 2u);
   env_.clock += kHostBackoffFirstUs;
   pool_->on_tick();
-  ASSERT_EQ(env_.sent.size(), 5u);
-  EXPECT_EQ(env_.sent[4].first, 1u);
+  ASSERT_EQ(env_.jobs_sent.size(), 5u);
+  EXPECT_EQ(env_.jobs_sent[4].first, 1u);
 }
 
 TEST_F(DistccPool, EveryHostDownEveryJobRunsLocally) {
@@ -225,11 +206,11 @@ TEST_F(DistccPool, EveryHostDownEveryJobRunsLocally) {
   pool_->submit(1, exec_job(2, kCompile));  // the host, which fails it
   pool_->on_result(1, result(2, "host_failed"));
   pool_->on_result(0, result(1));
-  ASSERT_EQ(env_.sent.size(), 3u);
-  EXPECT_EQ(env_.sent[2].first, 0u);
+  ASSERT_EQ(env_.jobs_sent.size(), 3u);
+  EXPECT_EQ(env_.jobs_sent[2].first, 0u);
   pool_->on_result(0, result(2));
   ASSERT_EQ(env_.answers.size(), 2u);
-  EXPECT_TRUE(env_.answers[0].ok && env_.answers[1].ok);
+  EXPECT_TRUE(env_.answers[0].second.ok && env_.answers[1].second.ok);
 }
 
 }  // namespace
