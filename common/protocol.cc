@@ -539,7 +539,10 @@ class Reader {
 // tool) that says it failed says why.
 template <class M>
 std::string check(const M& m) {
-  if constexpr (requires { m.ok; m.error; }) {
+  if constexpr (requires {
+                  m.ok;
+                  m.error;
+                }) {
     return !m.ok && !m.error ? "result.error: missing (required when ok is false)" : "";
   } else {
     return "";
