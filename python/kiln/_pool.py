@@ -268,8 +268,6 @@ class Pool:
 
     # -- internals --------------------------------------------------------------------------
 
-    # -- internals --------------------------------------------------------------------------
-
     def _submit(self, kind, payload, timeout_ms, priority, convert, convert_error=None,
                 on_status=None, on_start=None, strict=False):
         """convert(value) is the future's result; convert_error(error map) the exception it

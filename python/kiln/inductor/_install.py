@@ -82,7 +82,7 @@ def install(workers=None, *, job_timeout=DEFAULT_JOB_TIMEOUT, idle_quiesce=None,
     idle_quiesce: seconds without jobs after which the Python pool's workers stop until the next
     job (default: config.quiesce_async_compile_time when config.quiesce_async_compile_pool);
     the compiler pool stops entirely after 1 s without a compile (it restarts in milliseconds),
-    unless it writes a trace.
+    unless it writes a trace or is a daemon's.
     socket: run the compiler commands on the Kiln daemon serving that socket (`kiln daemon
     start`), where `kiln top`, `kiln stats` and `kiln trace start` see them; trace: without a
     socket, the compiler pool's timeline file (kiln-supervisor --trace).
@@ -139,47 +139,54 @@ def _stop_exec_pool(state):
         pool.close()  # a daemon serves on; a supervisor of our own stops
 
 
-def _detach_exec_pool(state):
-    """Takes the compiler pool out of state (under exec_lock), its counters carried over; the
-    caller closes it outside the lock."""
+def _cancel_idle_timer(state):
+    """Under exec_lock: the compiler pool is not to close when idle (for now)."""
     if state.exec_idle_timer is not None:
         state.exec_idle_timer.cancel()
         state.exec_idle_timer = None
+
+
+def _detach_exec_pool(state):
+    """Takes the compiler pool out of state (under exec_lock); the caller closes it outside the
+    lock."""
+    _cancel_idle_timer(state)
     pool, state.exec_pool = state.exec_pool, None
-    if pool is not None:
-        try:
-            final = pool.stats()
-        except Exception:  # a pool that broke has no counts left to carry
-            final = {}
-        for key in _CARRIED_COUNTERS:
-            state.exec_carried[key] += final.get(key, 0)
     return pool
 
 
 def _close_if_idle(state, timer):
-    """The idle timer's end: closes the compiler pool unless a compile came meanwhile."""
+    """The idle timer's end: closes the compiler pool unless a compile came meanwhile, its
+    counters carried over to the next one (asked for outside the lock: a compile need not wait)."""
     with state.exec_lock:
         if state.exec_idle_timer is not timer or state.exec_running:
             return
         state.exec_idle_timer = None
         pool = _detach_exec_pool(state)
-    if pool is not None:
-        pool.close()
+    if pool is None:
+        return
+    try:
+        final = pool.stats()
+    except Exception:  # a pool that broke has no counts left to carry
+        final = {}
+    with state.exec_lock:
+        for key in _CARRIED_COUNTERS:
+            state.exec_carried[key] += final.get(key, 0)
+    pool.close()
 
 
 def _compile_started(state):
     with state.exec_lock:
         state.exec_running += 1
-        if state.exec_idle_timer is not None:
-            state.exec_idle_timer.cancel()
-            state.exec_idle_timer = None
+        _cancel_idle_timer(state)
 
 
 def _compile_ended(state):
     with state.exec_lock:
         state.exec_running -= 1
-        if state.exec_running or state.exec_pool is None or state.options.get("trace"):
-            return  # a traced pool stays up to write one timeline
+        if state.exec_running or state.exec_pool is None:
+            return
+        if state.options.get("trace") or state.options.get("socket"):
+            return  # a traced pool writes one timeline; closing a daemon's link frees nothing
         timer = threading.Timer(_EXEC_IDLE_CLOSE_S, lambda: _close_if_idle(state, timer))
         timer.daemon = True
         state.exec_idle_timer = timer
