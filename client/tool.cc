@@ -51,9 +51,7 @@ class Commands {
         return Status::kEnd;
       case FrameInbox::Read::kAgain:  // fd 3 is blocking: not seen
       case FrameInbox::Read::kError:
-        error = inbox_.read_errno() != 0
-                    ? std::string("reading fd 3: ") + std::strerror(inbox_.read_errno())
-                    : inbox_.error();
+        error = inbox_.error_text("reading fd 3");
         return Status::kError;
     }
     Expected<proto::ToolCommand> decoded = proto::decode_tool_command(inbox_.take());

@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 
 #include "common/exit_codes.h"
@@ -258,11 +260,18 @@ Expected<UniqueFd> open_log_file(const std::string& path) {
   return fd;
 }
 
-bool send_with_fds(int sock, std::string_view bytes, const std::vector<int>& fds) {
-  if (fds.size() > kMaxPassedFds) {
-    errno = EINVAL;
-    return false;
+bool send_with_fds(int sock, std::string_view bytes, const std::vector<int>& given) {
+  std::array<int, kMaxPassedFds> kept;  // what was given, but the fds that are none (below 0)
+  std::size_t count = 0;
+  for (int fd : given) {
+    if (fd < 0) continue;
+    if (count == kMaxPassedFds) {
+      errno = EINVAL;
+      return false;
+    }
+    kept[count++] = fd;
   }
+  const std::span<const int> fds(kept.data(), count);
   iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
   alignas(cmsghdr) char control[CMSG_SPACE(kMaxPassedFds * sizeof(int))] = {};
   msghdr msg{};

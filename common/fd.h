@@ -116,9 +116,9 @@ Expected<UniqueFd> open_log_file(const std::string& path);
 
 // The most fds one message on a Unix socket carries here (SCM_RIGHTS): a zygote's `fork` has 5.
 inline constexpr std::size_t kMaxPassedFds = 8;
-// Sends `bytes` on the Unix socket `sock` with `fds` (at most kMaxPassedFds) attached to its first
-// byte, retrying on EINTR, never raising SIGPIPE. True when all of `bytes` went (a few bytes: all
-// or nothing); false with errno set otherwise.
+// Sends `bytes` on the Unix socket `sock` with `fds` (at most kMaxPassedFds; any below 0 is left
+// out: none to pass) attached to its first byte, retrying on EINTR, never raising SIGPIPE. True
+// when all of `bytes` went (a few bytes: all or nothing); false with errno set otherwise.
 bool send_with_fds(int sock, std::string_view bytes, const std::vector<int>& fds);
 // Receives at most `size` bytes from the Unix socket `sock` into `buf`, retrying on EINTR; the fds
 // that came with them (close-on-exec, at most kMaxPassedFds) are appended to `fds`, owned. Returns

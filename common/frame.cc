@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace kiln {
 
@@ -109,6 +110,11 @@ FrameInbox::Read FrameInbox::fill(int fd) {
     if (r != Read::kOk) return r;
   }
   return Read::kOk;
+}
+
+std::string FrameInbox::error_text(std::string_view reading) const {
+  if (read_errno_ == 0) return error_;
+  return std::string(reading) + ": " + std::strerror(read_errno_);
 }
 
 std::string FrameInbox::take() {

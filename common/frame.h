@@ -75,6 +75,9 @@ class FrameInbox {
   // After kError: the framing's error, or empty when the read itself failed (read_errno()).
   const std::string& error() const { return error_; }
   int read_errno() const { return read_errno_; }
+  // After kError, for a message: the framing's error, or `reading` (what was read, "read from
+  // the supervisor") and the read's errno as text.
+  std::string error_text(std::string_view reading) const;
 
  private:
   FrameReader reader_;

@@ -109,25 +109,23 @@ bool read_header(std::string_view data, std::size_t off, Header& h) {
   if (b <= 0x9f) return h = Header{Kind::kArray, 1, b & 0x0fu, 0}, true;
   if (b <= 0xbf) return h = Header{Kind::kStr, 1, b & 0x1fu, 0}, true;
   const Tag& t = kTags[b - 0xc0];
-  // The bytes after the tag that the header itself needs: what kFixed's size counts is not.
-  const std::size_t fields = t.form == Form::kFixed ? 0 : t.n + t.extra;
-  if (t.form == Form::kNever || avail < 1 + fields) return false;
+  // Every form's n (and an ext's type byte) must be there; kFixed's n bytes are its data.
+  if (t.form == Form::kNever || avail < 1 + std::size_t{t.n} + t.extra) return false;
   switch (t.form) {
     case Form::kConst:
       h = Header{t.kind, 1, 0, t.value};
       break;
     case Form::kSized:
-      h = Header{t.kind, 1 + fields, read_be(p + 1, t.n), 0};
+      h = Header{t.kind, 1 + std::size_t{t.n} + t.extra, read_be(p + 1, t.n), 0};
       break;
     case Form::kFixed:
-      if (avail < 1 + std::size_t{t.n}) return false;
       h = Header{t.kind, 1, t.n, 0};
       break;
     case Form::kValue:
       h = Header{t.kind, 1, t.n, read_be(p + 1, t.n)};
       break;
-    case Form::kNever:
-      return false;
+    case Form::kNever:  // refused above
+      break;
   }
   return true;
 }

@@ -396,7 +396,11 @@ void Pool::apply(std::size_t slot, Event event, const Input& in) {
     case Step::kUnwant:
       return unwant(slot, *in.job);
     case Step::kLetGo:
-      in.job->settled = true;  // its worker's end or crash answers for nothing of it now
+      // Its worker's end answers for nothing of it now. A crashing worker is left to finish its
+      // report: its crash is still a crash, logged with its last words and counted when it ends
+      // (by itself, or killed at the report's deadline); what else it holds goes back to the
+      // queue then.
+      in.job->settled = true;
       return;
   }
 }
@@ -921,15 +925,13 @@ void Pool::unwant(std::size_t slot, Sent& e) {
   const bool runs = &e == running(s);
   const bool asked = e.recalled;
   e.settled = true;
+  // The table sends only an idle or busy worker's jobs here (kLetGo settles the others').
   if (runs) {
-    // A crashing worker is left to finish its report: its crash answers nothing now, but it is
-    // still a crash, logged with its last words and counted when it ends (by itself, or killed at
-    // the report's deadline); what else it holds goes back to the queue then.
-    if (s.state != State::kCrashing) stop(slot, /*graceful=*/false);
-  } else if (!asked && (s.state == State::kIdle || s.state == State::kBusy)) {
-    env_.send_cancel(slot, e.job.id);
+    stop(slot, /*graceful=*/false);
+    return;
   }
-  if (s.state == State::kBusy || s.state == State::kIdle) start_running(slot);
+  if (!asked) env_.send_cancel(slot, e.job.id);
+  start_running(slot);
 }
 
 Pool::Sent* Pool::find_sent(Slot& s, ClientId client, uint64_t id) {

@@ -16,9 +16,7 @@ Link::Status Link::receive(proto::WorkerCommand& out) {
       return Status::kEnd;
     case FrameInbox::Read::kAgain:  // the link is blocking: not seen
     case FrameInbox::Read::kError:
-      error_ = inbox_.read_errno() != 0
-                   ? std::string("read from the supervisor: ") + std::strerror(inbox_.read_errno())
-                   : inbox_.error();
+      error_ = inbox_.error_text("read from the supervisor");
       return Status::kError;
   }
   Expected<proto::WorkerCommand> decoded = proto::decode_worker_command(inbox_.take());
