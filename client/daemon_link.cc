@@ -20,7 +20,7 @@ namespace {
 // else created or swapped) would get every command, directory and environment we send and could
 // answer with forged output. The kernel says who listens: only our own user is trusted, checked on
 // the connected socket itself, before a byte is sent.
-Expected<bool> check_peer_is_this_user(int fd, const std::string& socket_path) {
+Expected<void> check_peer_is_this_user(int fd, const std::string& socket_path) {
   ucred peer{};
   socklen_t len = sizeof peer;
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {
@@ -32,7 +32,7 @@ Expected<bool> check_peer_is_this_user(int fd, const std::string& socket_path) {
                 std::to_string(peer.pid) + "), not by this user (uid " +
                 std::to_string(::getuid()) + "): refusing to use it");
   }
-  return true;
+  return {};
 }
 
 }  // namespace
@@ -56,13 +56,13 @@ void set_send_timeout(int fd, int64_t ms) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-Expected<bool> connect_socket(int fd, const std::string& socket_path,
+Expected<void> connect_socket(int fd, const std::string& socket_path,
                               std::chrono::milliseconds timeout) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   set_send_timeout(fd, timeout.count());
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return {};
   const int error = errno;
   const std::string why = "cannot connect to " + socket_path + ": " + std::strerror(error);
   if (error == EAGAIN) {
@@ -90,14 +90,14 @@ Expected<DaemonLink> DaemonLink::connect(const std::string& socket_path,
   const auto deadline = std::chrono::steady_clock::now() + *limit;
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return fail(std::string("socket: ") + std::strerror(errno));
-  if (Expected<bool> connected = connect_socket(fd.get(), socket_path, *limit); !connected) {
+  if (Expected<void> connected = connect_socket(fd.get(), socket_path, *limit); !connected) {
     return fail(connected.error(), connected.error_code());
   }
-  if (Expected<bool> ours = check_peer_is_this_user(fd.get(), socket_path); !ours) {
+  if (Expected<void> ours = check_peer_is_this_user(fd.get(), socket_path); !ours) {
     return fail(ours.error(), kRefused);
   }
   DaemonLink link(std::move(fd));
-  if (Expected<bool> hello = link.read_hello(deadline); !hello) {
+  if (Expected<void> hello = link.read_hello(deadline); !hello) {
     if (!link.timed_out_) return fail(hello.error());
     return fail("the daemon on " + socket_path + " did not say hello within " +
                     std::to_string(limit->count()) + " ms: it is stopped or stalled",
@@ -123,7 +123,7 @@ Expected<DaemonLink> DaemonLink::connect(const std::string& socket_path,
   return link;
 }
 
-Expected<bool> DaemonLink::read_hello(
+Expected<void> DaemonLink::read_hello(
     std::optional<std::chrono::steady_clock::time_point> deadline) {
   std::optional<std::string> body = next_body(deadline);
   Expected<proto::ClientEvent> event =
@@ -136,7 +136,7 @@ Expected<bool> DaemonLink::read_hello(
     return fail("the supervisor did not start with hello");
   }
   hello_ = std::get<proto::Hello>(std::move(event.value()));
-  return true;
+  return {};
 }
 
 std::optional<std::string> DaemonLink::next_body(

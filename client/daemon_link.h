@@ -49,7 +49,7 @@ class DaemonLink {
 
   // Reads the supervisor's first message, its hello (then hello() has it), else says why there is
   // none (an `error` it sent, the link's end, a broken frame, nothing by `deadline`).
-  Expected<bool> read_hello(std::optional<std::chrono::steady_clock::time_point> deadline = {});
+  Expected<void> read_hello(std::optional<std::chrono::steady_clock::time_point> deadline = {});
   const proto::Hello& hello() const { return hello_; }
   // The next frame body; nullopt at the link's end, on a broken frame, or at `deadline` (then
   // timed_out() is true).

@@ -36,7 +36,7 @@ namespace kiln::client {
 namespace {
 
 // A directory only we can use: created 0700 if missing, refused if someone else could write it.
-Expected<bool> private_directory(const std::string& dir) {
+Expected<void> private_directory(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return fail("cannot create " + dir + ": " + std::strerror(errno));
   }
@@ -45,7 +45,7 @@ Expected<bool> private_directory(const std::string& dir) {
       (st.st_mode & 077) != 0) {
     return fail(dir + " is not a directory private to this user (0700, ours)");
   }
-  return true;
+  return {};
 }
 
 // In the detached child, before exec: a daemon shared by every later build must carry nothing of
@@ -161,7 +161,7 @@ Expected<std::string> default_socket_path() {
   } else {
     dir = "/tmp/kiln-" + std::to_string(::getuid());
   }
-  if (Expected<bool> ok = private_directory(dir); !ok) return fail(ok.error());
+  if (Expected<void> ok = private_directory(dir); !ok) return fail(ok.error());
   return dir + "/supervisor.sock";
 }
 

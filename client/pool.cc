@@ -69,7 +69,7 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
     }
   }
   pool->link_ = DaemonLink(std::move(ours));
-  if (Expected<bool> hello = pool->link_.read_hello(); !hello) {
+  if (Expected<void> hello = pool->link_.read_hello(); !hello) {
     pool->link_.reset();
     ::waitpid(pid, nullptr, 0);
     pool->pid_ = -1;
@@ -187,7 +187,7 @@ void Pool::wakeup() {
   send_frame(frame);
 }
 
-Expected<bool> Pool::ask(const std::string& frame, uint64_t& asked, const uint64_t& answered,
+Expected<void> Pool::ask(const std::string& frame, uint64_t& asked, const uint64_t& answered,
                          std::chrono::milliseconds timeout, std::unique_lock<std::mutex>& lock) {
   uint64_t mine;
   {
@@ -200,7 +200,7 @@ Expected<bool> Pool::ask(const std::string& frame, uint64_t& asked, const uint64
   }
   lock = std::unique_lock(mu_);
   stats_cv_.wait_for(lock, timeout, [&] { return answered >= mine || gone_; });
-  if (answered >= mine) return true;
+  if (answered >= mine) return {};
   if (gone_) return fail("the supervisor is gone: " + gone_why_);
   return fail("the supervisor did not answer within " + std::to_string(timeout.count()) + " ms");
 }
@@ -209,7 +209,7 @@ Expected<proto::Stats> Pool::stats(std::chrono::milliseconds timeout) {
   std::string frame;
   proto::encode(proto::StatsRequest{}, frame);
   std::unique_lock<std::mutex> lock;
-  Expected<bool> answered = ask(frame, stats_asked_, stats_answered_, timeout, lock);
+  Expected<void> answered = ask(frame, stats_asked_, stats_answered_, timeout, lock);
   if (!answered) return fail(answered.error());
   return *latest_stats_;
 }
@@ -219,7 +219,7 @@ Expected<proto::Traced> Pool::trace(const std::optional<std::string>& file,
   std::string frame;
   proto::encode(proto::TraceRequest{file}, frame);
   std::unique_lock<std::mutex> lock;
-  Expected<bool> answered = ask(frame, traces_asked_, traces_answered_, timeout, lock);
+  Expected<void> answered = ask(frame, traces_asked_, traces_answered_, timeout, lock);
   if (!answered) return fail(answered.error());
   return *latest_traced_;
 }

@@ -100,7 +100,7 @@ class Pool {
   bool send_frame(const std::string& frame);
   // Sends a request answered in order (stats, trace), counted in `asked`, and waits until
   // `answered` counts its answer; `lock` then holds mu_, for reading the answer.
-  Expected<bool> ask(const std::string& frame, uint64_t& asked, const uint64_t& answered,
+  Expected<void> ask(const std::string& frame, uint64_t& asked, const uint64_t& answered,
                      std::chrono::milliseconds timeout, std::unique_lock<std::mutex>& lock);
   void fail_open(const std::string& why);
 

@@ -108,7 +108,7 @@ EnvLevels parse_env_levels(std::string_view text) {
   return levels;
 }
 
-Expected<bool> setup_logging(const std::string& program, const LogOptions& options) {
+Expected<void> setup_logging(const std::string& program, const LogOptions& options) {
   std::shared_ptr<spdlog::logger> logger;
   if (options.file.empty()) {
     logger = std::make_shared<spdlog::logger>(program,
@@ -130,7 +130,7 @@ Expected<bool> setup_logging(const std::string& program, const LogOptions& optio
                                                      levels.all ? &*levels.all : nullptr);
   }
   if (!options.level.empty()) spdlog::set_level(spdlog::level::from_str(options.level));
-  return true;
+  return {};
 }
 
 }  // namespace kiln

@@ -38,6 +38,6 @@ EnvLevels parse_env_levels(std::string_view text);
 
 // Installs the default logger named `program`: pattern with time, level and pid. The level is
 // --log-level if given, else SPDLOG_LEVEL, else info. Fails if the log file cannot be opened.
-Expected<bool> setup_logging(const std::string& program, const LogOptions& options);
+Expected<void> setup_logging(const std::string& program, const LogOptions& options);
 
 }  // namespace kiln

@@ -41,4 +41,23 @@ class [[nodiscard]] Expected {
   std::variant<T, Failure> v_;
 };
 
+// Expected<void>: success without a value, or a Failure. `return {};` reports success.
+template <>
+class [[nodiscard]] Expected<void> {
+ public:
+  Expected() = default;
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  Expected(Failure f) : failure_(std::move(f)), ok_(false) {}
+
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok(); }
+
+  const std::string& error() const { return failure_.message; }
+  const std::string& error_code() const { return failure_.code; }
+
+ private:
+  Failure failure_;
+  bool ok_ = true;
+};
+
 }  // namespace kiln

@@ -70,7 +70,7 @@ int run(Options options) {
     std::fprintf(stderr, "kiln-supervisor: %s\n", key.error().c_str());
     return exit_code::kUsage;
   }
-  Expected<bool> logging = setup_logging(
+  Expected<void> logging = setup_logging(
       "kiln-supervisor", LogOptions{options.log_level, options.log_file, options.log_max_mb << 20});
   if (!logging) {
     std::fprintf(stderr, "kiln-supervisor: %s\n", logging.error().c_str());

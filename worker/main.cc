@@ -82,38 +82,38 @@ int usage_error(const std::string& message) {
 }
 
 // Stores one option's value, or says what is wrong with it.
-kiln::Expected<bool> take(int flag, const char* name, const char* arg, kiln::worker::Options& o) {
+kiln::Expected<void> take(int flag, const char* name, const char* arg, kiln::worker::Options& o) {
   std::optional<uint64_t> n;
   switch (flag) {
     case kParent:
       if (!(n = kiln::parse_unsigned(arg, 10, 1, INT32_MAX))) break;
       o.parent = static_cast<pid_t>(*n);
-      return true;
+      return {};
     case kReadFd:
     case kWriteFd:
       if (!(n = kiln::parse_unsigned(arg, 10, 0, INT32_MAX))) break;
       (flag == kReadFd ? o.read_fd : o.write_fd) = static_cast<int>(*n);
-      return true;
+      return {};
     case kMaxFrame:
       if (!(n = kiln::parse_unsigned(arg, 10, 1, UINT32_MAX))) break;
       o.max_frame = static_cast<uint32_t>(*n);
-      return true;
+      return {};
     case kGraceMs:
       if (!(n = kiln::parse_unsigned(arg, 10, 0, UINT32_MAX))) break;
       o.grace_ms = static_cast<uint32_t>(*n);
-      return true;
+      return {};
     case kTool:
       o.tools.emplace_back(arg);
-      return true;
+      return {};
     case kZygote:
       if (std::strchr(arg, '=') == nullptr) return kiln::fail("--zygote: expected NAME=ADDRESS");
       o.zygotes.emplace_back(arg);
-      return true;
+      return {};
     case kLogLevel:
       if (!kiln::valid_log_level(arg))
         return kiln::fail("unknown log level '" + std::string(arg) + "'");
       o.log_level = arg;
-      return true;
+      return {};
   }
   return kiln::fail(std::string("--") + name + ": '" + arg + "' is out of range or not a number");
 }
@@ -138,7 +138,7 @@ std::optional<int> parse(int argc, char** argv, kiln::worker::Options& o) {
       continue;
     }
     if (flag == '?') return usage_error("bad command line");  // getopt_long said what
-    if (kiln::Expected<bool> taken = take(flag, kOptions[index].name, optarg, o); !taken) {
+    if (kiln::Expected<void> taken = take(flag, kOptions[index].name, optarg, o); !taken) {
       return usage_error(taken.error());
     }
     parent |= flag == kParent;

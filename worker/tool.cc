@@ -238,7 +238,7 @@ std::string Tool::who() const {
   return "tool " + spec_.name + " (pid " + std::to_string(pid_) + ")";
 }
 
-Expected<bool> Tool::start(const std::string& encoded_key) {
+Expected<void> Tool::start(const std::string& encoded_key) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view v(*e);
@@ -282,13 +282,13 @@ Expected<bool> Tool::start(const std::string& encoded_key) {
   return await_ready();
 }
 
-Expected<bool> Tool::await_ready() {
+Expected<void> Tool::await_ready() {
   proto::ToolEvent event;
   switch (next(std::nullopt, event)) {
     case Event::kMessage:
       if (std::holds_alternative<proto::ToolReady>(event)) {
         const auto& ready = std::get<proto::ToolReady>(event);
-        if (ready.protocol == proto::kProtocolVersion) return true;
+        if (ready.protocol == proto::kProtocolVersion) return {};
         broken_ = "protocol " + std::to_string(ready.protocol) + " in its ready, expected 1";
       } else {
         broken_ = std::string("a ") + std::string(proto::type_name(event)) + " before its ready";

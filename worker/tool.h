@@ -73,7 +73,7 @@ class Tool {
   // Starts the process and waits for its `ready` (the supervisor's start timeout bounds the
   // wait: it stops the worker, and the watchdog the tool). The error says what went wrong and
   // what the tool printed.
-  Expected<bool> start(const std::string& encoded_key);
+  Expected<void> start(const std::string& encoded_key);
 
   // Forks the tool from the zygote at `address` (docs/protocol.md "Zygote link") rather than
   // starting it from scratch, whenever the zygote answers.
@@ -101,7 +101,7 @@ class Tool {
   std::string check_idle();
 
  private:
-  Expected<bool> await_ready();
+  Expected<void> await_ready();
   // Sets pid_, exit_fd_ and zygote_child_ if the zygote forked the tool.
   void fork_from_zygote(const ZygoteFds& fds);
   enum class Event { kMessage, kGone, kDeadline, kBroken };

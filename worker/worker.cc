@@ -48,7 +48,7 @@ int start_tools(const Options& options, const std::string& key,
         tools.back()->use_zygote(zygote.substr(eq + 1));
       }
     }
-    if (Expected<bool> started = tools.back()->start(key); !started) {
+    if (Expected<void> started = tools.back()->start(key); !started) {
       std::fprintf(stderr, "kiln-worker: %s\n", started.error().c_str());
       return exit_code::kToolFailed;
     }
@@ -130,7 +130,7 @@ int run(const Options& options) {
   const std::optional<Key> key = take_key();                                 // 3
   if (!key) return exit_code::kUsage;
 
-  Expected<bool> logging = setup_logging("kiln-worker", LogOptions{options.log_level, ""});
+  Expected<void> logging = setup_logging("kiln-worker", LogOptions{options.log_level, ""});
   if (!logging) {
     std::fprintf(stderr, "kiln-worker: %s\n", logging.error().c_str());
     return exit_code::kUsage;
