@@ -50,14 +50,14 @@ std::vector<std::string> served_kinds(bool selftest) {
 
 namespace {
 
-// A tool that died, or spoke out of turn, since the last job: what happened ("" while every tool
-// is fit for a job). The job the worker was about to start is then answered not_started, not
-// failed: it goes to another worker.
-std::string dead_tool(JobContext& context) {
+// A tool that died, or spoke out of turn, since the last job: a failure saying what happened
+// (success while every tool is fit for a job). The job the worker was about to start is then
+// answered not_started, not failed: it goes to another worker.
+Expected<void> tools_fit(JobContext& context) {
   for (const auto& tool : context.tools) {
-    if (std::string why = tool->check_idle(); !why.empty()) return why;
+    if (Expected<void> fit = tool->check_idle(); !fit) return fit;
   }
-  return "";
+  return {};
 }
 
 // Blocks until the supervisor's link is readable; a tool that exits or says anything meanwhile
@@ -75,8 +75,8 @@ bool wait_for_command(JobContext& context) {
       if (errno == EINTR) continue;
       fatal_errno("poll");
     }
-    if (std::string dead = dead_tool(context); !dead.empty()) {
-      std::fprintf(stderr, "kiln-worker: %s\n", dead.c_str());
+    if (Expected<void> fit = tools_fit(context); !fit) {
+      std::fprintf(stderr, "kiln-worker: %s\n", fit.error().c_str());
       return false;
     }
     if (fds[0].revents != 0) return true;
@@ -200,9 +200,9 @@ int serve(JobContext& context) {
     proto::WorkerResult result;
     if (entry.cancelled) {
       result = job_error(proto::code::kNotStarted, "cancelled before it started");
-    } else if (std::string dead = dead_tool(context); !dead.empty()) {
-      std::fprintf(stderr, "kiln-worker: %s\n", dead.c_str());
-      result = job_error(proto::code::kNotStarted, dead);
+    } else if (Expected<void> fit = tools_fit(context); !fit) {
+      std::fprintf(stderr, "kiln-worker: %s\n", fit.error().c_str());
+      result = job_error(proto::code::kNotStarted, fit.error());
       result.retire = true;
     } else {
       result = run_job(job, context);

@@ -510,13 +510,13 @@ void Tool::stop() {
   kill_and_reap();
 }
 
-std::string Tool::check_idle() {
+Expected<void> Tool::check_idle() {
   pollfd fds[2] = {{from_tool_.get(), POLLIN, 0}, {exit_fd_.get(), POLLIN, 0}};
   int n;
   while ((n = ::poll(fds, 2, 0)) < 0 && errno == EINTR) {
   }
   if (n < 0) fatal_errno("poll");
-  if (n == 0 && !inbox_.has_body() && !link_ended_) return "";
+  if (n == 0 && !inbox_.has_body() && !link_ended_) return {};
   const bool exited = fds[1].revents != 0;
   const bool broke = fds[0].revents != 0 && !read_some();
   kill_and_reap();
@@ -537,7 +537,7 @@ std::string Tool::check_idle() {
   if (std::string t = output_ ? output_->tail() : ""; !t.empty()) {
     what += "; its last output:\n" + quoted_lines("tool " + spec_.name + ": ", t);
   }
-  return what;
+  return fail(std::move(what));
 }
 
 }  // namespace kiln::worker

@@ -95,10 +95,10 @@ class Tool {
 
   // `shutdown`, then up to the grace period for the tool to exit, then SIGKILL.
   void stop();
-  // Between jobs: "" while the tool is fit for the next job. One that has exited, said anything
-  // (a second result, a result of its own accord), or closed or broken its link is not: it is
-  // killed and reaped, and the answer says what happened, with its last output.
-  std::string check_idle();
+  // Between jobs: success while the tool is fit for the next job. One that has exited, said
+  // anything (a second result, a result of its own accord), or closed or broken its link is not:
+  // it is killed and reaped, and the failure says what happened, with its last output.
+  Expected<void> check_idle();
 
  private:
   Expected<void> await_ready();
