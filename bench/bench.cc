@@ -148,11 +148,11 @@ void Supervisor::kill() {
 void Supervisor::send(const std::string& frame) { write_all(to_.get(), frame); }
 
 proto::ClientEvent Supervisor::next() {
-  const FrameInbox::Read read = inbox_.fill(from_.get());
-  if (read == FrameInbox::Read::kError && inbox_.read_errno() == 0) {
-    die("bad frame from the supervisor: " + inbox_.error());
+  Expected<FrameInbox::Read> read = inbox_.fill(from_.get());
+  if (!read && read.error_code() != FrameInbox::kReadFailed) {
+    die("bad frame from the supervisor: " + read.error());
   }
-  if (read != FrameInbox::Read::kOk) die("the supervisor closed its link");
+  if (!read || *read != FrameInbox::Read::kOk) die("the supervisor closed its link");
   auto event = proto::decode_client_event(inbox_.take());
   if (!event) die("bad message from the supervisor: " + event.error());
   return std::move(*event);

@@ -153,14 +153,8 @@ std::optional<std::string> DaemonLink::next_body(
         return std::nullopt;
       }
     }
-    switch (inbox_.read_from(fd_.get())) {
-      case FrameInbox::Read::kOk:
-      case FrameInbox::Read::kAgain:
-        continue;
-      case FrameInbox::Read::kEnd:
-      case FrameInbox::Read::kError:
-        return std::nullopt;
-    }
+    Expected<FrameInbox::Read> read = inbox_.read_from(fd_.get());
+    if (!read || *read == FrameInbox::Read::kEnd) return std::nullopt;
   }
   return inbox_.take();
 }

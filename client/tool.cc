@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <optional>
 
 #include "client/tool_zygote.h"
 #include "common/exit_codes.h"
@@ -42,25 +43,16 @@ class Commands {
  public:
   explicit Commands(uint32_t max_frame) : inbox_(max_frame) {}
 
-  enum class Status { kCommand, kEnd, kError };
-  Status next(proto::ToolCommand& out, std::string& error) {
-    switch (inbox_.fill(kCommandsFd)) {
-      case FrameInbox::Read::kOk:
-        break;
-      case FrameInbox::Read::kEnd:
-        return Status::kEnd;
-      case FrameInbox::Read::kAgain:  // fd 3 is blocking: not seen
-      case FrameInbox::Read::kError:
-        error = inbox_.error_text("reading fd 3");
-        return Status::kError;
-    }
+  // The next command; nullopt at the end of fd 3; a failure when the link failed or broke the
+  // protocol.
+  Expected<std::optional<proto::ToolCommand>> next() {
+    Expected<FrameInbox::Read> read = inbox_.fill(kCommandsFd);
+    if (!read) return fail(FrameInbox::error_text(read, "reading fd 3"));
+    // kAgain is not seen: fd 3 is blocking.
+    if (*read == FrameInbox::Read::kEnd) return std::optional<proto::ToolCommand>();
     Expected<proto::ToolCommand> decoded = proto::decode_tool_command(inbox_.take());
-    if (!decoded) {
-      error = decoded.error();
-      return Status::kError;
-    }
-    out = std::move(*decoded);
-    return Status::kCommand;
+    if (!decoded) return fail(decoded.error());
+    return std::optional<proto::ToolCommand>(std::move(*decoded));
   }
 
  private:
@@ -113,19 +105,16 @@ int serve(const Handler& handler) {
   }
   Commands commands(kDefaultMaxFrame);
   for (;;) {
-    proto::ToolCommand command;
-    std::string error;
-    switch (commands.next(command, error)) {
-      case Commands::Status::kEnd:
-        return exit_code::kOk;
-      case Commands::Status::kError:
-        std::fprintf(stderr, "kiln tool: protocol error from kiln-worker: %s\n", error.c_str());
-        return exit_code::kProtocolError;
-      case Commands::Status::kCommand:
-        break;
+    Expected<std::optional<proto::ToolCommand>> command = commands.next();
+    if (!command) {
+      std::fprintf(stderr, "kiln tool: protocol error from kiln-worker: %s\n",
+                   command.error().c_str());
+      return exit_code::kProtocolError;
     }
-    if (std::holds_alternative<proto::WorkerShutdown>(command)) return exit_code::kOk;
-    if (!send(run_one(handler, std::get<proto::ToolJob>(command)))) return exit_code::kOk;
+    if (!*command || std::holds_alternative<proto::WorkerShutdown>(**command)) {
+      return exit_code::kOk;
+    }
+    if (!send(run_one(handler, std::get<proto::ToolJob>(**command)))) return exit_code::kOk;
   }
 }
 

@@ -62,14 +62,12 @@ bool receive_fork(int sock, std::vector<int>& fds) {
     const ssize_t n = receive_with_fds(sock, buf, sizeof buf, got);
     for (UniqueFd& fd : got) fds.push_back(fd.release());
     if (n <= 0) break;
-    if (!reader.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                     [&](std::string_view b) {
-                       body.emplace(b);
-                       return false;
-                     }) &&
-        !body) {
-      break;
-    }
+    Expected<void> fed =
+        reader.feed(std::string_view(buf, static_cast<std::size_t>(n)), [&](std::string_view b) {
+          body.emplace(b);
+          return false;
+        });
+    if (!fed && !body) break;
   }
   if (body && fds.size() == kForkFds && proto::decode_zygote_request(*body).ok()) return true;
   for (int fd : fds) ::close(fd);

@@ -33,25 +33,22 @@ uint32_t read_be32(const unsigned char* p) {
 
 bool FrameReader::check_length(uint32_t length) {
   if (length == 0) {
-    error_ = "frame: length 0";
+    state_ = fail("frame: length 0");
   } else if (length > max_frame_) {
-    error_ = "frame: length " + std::to_string(length) + " exceeds the maximum of " +
-             std::to_string(max_frame_);
-  } else {
-    return true;
+    state_ = fail("frame: length " + std::to_string(length) + " exceeds the maximum of " +
+                  std::to_string(max_frame_));
   }
-  stopped_ = true;
-  return false;
+  return state_.ok();
 }
 
-bool FrameReader::feed(std::string_view bytes, const OnFrame& on_frame) {
-  while (!stopped_ && !bytes.empty()) {
+Expected<void> FrameReader::feed(std::string_view bytes, const OnFrame& on_frame) {
+  while (state_ && !bytes.empty()) {
     // Fast path: nothing buffered and a whole frame in the input: hand it over without copying.
     if (header_len_ == 0 && bytes.size() >= kFrameHeaderSize) {
       const uint32_t length = read_be32(reinterpret_cast<const unsigned char*>(bytes.data()));
-      if (!check_length(length)) return false;
+      if (!check_length(length)) break;
       if (bytes.size() - kFrameHeaderSize >= length) {
-        if (!on_frame(bytes.substr(kFrameHeaderSize, length))) stopped_ = true;
+        if (!on_frame(bytes.substr(kFrameHeaderSize, length))) state_ = fail("");
         bytes.remove_prefix(kFrameHeaderSize + length);
         continue;
       }
@@ -63,22 +60,22 @@ bool FrameReader::feed(std::string_view bytes, const OnFrame& on_frame) {
       bytes.remove_prefix(n);
       if (header_len_ < kFrameHeaderSize) break;
       body_len_ = read_be32(header_);
-      if (!check_length(body_len_)) return false;
+      if (!check_length(body_len_)) break;
     }
     const std::size_t n = std::min<std::size_t>(body_len_ - body_.size(), bytes.size());
     body_.append(bytes.data(), n);
     bytes.remove_prefix(n);
     if (body_.size() == body_len_) {
-      if (!on_frame(body_)) stopped_ = true;
+      if (!on_frame(body_)) state_ = fail("");
       body_.clear();
       if (body_.capacity() > (64u << 10)) body_.shrink_to_fit();  // give large frames back
       header_len_ = 0;
     }
   }
-  return !stopped_;
+  return state_;
 }
 
-FrameInbox::Read FrameInbox::read_from(int fd) {
+Expected<FrameInbox::Read> FrameInbox::read_from(int fd) {
   char buf[64 << 10];
   ssize_t n;
   do {
@@ -86,35 +83,27 @@ FrameInbox::Read FrameInbox::read_from(int fd) {
   } while (n < 0 && errno == EINTR);
   if (n == 0 || (n < 0 && errno == ECONNRESET)) return Read::kEnd;
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Read::kAgain;
-  if (n < 0) {
-    read_errno_ = errno;
-    error_.clear();
-    return Read::kError;
-  }
-  const bool fed =
+  if (n < 0) return fail(std::strerror(errno), kReadFailed);
+  Expected<void> fed =
       reader_.feed(std::string_view(buf, static_cast<std::size_t>(n)), [this](std::string_view b) {
         bodies_.emplace_back(b);
         return true;
       });
-  if (!fed) {
-    read_errno_ = 0;
-    error_ = reader_.error();
-    return Read::kError;
-  }
+  if (!fed) return fail(fed.error());
   return Read::kOk;
 }
 
-FrameInbox::Read FrameInbox::fill(int fd) {
+Expected<FrameInbox::Read> FrameInbox::fill(int fd) {
   while (bodies_.empty()) {
-    const Read r = read_from(fd);
-    if (r != Read::kOk) return r;
+    Expected<Read> r = read_from(fd);
+    if (!r || *r != Read::kOk) return r;
   }
   return Read::kOk;
 }
 
-std::string FrameInbox::error_text(std::string_view reading) const {
-  if (read_errno_ == 0) return error_;
-  return std::string(reading) + ": " + std::strerror(read_errno_);
+std::string FrameInbox::error_text(const Expected<Read>& failed, std::string_view reading) {
+  if (failed.error_code() != kReadFailed) return failed.error();
+  return std::string(reading) + ": " + failed.error();
 }
 
 std::string FrameInbox::take() {

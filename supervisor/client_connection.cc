@@ -48,7 +48,7 @@ void ClientConnection::start(const proto::Hello& hello) {
 
 void ClientConnection::on_bytes(std::string_view bytes) {
   if (ended_) return;
-  const bool ok = reader_.feed(bytes, [this](std::string_view body) {
+  Expected<void> fed = reader_.feed(bytes, [this](std::string_view body) {
     Expected<proto::ClientRequest> request = proto::decode_client_request(body);
     if (!request) {
       protocol_error(proto::code::kProtocolError, request.error());
@@ -57,7 +57,7 @@ void ClientConnection::on_bytes(std::string_view bytes) {
     events_.on_request(*this, std::move(request.value()));
     return !ended_;
   });
-  if (!ok && !ended_) protocol_error(proto::code::kProtocolError, reader_.error());
+  if (!fed && !ended_) protocol_error(proto::code::kProtocolError, fed.error());
 }
 
 void ClientConnection::protocol_error(std::string_view code, const std::string& message) {

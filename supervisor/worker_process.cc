@@ -112,7 +112,7 @@ void WorkerProcess::kill(int sig) {
 
 void WorkerProcess::on_link_bytes(std::string_view bytes) {
   if (link_broken_) return;
-  const bool ok = reader_.feed(bytes, [this](std::string_view body) {
+  Expected<void> fed = reader_.feed(bytes, [this](std::string_view body) {
     Expected<proto::WorkerEvent> event = proto::decode_worker_event(body);
     if (!event) {
       link_broken_ = true;
@@ -122,9 +122,9 @@ void WorkerProcess::on_link_bytes(std::string_view bytes) {
     events_.on_event(std::move(event.value()));
     return true;
   });
-  if (!ok && !link_broken_) {
+  if (!fed && !link_broken_) {
     link_broken_ = true;
-    events_.on_protocol_error(reader_.error());
+    events_.on_protocol_error(fed.error());
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -71,9 +73,10 @@ TEST(FrameReader, TakesOneByteAtATime) {
 TEST(FrameReader, RejectsLengthZero) {
   FrameReader reader;
   Collected got;
-  EXPECT_FALSE(reader.feed(std::string("\0\0\0\0", 4), got.sink()));
+  Expected<void> fed = reader.feed(std::string("\0\0\0\0", 4), got.sink());
+  ASSERT_FALSE(fed);
+  EXPECT_EQ(fed.error(), "frame: length 0");
   EXPECT_TRUE(reader.failed());
-  EXPECT_EQ(reader.error(), "frame: length 0");
   EXPECT_TRUE(got.bodies.empty());
 }
 
@@ -84,11 +87,14 @@ TEST(FrameReader, RejectsOversizeLengthBeforeBufferingTheBody) {
   append_frame_header(header, 1025);
   // The header alone, split, is enough to fail; nothing of the body is kept.
   EXPECT_TRUE(reader.feed(header.substr(0, 3), got.sink()));
-  EXPECT_FALSE(reader.feed(header.substr(3) + std::string(100, 'x'), got.sink()));
-  EXPECT_EQ(reader.error(), "frame: length 1025 exceeds the maximum of 1024");
+  Expected<void> fed = reader.feed(header.substr(3) + std::string(100, 'x'), got.sink());
+  ASSERT_FALSE(fed);
+  EXPECT_EQ(fed.error(), "frame: length 1025 exceeds the maximum of 1024");
   EXPECT_EQ(reader.pending(), 4u);
-  // A failed reader ignores the rest.
-  EXPECT_FALSE(reader.feed(frame("ok"), got.sink()));
+  // A failed reader ignores the rest, and gives the same failure again.
+  Expected<void> again = reader.feed(frame("ok"), got.sink());
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error(), "frame: length 1025 exceeds the maximum of 1024");
   EXPECT_TRUE(got.bodies.empty());
 }
 
@@ -119,13 +125,14 @@ TEST(FrameReader, BuffersOnlyWhatArrived) {
 TEST(FrameReader, StopsWhenTheCallbackSaysSo) {
   FrameReader reader;
   int calls = 0;
-  EXPECT_FALSE(reader.feed(frame("a") + frame("b"), [&](std::string_view) {
+  Expected<void> fed = reader.feed(frame("a") + frame("b"), [&](std::string_view) {
     ++calls;
     return false;
-  }));
+  });
+  ASSERT_FALSE(fed);
+  EXPECT_EQ(fed.error(), "");
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(reader.failed());
-  EXPECT_EQ(reader.error(), "");
 }
 
 // A pipe whose read end does not block.
@@ -142,19 +149,19 @@ void write_all(int fd, const std::string& bytes) {
 TEST(FrameInbox, QueuesWholeBodiesAcrossReadsAndSaysWhenAnFdHasNothingOrEnded) {
   auto [in, out] = nonblocking_pipe();
   FrameInbox inbox;
-  EXPECT_EQ(inbox.read_from(in.get()), FrameInbox::Read::kAgain);
+  EXPECT_EQ(*inbox.read_from(in.get()), FrameInbox::Read::kAgain);
   const std::string both = frame("first") + frame("second");
   write_all(out.get(), both.substr(0, 7));  // the first frame's header and 3 bytes of it
-  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kAgain);
+  EXPECT_EQ(*inbox.fill(in.get()), FrameInbox::Read::kAgain);
   EXPECT_FALSE(inbox.has_body());
   write_all(out.get(), both.substr(7));
-  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kOk);
+  EXPECT_EQ(*inbox.fill(in.get()), FrameInbox::Read::kOk);
   EXPECT_EQ(inbox.take(), "first");
-  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kOk) << "queued already: no read";
+  EXPECT_EQ(*inbox.fill(in.get()), FrameInbox::Read::kOk) << "queued already: no read";
   EXPECT_EQ(inbox.take(), "second");
   EXPECT_FALSE(inbox.has_body());
   out.reset();
-  EXPECT_EQ(inbox.fill(in.get()), FrameInbox::Read::kEnd);
+  EXPECT_EQ(*inbox.fill(in.get()), FrameInbox::Read::kEnd);
 }
 
 TEST(FrameInbox, ABadFrameOrAFailedReadIsAnErrorThatSaysWhich) {
@@ -163,14 +170,19 @@ TEST(FrameInbox, ABadFrameOrAFailedReadIsAnErrorThatSaysWhich) {
   std::string big;
   append_frame_header(big, 17);
   write_all(out.get(), frame("ok") + big);
-  EXPECT_EQ(inbox.read_from(in.get()), FrameInbox::Read::kError);
-  EXPECT_EQ(inbox.read_errno(), 0);
-  EXPECT_EQ(inbox.error(), "frame: length 17 exceeds the maximum of 16");
+  Expected<FrameInbox::Read> bad = inbox.read_from(in.get());
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error_code(), "");
+  EXPECT_EQ(bad.error(), "frame: length 17 exceeds the maximum of 16");
+  EXPECT_EQ(FrameInbox::error_text(bad, "reading"), bad.error());
   EXPECT_EQ(inbox.take(), "ok") << "the bodies before the bad frame stay queued";
   FrameInbox closed;
-  EXPECT_EQ(closed.read_from(out.get()), FrameInbox::Read::kError) << "a write end: EBADF";
-  EXPECT_EQ(closed.read_errno(), EBADF);
-  EXPECT_EQ(closed.error(), "");
+  Expected<FrameInbox::Read> failed = closed.read_from(out.get());
+  ASSERT_FALSE(failed) << "a write end: EBADF";
+  EXPECT_EQ(failed.error_code(), FrameInbox::kReadFailed);
+  EXPECT_EQ(failed.error(), std::strerror(EBADF));
+  EXPECT_EQ(FrameInbox::error_text(failed, "reading"),
+            std::string("reading: ") + std::strerror(EBADF));
 }
 
 }  // namespace

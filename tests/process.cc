@@ -129,16 +129,12 @@ FrameChannel::Status FrameChannel::read_body(std::string& body, std::chrono::mil
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return Status::kTimeout;
-    switch (inbox_.read_from(read_.get())) {
-      case FrameInbox::Read::kOk:
-      case FrameInbox::Read::kAgain:
-        break;
-      case FrameInbox::Read::kEnd:
-        return Status::kEnd;
-      case FrameInbox::Read::kError:
-        if (inbox_.read_errno() != 0) return Status::kEnd;
-        failed_ = true;  // the bodies before the bad frame are handed out first
-        break;
+    Expected<FrameInbox::Read> read = inbox_.read_from(read_.get());
+    if (!read && read.error_code() != FrameInbox::kReadFailed) {
+      error_ = read.error();
+      failed_ = true;  // the bodies before the bad frame are handed out first
+    } else if (!read || *read == FrameInbox::Read::kEnd) {
+      return Status::kEnd;
     }
   }
   body = inbox_.take();

@@ -69,7 +69,7 @@ class FrameChannel {
   enum class Status { kFrame, kEnd, kTimeout, kError };
   // The next whole body within `timeout`.
   Status read_body(std::string& body, std::chrono::milliseconds timeout);
-  const std::string& error() const { return inbox_.error(); }
+  const std::string& error() const { return error_; }
   void close_write() { write_.reset(); }
   int read_fd() const { return read_.get(); }
 
@@ -78,6 +78,7 @@ class FrameChannel {
   UniqueFd write_;
   FrameInbox inbox_;
   bool failed_ = false;
+  std::string error_;  // the framing's error, once failed_
 };
 
 // A pipe whose ends are both close-on-exec (the child gets its end through Spec::fds).

@@ -29,12 +29,11 @@ struct Framed {
 Framed read_frames(const std::string& bytes) {
   Framed out;
   FrameReader reader(static_cast<uint32_t>(protocol_vectors()["max_frame"].get<uint64_t>()));
-  if (!reader.feed(bytes, [&](std::string_view b) {
-        out.bodies.emplace_back(b);
-        return true;
-      })) {
-    out.error = reader.error();
-  }
+  Expected<void> fed = reader.feed(bytes, [&](std::string_view b) {
+    out.bodies.emplace_back(b);
+    return true;
+  });
+  if (!fed) out.error = fed.error();
   return out;
 }
 

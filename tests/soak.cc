@@ -362,12 +362,12 @@ class Link {
     FrameInbox inbox(kDefaultMaxFrame);
     bool reading = true;
     while (reading) {
-      const FrameInbox::Read read = inbox.fill(read_.get());
+      Expected<FrameInbox::Read> read = inbox.fill(read_.get());
       while (reading && inbox.has_body()) reading = on_body(inbox.take());
-      if (reading && read == FrameInbox::Read::kError && inbox.read_errno() == 0) {
-        violation("bad frame from the supervisor: " + inbox.error());
+      if (reading && !read && read.error_code() != FrameInbox::kReadFailed) {
+        violation("bad frame from the supervisor: " + read.error());
       }
-      reading = reading && read == FrameInbox::Read::kOk;
+      reading = reading && read && *read == FrameInbox::Read::kOk;
     }
     std::lock_guard lock(mu_);
     ended_ = true;

@@ -29,12 +29,15 @@ TEST(WorkerLink, RejectsEveryInvalidVector) {
     proto::WorkerCommand command;
     if (v["name"] == "shutdown drain not bool") {
       // `drain` belongs to the client link; on the worker link it is an unknown key, ignored.
-      ASSERT_EQ(link.receive(command), Link::Status::kMessage);
+      Expected<Link::Received> received = link.receive(command);
+      ASSERT_TRUE(received) << received.error();
+      EXPECT_EQ(*received, Link::Received::kMessage);
       EXPECT_TRUE(std::holds_alternative<proto::WorkerShutdown>(command));
       continue;
     }
-    EXPECT_EQ(link.receive(command), Link::Status::kError);
-    EXPECT_NE(link.error(), "");
+    Expected<Link::Received> received = link.receive(command);
+    ASSERT_FALSE(received);
+    EXPECT_NE(received.error(), "");
   }
 }
 
@@ -47,11 +50,11 @@ TEST(WorkerLink, ReadsCommandsThatArriveTogetherAndEndsAtEof) {
   w.reset();
   Link link(r.get(), -1, kDefaultMaxFrame);
   proto::WorkerCommand command;
-  ASSERT_EQ(link.receive(command), Link::Status::kMessage);
+  ASSERT_EQ(*link.receive(command), Link::Received::kMessage);
   EXPECT_EQ(std::get<proto::Job>(command).id, 1u);
-  ASSERT_EQ(link.receive(command), Link::Status::kMessage);
+  ASSERT_EQ(*link.receive(command), Link::Received::kMessage);
   EXPECT_TRUE(std::holds_alternative<proto::WorkerShutdown>(command));
-  EXPECT_EQ(link.receive(command), Link::Status::kEnd);
+  EXPECT_EQ(*link.receive(command), Link::Received::kEnd);
 }
 
 }  // namespace

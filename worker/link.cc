@@ -8,24 +8,15 @@
 
 namespace kiln::worker {
 
-Link::Status Link::receive(proto::WorkerCommand& out) {
-  switch (inbox_.fill(read_fd_)) {
-    case FrameInbox::Read::kOk:
-      break;
-    case FrameInbox::Read::kEnd:
-      return Status::kEnd;
-    case FrameInbox::Read::kAgain:  // the link is blocking: not seen
-    case FrameInbox::Read::kError:
-      error_ = inbox_.error_text("read from the supervisor");
-      return Status::kError;
-  }
+Expected<Link::Received> Link::receive(proto::WorkerCommand& out) {
+  Expected<FrameInbox::Read> read = inbox_.fill(read_fd_);
+  if (!read) return fail(FrameInbox::error_text(read, "read from the supervisor"));
+  if (*read == FrameInbox::Read::kEnd) return Received::kEnd;
+  // kAgain is not seen: the link is blocking.
   Expected<proto::WorkerCommand> decoded = proto::decode_worker_command(inbox_.take());
-  if (!decoded) {
-    error_ = decoded.error();
-    return Status::kError;
-  }
+  if (!decoded) return fail(decoded.error());
   out = std::move(decoded.value());
-  return Status::kMessage;
+  return Received::kMessage;
 }
 
 bool Link::ready() {

@@ -13,13 +13,13 @@ class Link {
   Link(int read_fd, int write_fd, uint32_t max_frame)
       : read_fd_(read_fd), write_fd_(write_fd), inbox_(max_frame) {}
 
-  enum class Status { kMessage, kEnd, kError };
+  enum class Received { kMessage, kEnd };
 
   // Blocks until a whole command arrives (kMessage), the supervisor closes the link (kEnd), or
-  // the link breaks the protocol or fails (kError; error() says why).
-  Status receive(proto::WorkerCommand& out);
+  // the link breaks the protocol or fails (a failure that says why).
+  Expected<Received> receive(proto::WorkerCommand& out);
 
-  // Writes whole frames; false if the link is gone (EPIPE and the like).
+  // Writes whole frames; false if the link is gone (EPIPE and the like; error() says why).
   bool send_frames(const std::string& frames);
   template <class M>
   bool send(const M& message) {

@@ -105,11 +105,11 @@ struct Inbox {
   bool shutdown = false;  // after the jobs before it
 };
 
-// Reads one command into the inbox (blocking only if none has arrived). kMessage on success.
-Link::Status read_command(JobContext& context, Inbox& inbox) {
+// Reads one command into the inbox (blocking only if none has arrived): what Link::receive gave.
+Expected<Link::Received> read_command(JobContext& context, Inbox& inbox) {
   proto::WorkerCommand command;
-  const Link::Status status = context.link.receive(command);
-  if (status != Link::Status::kMessage) return status;
+  Expected<Link::Received> received = context.link.receive(command);
+  if (!received || *received != Link::Received::kMessage) return received;
   if (auto* job = std::get_if<proto::Job>(&command)) {
     inbox.jobs.push_back({std::move(*job), false});
   } else if (auto* cancel = std::get_if<proto::Cancel>(&command)) {
@@ -123,7 +123,7 @@ Link::Status read_command(JobContext& context, Inbox& inbox) {
   } else {
     inbox.shutdown = true;
   }
-  return Link::Status::kMessage;
+  return Link::Received::kMessage;
 }
 
 // Waits for the next job (false: end the worker, with `exit` its status) and takes in every
@@ -141,16 +141,15 @@ bool next_job(JobContext& context, Inbox& inbox, int& exit) {
       }
     }
     while (inbox.jobs.empty() || context.link.ready()) {
-      switch (read_command(context, inbox)) {
-        case Link::Status::kEnd:
-          exit = exit_code::kOk;
-          return false;
-        case Link::Status::kError:
-          spdlog::error("protocol error from the supervisor: {}", context.link.error());
-          exit = exit_code::kProtocolError;
-          return false;
-        case Link::Status::kMessage:
-          break;
+      Expected<Link::Received> received = read_command(context, inbox);
+      if (!received) {
+        spdlog::error("protocol error from the supervisor: {}", received.error());
+        exit = exit_code::kProtocolError;
+        return false;
+      }
+      if (*received == Link::Received::kEnd) {
+        exit = exit_code::kOk;
+        return false;
       }
       if (inbox.jobs.empty() && inbox.shutdown) break;
     }

@@ -314,22 +314,16 @@ bool Tool::write_some() {
 
 bool Tool::read_some() {
   for (;;) {
-    switch (inbox_.read_from(from_tool_.get())) {
-      case FrameInbox::Read::kOk:
-        continue;
-      case FrameInbox::Read::kAgain:
-        return true;
-      case FrameInbox::Read::kEnd:
-        link_ended_ = true;
-        return true;
-      case FrameInbox::Read::kError:
-        if (inbox_.read_errno() != 0) {  // the pipe failed: as good as ended
-          link_ended_ = true;
-          return true;
-        }
-        broken_ = inbox_.error();
-        return false;
+    Expected<FrameInbox::Read> read = inbox_.read_from(from_tool_.get());
+    if (!read && read.error_code() != FrameInbox::kReadFailed) {
+      broken_ = read.error();
+      return false;
     }
+    if (!read || *read == FrameInbox::Read::kEnd) {  // a failed pipe is as good as ended
+      link_ended_ = true;
+      return true;
+    }
+    if (*read == FrameInbox::Read::kAgain) return true;
   }
 }
 

@@ -61,13 +61,13 @@ Expected<proto::ZygoteEvent> receive(int sock, FrameReader& reader, UniqueFd* fd
     if (fd != nullptr && !*fd && !got.empty()) *fd = std::move(got[0]);  // any other is closed
     if (n < 0) return fail(std::string("recvmsg: ") + std::strerror(errno));
     if (n == 0) return fail("the zygote closed the connection");
-    const bool fed = reader.feed(std::string_view(buf, static_cast<std::size_t>(n)),
-                                 [&body](std::string_view b) {
-                                   body.emplace(b);
-                                   return false;  // one message at a time: nothing follows it
-                                 });
+    Expected<void> fed = reader.feed(std::string_view(buf, static_cast<std::size_t>(n)),
+                                     [&body](std::string_view b) {
+                                       body.emplace(b);
+                                       return false;  // one message at a time: nothing follows it
+                                     });
     if (body) return proto::decode_zygote_event(*body);
-    if (!fed) return fail("a bad frame: " + reader.error());
+    if (!fed) return fail("a bad frame: " + fed.error());
   }
 }
 

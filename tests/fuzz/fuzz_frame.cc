@@ -31,15 +31,16 @@ Outcome read_in_pieces(std::string_view stream, uint32_t seed) {
     (void)kiln::proto::decode_client_event(body);
     return true;
   };
-  while (!stream.empty() && !reader.failed()) {
+  kiln::Expected<void> fed;
+  while (!stream.empty() && fed) {
     seed = seed * 1103515245u + 12345u;  // a fixed LCG: the same input, the same splits
     const std::size_t n = seed == 0 ? stream.size() : 1 + (seed >> 16) % 17;
     const std::string_view piece = stream.substr(0, n);
     stream.remove_prefix(piece.size());
-    reader.feed(piece, keep);
+    fed = reader.feed(piece, keep);
   }
-  out.failed = reader.failed();
-  out.error = reader.error();
+  out.failed = !fed;
+  if (!fed) out.error = fed.error();
   return out;
 }
 
