@@ -17,6 +17,7 @@
 #include "client/json_msgpack.h"
 #include "client/parsers.h"
 #include "client/submit_window.h"
+#include "common/exit_codes.h"
 
 namespace kiln::client {
 namespace {
@@ -202,7 +203,7 @@ int compile_db(const CompileDbOptions& options) {
   Expected<CompileDb> db = load(options.database, options.filter);
   if (!db) {
     std::fprintf(stderr, "kiln compile-db: %s\n", db.error().c_str());
-    return 2;
+    return exit_code::kUsage;
   }
   // An entry that is not one fails alone, reported like a failed compile; the others still run.
   for (const std::string& problem : db->problems) std::printf("FAILED: %s\n", problem.c_str());
@@ -210,7 +211,7 @@ int compile_db(const CompileDbOptions& options) {
   Expected<std::unique_ptr<Pool>> pool = Pool::open(options.pool);
   if (!pool) {
     std::fprintf(stderr, "kiln compile-db: %s\n", pool.error().c_str());
-    return 2;
+    return exit_code::kUsage;
   }
   const auto start = Clock::now();
   const bool tty = ::isatty(STDERR_FILENO) != 0;
@@ -228,7 +229,7 @@ int compile_db(const CompileDbOptions& options) {
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   print_summary(**pool, db->entries.size() + db->problems.size(), failed, wall, compile_us);
   (*pool)->close();
-  return failed == 0 ? 0 : 1;
+  return failed == 0 ? exit_code::kOk : exit_code::kJobsFailed;
 }
 
 }  // namespace kiln::client

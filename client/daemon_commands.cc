@@ -11,6 +11,7 @@
 
 #include "client/commands.h"
 #include "client/json_msgpack.h"
+#include "common/exit_codes.h"
 #include "common/text.h"
 
 namespace kiln::client {
@@ -48,16 +49,16 @@ std::unique_ptr<Pool> running_daemon(const std::string& socket_option, const cha
 
 int stats_command(const std::string& socket_option) {
   std::unique_ptr<Pool> pool = running_daemon(socket_option, "stats");
-  if (!pool) return 1;
+  if (!pool) return exit_code::kCommandFailed;
   Expected<proto::Stats> st = pool->stats();
   if (!st) {
     std::fprintf(stderr, "kiln stats: %s\n", printable(st.error(), kNoCut).c_str());
-    return 1;
+    return exit_code::kCommandFailed;
   }
   std::string frame;
   proto::encode(*st, frame);
   std::printf("%s\n", json_text(to_json(proto::RawObject{frame.substr(4)}), 2).c_str());
-  return 0;
+  return exit_code::kOk;
 }
 
 int daemon_start_command(const DaemonStartOptions& options) {
@@ -67,7 +68,7 @@ int daemon_start_command(const DaemonStartOptions& options) {
       socket ? find_supervisor(options.supervisor) : Expected<std::string>(fail(socket.error()));
   if (!supervisor) {
     std::fprintf(stderr, "kiln daemon start: %s\n", supervisor.error().c_str());
-    return 1;
+    return exit_code::kCommandFailed;
   }
   Expected<std::unique_ptr<Pool>> running = connect_to_daemon(*socket);
   // A daemon that refuses us or does not answer in time still holds the socket.
@@ -78,7 +79,7 @@ int daemon_start_command(const DaemonStartOptions& options) {
                             "): stop it first with `kiln shutdown`")
                                .c_str()
                          : running.error().c_str());
-    return 1;
+    return exit_code::kCommandFailed;
   }
   std::vector<std::string> args = {"--idle-exit-ms", std::to_string(options.idle_exit_ms)};
   args.insert(args.end(), options.supervisor_options.begin(), options.supervisor_options.end());
@@ -86,12 +87,12 @@ int daemon_start_command(const DaemonStartOptions& options) {
                                            DaemonEnvironment::kCallers);
   if (!link) {
     std::fprintf(stderr, "kiln daemon start: %s\n", link.error().c_str());
-    return 1;
+    return exit_code::kCommandFailed;
   }
   std::printf("kiln daemon: serving %s (pid %llu, %llu workers; log %s.log)\n", socket->c_str(),
               static_cast<unsigned long long>(link->hello().pid),
               static_cast<unsigned long long>(link->hello().workers), socket->c_str());
-  return 0;
+  return exit_code::kOk;
 }
 
 namespace {
@@ -138,11 +139,11 @@ std::string host_lines(const proto::Stats& st) {
 int daemon_status_command(const std::string& socket_option) {
   std::string socket;
   std::unique_ptr<Pool> pool = running_daemon(socket_option, "daemon status", &socket);
-  if (!pool) return 1;
+  if (!pool) return exit_code::kCommandFailed;
   Expected<proto::Stats> st = pool->stats();
   if (!st) {
     std::fprintf(stderr, "kiln daemon status: %s\n", printable(st.error(), kNoCut).c_str());
-    return 1;
+    return exit_code::kCommandFailed;
   }
   const proto::Hello& hello = pool->hello();
   std::string kinds;
@@ -158,7 +159,7 @@ int daemon_status_command(const std::string& socket_option) {
               u(st->jobs_running));
   std::printf("kinds:   %s\nlog:     %s.log\n", kinds.c_str(), socket.c_str());
   if (st->hosts) std::printf("hosts:   distcc\n%s", host_lines(*st).c_str());
-  return 0;
+  return exit_code::kOk;
 }
 
 namespace {
@@ -199,7 +200,7 @@ std::string top_screen(const std::string& socket, const proto::Hello& hello,
 int top_command(const std::string& socket_option, uint64_t interval_ms, bool once) {
   std::string socket;
   std::unique_ptr<Pool> pool = running_daemon(socket_option, "top", &socket);
-  if (!pool) return 1;
+  if (!pool) return exit_code::kCommandFailed;
   // On a terminal, the screen is redrawn in place every interval until interrupted; otherwise
   // (a pipe, a file, --once) it is printed once.
   const bool live = !once && ::isatty(STDOUT_FILENO) != 0;
@@ -207,26 +208,26 @@ int top_command(const std::string& socket_option, uint64_t interval_ms, bool onc
     Expected<proto::Stats> st = pool->stats();
     if (!st) {
       std::fprintf(stderr, "kiln top: %s\n", printable(st.error(), kNoCut).c_str());
-      return 1;
+      return exit_code::kCommandFailed;
     }
     const std::string screen = top_screen(socket, pool->hello(), *st);
     std::fputs(live ? ("\x1b[H\x1b[2J" + screen).c_str() : screen.c_str(), stdout);
     std::fflush(stdout);
-    if (!live) return 0;
+    if (!live) return exit_code::kOk;
     std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
   }
 }
 
 int trace_command(const std::string& socket_option, const std::optional<std::string>& file) {
   std::unique_ptr<Pool> pool = running_daemon(socket_option, "trace");
-  if (!pool) return 1;
+  if (!pool) return exit_code::kCommandFailed;
   std::optional<std::string> absolute = file;
   if (file && !file->starts_with("/")) {
     // The daemon's directory is "/": the file is the caller's, relative to where it is.
     Expected<std::string> cwd = current_directory();
     if (!cwd) {
       std::fprintf(stderr, "kiln trace: %s: give the file's absolute path\n", cwd.error().c_str());
-      return 1;
+      return exit_code::kCommandFailed;
     }
     absolute = *cwd + "/" + *file;
   }
@@ -234,7 +235,7 @@ int trace_command(const std::string& socket_option, const std::optional<std::str
   if (!traced || traced->error) {
     std::fprintf(stderr, "kiln trace: %s\n",
                  printable(traced ? *traced->error : traced.error(), kNoCut).c_str());
-    return 1;
+    return exit_code::kCommandFailed;
   }
   if (traced->file) {
     std::printf("kiln trace: the daemon writes its timeline to %s (kiln trace stop to end it)\n",
@@ -242,14 +243,14 @@ int trace_command(const std::string& socket_option, const std::optional<std::str
   } else {
     std::printf("kiln trace: no timeline is being written\n");
   }
-  return 0;
+  return exit_code::kOk;
 }
 
 int shutdown_command(const std::string& socket_option, bool drain) {
   std::unique_ptr<Pool> pool = running_daemon(socket_option, "shutdown");
-  if (!pool) return 1;
+  if (!pool) return exit_code::kCommandFailed;
   pool->shutdown(drain);
-  return 0;
+  return exit_code::kOk;
 }
 
 }  // namespace kiln::client

@@ -61,7 +61,7 @@ void become_clean_daemon(int log_fd) {
   ::dup2(null, 1);
   ::dup2(log_fd >= 0 ? log_fd : null, 2);
   ::syscall(SYS_close_range, 3, ~0U, 0);
-  if (::chdir("/") != 0) ::_exit(127);
+  if (::chdir("/") != 0) ::_exit(exit_code::kNotFound);
   ::umask(022);
   reset_signals_for_exec();
   ::setpriority(PRIO_PROCESS, 0, 0);
@@ -103,10 +103,10 @@ void spawn_daemon(const std::string& supervisor, const std::string& socket,
   if (child == 0) {
     // Detached: its own session, and orphaned at once so that nobody has to reap it.
     ::setsid();
-    if (::fork() != 0) ::_exit(0);
+    if (::fork() != 0) ::_exit(exit_code::kOk);
     become_clean_daemon(log_fd);
     ::execve(argv.get()[0], argv.get(), envp.get());
-    ::_exit(127);
+    ::_exit(exit_code::kNotFound);
   }
   if (child > 0) ::waitpid(child, nullptr, 0);
 }

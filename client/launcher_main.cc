@@ -53,11 +53,11 @@ int main(int argc, char** argv) {
     const std::string_view a = argv[1];
     if (a == "--help" || a == "-h") {
       std::fputs(kHelp, stdout);
-      return 0;
+      return kiln::exit_code::kOk;
     }
     if (a == "--version") {
       std::printf("kiln-exec %s\n", std::string(kiln::kVersion).c_str());
-      return 0;
+      return kiln::exit_code::kOk;
     }
     if (a == "--") {
       first = 2;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common/exec_strings.h"
+#include "common/exit_codes.h"
 #include "common/frame.h"
 
 extern char** environ;
@@ -56,7 +57,7 @@ Expected<std::unique_ptr<Pool>> Pool::start(const PoolOptions& options) {
     ::execve(argv.get()[0], argv.get(), envp.get());
     const char msg[] = "kiln: cannot execute kiln-supervisor\n";
     (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(127);
+    ::_exit(exit_code::kNotFound);
   }
   theirs.reset();
   std::unique_ptr<Pool> pool(new Pool());
@@ -285,17 +286,18 @@ void Pool::fail_open(const std::string& why) {
 }
 
 int Pool::shutdown(bool drain) {
-  if (!link_) return exit_status_.value_or(0);
+  if (!link_) return exit_status_.value_or(exit_code::kOk);
   std::string frame;
   proto::encode(proto::Shutdown{drain}, frame);
   send_frame(frame);
   if (reader_.joinable()) reader_.join();  // until bye and the link's end
   link_.reset();
-  if (pid_ <= 0) return 0;  // a daemon: not ours to wait for
+  if (pid_ <= 0) return exit_code::kOk;  // a daemon: not ours to wait for
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
-  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  exit_status_ =
+      WIFEXITED(status) ? WEXITSTATUS(status) : exit_code::kSignalBase + WTERMSIG(status);
   return *exit_status_;
 }
 

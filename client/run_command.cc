@@ -11,6 +11,7 @@
 #include "client/json_msgpack.h"
 #include "client/parsers.h"
 #include "client/submit_window.h"
+#include "common/exit_codes.h"
 
 namespace kiln::client {
 namespace {
@@ -108,14 +109,14 @@ int run_jobs(const RunOptions& options) {
     file.open(options.input);
     if (!file) {
       std::fprintf(stderr, "kiln run: cannot read %s\n", options.input.c_str());
-      return 2;
+      return exit_code::kUsage;
     }
     in = &file;
   }
   Expected<std::unique_ptr<Pool>> pool = Pool::open(options.pool);
   if (!pool) {
     std::fprintf(stderr, "kiln run: %s\n", pool.error().c_str());
-    return 2;
+    return exit_code::kUsage;
   }
   Finished finished;
   // Declared after what its callbacks use, so that it is destroyed (waiting for them) first.
@@ -126,7 +127,7 @@ int run_jobs(const RunOptions& options) {
   all_ok = print_results(options.ordered, order, finished) && all_ok;
   window.reset();
   (*pool)->close();
-  return all_ok ? 0 : 1;
+  return all_ok ? exit_code::kOk : exit_code::kJobsFailed;
 }
 
 }  // namespace kiln::client

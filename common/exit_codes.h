@@ -6,7 +6,11 @@ namespace kiln::exit_code {
 inline constexpr int kOk = 0;
 // `kiln`: at least one job failed; the command itself worked.
 inline constexpr int kJobsFailed = 1;
-// Bad command line, bad build key, bad configuration: nothing was started.
+// `kiln stats|top|trace|shutdown|daemon start`: no daemon answered, or it did not do what was
+// asked (the command says why on stderr).
+inline constexpr int kCommandFailed = 1;
+// Bad command line, bad build key, bad configuration, or `kiln run|compile-db` could not read its
+// input or open its pool: nothing was started.
 inline constexpr int kUsage = 2;
 // The peer on the link broke the wire protocol.
 inline constexpr int kProtocolError = 3;
