@@ -2,12 +2,8 @@
 
 #include <fcntl.h>
 #include <malloc.h>
-#include <sys/file.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -226,7 +222,7 @@ int Supervisor::run() {
   }
   tick_.data = this;
 
-  Expected<bool> link = options_.listen.empty() ? open_client_link() : listen_socket();
+  Expected<void> link = options_.listen.empty() ? open_client_link() : listen_socket();
   if (link && !options_.trace_file.empty()) {
     if (std::optional<std::string> error = retrace(options_.trace_file).error) link = fail(*error);
   }
@@ -234,7 +230,8 @@ int Supervisor::run() {
   if (!link) {
     spdlog::error("{}", link.error());
     std::fprintf(stderr, "kiln-supervisor: %s\n", link.error().c_str());
-    status = setup_status_ != 0 ? setup_status_ : exit_code::kUsage;
+    status =
+        link.error_code() == kAlreadyServingCode ? exit_code::kAlreadyServing : exit_code::kUsage;
     pool_->shutdown(false);
     finish();
   } else {
@@ -258,7 +255,7 @@ int Supervisor::run() {
   return status;
 }
 
-Expected<bool> Supervisor::open_client_link() {
+Expected<void> Supervisor::open_client_link() {
   const int read_fd = options_.read_fd.value_or(0);
   const int write_fd = options_.write_fd.value_or(1);
   for (const auto& [fd, name] :
@@ -279,7 +276,7 @@ Expected<bool> Supervisor::open_client_link() {
     return fail("cannot use the client link: " + std::string(uv_strerror(rc)));
   }
   client.start(hello());
-  return true;
+  return {};
 }
 
 ClientConnection& Supervisor::add_client() {
@@ -309,91 +306,14 @@ ClientConnection& Supervisor::add_client() {
   return ref;
 }
 
-Expected<bool> Supervisor::listen_socket() {
-  const std::string& path = options_.listen;
-  sockaddr_un addr{};
-  // uv_pipe_bind in libuv 1.44 truncates a longer path without a word.
-  if (path.size() >= sizeof addr.sun_path) {
-    return fail("--listen " + path + " is " + std::to_string(path.size()) +
-                " bytes long; a Unix socket path holds at most " +
-                std::to_string(sizeof addr.sun_path - 1));
-  }
-  // Exactly one daemon per path: the one holding PATH.lock. It decides races between daemons
-  // started at once, and lets the holder replace a socket file that nobody serves any more.
-  const std::string lock_path = path + ".lock";
-  // O_NOFOLLOW: a symbolic link planted at PATH.lock is refused, not followed to its target.
-  lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!lock_fd_) return fail("cannot open " + lock_path + ": " + std::strerror(errno));
-  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    setup_status_ = exit_code::kAlreadyServing;
-    return fail("another kiln-supervisor already serves " + path);
-  }
-  if (::unlink(path.c_str()) == 0) spdlog::info("replaced the stale socket file {}", path);
-  uv_pipe_init(&loop_, &listener_, 0);
-  listener_.data = this;
-  listening_ = true;
-  // bind() creates the socket file before listen() makes it accept: a client that saw the file
-  // in between would be refused. So it is bound under a name of the same length (the last
-  // character changed) and renamed into place once it listens; plainly, if that name is taken.
-  std::string temp = path;
-  temp.back() = temp.back() == '~' ? '#' : '~';
-  struct stat st;
-  const bool via_temp = ::lstat(temp.c_str(), &st) != 0 && errno == ENOENT;
-  const std::string& bind_path = via_temp ? temp : path;
-  // Created 0600 from the start: no window in which others could connect.
-  const mode_t old_umask = ::umask(0177);
-  int rc = uv_pipe_bind(&listener_, bind_path.c_str());
-  ::umask(old_umask);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, [](uv_stream_t* s, int st) {
-      auto* self = static_cast<Supervisor*>(s->data);
-      if (st == 0) self->on_connection();
-      self->settle();
-    });
-  }
-  if (rc == 0 && via_temp && ::rename(temp.c_str(), path.c_str()) != 0) rc = -errno;
-  if (rc != 0) {
-    if (via_temp) ::unlink(temp.c_str());
-    return fail("cannot listen on " + path + ": " + uv_strerror(rc));
-  }
-  return true;
-}
-
-void Supervisor::on_connection() {
-  ClientConnection& c = add_client();
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_), c.accept_target()) != 0) {
-    c.close();
-    return;
-  }
-  // Nobody else gets in: the peer must run as our own user.
-  int fd = -1;
-  ucred cred{};
-  socklen_t len = sizeof cred;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(c.accept_target()), &fd) != 0 ||
-      ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != ::getuid()) {
-    spdlog::warn("refused a connection from uid {} (pid {})", cred.uid, cred.pid);
-    c.send(proto::Error{std::string(proto::code::kPermissionDenied),
-                        "this kiln-supervisor serves only uid " + std::to_string(::getuid())});
-    c.finish(options_.grace_ms, /*bye=*/false);
-    return;
-  }
-  // clients_ holds this one too; those still closing count, since they still hold their fd.
-  if (clients_.size() > options_.max_connections) {
-    if (!warned_connections_) {
-      spdlog::warn("{} connections: refusing more (--max-connections {})", clients_.size() - 1,
-                   options_.max_connections);
-    }
-    warned_connections_ = true;
-    c.send(proto::Error{std::string(proto::code::kTooManyConnections),
-                        "this kiln-supervisor already serves " +
-                            std::to_string(options_.max_connections) +
-                            " connections (--max-connections)"});
-    c.finish(options_.grace_ms, /*bye=*/false);
-    return;
-  }
-  warned_connections_ = false;
-  spdlog::debug("client {} connected (pid {})", c.id(), cred.pid);
-  c.start(hello());
+Expected<void> Supervisor::listen_socket() {
+  listener_ = std::make_unique<SocketListener>(
+      &loop_, options_.listen, options_.max_connections, options_.grace_ms,
+      SocketListener::Events{[this]() -> ClientConnection& { return add_client(); },
+                             [this] { return clients_.size(); },
+                             [this](ClientConnection& c) { c.start(hello()); },
+                             [this] { settle(); }});
+  return listener_->listen();
 }
 
 bool Supervisor::idle() const {
@@ -540,10 +460,7 @@ void Supervisor::finish() {
   finished_ = true;
   for (auto& zygote : zygotes_) zygote->close();
   for (auto& [id, client] : clients_) client->finish(options_.grace_ms);
-  if (listening_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    ::unlink(options_.listen.c_str());
-  }
+  if (listener_) listener_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   for (auto& s : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&s), nullptr);
   if (parent_watched_) {

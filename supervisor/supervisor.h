@@ -1,6 +1,7 @@
 // kiln-supervisor: one thread, one libuv loop. It owns the Pool (the rules) and implements its
-// PoolEnv with real processes; it owns the client link(s), the signal watchers, the parent watch
-// and the timer that serves the pool's deadlines.
+// PoolEnv with real processes; it owns the client link(s) (a daemon's socket through its
+// SocketListener), the signal watchers, the parent watch and the timer that serves the pool's
+// deadlines.
 #pragma once
 
 #include <uv.h>
@@ -17,6 +18,7 @@
 #include "supervisor/options.h"
 #include "supervisor/pool.h"
 #include "supervisor/rules.h"
+#include "supervisor/socket_listener.h"
 #include "supervisor/trace.h"
 #include "supervisor/worker_process.h"
 #include "supervisor/zygote.h"
@@ -54,9 +56,8 @@ class Supervisor : public PoolEnv {
  private:
   // A new connection, registered in clients_ and wired to this supervisor.
   ClientConnection& add_client();
-  Expected<bool> open_client_link();
-  Expected<bool> listen_socket();
-  void on_connection();
+  Expected<void> open_client_link();
+  Expected<void> listen_socket();
   // A daemon with nothing to do: not shutting down, no open job, every client gone.
   bool idle() const;
   void watch_parent();
@@ -96,11 +97,7 @@ class Supervisor : public PoolEnv {
   uv_timer_t tick_;
   uv_signal_t signals_[4];  // SIGTERM, SIGINT, SIGHUP, SIGCHLD
   uv_poll_t parent_poll_;
-  uv_pipe_t listener_;
-  bool listening_ = false;
-  bool warned_connections_ = false;  // said once per crowd, not once per refused connection
-  UniqueFd lock_fd_;  // PATH.lock, held for the daemon's life: one daemon per socket path
-  int setup_status_ = 0;
+  std::unique_ptr<SocketListener> listener_;  // --listen: the daemon's socket
   int parent_pidfd_ = -1;
   bool parent_watched_ = false;
   bool finished_ = false;
