@@ -44,44 +44,44 @@ std::string last_line(const std::string& text) {
 
 }  // namespace
 
-Pool::Pool(PoolConfig config, PoolEnv& env)
+WorkerPool::WorkerPool(PoolConfig config, PoolEnv& env)
     : config_(std::move(config)),
       env_(env),
       hosts_(config_.hosts, config_.workers),
       slots_(config_.workers + hosts_.slots()),
       queue_(config_.queue) {}
 
-std::vector<pid_t> Pool::tool_pids() const {
+std::vector<pid_t> WorkerPool::tool_pids() const {
   std::vector<pid_t> pids;
   for (const Slot& s : slots_) pids.insert(pids.end(), s.tools.begin(), s.tools.end());
   return pids;
 }
 
-bool Pool::wants_workers() const { return phase_ != Phase::kStopping && !quiesced_; }
+bool WorkerPool::wants_workers() const { return mode_ != Mode::kStopping && !quiesced_; }
 
-bool Pool::replaces_ended() const {
+bool WorkerPool::replaces_ended() const {
   // A drain with nothing queued ends once the running jobs do: no worker is wanted for it.
-  return wants_workers() && !(phase_ == Phase::kDraining && queue_.empty());
+  return wants_workers() && !(mode_ == Mode::kDraining && queue_.empty());
 }
 
-bool Pool::any_worker_up() const {
+bool WorkerPool::any_worker_up() const {
   return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) {
     return s.state == State::kIdle || s.state == State::kBusy;
   });
 }
 
-Micros Pool::backoff_delay() const {
+Micros WorkerPool::backoff_delay() const {
   const int doublings = std::clamp(start_failures_ - 1, 0, 30);
   return std::min(kBackoffFirstUs << doublings, kBackoffMaxUs);
 }
 
-void Pool::start() {
+void WorkerPool::start() {
   started_at_ = env_.now();
   idle_since_ = started_at_;
   for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kWakeup);
 }
 
-void Pool::start_slot(std::size_t slot) {
+void WorkerPool::start_slot(std::size_t slot) {
   ++worker_starts_;
   Expected<pid_t> pid = env_.start_worker(slot);
   if (!pid) {
@@ -97,12 +97,12 @@ void Pool::start_slot(std::size_t slot) {
   s.deadline = env_.now() + config_.start_timeout_ms * 1000;
 }
 
-void Pool::schedule_restart(std::size_t slot, Micros delay) {
+void WorkerPool::schedule_restart(std::size_t slot, Micros delay) {
   set_state(slot, State::kBackoff);
   slots_[slot].deadline = env_.now() + delay;
 }
 
-void Pool::note_proven() {
+void WorkerPool::note_proven() {
   const Micros now = env_.now();
   for (Slot& s : slots_) {
     if (s.start == Start::kReady && !s.proven && now - s.ready_at >= kYoungUs) {
@@ -112,7 +112,7 @@ void Pool::note_proven() {
   }
 }
 
-bool Pool::died_young(const Slot& s, bool requested) const {
+bool WorkerPool::died_young(const Slot& s, bool requested) const {
   if (s.start != Start::kReady || s.proven || env_.now() - s.ready_at >= kYoungUs) return false;
   if (s.own_fault) return true;
   // A crash on the way out of a stop the pool asked for is not its own doing, nor is one that
@@ -121,7 +121,7 @@ bool Pool::died_young(const Slot& s, bool requested) const {
   return !requested && !stopped && running(s) == nullptr;
 }
 
-void Pool::note_start_failure(const std::string& why) {
+void WorkerPool::note_start_failure(const std::string& why) {
   note_proven();
   ++start_failures_;
   last_failure_ = why;
@@ -141,7 +141,7 @@ void Pool::note_start_failure(const std::string& why) {
 
 // ---- Client events ----
 
-Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
+WorkerPool::Submitted WorkerPool::submit(ClientId client, proto::Submit submit) {
   const OpenKey key{client, submit.id};
   if (open_.count(key) != 0) return Submitted::kDuplicateId;
   ++jobs_submitted_;
@@ -155,7 +155,7 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   job.timeout_ms = timeout;
   job.notify_started = submit.notify_started.value_or(false);
   job.submitted = env_.now();
-  if (phase_ != Phase::kRunning) {
+  if (mode_ != Mode::kRunning) {
     fail(job, proto::code::kShutdown, kShuttingDown);
     return Submitted::kAccepted;
   }
@@ -187,11 +187,11 @@ Pool::Submitted Pool::submit(ClientId client, proto::Submit submit) {
   note_room();
   open_[key] = queue_.push(std::move(job), submit.priority.value_or(0));
   max_queue_depth_ = std::max<uint64_t>(max_queue_depth_, queue_.size());
-  settle();
+  advance();
   return Submitted::kAccepted;
 }
 
-void Pool::cancel(ClientId client, uint64_t id) {
+void WorkerPool::cancel(ClientId client, uint64_t id) {
   const auto it = open_.find({client, id});
   if (it == open_.end()) return;  // unknown or finished: ignored
   if (const auto* qk = std::get_if<JobQueue::Key>(&it->second)) {
@@ -205,10 +205,10 @@ void Pool::cancel(ClientId client, uint64_t id) {
          &e == running(s) ? std::optional(s.pid) : std::nullopt);
     apply(slot, Event::kCancel, {.job = &e});
   }
-  settle();
+  advance();
 }
 
-void Pool::client_gone(ClientId client) {
+void WorkerPool::client_gone(ClientId client) {
   (void)queue_.take_client(client);  // nobody is left to answer
   for (auto it = open_.lower_bound({client, 0}); it != open_.end() && it->first.first == client;) {
     if (std::holds_alternative<std::size_t>(it->second)) {
@@ -218,43 +218,43 @@ void Pool::client_gone(ClientId client) {
     ++jobs_failed_;
     it = open_.erase(it);
   }
-  settle();
+  advance();
 }
 
-void Pool::client_paused(ClientId client, bool paused) {
+void WorkerPool::client_paused(ClientId client, bool paused) {
   queue_.set_paused(client, paused);
-  settle();
+  advance();
 }
 
-void Pool::quiesce() {
-  if (phase_ != Phase::kRunning) return;
+void WorkerPool::quiesce() {
+  if (mode_ != Mode::kRunning) return;
   quiesced_ = true;
   idle_since_ = 0;
   for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kQuiesce);
 }
 
-void Pool::wakeup() {
-  if (phase_ != Phase::kRunning) return;
+void WorkerPool::wakeup() {
+  if (mode_ != Mode::kRunning) return;
   quiesced_ = false;
   for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kWakeup);
-  settle();
+  advance();
 }
 
-void Pool::shutdown(bool drain) {
-  if (phase_ == Phase::kStopping) return;
+void WorkerPool::shutdown(bool drain) {
+  if (mode_ == Mode::kStopping) return;
   if (drain) {
     // No slot changes now: each stops when it has nothing left to run, and the drain ends as
     // this shutdown once none is busy (maybe_finish_drain).
-    phase_ = Phase::kDraining;
-    settle();
+    mode_ = Mode::kDraining;
+    advance();
     return;
   }
-  phase_ = Phase::kStopping;
+  mode_ = Mode::kStopping;
   fail_queued(proto::code::kShutdown, kShuttingDown);
   for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kShutdown);
 }
 
-void Pool::kill_all() {
+void WorkerPool::kill_all() {
   for (std::size_t i = 0; i < slots_.size(); ++i) apply(i, Event::kKillAll);
 }
 
@@ -262,23 +262,23 @@ void Pool::kill_all() {
 
 namespace {
 
-using St = Pool::Step;
-using Row = std::array<Pool::Step, Pool::kEvents>;
+using St = WorkerPool::Step;
+using Row = std::array<WorkerPool::Step, WorkerPool::kEvents>;
 
 // A row of kLife: exactly one step per event.
 template <typename... Steps>
 constexpr Row row(Steps... steps) {
-  static_assert(sizeof...(Steps) == Pool::kEvents, "a row has a step for every event");
+  static_assert(sizeof...(Steps) == WorkerPool::kEvents, "a row has a step for every event");
   return Row{steps...};
 }
 
-// One row per state, one column per event; each cell names the step apply() runs (Pool::Step).
-// kNone: the event cannot come in that state (there is no process, or no job it could be about;
-// the supervisor drops the events of a process that is no longer its slot's). The first seven
-// columns are the worker's events, the last five the pool's commands (each row takes two lines).
-// A quiesced worker that is starting or busy stops once ready or done (become_ready, after_job);
-// a shutdown leaves a crashing worker's job to its end, which answers it worker_crashed with the
-// report.
+// One row per state, one column per event; each cell names the step apply() runs
+// (WorkerPool::Step). kNone: the event cannot come in that state (there is no process, or no job it
+// could be about; the supervisor drops the events of a process that is no longer its slot's). The
+// first seven columns are the worker's events, the last five the pool's commands (each row takes
+// two lines). A quiesced worker that is starting or busy stops once ready or done (become_ready,
+// after_job); a shutdown leaves a crashing worker's job to its end, which answers it worker_crashed
+// with the report.
 // clang-format off
 constexpr Row kLife[] = {
     //   worker:         ready             result               phase           broke            gone        deadline           crash report
@@ -318,24 +318,28 @@ constexpr const char* kEventNames[] = {
     "ready",          "result",  "phase",  "broke-protocol", "gone",   "deadline",
     "crash-reported", "quiesce", "wakeup", "shutdown",       "cancel", "kill-all",
 };
-static_assert(std::size(kLife) == Pool::kStates, "kLife has a row for every state");
-static_assert(std::size(kStateNames) == Pool::kStates, "every state has a name");
-static_assert(std::size(kEventNames) == Pool::kEvents, "every event has a name");
+static_assert(std::size(kLife) == WorkerPool::kStates, "kLife has a row for every state");
+static_assert(std::size(kStateNames) == WorkerPool::kStates, "every state has a name");
+static_assert(std::size(kEventNames) == WorkerPool::kEvents, "every event has a name");
 
-constexpr std::size_t index(Pool::State s) { return static_cast<std::size_t>(s); }
-constexpr std::size_t index(Pool::Event e) { return static_cast<std::size_t>(e); }
+constexpr std::size_t index(WorkerPool::State s) { return static_cast<std::size_t>(s); }
+constexpr std::size_t index(WorkerPool::Event e) { return static_cast<std::size_t>(e); }
 
 }  // namespace
 
-Pool::Step Pool::step(State state, Event event) { return kLife[index(state)][index(event)]; }
+WorkerPool::Step WorkerPool::step(State state, Event event) {
+  return kLife[index(state)][index(event)];
+}
 
-const char* Pool::state_name(State state) { return kStateNames[index(state)].name; }
+const char* WorkerPool::state_name(State state) { return kStateNames[index(state)].name; }
 
-const char* Pool::event_name(Event event) { return kEventNames[index(event)]; }
+const char* WorkerPool::event_name(Event event) { return kEventNames[index(event)]; }
 
-const char* Pool::slot_state(std::size_t slot) const { return state_name(slots_[slot].state); }
+const char* WorkerPool::slot_state(std::size_t slot) const {
+  return state_name(slots_[slot].state);
+}
 
-void Pool::set_state(std::size_t slot, State next) {
+void WorkerPool::set_state(std::size_t slot, State next) {
   Slot& s = slots_[slot];
   spdlog::trace("slot {}: {} -> {}", slot, state_name(s.state), state_name(next));
   // A new life begins empty, in backoff or starting: nothing of the last worker is kept.
@@ -343,9 +347,9 @@ void Pool::set_state(std::size_t slot, State next) {
   s.state = next;
 }
 
-void Pool::apply(std::size_t slot, Event event) { apply(slot, event, Input{}); }
+void WorkerPool::apply(std::size_t slot, Event event) { apply(slot, event, Input{}); }
 
-void Pool::apply(std::size_t slot, Event event, const Input& in) {
+void WorkerPool::apply(std::size_t slot, Event event, const Input& in) {
   const Step st = step(slots_[slot].state, event);
   switch (st) {
     case Step::kNone:
@@ -405,52 +409,52 @@ void Pool::apply(std::size_t slot, Event event, const Input& in) {
   }
 }
 
-void Pool::on_ready(std::size_t slot, const proto::Ready& ready) {
+void WorkerPool::on_ready(std::size_t slot, const proto::Ready& ready) {
   apply(slot, Event::kReady, {.ready = &ready});
-  settle();
+  advance();
 }
 
-void Pool::on_result(std::size_t slot, proto::WorkerResult result) {
+void WorkerPool::on_result(std::size_t slot, proto::WorkerResult result) {
   apply(slot, Event::kResult, {.result = &result});
-  settle();
+  advance();
 }
 
-void Pool::on_phase(std::size_t slot, const proto::Phase& phase) {
+void WorkerPool::on_phase(std::size_t slot, const proto::Phase& phase) {
   apply(slot, Event::kPhase, {.phase = &phase});
-  settle();
+  advance();
 }
 
-void Pool::on_protocol_error(std::size_t slot, const std::string& why) {
+void WorkerPool::on_protocol_error(std::size_t slot, const std::string& why) {
   apply(slot, Event::kBrokeProtocol, {.why = &why});
-  settle();
+  advance();
 }
 
-void Pool::on_crash_reported(std::size_t slot) {
+void WorkerPool::on_crash_reported(std::size_t slot) {
   apply(slot, Event::kCrashReported);
-  settle();
+  advance();
 }
 
-void Pool::on_gone(std::size_t slot, const ExitInfo& exit) {
+void WorkerPool::on_gone(std::size_t slot, const ExitInfo& exit) {
   apply(slot, Event::kGone, {.exit = &exit});
-  settle();
+  advance();
 }
 
-void Pool::on_tick() {
+void WorkerPool::on_tick() {
   const Micros now = env_.now();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const std::optional<Micros> due = due_at(slots_[i]);
     if (due && now >= *due) apply(i, Event::kDeadline, {.now = now});
   }
-  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_ &&
+  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && mode_ == Mode::kRunning && !quiesced_ &&
       now >= idle_since_ + config_.idle_quiesce_ms * 1000) {
     spdlog::info("no job for {} ms: stopping the workers until the next job",
                  config_.idle_quiesce_ms);
     quiesce();
   }
-  settle();
+  advance();
 }
 
-std::optional<Micros> Pool::due_at(const Slot& s) {
+std::optional<Micros> WorkerPool::due_at(const Slot& s) {
   switch (s.state) {
     case State::kBackoff:
     case State::kStarting:
@@ -473,13 +477,13 @@ std::optional<Micros> Pool::due_at(const Slot& s) {
   return std::nullopt;
 }
 
-std::optional<Micros> Pool::next_deadline() const {
+std::optional<Micros> WorkerPool::next_deadline() const {
   std::optional<Micros> next;
   auto consider = [&next](std::optional<Micros> t) {
     if (t && (!next || *t < *next)) next = t;
   };
   for (const Slot& s : slots_) consider(due_at(s));
-  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && phase_ == Phase::kRunning && !quiesced_) {
+  if (config_.idle_quiesce_ms != 0 && idle_since_ != 0 && mode_ == Mode::kRunning && !quiesced_) {
     consider(idle_since_ + config_.idle_quiesce_ms * 1000);
   }
   return next;
@@ -487,7 +491,7 @@ std::optional<Micros> Pool::next_deadline() const {
 
 // ---- The cells ----
 
-void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
+void WorkerPool::become_ready(std::size_t slot, const proto::Ready& ready) {
   Slot& s = slots_[slot];
   if (ready.key_id != config_.key_id) {
     const std::string why = "its key_id " + ready.key_id + " is not the supervisor's " +
@@ -506,10 +510,10 @@ void Pool::become_ready(std::size_t slot, const proto::Ready& ready) {
     unavailable_ = false;
     spdlog::info("a worker started again: the pool is available");
   }
-  if (queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) stop(slot, /*graceful=*/true);
+  if (queue_.empty() && (quiesced_ || mode_ == Mode::kDraining)) stop(slot, /*graceful=*/true);
 }
 
-void Pool::take_result(std::size_t slot, proto::WorkerResult result, bool last) {
+void WorkerPool::take_result(std::size_t slot, proto::WorkerResult result, bool last) {
   Slot& s = slots_[slot];
   // Results come in the order the jobs were sent.
   if (s.sent.empty() || s.sent.front().job.id != result.id) {
@@ -538,7 +542,7 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result, bool last) 
   } else if (!e.settled && !host_answered(slot, e, result)) {
     ++s.jobs;
     note_run_time(e.job.kind, result.run_us);
-    finish(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
+    answer_job(e.job, result.ok, std::move(result.value), std::move(result.error), s.pid);
   }
   // Its last result (stopping or crashing): it runs nothing more of ours; what it does not run
   // goes back to the queue.
@@ -550,7 +554,7 @@ void Pool::take_result(std::size_t slot, proto::WorkerResult result, bool last) 
   }
 }
 
-void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error) {
+void WorkerPool::retire(std::size_t slot, const std::optional<proto::JobError>& error) {
   Slot& s = slots_[slot];
   // A job it did not start paid nothing for its end: the end is its own.
   if (error && error->code == proto::code::kNotStarted) s.own_fault = true;
@@ -566,7 +570,7 @@ void Pool::retire(std::size_t slot, const std::optional<proto::JobError>& error)
   s.deadline = env_.now() + config_.grace_ms * 1000;
 }
 
-void Pool::note_phase(std::size_t slot, const proto::Phase& phase) {
+void WorkerPool::note_phase(std::size_t slot, const proto::Phase& phase) {
   Slot& s = slots_[slot];
   const auto it = std::find_if(s.sent.begin(), s.sent.end(),
                                [&phase](const Sent& e) { return e.job.id == phase.id; });
@@ -586,7 +590,7 @@ void Pool::note_phase(std::size_t slot, const proto::Phase& phase) {
   if (phase.phase == "spawned" && phase.pgid) s.job_group = static_cast<pid_t>(*phase.pgid);
 }
 
-void Pool::kill_broken(std::size_t slot, const std::string& why) {
+void WorkerPool::kill_broken(std::size_t slot, const std::string& why) {
   Slot& s = slots_[slot];
   spdlog::error("worker {} broke the worker link protocol: {}; killing it", s.pid, why);
   Sent* const r = running(s);
@@ -604,41 +608,41 @@ void Pool::kill_broken(std::size_t slot, const std::string& why) {
   kill_now(slot);
 }
 
-void Pool::kill_now(std::size_t slot) {
+void WorkerPool::kill_now(std::size_t slot) {
   Slot& s = slots_[slot];
   env_.signal_worker(slot, SIGKILL);
   if (s.job_group != 0) env_.kill_group(s.job_group);
   set_state(slot, State::kKilled);
 }
 
-void Pool::kill_late(std::size_t slot) {
+void WorkerPool::kill_late(std::size_t slot) {
   spdlog::warn("worker {} did not stop within {} ms; SIGKILL", slots_[slot].pid, config_.grace_ms);
   kill_now(slot);
 }
 
-void Pool::rest(std::size_t slot) {
+void WorkerPool::rest(std::size_t slot) {
   // With jobs queued it takes one first, and stops when none is left (after_job).
   if (queue_.empty()) stop(slot, /*graceful=*/true);
 }
 
-void Pool::stop_busy(std::size_t slot) {
+void WorkerPool::stop_busy(std::size_t slot) {
   fail_sent(slot, proto::code::kShutdown, kShuttingDown);
   stop(slot, /*graceful=*/false);
 }
 
-void Pool::kill_outright(std::size_t slot) {
+void WorkerPool::kill_outright(std::size_t slot) {
   fail_sent(slot, proto::code::kShutdown, kShuttingDown);
   kill_now(slot);
 }
 
-void Pool::crashing(std::size_t slot) {
+void WorkerPool::crashing(std::size_t slot) {
   Slot& s = slots_[slot];
   // What it runs is the job it crashed in; what it was sent ahead waits for its end.
   set_state(slot, State::kCrashing);
   s.deadline = env_.now() + report_time();
 }
 
-void Pool::kill_crashing(std::size_t slot) {
+void WorkerPool::kill_crashing(std::size_t slot) {
   Slot& s = slots_[slot];
   if (s.state == State::kCrashing) {
     spdlog::warn("worker {} began a crash report and has not ended {} ms later; killing it", s.pid,
@@ -651,16 +655,16 @@ void Pool::kill_crashing(std::size_t slot) {
   s.deadline = 0;  // it stays as it is: its end is a crash (answering its job, if crashing)
 }
 
-void Pool::crashing_out(std::size_t slot) {
+void WorkerPool::crashing_out(std::size_t slot) {
   // The deadline stays its stop's: a shutdown's --grace-ms bounds it, report or not.
   set_state(slot, State::kCrashingOut);
 }
 
-Micros Pool::report_time() const {
+Micros WorkerPool::report_time() const {
   return (static_cast<Micros>(crash_report::kSymbolizeDeadlineMs) + config_.grace_ms) * 1000;
 }
 
-void Pool::start_timeout(std::size_t slot) {
+void WorkerPool::start_timeout(std::size_t slot) {
   Slot& s = slots_[slot];
   spdlog::error("worker {} did not say ready within {} ms (--start-timeout-ms); stopping it", s.pid,
                 config_.start_timeout_ms);
@@ -670,7 +674,7 @@ void Pool::start_timeout(std::size_t slot) {
   stop(slot, /*graceful=*/false);
 }
 
-void Pool::job_clock(std::size_t slot, Micros now) {
+void WorkerPool::job_clock(std::size_t slot, Micros now) {
   Slot& s = slots_[slot];
   Sent& r = *running(s);
   if (s.deadline != 0 && now >= s.deadline) {
@@ -689,7 +693,7 @@ void Pool::job_clock(std::size_t slot, Micros now) {
   while (s.next_status <= now) s.next_status += interval;
 }
 
-void Pool::clear_remains(std::size_t slot, const ExitInfo& exit, const std::string& what) {
+void WorkerPool::clear_remains(std::size_t slot, const ExitInfo& exit, const std::string& what) {
   Slot& s = slots_[slot];
   // The job it ran dies with it; what it was sent ahead, or holds while the pool stopped it for
   // another job's sake, had no part in that and goes back to the queue. A worker that ends with
@@ -715,7 +719,7 @@ void Pool::clear_remains(std::size_t slot, const ExitInfo& exit, const std::stri
   s.tools.clear();  // the orphan sweep spares only the tools of workers that live
 }
 
-void Pool::ended(std::size_t slot, const ExitInfo& exit) {
+void WorkerPool::ended(std::size_t slot, const ExitInfo& exit) {
   Slot& s = slots_[slot];
   const pid_t pid = s.pid;
   const bool stopping = s.state == State::kStopping || s.state == State::kCrashingOut;
@@ -760,16 +764,16 @@ void Pool::ended(std::size_t slot, const ExitInfo& exit) {
   }
 }
 
-bool Pool::stopped() const {
-  return phase_ == Phase::kStopping && std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) {
+bool WorkerPool::stopped() const {
+  return mode_ == Mode::kStopping && std::all_of(slots_.begin(), slots_.end(), [](const Slot& s) {
            return s.state == State::kEmpty;
          });
 }
 
 // ---- Internals ----
 
-void Pool::dispatch() {
-  if (phase_ == Phase::kStopping) return;
+void WorkerPool::dispatch() {
+  if (mode_ == Mode::kStopping) return;
   const std::optional<QueueKey> hold = priorities_differ_ ? recall_for_priority() : std::nullopt;
   // Idle workers first, a job each; then jobs sent ahead to workers with room.
   for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
@@ -781,7 +785,7 @@ void Pool::dispatch() {
   note_room();
 }
 
-std::size_t Pool::room(const Slot& s) const {
+std::size_t WorkerPool::room(const Slot& s) const {
   if ((s.state != State::kIdle && s.state != State::kBusy) || s.retiring) return 0;
   // A job sent ahead waits for what its worker holds: about the recent run times of their kinds.
   std::size_t live = 0;
@@ -801,19 +805,19 @@ std::size_t Pool::room(const Slot& s) const {
   return depth > live ? depth - live : 0;
 }
 
-uint64_t Pool::expected_run_us(const std::string& kind) const {
+uint64_t WorkerPool::expected_run_us(const std::string& kind) const {
   const auto it = kind_run_us_.find(kind);
   return it != kind_run_us_.end() ? it->second : UINT64_MAX / 64;  // unknown: not short
 }
 
-void Pool::note_run_time(const std::string& kind, uint64_t run_us) {
+void WorkerPool::note_run_time(const std::string& kind, uint64_t run_us) {
   const auto [it, first] = kind_run_us_.try_emplace(kind, run_us);
   if (!first) it->second = (it->second * 7 + run_us) / 8;
 }
 
-void Pool::fill(std::size_t slot, std::size_t most, const std::optional<QueueKey>& hold) {
+void WorkerPool::fill(std::size_t slot, std::size_t most, const std::optional<QueueKey>& hold) {
   // A draining shutdown must finish every job, read or not.
-  const bool ignore_pauses = phase_ == Phase::kDraining;
+  const bool ignore_pauses = mode_ == Mode::kDraining;
   for (std::size_t n = 0; n < most && room(slots_[slot]) > 0; ++n) {
     std::optional<Job> job = queue_.pop(ignore_pauses);
     if (!job) return;
@@ -829,7 +833,7 @@ void Pool::fill(std::size_t slot, std::size_t most, const std::optional<QueueKey
   }
 }
 
-std::optional<QueueKey> Pool::recall_for_priority() {
+std::optional<QueueKey> WorkerPool::recall_for_priority() {
   const std::optional<int64_t> top = queue_.top_priority();
   // Every job sent ahead that would start before the queue's first with a lower priority is
   // asked back: it returns to the queue when its worker says not_started.
@@ -847,7 +851,7 @@ std::optional<QueueKey> Pool::recall_for_priority() {
   return first;
 }
 
-void Pool::send_to(std::size_t slot, Job job) {
+void WorkerPool::send_to(std::size_t slot, Job job) {
   Slot& s = slots_[slot];
   job.name = job_name(job.kind, job.payload);
   open_[{job.client, job.id}] = slot;
@@ -859,11 +863,11 @@ void Pool::send_to(std::size_t slot, Job job) {
   start_running(slot);
 }
 
-Pool::Sent* Pool::running(Slot& s) {
+WorkerPool::Sent* WorkerPool::running(Slot& s) {
   return const_cast<Sent*>(running(static_cast<const Slot&>(s)));
 }
 
-const Pool::Sent* Pool::running(const Slot& s) {
+const WorkerPool::Sent* WorkerPool::running(const Slot& s) {
   if ((s.state != State::kBusy && s.state != State::kCrashing) || s.sent.empty()) return nullptr;
   // The worker runs its jobs in the order they were sent, and one it was asked not to start (a
   // cancel, a recall) it may have started already: only the first job sent is known to be the
@@ -873,7 +877,7 @@ const Pool::Sent* Pool::running(const Slot& s) {
   return s.sent.front().live() ? &s.sent.front() : nullptr;
 }
 
-void Pool::start_running(std::size_t slot) {
+void WorkerPool::start_running(std::size_t slot) {
   Slot& s = slots_[slot];
   set_state(slot, std::any_of(s.sent.begin(), s.sent.end(), [](const Sent& e) { return e.live(); })
                       ? State::kBusy
@@ -898,19 +902,19 @@ void Pool::start_running(std::size_t slot) {
   }
 }
 
-void Pool::put_back(Sent& e) {
+void WorkerPool::put_back(Sent& e) {
   e.settled = true;  // the job lives on in the queue
   e.job.payload = std::move(e.wire.payload);
   e.job.started = 0;
   e.job.name.clear();
-  if (phase_ == Phase::kStopping) {
+  if (mode_ == Mode::kStopping) {
     fail(e.job, proto::code::kShutdown, kShuttingDown);
     return;
   }
   open_[{e.job.client, e.job.id}] = queue_.put_back(std::move(e.job));
 }
 
-void Pool::fail_sent(std::size_t slot, std::string_view code, const std::string& message) {
+void WorkerPool::fail_sent(std::size_t slot, std::string_view code, const std::string& message) {
   Slot& s = slots_[slot];
   const Sent* r = running(s);
   for (Sent& e : s.sent) {
@@ -920,7 +924,7 @@ void Pool::fail_sent(std::size_t slot, std::string_view code, const std::string&
   }
 }
 
-void Pool::unwant(std::size_t slot, Sent& e) {
+void WorkerPool::unwant(std::size_t slot, Sent& e) {
   Slot& s = slots_[slot];
   const bool runs = &e == running(s);
   const bool asked = e.recalled;
@@ -934,21 +938,21 @@ void Pool::unwant(std::size_t slot, Sent& e) {
   start_running(slot);
 }
 
-Pool::Sent* Pool::find_sent(Slot& s, ClientId client, uint64_t id) {
+WorkerPool::Sent* WorkerPool::find_sent(Slot& s, ClientId client, uint64_t id) {
   for (Sent& e : s.sent) {
     if (e.job.client == client && e.job.id == id) return &e;
   }
   return nullptr;
 }
 
-void Pool::note_room() {
+void WorkerPool::note_room() {
   if (overloaded_since_room_ == 0 || queue_.size() >= config_.queue.max_jobs) return;
   spdlog::info("the queue has room again after {} jobs were answered overloaded",
                overloaded_since_room_);
   overloaded_since_room_ = 0;
 }
 
-void Pool::stop(std::size_t slot, bool graceful) {
+void WorkerPool::stop(std::size_t slot, bool graceful) {
   Slot& s = slots_[slot];
   if (graceful) {
     env_.send_shutdown(slot);
@@ -959,7 +963,7 @@ void Pool::stop(std::size_t slot, bool graceful) {
   s.deadline = env_.now() + config_.grace_ms * 1000;
 }
 
-void Pool::after_job(std::size_t slot) {
+void WorkerPool::after_job(std::size_t slot) {
   Slot& s = slots_[slot];
   start_running(slot);
   if (s.retiring) {
@@ -976,14 +980,14 @@ void Pool::after_job(std::size_t slot) {
   }
   // A worker being replaced runs what it was sent ahead first: nothing it holds is stranded.
   if (s.retiring && s.state == State::kIdle) stop(slot, /*graceful=*/true);
-  if (s.state == State::kIdle && queue_.empty() && (quiesced_ || phase_ == Phase::kDraining)) {
+  if (s.state == State::kIdle && queue_.empty() && (quiesced_ || mode_ == Mode::kDraining)) {
     stop(slot, /*graceful=*/true);
   }
-  settle();
+  advance();
 }
 
-void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
-                  std::optional<proto::JobError> error, std::optional<pid_t> worker_pid) {
+void WorkerPool::answer_job(Job& job, bool ok, std::optional<proto::RawObject> value,
+                            std::optional<proto::JobError> error, std::optional<pid_t> worker_pid) {
   open_.erase({job.client, job.id});
   const Micros now = env_.now();
   const Micros queued_until = job.started != 0 ? job.started : now;
@@ -1006,7 +1010,7 @@ void Pool::finish(Job& job, bool ok, std::optional<proto::RawObject> value,
   env_.answer(job.client, std::move(result));
 }
 
-void Pool::trace_end(const Job& job, const proto::Result& result) {
+void WorkerPool::trace_end(const Job& job, const proto::Result& result) {
   std::optional<std::size_t> slot;
   PoolLoad load;
   load.queued = queue_.size();
@@ -1021,49 +1025,49 @@ void Pool::trace_end(const Job& job, const proto::Result& result) {
   env_.trace_job(job, result, slot, load);
 }
 
-void Pool::fail(Job& job, std::string_view code, std::string message,
-                std::optional<std::string> detail, std::optional<pid_t> worker_pid) {
-  finish(job, false, std::nullopt,
-         proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt,
-                         std::nullopt},
-         worker_pid);
+void WorkerPool::fail(Job& job, std::string_view code, std::string message,
+                      std::optional<std::string> detail, std::optional<pid_t> worker_pid) {
+  answer_job(job, false, std::nullopt,
+             proto::JobError{std::string(code), std::move(message), std::move(detail), std::nullopt,
+                             std::nullopt},
+             worker_pid);
 }
 
-void Pool::fail_queued(std::string_view code, const std::string& message,
-                       const std::optional<std::string>& detail) {
+void WorkerPool::fail_queued(std::string_view code, const std::string& message,
+                             const std::optional<std::string>& detail) {
   for (Job& job : queue_.take_all()) fail(job, code, message, detail);
 }
 
-uint64_t Pool::worker_rss_kb(const Slot& s) const {
+uint64_t WorkerPool::worker_rss_kb(const Slot& s) const {
   uint64_t kb = env_.rss_kb(s.pid);
   for (const pid_t tool : s.tools) kb += env_.rss_kb(tool);
   return kb;
 }
 
-void Pool::settle() {
+void WorkerPool::advance() {
   dispatch();
   idle_check();
   maybe_finish_drain();
 }
 
-void Pool::idle_check() {
+void WorkerPool::idle_check() {
   const bool busy = std::any_of(slots_.begin(), slots_.end(),
                                 [](const Slot& s) { return s.state == State::kBusy; });
-  if (busy || !queue_.empty() || quiesced_ || phase_ != Phase::kRunning) {
+  if (busy || !queue_.empty() || quiesced_ || mode_ != Mode::kRunning) {
     if (busy || !queue_.empty()) idle_since_ = 0;
     return;
   }
   if (idle_since_ == 0) idle_since_ = env_.now();
 }
 
-void Pool::maybe_finish_drain() {
-  if (phase_ != Phase::kDraining || !queue_.empty()) return;
+void WorkerPool::maybe_finish_drain() {
+  if (mode_ != Mode::kDraining || !queue_.empty()) return;
   const bool busy = std::any_of(slots_.begin(), slots_.end(),
                                 [](const Slot& s) { return s.state == State::kBusy; });
   if (!busy) shutdown(/*drain=*/false);
 }
 
-proto::Stats Pool::stats() const {
+proto::Stats WorkerPool::stats() const {
   proto::Stats st;
   st.uptime_ms = (env_.now() - started_at_) / 1000;
   st.workers_configured = slots_.size();

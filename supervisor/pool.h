@@ -4,15 +4,15 @@
 // tests drive it with a fake environment and a fake clock (ninja's builder and its fake command
 // runner). The supervisor implements PoolEnv with libuv.
 //
-// A worker slot's life is one table, executed: Pool's kLife in pool.cc has a row per state
+// A worker slot's life is one table, executed: WorkerPool's kLife in pool.cc has a row per state
 // (empty, backoff, starting, idle, busy, stopping, killed, crashing, crashing-out), a column per
-// event, and in each cell the step taken (Pool::Step). The events are its worker's (ready,
+// event, and in each cell the step taken (WorkerPool::Step). The events are its worker's (ready,
 // result, phase, a protocol error, gone, its deadline, its crash report begun) and the pool's
 // commands (quiesce, wakeup and the start, a shutdown, the cancel of a job it holds, kill-all).
-// Every one goes through Pool::apply, which runs the cell's step: the entry points (on_ready,
+// Every one goes through WorkerPool::apply, which runs the cell's step: the entry points (on_ready,
 // on_tick, quiesce, cancel, ...) only gather the event's data. A slot's state changes only in
-// Pool::set_state. tests/pool_test.cc (LifeTest) walks every cell. Every entry point but quiesce, a
-// shutdown that does not drain and kill_all ends with settle().
+// WorkerPool::set_state. tests/pool_test.cc (LifeTest) walks every cell. Every entry point but
+// quiesce, a shutdown that does not drain and kill_all ends with advance().
 //
 // "stop" is a graceful `shutdown` (idle worker) or SIGTERM (busy worker); either way SIGKILL
 // follows after the grace period, and the slot is restarted when the process is gone unless the
@@ -114,9 +114,9 @@ class PoolEnv {
                          std::optional<std::size_t> /*slot*/, const PoolLoad& /*load*/) {}
 };
 
-class Pool {
+class WorkerPool {
  public:
-  Pool(PoolConfig config, PoolEnv& env);
+  WorkerPool(PoolConfig config, PoolEnv& env);
 
   // Spawns every worker (eagerly: warm before the first job).
   void start();
@@ -149,7 +149,7 @@ class Pool {
   void on_tick();
   std::optional<Micros> next_deadline() const;
 
-  bool shutting_down() const { return phase_ != Phase::kRunning; }
+  bool shutting_down() const { return mode_ != Mode::kRunning; }
   bool quiesced() const { return quiesced_; }
   // The pids of every worker's tools (from their `ready`s).
   std::vector<pid_t> tool_pids() const;
@@ -233,7 +233,9 @@ class Pool {
 
  private:
   static Step step(State state, Event event);
-  enum class Phase { kRunning, kDraining, kStopping };
+  // The pool's own course: running; draining (a `shutdown` with drain: no new jobs, the queue
+  // still served); stopping (every job left is answered, every worker stopped).
+  enum class Mode { kRunning, kDraining, kStopping };
 
   // How a worker's start went: pending until it says `ready`; failed when the pool stops it
   // before that for a fault of its own (a protocol error, the start timeout). A worker that ends
@@ -313,8 +315,8 @@ class Pool {
   static Sent* find_sent(Slot& s, ClientId client, uint64_t id);
   void note_run_time(const std::string& kind, uint64_t run_us);
   void stop(std::size_t slot, bool graceful);
-  void finish(Job& job, bool ok, std::optional<proto::RawObject> value,
-              std::optional<proto::JobError> error, std::optional<pid_t> worker_pid);
+  void answer_job(Job& job, bool ok, std::optional<proto::RawObject> value,
+                  std::optional<proto::JobError> error, std::optional<pid_t> worker_pid);
   // The job's end on the timeline: the slot of the worker that ran it, and the load.
   void trace_end(const Job& job, const proto::Result& result);
   void fail(Job& job, std::string_view code, std::string message,
@@ -328,7 +330,7 @@ class Pool {
   void after_job(std::size_t slot);
   // The step every entry point ends with: queued jobs to workers with room, the idle clock, and
   // the end of a draining shutdown.
-  void settle();
+  void advance();
   void idle_check();
   void maybe_finish_drain();
   // What an event brings: the data its event needs, the rest null.
@@ -392,7 +394,7 @@ class Pool {
   std::vector<Slot> slots_;
   JobQueue queue_;
   std::map<OpenKey, Where> open_;
-  Phase phase_ = Phase::kRunning;
+  Mode mode_ = Mode::kRunning;
   bool quiesced_ = false;
   Micros idle_since_ = 0;  // 0: not idle
   int start_failures_ = 0;

@@ -9,7 +9,7 @@
 
 namespace kiln::supervisor {
 
-bool Pool::host_takes(std::size_t slot, Job& job) {
+bool WorkerPool::host_takes(std::size_t slot, Job& job) {
   const std::optional<std::size_t> host = hosts_.host_of(slot);
   if (!host) return true;
   if (!hosts_.usable(*host, env_.now()) || (job.failed_hosts >> *host & 1) != 0) return false;
@@ -21,7 +21,7 @@ bool Pool::host_takes(std::size_t slot, Job& job) {
   return job.remote == PoolJob::Remote::kYes;
 }
 
-bool Pool::host_answered(std::size_t slot, Sent& e, const proto::WorkerResult& result) {
+bool WorkerPool::host_answered(std::size_t slot, Sent& e, const proto::WorkerResult& result) {
   const std::optional<std::size_t> host = hosts_.host_of(slot);
   if (!host) return false;
   const std::string_view code = result.error ? std::string_view(result.error->code) : "";
@@ -43,7 +43,7 @@ bool Pool::host_answered(std::size_t slot, Sent& e, const proto::WorkerResult& r
   return true;
 }
 
-void Pool::add_host_stats(proto::Stats& st) const {
+void WorkerPool::add_host_stats(proto::Stats& st) const {
   if (hosts_.size() == 0) return;
   std::vector<proto::HostInfo> info = hosts_.info(env_.now());
   for (std::size_t i = 0, alive = 0; i < slots_.size(); ++i) {

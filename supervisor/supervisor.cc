@@ -181,7 +181,7 @@ Supervisor::Supervisor(Options options, std::string key)
           key_, {"KILN_DISTCC_HOST=" + host.spec, "KILN_DISTCC=" + options_.distcc_client}));
     }
   }
-  pool_ = std::make_unique<Pool>(std::move(config), *this);
+  pool_ = std::make_unique<WorkerPool>(std::move(config), *this);
   workers_.resize(pool_->slot_count());
   for (std::size_t slot = 0; slot < pool_->slot_count(); ++slot) {
     const std::optional<std::size_t> host = pool_->hosts().host_of(slot);
@@ -233,7 +233,7 @@ int Supervisor::run() {
     status =
         link.error_code() == kAlreadyServingCode ? exit_code::kAlreadyServing : exit_code::kUsage;
     pool_->shutdown(false);
-    finish();
+    close_handles();
   } else {
     spdlog::info("kiln-supervisor {} serving {} with {} workers (key {})", kVersion,
                  options_.listen.empty() ? "its client link" : options_.listen, options_.workers,
@@ -241,7 +241,7 @@ int Supervisor::run() {
     pool_->start();
     // A pipe-mode supervisor lives for the tool that started it; a daemon only if asked.
     if (options_.listen.empty() || options_.parent) watch_parent();
-    settle();
+    after_event();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   trace_.reset();  // its closing bracket
@@ -285,11 +285,11 @@ ClientConnection& Supervisor::add_client() {
       &loop_, id, options_.max_frame,
       ClientConnection::Events{[this](ClientConnection& c, proto::ClientRequest r) {
                                  on_request(c, std::move(r));
-                                 settle();
+                                 after_event();
                                },
                                [this](ClientConnection& c) {
                                  on_client_end(c);
-                                 settle();
+                                 after_event();
                                },
                                // Destroys c (and this callback): nothing may follow but
                                // giving its buffers' pages back (a flood may have left them).
@@ -299,7 +299,7 @@ ClientConnection& Supervisor::add_client() {
                                },
                                [this](ClientConnection& c, bool paused) {
                                  pool_->client_paused(c.id(), paused);
-                                 settle();
+                                 after_event();
                                }});
   ClientConnection& ref = *client;
   clients_.emplace(id, std::move(client));
@@ -312,7 +312,7 @@ Expected<void> Supervisor::listen_socket() {
       SocketListener::Events{[this]() -> ClientConnection& { return add_client(); },
                              [this] { return clients_.size(); },
                              [this](ClientConnection& c) { c.start(hello()); },
-                             [this] { settle(); }});
+                             [this] { after_event(); }});
   return listener_->listen();
 }
 
@@ -337,7 +337,7 @@ void Supervisor::watch_parent() {
     auto* self = static_cast<Supervisor*>(h->data);
     uv_poll_stop(h);
     self->begin_shutdown(false, "the parent process is gone");
-    self->settle();
+    self->after_event();
   });
 }
 
@@ -347,7 +347,7 @@ void Supervisor::on_request(ClientConnection& client, proto::ClientRequest reque
         using T = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<T, proto::Submit>) {
           const uint64_t id = r.id;
-          if (pool_->submit(client.id(), std::move(r)) == Pool::Submitted::kDuplicateId) {
+          if (pool_->submit(client.id(), std::move(r)) == WorkerPool::Submitted::kDuplicateId) {
             client.protocol_error(proto::code::kDuplicateId,
                                   "id " + std::to_string(id) + " is still running");
           }
@@ -393,7 +393,7 @@ void Supervisor::on_signal(int signum) {
       begin_shutdown(false, d.why);
       break;
   }
-  settle();
+  after_event();
 }
 
 void Supervisor::end_orphans() {
@@ -401,7 +401,7 @@ void Supervisor::end_orphans() {
   for (const auto& w : workers_) {
     if (w) workers.push_back(w->pid());
   }
-  for (const auto& [raw, owned] : retired_) workers.push_back(raw->pid());
+  for (const auto& [raw, owned] : released_) workers.push_back(raw->pid());
   // The zygotes, and the tools they forked: a zygote that died handed them to us, and they
   // belong to their workers.
   for (const auto& zygote : zygotes_) workers.push_back(zygote->pid());
@@ -420,17 +420,17 @@ void Supervisor::begin_shutdown(bool drain, const std::string& why) {
   pool_->shutdown(drain);
 }
 
-void Supervisor::settle_zygotes() {
+void Supervisor::run_zygotes_as_wanted() {
   if (pool_->shutting_down() || pool_->quiesced()) {
     for (auto& zygote : zygotes_) zygote->unwant();
   }
 }
 
-void Supervisor::settle() {
+void Supervisor::after_event() {
   if (finished_) return;
-  settle_zygotes();
+  run_zygotes_as_wanted();
   if (pool_->stopped()) {
-    finish();
+    close_handles();
     return;
   }
   const Micros now_us = now();
@@ -448,7 +448,7 @@ void Supervisor::settle() {
           if (std::optional<std::string> why = self->rules_.idle_exit_due(self->now())) {
             self->begin_shutdown(false, *why);
           }
-          self->settle();
+          self->after_event();
         },
         delay_ms, 0);
   } else {
@@ -456,7 +456,7 @@ void Supervisor::settle() {
   }
 }
 
-void Supervisor::finish() {
+void Supervisor::close_handles() {
   finished_ = true;
   for (auto& zygote : zygotes_) zygote->close();
   for (auto& [id, client] : clients_) client->finish(options_.grace_ms);
@@ -475,18 +475,18 @@ void Supervisor::finish() {
 
 Micros Supervisor::now() { return uv_hrtime() / 1000; }
 
-void Supervisor::retire(std::size_t slot) {
+void Supervisor::release_process(std::size_t slot) {
   std::unique_ptr<WorkerProcess> proc = std::move(workers_[slot]);
   if (!proc) return;
   WorkerProcess* raw = proc.get();
-  retired_.emplace(raw, std::move(proc));
+  released_.emplace(raw, std::move(proc));
   raw->close();
 }
 
 Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
   // Listening before the worker could ask it for its tool.
   for (auto& zygote : zygotes_) zygote->want();
-  retire(slot);
+  release_process(slot);
   const uint64_t generation = rules_.new_generation(slot);
   // Events of a process that is no longer its slot's current one are stale: ignore them.
   auto current = [this, slot, generation] { return rules_.current(slot, generation); };
@@ -500,25 +500,25 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
         } else {
           pool_->on_phase(slot, std::get<proto::Phase>(event));
         }
-        settle();
+        after_event();
       },
       [this, slot, current](const std::string& why) {
         if (!current()) return;
         pool_->on_protocol_error(slot, why);
-        settle();
+        after_event();
       },
       [this, slot, current] {
         if (!current()) return;
         pool_->on_crash_reported(slot);
-        settle();
+        after_event();
       },
       [this, slot, current](const ExitInfo& exit) {
         if (!current()) return;
-        retire(slot);
+        release_process(slot);
         pool_->on_gone(slot, exit);
-        settle();
+        after_event();
       },
-      [this](WorkerProcess* self) { retired_.erase(self); }};
+      [this](WorkerProcess* self) { released_.erase(self); }};
   workers_[slot] = std::make_unique<WorkerProcess>(&loop_, options_.max_frame, options_.grace_ms,
                                                    std::move(events));
   const std::optional<std::size_t> host = pool_->hosts().host_of(slot);
@@ -526,7 +526,7 @@ Expected<pid_t> Supervisor::start_worker(std::size_t slot) {
       workers_[slot]->spawn(worker_argv_, host ? host_envp_[*host] : worker_envp_, devnull_.get());
   if (rc != 0) {
     rules_.new_generation(slot);  // what the failed spawn still reports is stale
-    retire(slot);
+    release_process(slot);
     return fail("cannot start " + options_.worker_path + ": " + uv_strerror(rc));
   }
   spdlog::debug("worker {} started in slot {}", workers_[slot]->pid(), slot);

@@ -1,5 +1,5 @@
-// kiln-supervisor: one thread, one libuv loop. It owns the Pool (the rules) and implements its
-// PoolEnv with real processes; it owns the client link(s) (a daemon's socket through its
+// kiln-supervisor: one thread, one libuv loop. It owns the WorkerPool (the rules) and implements
+// its PoolEnv with real processes; it owns the client link(s) (a daemon's socket through its
 // SocketListener), the signal watchers, the parent watch and the timer that serves the pool's
 // deadlines.
 #pragma once
@@ -67,12 +67,14 @@ class Supervisor : public PoolEnv {
   void begin_shutdown(bool drain, const std::string& why);
   // Kills and reaps our children that are not workers: what dead workers left behind.
   void end_orphans();
-  void retire(std::size_t slot);
-  // After every event: re-arm the deadline timer, and finish once the pool has stopped.
-  void settle();
+  // Slot `slot`'s process is done with: closed, and kept in released_ until its handles are.
+  void release_process(std::size_t slot);
+  // After every event: re-arm the deadline timer, and close every handle once the pool stopped.
+  void after_event();
   // The zygotes run while the pool wants workers (not quiesced, not stopping).
-  void settle_zygotes();
-  void finish();
+  void run_zygotes_as_wanted();
+  // The end: every handle of the loop closed, so that uv_run returns.
+  void close_handles();
   proto::Hello hello() const;
 
   Options options_;
@@ -85,13 +87,13 @@ class Supervisor : public PoolEnv {
   std::vector<std::string> lanes_;      // each slot's lane on the timeline
   UniqueFd devnull_;  // the workers' stdin and stdout, opened once (-1 if it could not be)
   uv_loop_t loop_;
-  std::unique_ptr<Pool> pool_;
+  std::unique_ptr<WorkerPool> pool_;
   std::vector<std::unique_ptr<Zygote>> zygotes_;  // --zygote, one per tool named
   Rules rules_;                   // signals, the end of a link, idle exit, stale events
   std::unique_ptr<Trace> trace_;  // --trace, or a client's `trace`
   std::string trace_file_;
   std::vector<std::unique_ptr<WorkerProcess>> workers_;  // the current process of each slot
-  std::map<WorkerProcess*, std::unique_ptr<WorkerProcess>> retired_;  // closing
+  std::map<WorkerProcess*, std::unique_ptr<WorkerProcess>> released_;  // closing
   std::map<ClientId, std::unique_ptr<ClientConnection>> clients_;
   ClientId next_client_ = 1;
   uv_timer_t tick_;

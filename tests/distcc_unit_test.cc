@@ -132,7 +132,7 @@ class DistccPool : public ::testing::Test {
     c.key_id = "k";
     c.status_interval_ms = 0;
     c.hosts = *parse_hosts(hosts);
-    pool_ = std::make_unique<Pool>(std::move(c), env_);
+    pool_ = std::make_unique<WorkerPool>(std::move(c), env_);
     pool_->start();
     for (auto [slot, pid] : env_.pids) {
       pool_->on_ready(slot, proto::Ready{1, static_cast<uint64_t>(pid), {"exec"}, "k", {}});
@@ -144,7 +144,7 @@ class DistccPool : public ::testing::Test {
     return r;
   }
   FakeEnv env_;
-  std::unique_ptr<Pool> pool_;
+  std::unique_ptr<WorkerPool> pool_;
 };
 
 const Argv kCompile = {"cc", "-c", "a.c", "-o", "a.o"};

@@ -43,7 +43,7 @@ proto::WorkerResult ok_result(uint64_t id) {
 class PoolTest : public ::testing::Test {
  protected:
   void start(PoolConfig c = config()) {
-    pool_ = std::make_unique<Pool>(std::move(c), env_);
+    pool_ = std::make_unique<WorkerPool>(std::move(c), env_);
     pool_->start();
   }
   void all_ready() {
@@ -59,13 +59,13 @@ class PoolTest : public ::testing::Test {
   }
 
   FakeEnv env_;
-  std::unique_ptr<Pool> pool_;
+  std::unique_ptr<WorkerPool> pool_;
 };
 
 TEST_F(PoolTest, StartsEveryWorkerEagerlyAndDispatchesToIdleOnes) {
   start();
   EXPECT_EQ(env_.starts, 2);
-  ASSERT_EQ(pool_->submit(1, job(1)), Pool::Submitted::kAccepted);
+  ASSERT_EQ(pool_->submit(1, job(1)), WorkerPool::Submitted::kAccepted);
   EXPECT_TRUE(env_.jobs_sent.empty()) << "nobody is ready yet";
   all_ready();
   ASSERT_EQ(env_.jobs_sent.size(), 1u);
@@ -161,11 +161,11 @@ TEST_F(PoolTest, AWorkerThatNeverSaysReadyIsStoppedAtTheStartTimeoutAsAFailedSta
 TEST_F(PoolTest, DuplicateUnfinishedIdIsRefusedButFinishedIdsMayReturn) {
   start(config(1));
   all_ready();
-  EXPECT_EQ(pool_->submit(1, job(7)), Pool::Submitted::kAccepted);
-  EXPECT_EQ(pool_->submit(1, job(7)), Pool::Submitted::kDuplicateId);
-  EXPECT_EQ(pool_->submit(2, job(7)), Pool::Submitted::kAccepted) << "ids are per client";
+  EXPECT_EQ(pool_->submit(1, job(7)), WorkerPool::Submitted::kAccepted);
+  EXPECT_EQ(pool_->submit(1, job(7)), WorkerPool::Submitted::kDuplicateId);
+  EXPECT_EQ(pool_->submit(2, job(7)), WorkerPool::Submitted::kAccepted) << "ids are per client";
   pool_->on_result(0, ok_result(7));
-  EXPECT_EQ(pool_->submit(1, job(7)), Pool::Submitted::kAccepted);
+  EXPECT_EQ(pool_->submit(1, job(7)), WorkerPool::Submitted::kAccepted);
 }
 
 TEST_F(PoolTest, OverloadAnswersAtOnceWhenTheQueueIsFull) {
@@ -1217,14 +1217,14 @@ TEST_F(PipelineTest, AGoneClientsJobSentAheadIsCancelledNotKilled) {
 
 struct Cell {
   const char* state;  // the slot's state before
-  Pool::Event event;
+  WorkerPool::Event event;
   const char* after;   // its state after
   const char* answer;  // the code of the answer the event gave job 1, "" if none
   int signal;          // the signal it sent the worker, 0 if none
 };
 
 std::ostream& operator<<(std::ostream& os, const Cell& c) {
-  return os << c.state << " x " << Pool::event_name(c.event);
+  return os << c.state << " x " << WorkerPool::event_name(c.event);
 }
 
 class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
@@ -1252,35 +1252,35 @@ class LifeTest : public PoolTest, public ::testing::WithParamInterface<Cell> {
     if (state == "crashing-out") return pool_->on_crash_reported(0);
     advance_ms(100);  // the grace period: SIGKILL
   }
-  void deliver(Pool::Event event) {
+  void deliver(WorkerPool::Event event) {
     const pid_t pid = env_.pids.count(0) ? env_.pids[0] : 0;
     switch (event) {
-      case Pool::Event::kReady:
+      case WorkerPool::Event::kReady:
         return pool_->on_ready(0, ready(pid));
-      case Pool::Event::kResult:
+      case WorkerPool::Event::kResult:
         return pool_->on_result(0, ok_result(1));
-      case Pool::Event::kPhase:
+      case WorkerPool::Event::kPhase:
         return pool_->on_phase(0, proto::Phase{1, "compiling", std::nullopt});
-      case Pool::Event::kBrokeProtocol:
+      case WorkerPool::Event::kBrokeProtocol:
         return pool_->on_protocol_error(0, "a test");
-      case Pool::Event::kGone:
+      case WorkerPool::Event::kGone:
         return gone(0, SIGSEGV);
-      case Pool::Event::kDeadline: {
+      case WorkerPool::Event::kDeadline: {
         const std::optional<Micros> due = pool_->next_deadline();
         env_.clock = due ? *due : env_.clock + 3600'000'000;
         return pool_->on_tick();
       }
-      case Pool::Event::kCrashReported:
+      case WorkerPool::Event::kCrashReported:
         return pool_->on_crash_reported(0);
-      case Pool::Event::kQuiesce:
+      case WorkerPool::Event::kQuiesce:
         return pool_->quiesce();
-      case Pool::Event::kWakeup:
+      case WorkerPool::Event::kWakeup:
         return pool_->wakeup();
-      case Pool::Event::kShutdown:
+      case WorkerPool::Event::kShutdown:
         return pool_->shutdown(/*drain=*/false);
-      case Pool::Event::kCancel:
+      case WorkerPool::Event::kCancel:
         return pool_->cancel(1, 1);
-      case Pool::Event::kKillAll:
+      case WorkerPool::Event::kKillAll:
         return pool_->kill_all();
     }
   }
@@ -1309,7 +1309,7 @@ TEST_P(LifeTest, EachCellDoesWhatTheTableSays) {
   }
 }
 
-using E = Pool::Event;
+using E = WorkerPool::Event;
 INSTANTIATE_TEST_SUITE_P(
     EveryStateAndEvent, LifeTest,
     ::testing::Values(
