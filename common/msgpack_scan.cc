@@ -130,6 +130,18 @@ bool read_header(std::string_view data, std::size_t off, Header& h) {
   return true;
 }
 
+namespace {
+
+// Why read_header failed at `pos`.
+std::string header_failure(std::string_view data, std::size_t pos) {
+  if (pos < data.size() && static_cast<unsigned char>(data[pos]) == 0xc1) {
+    return "invalid byte 0xc1 at offset " + std::to_string(pos);
+  }
+  return "truncated at offset " + std::to_string(pos);
+}
+
+}  // namespace
+
 bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error,
                  uint64_t* objects) {
   // pending[d] = objects still to read at depth d+1; a map's pairs count twice. Each slot is
@@ -152,12 +164,7 @@ bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, st
     --pending[depth - 1];
     if (objects != nullptr) ++*objects;
     Header h;
-    if (!read_header(data, pos, h)) {
-      if (pos < data.size() && static_cast<unsigned char>(data[pos]) == 0xc1) {
-        return failed("invalid byte 0xc1 at offset " + std::to_string(pos));
-      }
-      return failed("truncated at offset " + std::to_string(pos));
-    }
+    if (!read_header(data, pos, h)) return failed(header_failure(data, pos));
     pos += h.header_len;
     const std::size_t remaining = data.size() - pos;
     switch (h.kind) {

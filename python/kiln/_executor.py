@@ -111,6 +111,23 @@ class _Submitter:
         return self._executor._map(self.submit, fn, iterables, timeout, chunksize)
 
 
+def _checked_arguments(max_workers, initializer, max_tasks_per_child):
+    """max_workers (the number of CPUs when None), once ProcessPoolExecutor's checks of these
+    arguments pass; they raise its errors."""
+    if max_workers is None:
+        max_workers = os.cpu_count() or 1
+    if max_workers <= 0:
+        raise ValueError("max_workers must be greater than 0")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    if max_tasks_per_child is not None:
+        if not isinstance(max_tasks_per_child, int):
+            raise TypeError("max_tasks_per_child must be an integer")
+        if max_tasks_per_child <= 0:
+            raise ValueError("max_tasks_per_child must be >= 1")
+    return max_workers
+
+
 class Executor(concurrent.futures.Executor):
     """A concurrent.futures.Executor whose workers are Kiln's, each with a warm interpreter.
 
@@ -166,17 +183,7 @@ class Executor(concurrent.futures.Executor):
         start_timeout=None,
     ):
         del mp_context  # see the docstring
-        if max_workers is None:
-            max_workers = os.cpu_count() or 1
-        if max_workers <= 0:
-            raise ValueError("max_workers must be greater than 0")
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
-        if max_tasks_per_child is not None:
-            if not isinstance(max_tasks_per_child, int):
-                raise TypeError("max_tasks_per_child must be an integer")
-            if max_tasks_per_child <= 0:
-                raise ValueError("max_tasks_per_child must be >= 1")
+        max_workers = _checked_arguments(max_workers, initializer, max_tasks_per_child)
         self._shutdown_lock = threading.Lock()
         self._shutdown = False
         self._private_dir = None
