@@ -28,7 +28,7 @@ workers=$(nproc)
 
 echo
 echo "== 1. Compiling the $count sources of Kiln's worker and supervisor through a pool of" \
-  "$workers workers (kiln compile-db; about 50 s on 2 cores)"
+  "$workers workers (kiln compile-db; about a minute on 2 cores)"
 build/bin/kiln compile-db --workers "$workers" --filter "$filter" "$db"
 
 echo
