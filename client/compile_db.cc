@@ -14,15 +14,15 @@
 #include <thread>
 
 #include "client/commands.h"
-#include "client/json_msgpack.h"
 #include "client/parsers.h"
 #include "client/submit_window.h"
+#include "common/build_key.h"
 #include "common/exit_codes.h"
+#include "common/text.h"
 
 namespace kiln::client {
 namespace {
 
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 Expected<CompileDb> load(const std::string& path, const std::string& filter) {
@@ -33,12 +33,10 @@ Expected<CompileDb> load(const std::string& path, const std::string& filter) {
   return parse_compile_db(text.str(), path, filter);
 }
 
-std::string text_of(const json& value, const char* key) {
-  if (value.contains(key)) return value[key].get<std::string>();
-  const std::string b64 = std::string(key) + "_base64";
-  return value.contains(b64) ? "(" + std::string(key) + " is not text: base64 " +
-                                   value[b64].get<std::string>() + ")\n"
-                             : "";
+// One output stream of a compile: itself when it is UTF-8 text, else said so, its bytes in base64.
+std::string text_of(const proto::Bytes& stream, const char* name) {
+  if (is_valid_utf8(stream.bytes)) return stream.bytes;
+  return "(" + std::string(name) + " is not text: base64 " + base64_encode(stream.bytes) + ")\n";
 }
 
 std::string join(const std::vector<std::string>& argv) {
@@ -56,10 +54,14 @@ std::string report(const CompileEntry& e, const proto::Result& r, std::size_t& f
     return "FAILED: " + e.label() + "\n" + join(e.argv) + "\n" + r.error->code + ": " +
            r.error->message + "\n" + r.error->detail.value_or("");
   }
-  const json v = to_json(*r.value);
-  compile_us += v.value("wall_us", uint64_t{0});
-  const std::string output = text_of(v, "stdout") + text_of(v, "stderr");
-  if (v.value("exit_code", 0) != 0) {
+  const Expected<proto::ExecValue> v = proto::decode_exec_value(*r.value);
+  if (!v) {
+    ++failed;
+    return "FAILED: " + e.label() + "\n" + join(e.argv) + "\n" + v.error() + "\n";
+  }
+  compile_us += v->wall_us;
+  const std::string output = text_of(v->stdout_data, "stdout") + text_of(v->stderr_data, "stderr");
+  if (v->exit_code != 0) {
     ++failed;
     return "FAILED: " + e.label() + "\n" + join(e.argv) + "\n" + output;
   }

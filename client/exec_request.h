@@ -1,5 +1,6 @@
 // An exec job as a client sends it (docs/protocol.md, `exec`): what Pool::exec and the launcher
-// (kiln exec) build, and its encoding.
+// (kiln exec) build, and its encoding. The client's form of proto::ExecRequest: an empty env or
+// rlimits and a false clear_env are not sent, and the job's timeout travels beside the payload.
 #pragma once
 
 #include <cstdint>

@@ -13,8 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <msgpack.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -27,7 +25,6 @@
 #include "client/exec_request.h"
 #include "common/exec_strings.h"
 #include "common/exit_codes.h"
-#include "common/msgpack_scan.h"
 #include "common/rlimits.h"
 
 extern char** environ;
@@ -287,24 +284,6 @@ void add_process_attributes(ExecRequest& r) {
   }
 }
 
-std::string_view bin_field(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = mp::field(map, key);
-  if (v == nullptr || v->type != msgpack::type::BIN) return {};
-  return std::string_view(v->via.bin.ptr, v->via.bin.size);
-}
-
-bool true_field(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = mp::field(map, key);
-  return v != nullptr && v->type == msgpack::type::BOOLEAN && v->via.boolean;
-}
-
-int64_t int_field(const msgpack::object& map, std::string_view key) {
-  const msgpack::object* v = mp::field(map, key);
-  if (v == nullptr) return 0;
-  if (v->type == msgpack::type::POSITIVE_INTEGER) return static_cast<int64_t>(v->via.u64);
-  return v->type == msgpack::type::NEGATIVE_INTEGER ? v->via.i64 : 0;
-}
-
 // This directory, the environment and the process attributes, for the command to have them.
 // An error when the directory cannot be given to a job: the command runs here, never elsewhere.
 Expected<ExecRequest> request_for(const std::vector<std::string>& argv) {
@@ -401,21 +380,20 @@ Expected<int> exec_through_daemon(const ExecCommandOptions& options) {
   if (!served) return fail(served.error());
   const proto::Result& result = *served;
   if (!result.ok) return failed_job_status(*result.error);
-  const msgpack::object_handle h =
-      msgpack::unpack(result.value->bytes.data(), result.value->bytes.size());
-  const msgpack::object& v = h.get();
-  if (true_field(v, "stdout_truncated") || true_field(v, "stderr_truncated")) {
+  Expected<proto::ExecValue> value = proto::decode_exec_value(*result.value);
+  if (!value) return fail(value.error(), kRanUnseen);
+  const proto::ExecValue& v = *value;
+  if (v.stdout_truncated || v.stderr_truncated) {
     // Never a cut output with the command's status, and never a second run of a command that
     // ran (its side effects would happen twice): the build is told, and nothing is written.
     return fail("its output passed the " + std::to_string(proto::kExecDefaultMaxOutput) +
                     " bytes per stream a job may return",
                 kRanUnseen);
   }
-  write_all(STDOUT_FILENO, bin_field(v, "stdout"));
-  write_all(STDERR_FILENO, bin_field(v, "stderr"));
-  const int64_t signal = int_field(v, "signal");
-  return signal != 0 ? exit_code::kSignalBase + static_cast<int>(signal)
-                     : static_cast<int>(int_field(v, "exit_code"));
+  write_all(STDOUT_FILENO, v.stdout_data.bytes);
+  write_all(STDERR_FILENO, v.stderr_data.bytes);
+  return v.signal != 0 ? exit_code::kSignalBase + static_cast<int>(v.signal)
+                       : static_cast<int>(v.exit_code);
 }
 
 // The command run by kiln exec itself, as the build would have run it: here, with our stdio.

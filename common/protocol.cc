@@ -177,6 +177,29 @@ KILN_FIELDS(ZygoteExited) {
   f("status", m.status);
   f("signal", m.signal);
 }
+KILN_FIELDS(ExecRequest) {
+  f("argv", m.argv);
+  f("cwd", m.cwd);
+  f("env", m.env);
+  f("clear_env", m.clear_env);
+  f("stdin", m.stdin_data);
+  f("max_output_bytes", m.max_output_bytes);
+  f("umask", m.umask);
+  f("nice", m.nice);
+  f("rlimits", m.rlimits);
+}
+KILN_FIELDS(ExecValue) {
+  f("exit_code", m.exit_code);
+  f("signal", m.signal);
+  f("stdout", m.stdout_data);
+  f("stderr", m.stderr_data);
+  f("stdout_truncated", m.stdout_truncated);
+  f("stderr_truncated", m.stderr_truncated);
+  f("wall_us", m.wall_us);
+  f("user_us", m.user_us);
+  f("sys_us", m.sys_us);
+  f("max_rss_kb", m.max_rss_kb);
+}
 #undef KILN_FIELDS
 
 template <class M>
@@ -276,6 +299,22 @@ class Writer {
     pk_.pack_bin(static_cast<uint32_t>(b.bytes.size()));
     pk_.pack_bin_body(b.bytes.data(), static_cast<uint32_t>(b.bytes.size()));
   }
+  void put(const StrMap& map) {
+    pk_.pack_map(static_cast<uint32_t>(map.size()));
+    for (const auto& [k, v] : map) {
+      put(k);
+      put(v);
+    }
+  }
+  void put(const LimitMap& map) {
+    pk_.pack_map(static_cast<uint32_t>(map.size()));
+    for (const auto& [name, limit] : map) {
+      put(name);
+      pk_.pack_array(2);
+      put(limit.first);
+      put(limit.second);
+    }
+  }
   template <class T>
   void put(const std::vector<T>& items) {
     pk_.pack_array(static_cast<uint32_t>(items.size()));
@@ -356,6 +395,40 @@ std::string convert(const msgpack::object& o, std::string& out) {
 std::string convert(const msgpack::object& o, Bytes& out) {
   if (o.type != msgpack::type::BIN) return expected("bin", o);
   out.bytes.assign(o.via.bin.ptr, o.via.bin.size);
+  return "";
+}
+// The maps of a payload: any key or value of the wrong type is "expected map of ...".
+std::string convert(const msgpack::object& o, StrMap& out) {
+  constexpr const char* kWhat = "map of str to str";
+  if (o.type != msgpack::type::MAP) return expected(kWhat, o);
+  out.clear();
+  out.reserve(o.via.map.size);  // the objects exist: unpacking was bounded
+  for (uint32_t i = 0; i < o.via.map.size; ++i) {
+    const msgpack::object& k = o.via.map.ptr[i].key;
+    const msgpack::object& v = o.via.map.ptr[i].val;
+    if (k.type != msgpack::type::STR || v.type != msgpack::type::STR) {
+      return std::string("expected ") + kWhat;
+    }
+    out.emplace_back(std::string(k.via.str.ptr, k.via.str.size),
+                     std::string(v.via.str.ptr, v.via.str.size));
+  }
+  return "";
+}
+std::string convert(const msgpack::object& o, LimitMap& out) {
+  constexpr const char* kWhat = "map of str to [uint, uint]";
+  if (o.type != msgpack::type::MAP) return expected(kWhat, o);
+  out.clear();
+  out.reserve(o.via.map.size);
+  for (uint32_t i = 0; i < o.via.map.size; ++i) {
+    const msgpack::object& k = o.via.map.ptr[i].key;
+    const msgpack::object& v = o.via.map.ptr[i].val;
+    const bool pair = v.type == msgpack::type::ARRAY && v.via.array.size == 2 &&
+                      v.via.array.ptr[0].type == msgpack::type::POSITIVE_INTEGER &&
+                      v.via.array.ptr[1].type == msgpack::type::POSITIVE_INTEGER;
+    if (k.type != msgpack::type::STR || !pair) return std::string("expected ") + kWhat;
+    out.emplace_back(std::string(k.via.str.ptr, k.via.str.size),
+                     std::pair(v.via.array.ptr[0].via.u64, v.via.array.ptr[1].via.u64));
+  }
   return "";
 }
 template <class T>
@@ -585,6 +658,46 @@ kiln::Expected<V> decode(std::string_view bytes) {
   }
 }
 
+// A job's payload or value of a built-in kind: `whole` names the object ("exec.payload"), `prefix`
+// its fields ("exec."). Counted before it is unpacked: every msgpack object costs 24 bytes
+// unpacked however small it was on the wire (60 MB of small ints took a worker to 1.47 GB).
+template <class T>
+kiln::Expected<T> decode_record(const RawObject& raw, const std::string& whole,
+                                const std::string& prefix) {
+  uint64_t objects = 0;
+  std::size_t end = 0;
+  std::string why;
+  if (!mp::skip_object(raw.bytes, end, mp::kMaxDepth, &why, &objects)) {
+    return fail(whole + ": " + why);
+  }
+  if (objects > kMaxPayloadObjects) {
+    return fail(whole + ": " + std::to_string(objects) + " msgpack values, more than the " +
+                std::to_string(kMaxPayloadObjects) + " a payload may hold");
+  }
+  try {
+    msgpack::zone zone;
+    const std::size_t n = raw.bytes.size();
+    const msgpack::unpack_limit limit(n, n / 2, n, n, n, mp::kMaxDepth);
+    std::size_t off = 0;
+    bool referenced = false;
+    const msgpack::object o = msgpack::unpack(zone, raw.bytes.data(), n, off, referenced,
+                                              reference_everything, nullptr, limit);
+    if (o.type != msgpack::type::MAP) return fail(whole + ": " + expected("map", o));
+    T m;
+    if (std::string err = convert(o, m); !err.empty()) return fail(prefix + err);
+    return m;
+  } catch (const std::exception& e) {
+    return fail(whole + ": " + e.what());
+  }
+}
+
+template <class T>
+RawObject encode_record(const T& m) {
+  RawObject raw;
+  Writer(raw.bytes).put(m);
+  return raw;
+}
+
 template <class V>
 std::string_view type_of(const V& m) {
   return std::visit([](const auto& msg) { return kType<std::decay_t<decltype(msg)>>; }, m);
@@ -644,6 +757,15 @@ void encode(const ZygoteFork& m, std::string& out) { encode_message(m, out); }
 void encode(const ZygoteForked& m, std::string& out) { encode_message(m, out); }
 void encode(const ZygoteRefused& m, std::string& out) { encode_message(m, out); }
 void encode(const ZygoteExited& m, std::string& out) { encode_message(m, out); }
+
+RawObject encode_exec_request(const ExecRequest& m) { return encode_record(m); }
+RawObject encode_exec_value(const ExecValue& m) { return encode_record(m); }
+kiln::Expected<ExecRequest> decode_exec_request(const RawObject& raw) {
+  return decode_record<ExecRequest>(raw, "exec.payload", "exec.");
+}
+kiln::Expected<ExecValue> decode_exec_value(const RawObject& raw) {
+  return decode_record<ExecValue>(raw, "exec.value", "exec.value.");
+}
 
 std::string_view type_name(const ClientRequest& m) { return type_of(m); }
 std::string_view type_name(const ClientEvent& m) { return type_of(m); }

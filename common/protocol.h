@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -73,8 +74,10 @@ inline constexpr std::string_view kPermissionDenied = "permission_denied";
 inline constexpr std::string_view kTooManyConnections = "too_many_connections";
 }  // namespace code
 
-// The job kinds the worker serves itself; a tool may not take one of these names.
-inline constexpr std::string_view kBuiltinKinds[] = {"echo", "exec", "selftest"};
+// The job kinds the worker serves itself; a tool may not take one of these names. selftest is
+// served only with --enable-selftest.
+inline constexpr std::string_view kSelftestKind = "selftest";
+inline constexpr std::string_view kBuiltinKinds[] = {"echo", "exec", kSelftestKind};
 
 // ---- Client link, client -> supervisor ----
 struct Submit {
@@ -299,6 +302,54 @@ struct ZygoteExited {
   uint64_t signal = 0;  // the signal that ended it (0: none)
   bool operator==(const ZygoteExited&) const = default;
 };
+
+// ---- Job kinds' payloads and values (docs/protocol.md "Job kinds"): what a job's RawObject holds
+// for a built-in kind, encoded and decoded with the same field lists as the messages ----
+
+// The most msgpack values (every element and key, at any depth) a payload may hold: 24 MB once
+// unpacked. An exec job with 100,000 arguments and as many variables holds about 300,000.
+inline constexpr uint64_t kMaxPayloadObjects = 1'000'000;
+
+// A msgpack map of str to str, in wire order (`env`).
+using StrMap = std::vector<std::pair<std::string, std::string>>;
+// A msgpack map of str to [uint, uint] (`rlimits`: name -> [soft, hard]).
+using LimitMap = std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>;
+
+// The payload of an `exec` job. Only the types are checked in decoding: what the values may be
+// (argv not empty, no NUL bytes, umask at most 0777, ...) is the worker's to check.
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::optional<std::string> cwd;
+  std::optional<StrMap> env;
+  std::optional<bool> clear_env;
+  std::optional<Bytes> stdin_data;  // `stdin`
+  std::optional<uint64_t> max_output_bytes;
+  std::optional<uint64_t> umask;
+  std::optional<int64_t> nice;
+  std::optional<LimitMap> rlimits;
+  bool operator==(const ExecRequest&) const = default;
+};
+// The value of an `exec` job.
+struct ExecValue {
+  int64_t exit_code = 0;  // -1 when a signal ended the command
+  uint64_t signal = 0;    // 0: none
+  Bytes stdout_data;      // `stdout`
+  Bytes stderr_data;      // `stderr`
+  bool stdout_truncated = false;
+  bool stderr_truncated = false;
+  uint64_t wall_us = 0;
+  uint64_t user_us = 0;
+  uint64_t sys_us = 0;
+  uint64_t max_rss_kb = 0;
+  bool operator==(const ExecValue&) const = default;
+};
+
+RawObject encode_exec_request(const ExecRequest& m);
+RawObject encode_exec_value(const ExecValue& m);
+// Errors name the field: "exec.argv: missing", "exec.payload: expected map, got str",
+// "exec.value.stdout: expected bin, got str".
+Expected<ExecRequest> decode_exec_request(const RawObject& raw);
+Expected<ExecValue> decode_exec_value(const RawObject& raw);
 
 // What each side of each link receives.
 using ClientRequest =

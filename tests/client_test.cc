@@ -23,8 +23,10 @@
 #include "client/json_msgpack.h"
 #include "client/parsers.h"
 #include "client/pool.h"
+#include "common/frame.h"
 #include "common/shell_split.h"
 #include "tests/process.h"
+#include "tests/vectors.h"
 #include "tests/worker_harness.h"
 
 namespace kiln::client {
@@ -102,6 +104,27 @@ PoolOptions options(std::vector<std::string> extra = {}) {
   o.args = {"--workers", "2", "--enable-selftest", "--grace-ms", "300", "--log-level", "error"};
   o.args.insert(o.args.end(), extra.begin(), extra.end());
   return o;
+}
+
+// The client's exec payload is the protocol's, byte for byte: the vector's, and fields the client
+// leaves at their defaults (no env, clear_env false) are not sent.
+TEST(ExecPayload, IsTheBytesOfTheProtocolVector) {
+  std::string payload;
+  for (const json& v : testing::protocol_vectors()["valid"]) {
+    if (v.value("exec", "") != "payload") continue;
+    const std::string frame = testing::from_hex(v["frame_hex"].get<std::string>());
+    Expected<proto::ClientRequest> m = proto::decode_client_request(frame.substr(kFrameHeaderSize));
+    ASSERT_TRUE(m.ok()) << m.error();
+    payload = std::get<proto::Submit>(*m).payload.bytes;
+  }
+  ASSERT_FALSE(payload.empty());
+  ExecRequest r;
+  r.argv = {"cc", "-c", "a.c"};
+  r.cwd = "/src";
+  r.umask = 18;
+  r.nice = 5;
+  r.rlimits = {{"nofile", {1024, 524288}}, {"core", {0, UINT64_MAX}}};
+  EXPECT_EQ(exec_payload(r).bytes, payload);
 }
 
 TEST(ClientPool, SubmitExecStatsAndShutdown) {

@@ -175,6 +175,50 @@ TEST(Protocol, NestedFieldErrorsNameThePath) {
   EXPECT_FALSE(decode_client_event(hb).ok());
 }
 
+TEST(Protocol, ExecPayloadAndValueRoundTripAndTheirErrorsNameTheField) {
+  ExecRequest request;
+  request.argv = {"cc", "-c", "a.c"};
+  request.env = StrMap{{"B", "2"}, {"A", "1"}};  // wire order kept
+  request.stdin_data = Bytes{std::string("\0\xff", 2)};
+  request.nice = -3;
+  request.rlimits = LimitMap{{"core", {0, UINT64_MAX}}};
+  kiln::Expected<ExecRequest> request_back = decode_exec_request(encode_exec_request(request));
+  ASSERT_TRUE(request_back.ok()) << request_back.error();
+  EXPECT_EQ(*request_back, request);
+  ExecValue value{-1, 9, Bytes{"out"}, Bytes{"err"}, false, true, 10, 20, 30, 40};
+  kiln::Expected<ExecValue> value_back = decode_exec_value(encode_exec_value(value));
+  ASSERT_TRUE(value_back.ok()) << value_back.error();
+  EXPECT_EQ(*value_back, value);
+
+  auto request_error = [](std::string bytes) {
+    kiln::Expected<ExecRequest> r = decode_exec_request(RawObject{std::move(bytes)});
+    return r.ok() ? std::string("ok") : r.error();
+  };
+  EXPECT_EQ(request_error("\x07"), "exec.payload: expected map, got uint");
+  EXPECT_EQ(request_error("\x80"), "exec.argv: missing");
+  // {"argv": ["cc"], "env": {"A": 1}}
+  EXPECT_EQ(request_error("\x82\xa4"
+                          "argv\x91\xa2"
+                          "cc\xa3"
+                          "env\x81\xa1"
+                          "A\x01"),
+            "exec.env: expected map of str to str");
+  // {"argv": ["cc"], "rlimits": {"core": [1]}}
+  EXPECT_EQ(request_error("\x82\xa4"
+                          "argv\x91\xa2"
+                          "cc\xa7"
+                          "rlimits\x81\xa4"
+                          "core\x91\x01"),
+            "exec.rlimits: expected map of str to [uint, uint]");
+  // {"exit_code": "x"}
+  kiln::Expected<ExecValue> bad =
+      decode_exec_value(RawObject{"\x81\xa9"
+                                  "exit_code\xa1"
+                                  "x"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error(), "exec.value.exit_code: expected int, got str");
+}
+
 TEST(Protocol, RejectsAKeyGivenTwice) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);

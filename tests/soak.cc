@@ -220,15 +220,6 @@ Planned plan(std::mt19937_64& rng, uint64_t id, const std::string& token) {
   return p;
 }
 
-const msgpack::object* field(const msgpack::object& map, const char* key) {
-  if (map.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < map.via.map.size; ++i) {
-    const auto& kv = map.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR && kv.key.as<std::string>() == key) return &kv.val;
-  }
-  return nullptr;
-}
-
 // Empty if the result is what the job's fate allows, else what is wrong.
 std::string judge(const Expect& e, const proto::Result& r) {
   const std::string code = r.error ? r.error->code : "";
@@ -245,16 +236,14 @@ std::string judge(const Expect& e, const proto::Result& r) {
     case Kind::kCompile: {
       if (!r.ok || !r.value)
         return "exec failed: " + code + (r.error ? " " + r.error->message : "");
-      msgpack::object_handle h = msgpack::unpack(r.value->bytes.data(), r.value->bytes.size());
-      const auto* exit_code = field(h.get(), "exit_code");
-      const auto* out = field(h.get(), "stdout");
-      if (exit_code == nullptr || out == nullptr || out->type != msgpack::type::BIN)
-        return "exec value malformed";
-      if (exit_code->as<int>() != e.exit_code)
-        return "exit code " + std::to_string(exit_code->as<int>()) + ", wanted " +
+      const Expected<proto::ExecValue> v = proto::decode_exec_value(*r.value);
+      if (!v) return "exec value malformed: " + v.error();
+      if (v->exit_code != e.exit_code)
+        return "exit code " + std::to_string(v->exit_code) + ", wanted " +
                std::to_string(e.exit_code);
-      if (e.kind != Kind::kCompile && out->via.bin.size != e.stdout_size)
-        return "stdout of " + std::to_string(out->via.bin.size) + " bytes, wanted " +
+      const std::size_t out = v->stdout_data.bytes.size();
+      if (e.kind != Kind::kCompile && out != e.stdout_size)
+        return "stdout of " + std::to_string(out) + " bytes, wanted " +
                std::to_string(e.stdout_size);
       return "";
     }

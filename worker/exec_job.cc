@@ -9,8 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <msgpack.hpp>
-
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -28,7 +26,6 @@
 #include "common/text.h"
 #include "worker/job_group.h"
 #include "worker/jobs.h"
-#include "worker/payload.h"
 #include "worker/spawn.h"
 
 extern char** environ;
@@ -41,10 +38,12 @@ using Clock = std::chrono::steady_clock;
 // How much of stderr a `timeout` error carries in its detail.
 constexpr std::size_t kDetailBytes = 4096;
 
-struct ExecRequest {
+// The command as the worker runs it: the job's payload (proto::ExecRequest) checked, with its
+// defaults filled in and its limits by resource number.
+struct Command {
   std::vector<std::string> argv;
   std::string cwd;
-  std::vector<std::pair<std::string, std::string>> env;
+  proto::StrMap env;
   bool clear_env = false;
   std::string stdin_data;
   uint64_t max_output = proto::kExecDefaultMaxOutput;
@@ -54,64 +53,82 @@ struct ExecRequest {
   std::vector<std::pair<int, rlimit>> rlimits;
 };
 
-// umask, nice and rlimits: the fields that make the command's process the caller's.
-bool parse_process_attributes(Payload& p, ExecRequest& r) {
-  uint64_t mask = 0;
-  int64_t nice = 0;
-  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>> limits;
-  if (!p.get("umask", mask) || !p.get("nice", nice) || !p.get("rlimits", limits)) return false;
-  if (p.has("umask")) {
-    if (mask > 0777) return p.invalid("umask", "must be at most 0777");
-    r.umask = static_cast<mode_t>(mask);
-  }
-  if (p.has("nice")) {
-    if (nice < -20 || nice > 19) return p.invalid("nice", "must be from -20 to 19");
-    r.nice = static_cast<int>(nice);
-  }
+Failure invalid(std::string_view key, const std::string& what) {
+  return fail("exec." + std::string(key) + ": " + what);
+}
+
+// `rlimits` by resource number: every name known, no soft limit above its hard one.
+Expected<std::vector<std::pair<int, rlimit>>> resource_limits(const proto::LimitMap& limits) {
+  std::vector<std::pair<int, rlimit>> out;
   for (const auto& [name, limit] : limits) {
     const std::optional<int> resource = rlimit_resource(name);
-    if (!resource) return p.invalid("rlimits", "unknown limit \"" + printable(name, 32) + "\"");
+    if (!resource) return invalid("rlimits", "unknown limit \"" + printable(name, 32) + "\"");
     if (limit.first > limit.second) {
-      return p.invalid("rlimits", "the soft limit of " + name + " is above its hard limit");
+      return invalid("rlimits", "the soft limit of " + name + " is above its hard limit");
     }
-    r.rlimits.emplace_back(*resource, rlimit{limit.first, limit.second});
+    out.emplace_back(*resource, rlimit{limit.first, limit.second});
+  }
+  return out;
+}
+
+// umask, nice and rlimits: the fields that make the command's process the caller's.
+Expected<Command> with_process_attributes(const proto::ExecRequest& m) {
+  Command r;
+  if (m.umask) {
+    if (*m.umask > 0777) return invalid("umask", "must be at most 0777");
+    r.umask = static_cast<mode_t>(*m.umask);
+  }
+  if (m.nice) {
+    if (*m.nice < -20 || *m.nice > 19) return invalid("nice", "must be from -20 to 19");
+    r.nice = static_cast<int>(*m.nice);
+  }
+  if (m.rlimits) {
+    auto limits = resource_limits(*m.rlimits);
+    if (!limits) return fail(limits.error());
+    r.rlimits = std::move(*limits);
+  }
+  return r;
+}
+
+// What the kernel would read wrongly: a NUL cuts a string short where the kernel reads it
+// ("/tmp\0/etc" would run in /tmp), and an '=' in a variable's name moves where its value starts.
+Expected<bool> strings_fit_the_kernel(const proto::ExecRequest& m) {
+  if (m.argv.empty()) return invalid("argv", "must hold at least the command");
+  for (const auto& arg : m.argv) {
+    if (arg.find('\0') != std::string::npos) return invalid("argv", "contains a NUL byte");
+  }
+  if (m.argv[0].empty()) return invalid("argv", "the command is empty");
+  if (m.cwd && m.cwd->find('\0') != std::string::npos) {
+    return invalid("cwd", "contains a NUL byte");
+  }
+  static const proto::StrMap kNone;
+  for (const auto& [name, value] : m.env ? *m.env : kNone) {
+    if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+      return invalid(
+          "env", "the name \"" + printable(name, 64) + "\" is empty or contains '=' or a NUL byte");
+    }
+    if (value.find('\0') != std::string::npos) {
+      return invalid("env", "the value of " + printable(name, 64) + " contains a NUL byte");
+    }
   }
   return true;
 }
 
-Expected<ExecRequest> parse_request(const proto::RawObject& raw) {
-  Expected<Payload> parsed = Payload::parse("exec", raw);
-  if (!parsed) return fail(parsed.error());
-  Payload& p = *parsed;
-  ExecRequest r;
-  if (!p.get("argv", r.argv, true) || !p.get("cwd", r.cwd) || !p.get("env", r.env) ||
-      !p.get("clear_env", r.clear_env) || !p.get_bin("stdin", r.stdin_data) ||
-      !p.get("max_output_bytes", r.max_output) || !parse_process_attributes(p, r)) {
-    return fail(p.error());
-  }
-  if (r.argv.empty()) return fail((p.invalid("argv", "must hold at least the command"), p.error()));
-  for (const auto& arg : r.argv) {
-    if (arg.find('\0') != std::string::npos) {
-      return fail((p.invalid("argv", "contains a NUL byte"), p.error()));
-    }
-  }
-  if (r.argv[0].empty()) return fail((p.invalid("argv", "the command is empty"), p.error()));
-  // A NUL would cut the string short where the kernel reads it: "/tmp\0/etc" would run in /tmp.
-  if (r.cwd.find('\0') != std::string::npos) {
-    return fail((p.invalid("cwd", "contains a NUL byte"), p.error()));
-  }
-  for (const auto& [name, value] : r.env) {
-    if (name.empty() || name.find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
-      return fail((p.invalid("env", "the name \"" + printable(name, 64) +
-                                        "\" is empty or contains '=' or a NUL byte"),
-                   p.error()));
-    }
-    if (value.find('\0') != std::string::npos) {
-      return fail((p.invalid("env", "the value of " + printable(name, 64) + " contains a NUL byte"),
-                   p.error()));
-    }
-  }
-  return r;
+Expected<Command> parse_request(const proto::RawObject& raw) {
+  Expected<proto::ExecRequest> decoded = proto::decode_exec_request(raw);
+  if (!decoded) return fail(decoded.error());
+  proto::ExecRequest& m = *decoded;
+  Expected<Command> command = with_process_attributes(m);
+  if (!command) return fail(command.error());
+  if (Expected<bool> fits = strings_fit_the_kernel(m); !fits) return fail(fits.error());
+  Command& r = *command;
+  r.argv = std::move(m.argv);
+  r.cwd = std::move(m.cwd).value_or("");
+  r.env = std::move(m.env).value_or(proto::StrMap{});
+  r.clear_env = m.clear_env.value_or(false);
+  if (m.stdin_data) r.stdin_data = std::move(m.stdin_data->bytes);
+  r.max_output = m.max_output_bytes.value_or(proto::kExecDefaultMaxOutput);
+  return command;
 }
 
 const std::vector<int>& ignored_at_start() {
@@ -130,7 +147,7 @@ struct Prepared {
   const std::vector<int>& ignored_signals = ignored_at_start();
 };
 
-Prepared prepare_env_and_argv(const ExecRequest& r) {
+Prepared prepare_env_and_argv(const Command& r) {
   Prepared p;
   std::vector<std::string> env;
   // name -> its entry: the job's variables replace the worker's of the same name in one pass
@@ -156,12 +173,12 @@ Prepared prepare_env_and_argv(const ExecRequest& r) {
   return p;
 }
 
-// In the child (ChildSetup::own_steps, `request` an ExecRequest): the caller's umask, nice value
+// In the child (ChildSetup::own_steps, `request` a Command): the caller's umask, nice value
 // and limits, as far as the worker may. Lowering the nice value or raising a hard limit needs a
 // privilege the worker may not have: then the nice value stays, and a limit gets the worker's own
 // hard limit (the soft one no higher).
 void apply_process_attributes(const void* request) {
-  const auto& r = *static_cast<const ExecRequest*>(request);
+  const auto& r = *static_cast<const Command*>(request);
   if (r.umask) ::umask(*r.umask);
   if (r.nice) (void)::setpriority(PRIO_PROCESS, 0, *r.nice);
   for (const auto& [resource, wanted] : r.rlimits) {
@@ -177,7 +194,7 @@ void apply_process_attributes(const void* request) {
 // the worker waits. The worker has no signal handler that could run there meanwhile but the crash
 // handler (SIGTERM is blocked for its watchdog's signalfd, SIGINT and SIGPIPE are ignored), and the
 // child resets every disposition first thing after its fds.
-ChildSetup child_setup(const ExecRequest& r, const Prepared& p, std::span<const FdMove> fds,
+ChildSetup child_setup(const Command& r, const Prepared& p, std::span<const FdMove> fds,
                        int report_fd) {
   ChildSetup setup;
   setup.worker = ::getpid();
@@ -234,7 +251,7 @@ struct Started {
 
 // What the child reported on `report` if its chdir or exec failed: a spawn_failed result, the
 // child reaped. Nothing when it exec'd.
-std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const ExecRequest& r) {
+std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const Command& r) {
   const std::optional<ChildFailure> failure = read_child_failure(report);
   if (!failure) return std::nullopt;
   ::waitpid(pid, nullptr, 0);
@@ -254,7 +271,7 @@ std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const Exe
 }
 
 // Starts the command in its own process group: what was started, or a spawn_failed result.
-std::variant<Started, proto::WorkerResult> start_command(const ExecRequest& r) {
+std::variant<Started, proto::WorkerResult> start_command(const Command& r) {
   Prepared prepared = prepare_env_and_argv(r);
   // Out of fds (EMFILE), the job fails as any spawn that the system refuses: the worker stays.
   std::optional<std::pair<UniqueFd, UniqueFd>> pipes[4];
@@ -319,7 +336,7 @@ struct Ended {
 // still holds are read for one more grace period at most.
 class Reaper {
  public:
-  Reaper(Started& c, const ExecRequest& r, std::optional<Clock::time_point> deadline,
+  Reaper(Started& c, const Command& r, std::optional<Clock::time_point> deadline,
          Clock::duration grace)
       : c_(c), r_(r), deadline_(deadline), grace_(grace) {}
 
@@ -397,7 +414,7 @@ class Reaper {
   }
 
   Started& c_;
-  const ExecRequest& r_;
+  const Command& r_;
   const std::optional<Clock::time_point> deadline_;
   const Clock::duration grace_;
   Ended ended_;
@@ -410,43 +427,26 @@ uint64_t micros(const timeval& tv) {
   return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
 }
 
-void pack_bin(msgpack::packer<msgpack::sbuffer>& pk, const std::string& bytes) {
-  pk.pack_bin(static_cast<uint32_t>(bytes.size()));
-  pk.pack_bin_body(bytes.data(), static_cast<uint32_t>(bytes.size()));
-}
-
 // The job's value (docs/protocol.md, `exec`).
-proto::RawObject exec_value(const Ended& e, const Started& c, std::chrono::microseconds wall) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(10);
-  pk.pack("exit_code");
-  pk.pack_int64(WIFEXITED(e.status) ? WEXITSTATUS(e.status) : -1);
-  pk.pack("signal");
-  pk.pack_uint64(WIFSIGNALED(e.status) ? WTERMSIG(e.status) : 0);
-  pk.pack("stdout");
-  pack_bin(pk, c.out.data);
-  pk.pack("stderr");
-  pack_bin(pk, c.err.data);
-  pk.pack("stdout_truncated");
-  pk.pack(c.out.truncated);
-  pk.pack("stderr_truncated");
-  pk.pack(c.err.truncated);
-  pk.pack("wall_us");
-  pk.pack_uint64(static_cast<uint64_t>(wall.count()));
-  pk.pack("user_us");
-  pk.pack_uint64(micros(e.usage.ru_utime));
-  pk.pack("sys_us");
-  pk.pack_uint64(micros(e.usage.ru_stime));
-  pk.pack("max_rss_kb");
-  pk.pack_uint64(static_cast<uint64_t>(e.usage.ru_maxrss));
-  return proto::RawObject{std::string(buf.data(), buf.size())};
+proto::RawObject exec_value(const Ended& e, Started& c, std::chrono::microseconds wall) {
+  proto::ExecValue v;
+  v.exit_code = WIFEXITED(e.status) ? WEXITSTATUS(e.status) : -1;
+  v.signal = WIFSIGNALED(e.status) ? WTERMSIG(e.status) : 0;
+  v.stdout_data.bytes = std::move(c.out.data);
+  v.stderr_data.bytes = std::move(c.err.data);
+  v.stdout_truncated = c.out.truncated;
+  v.stderr_truncated = c.err.truncated;
+  v.wall_us = static_cast<uint64_t>(wall.count());
+  v.user_us = micros(e.usage.ru_utime);
+  v.sys_us = micros(e.usage.ru_stime);
+  v.max_rss_kb = static_cast<uint64_t>(e.usage.ru_maxrss);
+  return proto::encode_exec_value(v);
 }
 
 // On a distcc host's slot, a compile distcc can distribute runs as `distcc ARGV` with that host
 // alone (common/distcc.h): returns its object file (absolute, or relative to the worker's
 // directory), or nullopt when the command runs here as it is.
-std::optional<std::string> place_on_host(ExecRequest& r, const Options& options) {
+std::optional<std::string> place_on_host(Command& r, const Options& options) {
   if (options.distcc_host.empty()) return std::nullopt;
   std::optional<std::string> object = distcc::distributable_output(r.argv);
   if (!object) return std::nullopt;
@@ -487,9 +487,9 @@ std::optional<proto::WorkerResult> host_failure(const Ended& ended, const Starte
 }  // namespace
 
 proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
-  Expected<ExecRequest> request = parse_request(job.payload);
+  Expected<Command> request = parse_request(job.payload);
   if (!request) return job_error(proto::code::kBadPayload, request.error());
-  ExecRequest& r = *request;
+  Command& r = *request;
   // Both streams must fit one result frame: more than half of it each is never sendable, and
   // keeping it (2^64-1 was accepted) only costs the worker memory before the job fails anyway.
   r.max_output = std::min<uint64_t>(r.max_output, context.options.max_frame / 2);

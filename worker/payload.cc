@@ -13,9 +13,9 @@ Expected<Payload> Payload::parse(std::string_view kind, const proto::RawObject& 
   uint64_t objects = 0;
   std::size_t end = 0;
   if (mp::skip_object(raw.bytes, end, mp::kMaxDepth, nullptr, &objects) &&
-      objects > kMaxPayloadObjects) {
+      objects > proto::kMaxPayloadObjects) {
     return fail(std::string(kind) + ".payload: " + std::to_string(objects) +
-                " msgpack values, more than the " + std::to_string(kMaxPayloadObjects) +
+                " msgpack values, more than the " + std::to_string(proto::kMaxPayloadObjects) +
                 " a payload may hold");
   }
   try {
@@ -73,14 +73,6 @@ bool Payload::get(const char* key, std::string& out, bool required) {
   return ok;
 }
 
-bool Payload::get_bin(const char* key, std::string& out, bool required) {
-  bool ok;
-  if (const auto* o = typed(key, msgpack::type::BIN, "bin", required, ok)) {
-    out.assign(o->via.bin.ptr, o->via.bin.size);
-  }
-  return ok;
-}
-
 bool Payload::get(const char* key, uint64_t& out, bool required) {
   bool ok;
   if (const auto* o = typed(key, msgpack::type::POSITIVE_INTEGER, "uint", required, ok)) {
@@ -98,70 +90,6 @@ bool Payload::get(const char* key, int64_t& out, bool required) {
     out = static_cast<int64_t>(o->via.u64);
   } else {
     return invalid(key, std::string("expected int, got ") + mp::type_name(*o));
-  }
-  return true;
-}
-
-bool Payload::get(const char* key, bool& out, bool required) {
-  bool ok;
-  if (const auto* o = typed(key, msgpack::type::BOOLEAN, "bool", required, ok)) {
-    out = o->via.boolean;
-  }
-  return ok;
-}
-
-bool Payload::get(const char* key, std::vector<std::string>& out, bool required) {
-  bool ok;
-  const auto* o = typed(key, msgpack::type::ARRAY, "array of str", required, ok);
-  if (o == nullptr) return ok;
-  out.clear();
-  for (uint32_t i = 0; i < o->via.array.size; ++i) {
-    const msgpack::object& item = o->via.array.ptr[i];
-    if (item.type != msgpack::type::STR) {
-      return invalid(key, "expected array of str, got " + std::string(mp::type_name(item)) +
-                              " at index " + std::to_string(i));
-    }
-    out.emplace_back(item.via.str.ptr, item.via.str.size);
-  }
-  return true;
-}
-
-bool Payload::get(const char* key, std::vector<std::pair<std::string, std::string>>& out,
-                  bool required) {
-  bool ok;
-  const auto* o = typed(key, msgpack::type::MAP, "map of str to str", required, ok);
-  if (o == nullptr) return ok;
-  out.clear();
-  for (uint32_t i = 0; i < o->via.map.size; ++i) {
-    const msgpack::object& k = o->via.map.ptr[i].key;
-    const msgpack::object& v = o->via.map.ptr[i].val;
-    if (k.type != msgpack::type::STR || v.type != msgpack::type::STR) {
-      return invalid(key, "expected map of str to str");
-    }
-    out.emplace_back(std::string(k.via.str.ptr, k.via.str.size),
-                     std::string(v.via.str.ptr, v.via.str.size));
-  }
-  return true;
-}
-
-bool Payload::get(const char* key,
-                  std::vector<std::pair<std::string, std::pair<uint64_t, uint64_t>>>& out,
-                  bool required) {
-  bool ok;
-  const auto* o = typed(key, msgpack::type::MAP, "map of str to [uint, uint]", required, ok);
-  if (o == nullptr) return ok;
-  out.clear();
-  for (uint32_t i = 0; i < o->via.map.size; ++i) {
-    const msgpack::object& k = o->via.map.ptr[i].key;
-    const msgpack::object& v = o->via.map.ptr[i].val;
-    const bool pair = v.type == msgpack::type::ARRAY && v.via.array.size == 2 &&
-                      v.via.array.ptr[0].type == msgpack::type::POSITIVE_INTEGER &&
-                      v.via.array.ptr[1].type == msgpack::type::POSITIVE_INTEGER;
-    if (k.type != msgpack::type::STR || !pair) {
-      return invalid(key, "expected map of str to [uint, uint]");
-    }
-    out.emplace_back(std::string(k.via.str.ptr, k.via.str.size),
-                     std::pair(v.via.array.ptr[0].via.u64, v.via.array.ptr[1].via.u64));
   }
   return true;
 }

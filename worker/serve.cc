@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <iterator>
 
 #include "common/exit_codes.h"
 #include "common/fd.h"
@@ -16,21 +17,17 @@
 namespace kiln::worker {
 namespace {
 
-struct KindEntry {
-  std::string_view kind;
-  JobHandler handler;
-  bool selftest_only;
-};
+// The handler of each of proto::kBuiltinKinds, in its order.
+constexpr JobHandler kHandlers[] = {run_echo, run_exec, run_selftest};
+static_assert(std::size(kHandlers) == std::size(proto::kBuiltinKinds));
 
-constexpr KindEntry kKinds[] = {
-    {"echo", run_echo, false},
-    {"exec", run_exec, false},
-    {"selftest", run_selftest, true},
-};
+bool served(std::string_view kind, bool selftest) {
+  return selftest || kind != proto::kSelftestKind;
+}
 
 JobHandler find_handler(std::string_view kind, bool selftest) {
-  for (const KindEntry& k : kKinds) {
-    if (k.kind == kind && (selftest || !k.selftest_only)) return k.handler;
+  for (std::size_t i = 0; i < std::size(kHandlers); ++i) {
+    if (proto::kBuiltinKinds[i] == kind && served(kind, selftest)) return kHandlers[i];
   }
   return nullptr;
 }
@@ -42,8 +39,8 @@ constexpr std::size_t kEnvelopeRoom = 256;
 
 std::vector<std::string> served_kinds(bool selftest) {
   std::vector<std::string> kinds;
-  for (const KindEntry& k : kKinds) {
-    if (selftest || !k.selftest_only) kinds.emplace_back(k.kind);
+  for (std::string_view kind : proto::kBuiltinKinds) {
+    if (served(kind, selftest)) kinds.emplace_back(kind);
   }
   return kinds;
 }

@@ -44,7 +44,7 @@ def decode_frame(frame, split=None):
 
 
 def test_the_vectors_cover_both_kinds():
-    assert len(client_link("valid")) == 30
+    assert len(client_link("valid")) == 31
     assert len(client_link("invalid")) == 31
     assert len(tool_link("valid")) == 7
     assert len(tool_link("invalid")) == 6
