@@ -153,8 +153,10 @@ Supervisor::Supervisor(Options options, std::string key)
         first_executable({beside_self("kiln-worker"), beside_self("../libexec/kiln/kiln-worker")})
             .value_or(beside_self("kiln-worker"));
   }
-  kinds_ = {"echo", "exec"};
-  if (options_.enable_selftest) kinds_.push_back("selftest");
+  // The worker's own kinds; selftest only when enabled (its jobs crash and hang on purpose).
+  for (const std::string_view kind : proto::kBuiltinKinds) {
+    if (kind != proto::kSelftestKind || options_.enable_selftest) kinds_.emplace_back(kind);
+  }
 
   for (const std::string& spec : options_.tools) kinds_.push_back(spec.substr(0, spec.find('=')));
   worker_envp_ = worker_environment(key_);
