@@ -252,9 +252,8 @@ struct Started {
 // What the child reported on `report` if its chdir or exec failed: a spawn_failed result, the
 // child reaped. Nothing when it exec'd.
 std::optional<proto::WorkerResult> failed_start(int report, pid_t pid, const Command& r) {
-  const std::optional<ChildFailure> failure = read_child_failure(report);
+  const std::optional<ChildFailure> failure = read_child_failure(report, pid);
   if (!failure) return std::nullopt;
-  ::waitpid(pid, nullptr, 0);
   const std::string why = std::strerror(failure->error);
   if (failure->stage == ChildFailure::kChdir) {
     return job_error(proto::code::kSpawnFailed,
@@ -504,7 +503,8 @@ proto::WorkerResult run_exec(const proto::Job& job, JobContext& context) {
   if (auto* failed = std::get_if<proto::WorkerResult>(&started)) return std::move(*failed);
   Started& c = std::get<Started>(started);
   g_job_group.store(c.pid);
-  context.link.send(proto::Phase{job.id, "spawned", static_cast<uint64_t>(c.pid)});
+  // A phase is news, not an answer: a link gone by now shows when the result is sent.
+  (void)context.link.send(proto::Phase{job.id, "spawned", static_cast<uint64_t>(c.pid)});
 
   std::optional<Clock::time_point> deadline;
   if (job.timeout_ms > 0) deadline = start + std::chrono::milliseconds(job.timeout_ms);

@@ -28,19 +28,18 @@ bool Link::ready() {
   return fd.revents != 0;
 }
 
-bool Link::send_raw(std::string_view bytes) {
+Expected<void> Link::send_raw(std::string_view bytes) {
   while (!bytes.empty()) {
     const ssize_t n = ::write(write_fd_, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      error_ = std::string("write to the supervisor: ") + std::strerror(errno);
-      return false;
+      return fail(std::string("write to the supervisor: ") + std::strerror(errno));
     }
     bytes.remove_prefix(static_cast<std::size_t>(n));
   }
-  return true;
+  return {};
 }
 
-bool Link::send_frames(const std::string& frames) { return send_raw(frames); }
+Expected<void> Link::send_frames(const std::string& frames) { return send_raw(frames); }
 
 }  // namespace kiln::worker

@@ -5,6 +5,7 @@
 
 #include "common/frame.h"
 #include "common/protocol.h"
+#include "common/result.h"
 
 namespace kiln::worker {
 
@@ -19,19 +20,18 @@ class Link {
   // the link breaks the protocol or fails (a failure that says why).
   Expected<Received> receive(proto::WorkerCommand& out);
 
-  // Writes whole frames; false if the link is gone (EPIPE and the like; error() says why).
-  bool send_frames(const std::string& frames);
+  // Writes whole frames; fails if the link is gone (EPIPE and the like), saying so.
+  Expected<void> send_frames(const std::string& frames);
   template <class M>
-  bool send(const M& message) {
+  Expected<void> send(const M& message) {
     std::string frame;
     proto::encode(message, frame);
     return send_frames(frame);
   }
 
   // Raw bytes, for the selftest that breaks the protocol on purpose.
-  bool send_raw(std::string_view bytes);
+  Expected<void> send_raw(std::string_view bytes);
 
-  const std::string& error() const { return error_; }
   int read_fd() const { return read_fd_; }
   // A whole command has been read already: receive() will not block.
   bool has_buffered() const { return inbox_.has_body(); }
@@ -42,7 +42,6 @@ class Link {
   int read_fd_;
   int write_fd_;
   FrameInbox inbox_;  // whole bodies read but not yet handed out
-  std::string error_;
 };
 
 }  // namespace kiln::worker

@@ -58,7 +58,7 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
   } else if (action == "hang") {
     context.watchdog.ignore_sigterm(true);
     // Says so once SIGTERM is ignored, so that a test can send it knowing it will be ignored.
-    context.link.send(proto::Phase{job.id, "hanging", std::nullopt});
+    (void)context.link.send(proto::Phase{job.id, "hanging", std::nullopt});
     for (;;) ::pause();
   } else if (action == "alloc") {
     uint64_t mb = 0;
@@ -70,7 +70,7 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
     return job_ok(proto::RawObject::nil());
   } else if (action == "garbage") {
     // 0xc1 is never valid msgpack: a frame the supervisor must reject. No result follows.
-    context.link.send_raw(std::string("\x00\x00\x00\x01\xc1", 5));
+    (void)context.link.send_raw(std::string("\x00\x00\x00\x01\xc1", 5));
     for (;;) ::pause();
   } else if (action == "fail") {
     std::string message;

@@ -207,9 +207,11 @@ int serve(JobContext& context) {
     result.run_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                               std::chrono::steady_clock::now() - start)
                                               .count());
-    if (!context.link.send_frames(result_frame(result, context.options.max_frame))) {
+    if (Expected<void> sent =
+            context.link.send_frames(result_frame(result, context.options.max_frame));
+        !sent) {
       // The supervisor is gone; the watchdog ends the worker, or end of input will.
-      spdlog::warn("{}", context.link.error());
+      spdlog::warn("{}", sent.error());
       return exit_code::kOk;
     }
     // A tool that died, broke its link or timed out: this worker is done (the supervisor

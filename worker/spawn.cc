@@ -2,6 +2,7 @@
 
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,13 +77,15 @@ namespace {
   child_fail(s.report_fd, ChildFailure::kExec, exec_first(s.candidates, s.argv, s.envp));
 }
 
-std::optional<ChildFailure> read_child_failure(int report_fd) {
+std::optional<ChildFailure> read_child_failure(int report_fd, pid_t pid) {
   ChildFailure failure;
   ssize_t got;
   do {
     got = ::read(report_fd, &failure, sizeof failure);
   } while (got < 0 && errno == EINTR);
   if (got != sizeof failure) return std::nullopt;
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
   return failure;
 }
 

@@ -68,8 +68,9 @@ struct ChildSetup {
 // no allocation, nothing of the parent's memory changed (it may run after vfork).
 [[noreturn]] void exec_child(const ChildSetup& setup);
 
-// In the parent, once its copy of the report pipe's write end is closed: what the child
-// reported, or nullopt when it exec'd (end of file).
-std::optional<ChildFailure> read_child_failure(int report_fd);
+// In the parent, once its copy of the report pipe's write end is closed: what child `pid`
+// reported, the child reaped (it exits 127 right after its report); or nullopt when it exec'd
+// (end of file), the child left running.
+std::optional<ChildFailure> read_child_failure(int report_fd, pid_t pid);
 
 }  // namespace kiln::worker

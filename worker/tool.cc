@@ -113,10 +113,8 @@ Expected<pid_t> fork_tool(StartFds& f, const std::string& command, char* const a
   // Set here too, so the group exists before either side goes on (whichever runs first).
   ::setpgid(pid, pid);
   f.report_write.reset();
-  const std::optional<ChildFailure> failure = read_child_failure(f.report_read.get());
+  const std::optional<ChildFailure> failure = read_child_failure(f.report_read.get(), pid);
   if (!failure) return pid;
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
   const std::string why = std::strerror(failure->error);
   if (failure->stage == ChildFailure::kExec) {
     return fail("cannot execute the tool's command '" + command + "': " + why);
@@ -463,7 +461,8 @@ Tool::Outcome Tool::run(const proto::Job& job, Link& link) {
         return broke();
     }
     if (auto* phase = std::get_if<proto::Phase>(&event); phase && phase->id == job.id) {
-      link.send(proto::Phase{job.id, shortened(phase->phase, proto::kMaxPhaseBytes), std::nullopt});
+      (void)link.send(
+          proto::Phase{job.id, shortened(phase->phase, proto::kMaxPhaseBytes), std::nullopt});
       continue;
     }
     if (about_last_job(event)) {  // read only now: this job goes on, then the tool is retired

@@ -155,8 +155,8 @@ int run(const Options& options) {
 
   // 9.
   Link link(options.read_fd, options.write_fd, options.max_frame);
-  if (!link.send(ready)) {
-    spdlog::error("{}", link.error());
+  if (Expected<void> sent = link.send(ready); !sent) {
+    spdlog::error("{}", sent.error());
     return exit_code::kOk;
   }
   if (!watchdog_before_tools) watchdog->start();
