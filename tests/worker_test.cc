@@ -708,7 +708,7 @@ TEST(WorkerSelftest, ExitEndsTheWorkerWithThatCode) {
   EXPECT_EQ(WEXITSTATUS(*status), 7);
 }
 
-TEST_F(WorkerTest, SelftestFailSleepAndAlloc) {
+TEST_F(WorkerTest, SelftestFailSleepAndAllocAndItsBadFieldsAreNamed) {
   auto r = worker_.run("selftest", {{"action", "fail"}, {"message", "as asked"}});
   ASSERT_TRUE(r && r->error);
   EXPECT_EQ(r->error->code, "job_failed");
@@ -724,6 +724,21 @@ TEST_F(WorkerTest, SelftestFailSleepAndAlloc) {
   ASSERT_TRUE(r && r->error);
   EXPECT_EQ(r->error->code, "bad_payload");
   EXPECT_EQ(r->error->message, "selftest.action: unknown action \"dance\"");
+
+  // A field missing or of another type is a bad_payload that names it.
+  const std::pair<json, std::string> bad[] = {
+      {{{"ms", 1}}, "selftest.action: missing"},
+      {{{"action", 7}}, "selftest.action: expected str, got uint"},
+      {{{"action", "sleep"}, {"ms", "1"}}, "selftest.ms: expected uint, got str"},
+      {{{"action", "exit"}, {"code", 1.5}}, "selftest.code: expected int, got float"},
+      {{{"action", "fail"}}, "selftest.message: missing"},
+  };
+  for (const auto& [payload, message] : bad) {
+    r = worker_.run("selftest", payload);
+    ASSERT_TRUE(r && r->error) << payload;
+    EXPECT_EQ(r->error->code, "bad_payload") << payload;
+    EXPECT_EQ(r->error->message, message) << payload;
+  }
 }
 
 TEST_F(WorkerTest, SelftestGarbageBreaksTheLink) {

@@ -33,7 +33,11 @@ Expected<Payload> Payload::parse(std::string_view kind, const proto::RawObject& 
   return p;
 }
 
-const msgpack::object* Payload::find(const char* key) const {
+Failure Payload::invalid(const char* key, const std::string& what) const {
+  return fail(kind_ + "." + key + ": " + what);
+}
+
+Expected<const msgpack::object*> Payload::find(const char* key) const {
   const msgpack::object& map = handle_.get();
   for (uint32_t i = 0; i < map.via.map.size; ++i) {
     const msgpack::object& k = map.via.map.ptr[i].key;
@@ -42,56 +46,35 @@ const msgpack::object* Payload::find(const char* key) const {
       return &map.via.map.ptr[i].val;
     }
   }
-  return nullptr;
+  return invalid(key, "missing");
 }
 
-bool Payload::invalid(const char* key, const std::string& what) {
-  if (error_.empty()) error_ = kind_ + "." + key + ": " + what;
-  return false;
+Expected<std::string> Payload::str(const char* key) const {
+  Expected<const msgpack::object*> o = find(key);
+  if (!o) return fail(o.error());
+  if ((*o)->type != msgpack::type::STR) {
+    return invalid(key, std::string("expected str, got ") + mp::type_name(**o));
+  }
+  return std::string((*o)->via.str.ptr, (*o)->via.str.size);
 }
 
-const msgpack::object* Payload::typed(const char* key, msgpack::type::object_type type,
-                                      const char* expected, bool required, bool& ok) {
-  ok = true;
-  const msgpack::object* o = find(key);
-  if (o == nullptr) {
-    if (required) ok = invalid(key, "missing");
-    return nullptr;
+Expected<uint64_t> Payload::uint(const char* key) const {
+  Expected<const msgpack::object*> o = find(key);
+  if (!o) return fail(o.error());
+  if ((*o)->type != msgpack::type::POSITIVE_INTEGER) {
+    return invalid(key, std::string("expected uint, got ") + mp::type_name(**o));
   }
-  if (o->type != type) {
-    ok = invalid(key, std::string("expected ") + expected + ", got " + mp::type_name(*o));
-    return nullptr;
-  }
-  return o;
+  return (*o)->via.u64;
 }
 
-bool Payload::get(const char* key, std::string& out, bool required) {
-  bool ok;
-  if (const auto* o = typed(key, msgpack::type::STR, "str", required, ok)) {
-    out.assign(o->via.str.ptr, o->via.str.size);
+Expected<int64_t> Payload::int64(const char* key) const {
+  Expected<const msgpack::object*> o = find(key);
+  if (!o) return fail(o.error());
+  if ((*o)->type == msgpack::type::NEGATIVE_INTEGER) return (*o)->via.i64;
+  if ((*o)->type == msgpack::type::POSITIVE_INTEGER && (*o)->via.u64 <= INT64_MAX) {
+    return static_cast<int64_t>((*o)->via.u64);
   }
-  return ok;
-}
-
-bool Payload::get(const char* key, uint64_t& out, bool required) {
-  bool ok;
-  if (const auto* o = typed(key, msgpack::type::POSITIVE_INTEGER, "uint", required, ok)) {
-    out = o->via.u64;
-  }
-  return ok;
-}
-
-bool Payload::get(const char* key, int64_t& out, bool required) {
-  const msgpack::object* o = find(key);
-  if (o == nullptr) return !required || invalid(key, "missing");
-  if (o->type == msgpack::type::NEGATIVE_INTEGER) {
-    out = o->via.i64;
-  } else if (o->type == msgpack::type::POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
-    out = static_cast<int64_t>(o->via.u64);
-  } else {
-    return invalid(key, std::string("expected int, got ") + mp::type_name(*o));
-  }
-  return true;
+  return invalid(key, std::string("expected int, got ") + mp::type_name(**o));
 }
 
 }  // namespace kiln::worker

@@ -20,25 +20,20 @@ class Payload {
   // proto::kMaxPayloadObjects values.
   static Expected<Payload> parse(std::string_view kind, const proto::RawObject& raw);
 
-  // Each returns false after recording the first problem in error(). An absent key leaves `out`
-  // as it is and succeeds unless `required`.
-  bool get(const char* key, std::string& out, bool required = false);
-  bool get(const char* key, uint64_t& out, bool required = false);
-  bool get(const char* key, int64_t& out, bool required = false);
-  const std::string& error() const { return error_; }
+  // The value of a field the job requires: a failure that names the field ("selftest.ms:
+  // expected uint, got str") when it is missing or of another type.
+  Expected<std::string> str(const char* key) const;
+  Expected<uint64_t> uint(const char* key) const;
+  Expected<int64_t> int64(const char* key) const;
 
  private:
   Payload() = default;
-  const msgpack::object* find(const char* key) const;
-  // Records a problem with a field; returns false.
-  bool invalid(const char* key, const std::string& what);
-  // The value of `key` if present and of `type`; records an error otherwise.
-  const msgpack::object* typed(const char* key, msgpack::type::object_type type,
-                               const char* expected, bool required, bool& ok);
+  // The field `key`, or a failure saying it is missing.
+  Expected<const msgpack::object*> find(const char* key) const;
+  Failure invalid(const char* key, const std::string& what) const;
 
   std::string kind_;
   msgpack::object_handle handle_;
-  std::string error_;
 };
 
 }  // namespace kiln::worker

@@ -38,8 +38,9 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
   Expected<Payload> parsed = Payload::parse("selftest", job.payload);
   if (!parsed) return job_error(proto::code::kBadPayload, parsed.error());
   Payload& p = *parsed;
-  std::string action;
-  if (!p.get("action", action, true)) return job_error(proto::code::kBadPayload, p.error());
+  Expected<std::string> read_action = p.str("action");
+  if (!read_action) return job_error(proto::code::kBadPayload, read_action.error());
+  const std::string& action = *read_action;
 
   if (action == "crash" || action == "crash-report-hangs") {
     if (action == "crash-report-hangs") hang_crash_reports();
@@ -47,13 +48,13 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
   } else if (action == "abort") {
     std::abort();
   } else if (action == "exit") {
-    int64_t code = 0;
-    if (!p.get("code", code, true)) return job_error(proto::code::kBadPayload, p.error());
-    ::_exit(static_cast<int>(code));
+    Expected<int64_t> code = p.int64("code");
+    if (!code) return job_error(proto::code::kBadPayload, code.error());
+    ::_exit(static_cast<int>(*code));
   } else if (action == "sleep") {
-    uint64_t ms = 0;
-    if (!p.get("ms", ms, true)) return job_error(proto::code::kBadPayload, p.error());
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    Expected<uint64_t> ms = p.uint("ms");
+    if (!ms) return job_error(proto::code::kBadPayload, ms.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
     return job_ok(proto::RawObject::nil());
   } else if (action == "hang") {
     context.watchdog.ignore_sigterm(true);
@@ -61,9 +62,9 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
     (void)context.link.send(proto::Phase{job.id, "hanging", std::nullopt});
     for (;;) ::pause();
   } else if (action == "alloc") {
-    uint64_t mb = 0;
-    if (!p.get("mb", mb, true)) return job_error(proto::code::kBadPayload, p.error());
-    const std::size_t bytes = static_cast<std::size_t>(mb) << 20;
+    Expected<uint64_t> mb = p.uint("mb");
+    if (!mb) return job_error(proto::code::kBadPayload, mb.error());
+    const std::size_t bytes = static_cast<std::size_t>(*mb) << 20;
     auto block = std::make_unique_for_overwrite<char[]>(bytes);
     std::memset(block.get(), 0x5a, bytes);  // touch every page so it counts in RSS
     kept_memory().push_back(std::move(block));
@@ -73,9 +74,9 @@ proto::WorkerResult run_selftest(const proto::Job& job, JobContext& context) {
     (void)context.link.send_raw(std::string("\x00\x00\x00\x01\xc1", 5));
     for (;;) ::pause();
   } else if (action == "fail") {
-    std::string message;
-    if (!p.get("message", message, true)) return job_error(proto::code::kBadPayload, p.error());
-    return job_error(proto::code::kJobFailed, message);
+    Expected<std::string> message = p.str("message");
+    if (!message) return job_error(proto::code::kBadPayload, message.error());
+    return job_error(proto::code::kJobFailed, *message);
   }
   return job_error(proto::code::kBadPayload, "selftest.action: unknown action \"" + action + "\"");
 }
