@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
       decode.push_back(kiln::bench::micros_since(start));
       start = Clock::now();
       std::size_t off = 0;
-      if (!kiln::mp::skip_object(body, off, kiln::mp::kMaxDepth, nullptr)) {
+      if (!kiln::mp::skip_object(body, off, kiln::mp::kMaxDepth)) {
         kiln::bench::die("the body did not scan");
       }
       scan.push_back(kiln::bench::micros_since(start));

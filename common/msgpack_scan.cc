@@ -142,8 +142,8 @@ std::string header_failure(std::string_view data, std::size_t pos) {
 
 }  // namespace
 
-bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error,
-                 uint64_t* objects) {
+Expected<void> skip_object(std::string_view data, std::size_t& off, unsigned max_depth,
+                           uint64_t* objects) {
   // pending[d] = objects still to read at depth d+1; a map's pairs count twice. Each slot is
   // written before it is read, so it is not zero-filled: this runs once per map value of every
   // body, where clearing 65 slots was most of the cost of a body of many small keys.
@@ -152,10 +152,7 @@ bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, st
   unsigned depth = 1;
   pending[0] = 1;
   std::size_t pos = off;
-  auto failed = [&](std::string why) {
-    if (error != nullptr) *error = std::move(why);
-    return false;
-  };
+  auto failed = [](std::string why) { return fail(std::move(why)); };
   while (depth > 0) {
     if (pending[depth - 1] == 0) {
       --depth;
@@ -198,7 +195,7 @@ bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, st
     }
   }
   off = pos;
-  return true;
+  return {};
 }
 
 const msgpack::object* field(const msgpack::object& map, std::string_view key) {

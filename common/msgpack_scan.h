@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
+
 namespace kiln::mp {
 
 // Deepest nesting accepted in any message (the top-level map is depth 1).
@@ -38,11 +40,11 @@ struct Header {
 // Reads the header of the object at data[off]. False if the bytes there are truncated or 0xc1.
 bool read_header(std::string_view data, std::size_t off, Header& h);
 
-// Advances `off` past one complete object. On failure returns false with a reason in *error
-// ("truncated", "invalid byte 0xc1 at offset N", "nesting deeper than 64"). With `objects`, adds
+// Advances `off` past one complete object, or fails saying why ("truncated", "invalid byte 0xc1
+// at offset N", "nesting deeper than 64"), `off` unchanged. With `objects`, adds
 // the number of objects it holds, itself and every element and key at any depth: what
 // msgpack::unpack would allocate one msgpack::object (24 bytes) for.
-bool skip_object(std::string_view data, std::size_t& off, unsigned max_depth, std::string* error,
-                 uint64_t* objects = nullptr);
+Expected<void> skip_object(std::string_view data, std::size_t& off, unsigned max_depth,
+                           uint64_t* objects = nullptr);
 
 }  // namespace kiln::mp

@@ -517,8 +517,9 @@ class Body {
   // and element counts bounded by the body (see msgpack_scan.h).
   static kiln::Expected<Body> parse(std::string_view body) {
     std::size_t end = 0;
-    std::string why;
-    if (!mp::skip_object(body, end, mp::kMaxDepth, &why)) return fail("body: " + why);
+    if (Expected<void> scanned = mp::skip_object(body, end, mp::kMaxDepth); !scanned) {
+      return fail("body: " + scanned.error());
+    }
     if (end != body.size()) {
       return fail("body: " + std::to_string(body.size() - end) +
                   " bytes after the message (a body is exactly one map)");
@@ -540,7 +541,7 @@ class Body {
       const std::string_view key = body.substr(pos + kh.header_len, kh.size);
       pos += kh.header_len + kh.size;
       const std::size_t value_start = pos;
-      (void)mp::skip_object(body, pos, mp::kMaxDepth, nullptr);
+      (void)mp::skip_object(body, pos, mp::kMaxDepth);
       // Only keys some message has are kept (receivers ignore the others): at most a few dozen,
       // so the duplicate check and find() cost a constant per key, and a body of n keys O(n).
       // (Checking every key against all before it once took 82 s for 160,000 keys.)
@@ -666,9 +667,8 @@ kiln::Expected<T> decode_record(const RawObject& raw, const std::string& whole,
                                 const std::string& prefix) {
   uint64_t objects = 0;
   std::size_t end = 0;
-  std::string why;
-  if (!mp::skip_object(raw.bytes, end, mp::kMaxDepth, &why, &objects)) {
-    return fail(whole + ": " + why);
+  if (Expected<void> scanned = mp::skip_object(raw.bytes, end, mp::kMaxDepth, &objects); !scanned) {
+    return fail(whole + ": " + scanned.error());
   }
   if (objects > kMaxPayloadObjects) {
     return fail(whole + ": " + std::to_string(objects) + " msgpack values, more than the " +

@@ -9,11 +9,10 @@ namespace {
 
 bool skips(const std::string& bytes, std::size_t* end = nullptr, std::string* err = nullptr) {
   std::size_t off = 0;
-  std::string why;
-  bool ok = skip_object(bytes, off, kMaxDepth, &why);
+  const Expected<void> skipped = skip_object(bytes, off, kMaxDepth);
   if (end != nullptr) *end = off;
-  if (err != nullptr) *err = why;
-  return ok;
+  if (err != nullptr && !skipped) *err = skipped.error();
+  return skipped.ok();
 }
 
 TEST(MsgpackScan, SkipsScalarsOfEveryWidth) {

@@ -12,7 +12,7 @@ Expected<Payload> Payload::parse(std::string_view kind, const proto::RawObject& 
   // small ints took a worker to 1.47 GB. Counted first, without allocating.
   uint64_t objects = 0;
   std::size_t end = 0;
-  if (mp::skip_object(raw.bytes, end, mp::kMaxDepth, nullptr, &objects) &&
+  if (mp::skip_object(raw.bytes, end, mp::kMaxDepth, &objects) &&
       objects > proto::kMaxPayloadObjects) {
     return fail(std::string(kind) + ".payload: " + std::to_string(objects) +
                 " msgpack values, more than the " + std::to_string(proto::kMaxPayloadObjects) +
