@@ -92,7 +92,7 @@ Expected<Command> with_process_attributes(const proto::ExecRequest& m) {
 
 // What the kernel would read wrongly: a NUL cuts a string short where the kernel reads it
 // ("/tmp\0/etc" would run in /tmp), and an '=' in a variable's name moves where its value starts.
-Expected<bool> strings_fit_the_kernel(const proto::ExecRequest& m) {
+Expected<void> strings_fit_the_kernel(const proto::ExecRequest& m) {
   if (m.argv.empty()) return invalid("argv", "must hold at least the command");
   for (const auto& arg : m.argv) {
     if (arg.find('\0') != std::string::npos) return invalid("argv", "contains a NUL byte");
@@ -111,7 +111,7 @@ Expected<bool> strings_fit_the_kernel(const proto::ExecRequest& m) {
       return invalid("env", "the value of " + printable(name, 64) + " contains a NUL byte");
     }
   }
-  return true;
+  return {};
 }
 
 Expected<Command> parse_request(const proto::RawObject& raw) {
@@ -120,7 +120,7 @@ Expected<Command> parse_request(const proto::RawObject& raw) {
   proto::ExecRequest& m = *decoded;
   Expected<Command> command = with_process_attributes(m);
   if (!command) return fail(command.error());
-  if (Expected<bool> fits = strings_fit_the_kernel(m); !fits) return fail(fits.error());
+  if (Expected<void> fits = strings_fit_the_kernel(m); !fits) return fail(fits.error());
   Command& r = *command;
   r.argv = std::move(m.argv);
   r.cwd = std::move(m.cwd).value_or("");
