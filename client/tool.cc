@@ -48,8 +48,9 @@ class Commands {
   Expected<std::optional<proto::ToolCommand>> next() {
     Expected<FrameInbox::Read> read = inbox_.fill(kCommandsFd);
     if (!read) return fail(FrameInbox::error_text(read, "reading fd 3"));
-    // kAgain is not seen: fd 3 is blocking.
     if (*read == FrameInbox::Read::kEnd) return std::optional<proto::ToolCommand>();
+    // Only if the tool's own code made fd 3 non-blocking: no command can be waited for.
+    if (*read == FrameInbox::Read::kAgain) return fail("reading fd 3: it is non-blocking");
     Expected<proto::ToolCommand> decoded = proto::decode_tool_command(inbox_.take());
     if (!decoded) return fail(decoded.error());
     return std::optional<proto::ToolCommand>(std::move(*decoded));

@@ -12,7 +12,9 @@ Expected<Link::Received> Link::receive(proto::WorkerCommand& out) {
   Expected<FrameInbox::Read> read = inbox_.fill(read_fd_);
   if (!read) return fail(FrameInbox::error_text(read, "read from the supervisor"));
   if (*read == FrameInbox::Read::kEnd) return Received::kEnd;
-  // kAgain is not seen: the link is blocking.
+  // Only if something made the inherited fd non-blocking: no command can be waited for.
+  if (*read == FrameInbox::Read::kAgain)
+    return fail("read from the supervisor: the fd is non-blocking");
   Expected<proto::WorkerCommand> decoded = proto::decode_worker_command(inbox_.take());
   if (!decoded) return fail(decoded.error());
   out = std::move(decoded.value());
