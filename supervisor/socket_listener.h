@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include <cassert>
 #include <functional>
 #include <string>
 
@@ -35,6 +36,7 @@ class SocketListener {
 
   SocketListener(uv_loop_t* loop, std::string path, std::size_t max_connections, uint64_t grace_ms,
                  Events events);
+  ~SocketListener() { assert(!open_ && "close() before the loop ends"); }
   SocketListener(const SocketListener&) = delete;
   SocketListener& operator=(const SocketListener&) = delete;
 
