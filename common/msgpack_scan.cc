@@ -1,6 +1,7 @@
 #include "common/msgpack_scan.h"
 
 #include <array>
+#include <memory>
 
 namespace kiln::mp {
 
@@ -208,6 +209,32 @@ const msgpack::object* field(const msgpack::object& map, std::string_view key) {
     }
   }
   return found;
+}
+
+bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
+
+Expected<msgpack::object_handle> unpack_counted(std::string_view bytes, uint64_t max_objects) {
+  uint64_t objects = 0;
+  std::size_t end = 0;
+  if (Expected<void> scanned = skip_object(bytes, end, kMaxDepth, &objects); !scanned) {
+    return fail(scanned.error());
+  }
+  if (objects > max_objects) {
+    return fail(std::to_string(objects) + " msgpack values, more than the " +
+                std::to_string(max_objects) + " a payload may hold");
+  }
+  try {
+    auto zone = std::make_unique<msgpack::zone>();
+    const std::size_t n = bytes.size();
+    const msgpack::unpack_limit limit(n, n / 2, n, n, n, kMaxDepth);
+    std::size_t off = 0;
+    bool referenced = false;
+    const msgpack::object o = msgpack::unpack(*zone, bytes.data(), n, off, referenced,
+                                              reference_everything, nullptr, limit);
+    return msgpack::object_handle(o, std::move(zone));
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
 }
 
 }  // namespace kiln::mp

@@ -47,4 +47,13 @@ bool read_header(std::string_view data, std::size_t off, Header& h);
 Expected<void> skip_object(std::string_view data, std::size_t& off, unsigned max_depth,
                            uint64_t* objects = nullptr);
 
+// For msgpack::unpack: every str, bin and ext refers into the unpacked bytes, none is copied.
+bool reference_everything(msgpack::type::object_type, std::size_t, void*);
+
+// One object (a job's payload or value) unpacked, once skip_object has counted it: unpacked, every
+// msgpack object costs 24 bytes however small it was on the wire (60 MB of small ints took a
+// worker to 1.47 GB), so more than `max_objects` is refused before anything is allocated. The
+// object's strings refer into `bytes`: keep them alive as long as the handle.
+Expected<msgpack::object_handle> unpack_counted(std::string_view bytes, uint64_t max_objects);
+
 }  // namespace kiln::mp

@@ -486,8 +486,6 @@ requires std::is_class_v<T> std::string convert(const msgpack::object& o, T& out
   return err;
 }
 
-bool reference_everything(msgpack::type::object_type, std::size_t, void*) { return true; }
-
 // Every top-level key of every message of both links, sorted: taken from the field lists
 // themselves, so a field added to a message is known here at once.
 bool is_known_key(std::string_view key) {
@@ -597,7 +595,7 @@ class Reader {
     std::size_t off = 0;
     bool referenced = false;
     const msgpack::object o = msgpack::unpack(zone_, raw.data(), n, off, referenced,
-                                              reference_everything, nullptr, limit);
+                                              mp::reference_everything, nullptr, limit);
     if (std::string err = convert(o, out); !err.empty()) {
       error_ = std::string(type_) + "." + join_path(key, err);
     }
@@ -660,35 +658,17 @@ kiln::Expected<V> decode(std::string_view bytes) {
 }
 
 // A job's payload or value of a built-in kind: `whole` names the object ("exec.payload"), `prefix`
-// its fields ("exec."). Counted before it is unpacked: every msgpack object costs 24 bytes
-// unpacked however small it was on the wire (60 MB of small ints took a worker to 1.47 GB).
+// its fields ("exec."). Counted before it is unpacked (mp::unpack_counted).
 template <class T>
 kiln::Expected<T> decode_record(const RawObject& raw, const std::string& whole,
                                 const std::string& prefix) {
-  uint64_t objects = 0;
-  std::size_t end = 0;
-  if (Expected<void> scanned = mp::skip_object(raw.bytes, end, mp::kMaxDepth, &objects); !scanned) {
-    return fail(whole + ": " + scanned.error());
-  }
-  if (objects > kMaxPayloadObjects) {
-    return fail(whole + ": " + std::to_string(objects) + " msgpack values, more than the " +
-                std::to_string(kMaxPayloadObjects) + " a payload may hold");
-  }
-  try {
-    msgpack::zone zone;
-    const std::size_t n = raw.bytes.size();
-    const msgpack::unpack_limit limit(n, n / 2, n, n, n, mp::kMaxDepth);
-    std::size_t off = 0;
-    bool referenced = false;
-    const msgpack::object o = msgpack::unpack(zone, raw.bytes.data(), n, off, referenced,
-                                              reference_everything, nullptr, limit);
-    if (o.type != msgpack::type::MAP) return fail(whole + ": " + expected("map", o));
-    T m;
-    if (std::string err = convert(o, m); !err.empty()) return fail(prefix + err);
-    return m;
-  } catch (const std::exception& e) {
-    return fail(whole + ": " + e.what());
-  }
+  Expected<msgpack::object_handle> unpacked = mp::unpack_counted(raw.bytes, kMaxPayloadObjects);
+  if (!unpacked) return fail(whole + ": " + unpacked.error());
+  const msgpack::object& o = unpacked->get();
+  if (o.type != msgpack::type::MAP) return fail(whole + ": " + expected("map", o));
+  T m;
+  if (std::string err = convert(o, m); !err.empty()) return fail(prefix + err);
+  return m;
 }
 
 template <class T>

@@ -8,24 +8,10 @@ namespace kiln::worker {
 Expected<Payload> Payload::parse(std::string_view kind, const proto::RawObject& raw) {
   Payload p;
   p.kind_ = kind;
-  // Unpacked, every msgpack object costs 24 bytes however small it was on the wire: 60 MB of
-  // small ints took a worker to 1.47 GB. Counted first, without allocating.
-  uint64_t objects = 0;
-  std::size_t end = 0;
-  if (mp::skip_object(raw.bytes, end, mp::kMaxDepth, &objects) &&
-      objects > proto::kMaxPayloadObjects) {
-    return fail(std::string(kind) + ".payload: " + std::to_string(objects) +
-                " msgpack values, more than the " + std::to_string(proto::kMaxPayloadObjects) +
-                " a payload may hold");
-  }
-  try {
-    // The payload arrived inside a frame the link already scanned; the limits bound it again.
-    const std::size_t n = raw.bytes.size();
-    const msgpack::unpack_limit limit(n, n / 2, n, n, n, mp::kMaxDepth);
-    p.handle_ = msgpack::unpack(raw.bytes.data(), n, nullptr, nullptr, limit);
-  } catch (const std::exception& e) {
-    return fail(std::string(kind) + ".payload: " + e.what());
-  }
+  Expected<msgpack::object_handle> unpacked =
+      mp::unpack_counted(raw.bytes, proto::kMaxPayloadObjects);
+  if (!unpacked) return fail(std::string(kind) + ".payload: " + unpacked.error());
+  p.handle_ = std::move(*unpacked);
   if (p.handle_.get().type != msgpack::type::MAP) {
     return fail(std::string(kind) + ".payload: expected map, got " +
                 mp::type_name(p.handle_.get()));

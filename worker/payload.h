@@ -17,7 +17,7 @@ namespace kiln::worker {
 class Payload {
  public:
   // Unpacks the payload of a job of `kind`; fails unless it is a map of at most
-  // proto::kMaxPayloadObjects values.
+  // proto::kMaxPayloadObjects values. Its strings refer into `raw`, which must outlive it.
   static Expected<Payload> parse(std::string_view kind, const proto::RawObject& raw);
 
   // The value of a field the job requires: a failure that names the field ("selftest.ms:
